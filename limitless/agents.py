@@ -1,0 +1,193 @@
+"""Agent profiles: how to start an agent, and how to read what it prints.
+
+A profile is an argv template. Placeholders are whole words in braces:
+`{prompt}`, `{prompt_file}`, `{task}`, `{worktree}`, `{branch}`, `{model}`,
+`{python}` (the interpreter running limitless). Substitution happens element by
+element and never re-reads what it inserted, so a prompt full of braces, quotes
+or `$(...)` arrives as the bytes it was.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+PLACEHOLDERS = frozenset({"prompt", "prompt_file", "task", "worktree", "branch", "model", "python"})
+
+DEFAULT_PROGRESS_REGEX = r"(?i)\bprogress\b\D{0,20}?(\d{1,3}(?:\.\d+)?)\s*%"
+DEFAULT_COST_REGEX = r"(?i)\b(?:total\s+)?cost\b\D{0,20}?\$\s*(\d+(?:\.\d+)?)"
+DEFAULT_RATE_LIMIT_REGEX = r"(?i)\b(?:rate[ -]?limit(?:ed)?|429 Too Many Requests|quota exceeded)\b"
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    """How to start one kind of agent and how to parse its output."""
+
+    name: str
+    command: tuple[str, ...]
+    model_args: tuple[str, ...] = ()
+    interactive: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+    cost_regex: str | None = DEFAULT_COST_REGEX
+    progress_regex: str | None = DEFAULT_PROGRESS_REGEX
+    waiting_regex: str | None = None
+    session_regex: str | None = None
+    resume_command: tuple[str, ...] = ()
+    rate_limit_regex: str | None = DEFAULT_RATE_LIMIT_REGEX
+    idle_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    """The values a profile's placeholders are filled with."""
+
+    prompt: str
+    prompt_file: str
+    task: str
+    worktree: str
+    branch: str
+    model: str | None = None
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def render_argv(profile: AgentProfile, context: AgentContext) -> list[str]:
+    """The argv that starts `profile` for `context`; `model_args` only with a model."""
+    values = {
+        "prompt": context.prompt,
+        "prompt_file": context.prompt_file,
+        "task": context.task,
+        "worktree": context.worktree,
+        "branch": context.branch,
+        "model": context.model or "",
+        "python": sys.executable,
+    }
+    argv = [_fill(part, values) for part in profile.command]
+    if context.model and profile.model_args:
+        argv += [_fill(part, values) for part in profile.model_args]
+    return argv
+
+
+def unknown_placeholders(parts: Sequence[str]) -> list[str]:
+    """Placeholder names in `parts` that limitless does not know."""
+    found = [m.group(1) for part in parts for m in PLACEHOLDER.finditer(part)]
+    return [name for name in found if name not in PLACEHOLDERS]
+
+
+_CLAUDE_WAITING = (
+    r"(?i)(do you want to (proceed|make this edit|create)|❯\s*1\.\s*yes|"
+    r"\(y/n\)|press enter to continue|waiting for your input)"
+)
+
+BUILTIN_PROFILES: dict[str, AgentProfile] = {
+    profile.name: profile
+    for profile in (
+        AgentProfile(
+            name="claude",
+            command=("claude", "-p", "{prompt}"),
+            model_args=("--model", "{model}"),
+            waiting_regex=_CLAUDE_WAITING,
+            session_regex=r"(?i)session[ _-]?id\W+([0-9a-f-]{36})",
+            resume_command=("claude", "--resume", "{session}"),
+        ),
+        AgentProfile(
+            name="codex",
+            command=("codex", "exec", "{prompt}"),
+            model_args=("-m", "{model}"),
+            waiting_regex=r"(?i)(allow command\?|approve\?|\[y/n\]|\(y/n\))",
+        ),
+        AgentProfile(
+            name="gemini",
+            command=("gemini", "-p", "{prompt}"),
+            model_args=("-m", "{model}"),
+            waiting_regex=r"(?i)(allow execution\?|waiting for user confirmation|\(y/n\))",
+        ),
+        AgentProfile(
+            name="aider",
+            command=("aider", "--yes-always", "--message", "{prompt}"),
+            model_args=("--model", "{model}"),
+            waiting_regex=r"(?i)(\(y\)es/\(n\)o|\[yes\]:|> $)",
+        ),
+        AgentProfile(
+            name="opencode",
+            command=("opencode", "run", "{prompt}"),
+            model_args=("-m", "{model}"),
+        ),
+        AgentProfile(
+            name="shell",
+            command=("bash", "-e", "{prompt_file}"),
+            cost_regex=DEFAULT_COST_REGEX,
+            rate_limit_regex=None,
+        ),
+        AgentProfile(
+            name="demo",
+            command=("{python}", "-m", "limitless.demo_agent", "--task", "{task}", "{prompt_file}"),
+            model_args=("--model", "{model}"),
+            rate_limit_regex=None,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class OutputParsers:
+    """Compiled regexes of one profile, applied line by line to an agent's output."""
+
+    progress: re.Pattern[str] | None
+    cost: re.Pattern[str] | None
+    waiting: re.Pattern[str] | None
+    session: re.Pattern[str] | None
+    rate_limit: re.Pattern[str] | None
+
+    @classmethod
+    def for_profile(cls, profile: AgentProfile) -> OutputParsers:
+        def compiled(pattern: str | None) -> re.Pattern[str] | None:
+            return re.compile(pattern) if pattern else None
+
+        return cls(
+            progress=compiled(profile.progress_regex),
+            cost=compiled(profile.cost_regex),
+            waiting=compiled(profile.waiting_regex),
+            session=compiled(profile.session_regex),
+            rate_limit=compiled(profile.rate_limit_regex),
+        )
+
+    def progress_of(self, line: str) -> float | None:
+        """A percentage 0..100 named on `line`, if any."""
+        if self.progress is None:
+            return None
+        match = self.progress.search(line)
+        if not match:
+            return None
+        value = float(match.group(1))
+        return min(value, 100.0)
+
+    def cost_of(self, line: str) -> float | None:
+        """A cost in USD named on `line`, if any (the profile's own, or claude's JSON)."""
+        json_cost = _JSON_COST.search(line)
+        if json_cost:
+            return float(json_cost.group(1))
+        if self.cost is None:
+            return None
+        match = self.cost.search(line)
+        return float(match.group(1)) if match else None
+
+    def session_of(self, line: str) -> str | None:
+        if self.session is None:
+            return None
+        match = self.session.search(line)
+        return match.group(1) if match else None
+
+    def is_waiting(self, line: str) -> bool:
+        return bool(self.waiting and self.waiting.search(line))
+
+    def is_rate_limited(self, line: str) -> bool:
+        return bool(self.rate_limit and self.rate_limit.search(line))
+
+
+_JSON_COST = re.compile(r'"total_cost_usd"\s*:\s*(\d+(?:\.\d+)?)')
