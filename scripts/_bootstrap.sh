@@ -1,0 +1,44 @@
+# Sourced by limitless.sh and test.sh: make .venv next to the repository and
+# install limitless into it (again when pyproject.toml is newer than the install).
+# Usage: bootstrap ""     (runtime only)   |   bootstrap "dev"   (with the dev extra)
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$repo_root/.venv"
+
+find_python() {
+    local candidate
+    for candidate in "${LIMITLESS_PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+        [ -n "$candidate" ] || continue
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    echo "limitless: Python 3.11 or newer is needed; install it or set LIMITLESS_PYTHON" >&2
+    return 3
+}
+
+bootstrap() {
+    local extras="$1" stamp spec python
+    stamp="$venv/.limitless-install"
+    if [ ! -x "$venv/bin/python" ]; then
+        python="$(find_python)" || exit 3
+        echo "limitless: creating $venv" >&2
+        "$python" -m venv "$venv"
+    fi
+    # A stamp names the extras installed; dev includes the runtime set.
+    if [ -f "$stamp" ] && [ ! "$repo_root/pyproject.toml" -nt "$stamp" ]; then
+        if [ -z "$extras" ] || grep -qx "$extras" "$stamp"; then
+            return 0
+        fi
+    fi
+    spec="$repo_root"
+    [ -n "$extras" ] && spec="$repo_root[$extras]"
+    echo "limitless: installing into $venv" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec" >&2 || {
+        echo "limitless: installing into $venv failed (see pip's words above)" >&2
+        exit 3
+    }
+    echo "${extras}" >"$stamp"
+}
