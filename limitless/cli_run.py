@@ -1,0 +1,327 @@
+"""Command line of the run engine: run, demo, attach, logs, kill, retry, wait, resume, cleanup.
+
+Parsing and printing only; the work happens in launcher, supervisor, execpane,
+worktrees and tmux.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from limitless.errors import UsageError
+from limitless.states import ControlAction
+
+Handler = Callable[[argparse.Namespace], int]
+Command = Callable[[str, str, Handler], argparse.ArgumentParser]
+
+
+def add_commands(command: Command) -> None:
+    p = command("run", "run a plan: one worktree and tmux pane per task", cmd_run)
+    p.add_argument("plan", nargs="?", default=None, help="plan file (default limitless.yaml)")
+    _add_run_flags(p)
+
+    p = command("demo", "run a demo plan with simulated agents in a throwaway repository", cmd_demo)
+    p.add_argument("--tasks", type=int, default=7, help="number of demo tasks (default 7)")
+    p.add_argument("--speed", type=float, default=1.0, help="speed factor (2 = twice as fast)")
+    p.add_argument("--headless", action="store_true", help="no attach: print progress, then exit")
+    p.add_argument("--detach", action="store_true", help="start and print how to attach")
+    p.add_argument("--dir", default=None, help="where to create the demo repository")
+    p.add_argument("--layout", default=None)
+
+    p = command("attach", "attach to a run's tmux session", cmd_attach)
+    p.add_argument("run", nargs="?", default=None)
+
+    p = command("logs", "print a task's log", cmd_logs)
+    p.add_argument("run")
+    p.add_argument("task")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing as it grows")
+
+    for name, action, help_text in (
+        ("kill", ControlAction.KILL, "kill a task (its process tree)"),
+        ("retry", ControlAction.RETRY, "run a failed, killed or blocked task again"),
+        ("done", ControlAction.DONE, "mark a running or waiting task done"),
+    ):
+        p = command(name, help_text, _control_handler(action))
+        p.add_argument("run")
+        p.add_argument("task")
+
+    p = command("wait", "wait until a run ends; exit with its code", cmd_wait)
+    p.add_argument("run", nargs="?", default=None)
+    p.add_argument("--timeout", type=float, default=None, help="seconds; exit 1 when reached")
+    p.add_argument("--quiet", "-q", action="store_true")
+
+    p = command("resume", "go on with a run after a crash of its supervisor or tmux", cmd_resume)
+    p.add_argument("run", nargs="?", default=None)
+    p.add_argument("--headless", action="store_true")
+    p.add_argument("--detach", action="store_true")
+
+    p = command("cleanup", "remove a run's worktrees, session and merged branches", cmd_cleanup)
+    p.add_argument("run", nargs="?", default=None)
+    p.add_argument("--all", action="store_true", help="every finished run")
+    p.add_argument("--keep-branches", action="store_true")
+    p.add_argument("--force", action="store_true", help="also delete unmerged branches")
+
+    p = command("_exec", argparse.SUPPRESS, cmd_exec)
+    p.add_argument("--run", required=True)
+    p.add_argument("--task", required=True)
+    p.add_argument("--state-dir", required=True)
+
+    p = command("_supervise", argparse.SUPPRESS, cmd_supervise)
+    p.add_argument("--run", required=True)
+    p.add_argument("--state-dir", required=True)
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--detach", action="store_true", help="start, print the run id, return")
+    mode.add_argument(
+        "--headless", action="store_true", help="stream progress; exit with the run's code"
+    )
+    p.add_argument("--max-concurrency", "--workers", type=int, default=None, metavar="N")
+    p.add_argument("--sequential", action="store_true", help="same as --max-concurrency 1")
+    p.add_argument("--parallel", action="store_true", help="the default; accepted")
+    p.add_argument("--schedule", choices=("deps", "waves"), default="deps")
+    p.add_argument("--no-merge", action="store_true", help="leave branches unmerged")
+    p.add_argument("--merge-strategy", choices=("merge", "regular", "squash", "rebase"))
+    p.add_argument("--no-auto-merge", action="store_true", help="land manually (land: manual)")
+    p.add_argument("--layout", default=None)
+    p.add_argument("--json", action="store_true", help="print the run as JSON (implies --detach)")
+
+
+# ---------------------------------------------------------------- run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from limitless import plan as plan_mod
+    from limitless.launcher import RunOptions
+
+    path = Path(args.plan) if args.plan else Path(plan_mod.DEFAULT_PLAN_FILE)
+    if args.plan and not path.exists() and not path.suffix:
+        msg = f"plan file {args.plan!r} not found (goal text needs `--goal`, coming with planners)"
+        raise UsageError(msg)
+    plan = plan_mod.load(path)
+    options = RunOptions(
+        max_concurrency=1 if args.sequential else args.max_concurrency,
+        schedule=args.schedule,
+        no_merge=args.no_merge,
+        merge_strategy=args.merge_strategy,
+        layout=args.layout,
+        land="manual" if args.no_auto_merge else None,
+    )
+    mode = "json" if args.json else "headless" if args.headless else "detach" if args.detach else ""
+    return _start_and_follow(plan, options, Path.cwd(), mode)
+
+
+def _start_and_follow(plan: object, options: object, cwd: Path, mode: str) -> int:
+    from limitless.context import socket_name
+    from limitless.launcher import RunOptions, start_run
+    from limitless.plan import Plan
+
+    assert isinstance(plan, Plan) and isinstance(options, RunOptions)
+    started = start_run(plan, cwd=cwd, options=options, socket_name=socket_name(None))
+    run = started.run
+    if mode == "json":
+        print(json.dumps({"run": run.id, "session": run.tmux_session, "status": str(run.status)}))
+        return 0
+    if mode == "detach":
+        print(f"run {run.id} started in tmux session {run.tmux_session}")
+        print(f"  watch it:   limitless attach {run.id}")
+        print(f"  status:     limitless status {run.id}")
+        print(f"  wait:       limitless wait {run.id}")
+        return 0
+    if mode == "headless":
+        return _follow(run.id, Path(run.repo_root), timeout=None)
+    return started.session.attach()
+
+
+def _follow(run_id: str, repo_root: Path, timeout: float | None, quiet: bool = False) -> int:
+    from limitless.context import open_context
+    from limitless.follow import follow, summary_lines
+
+    with open_context(repo_root) as ctx:
+        print(f"following run {run_id} (attach with `limitless attach {run_id}`)", flush=True)
+        summary = follow(
+            ctx.store,
+            run_id,
+            timeout=timeout,
+            out=(lambda line: None) if quiet else _print_flush,
+            live=False if quiet else None,
+        )
+    if summary is None:
+        print(f"run {run_id} still going after {timeout:.0f}s", file=sys.stderr)
+        return 1
+    for line in summary_lines(summary):
+        print(line)
+    return summary.exit_code
+
+
+def _print_flush(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from limitless import demo, plan as plan_mod
+    from limitless.launcher import RunOptions
+
+    if not 1 <= args.tasks <= 64:
+        raise UsageError(f"--tasks {args.tasks} is out of range; use 1..64")
+    if args.speed <= 0:
+        raise UsageError(f"--speed {args.speed} must be above 0 (2 = twice as fast)")
+    parent = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="limitless-demo-"))
+    made = demo.create_demo_repo(parent, tasks=args.tasks, speed=args.speed)
+    print(f"demo repository: {made.repo}")
+    plan = plan_mod.load(made.plan_path)
+    mode = "headless" if args.headless else "detach" if args.detach else ""
+    return _start_and_follow(plan, RunOptions(layout=args.layout), made.repo, mode)
+
+
+# ---------------------------------------------------------------- run-time commands
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from limitless.context import open_context
+    from limitless.tmux import TmuxSession
+
+    with open_context() as ctx:
+        run = ctx.run(args.run)
+    session = TmuxSession(run.tmux_socket, run.tmux_session)
+    if not session.exists():
+        msg = (
+            f"run {run.id} has no tmux session ({run.tmux_session}); it is {run.status}. "
+            f"`limitless resume {run.id}` brings it back if it did not finish"
+        )
+        raise UsageError(msg)
+    return session.attach()
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from limitless.context import open_context
+
+    with open_context() as ctx:
+        run = ctx.run(args.run)
+        ctx.store.get_task(run.id, args.task)
+        path = ctx.store.log_path(run.id, args.task)
+        if not path.exists():
+            print(f"no log yet for {args.task} (it has not started)", file=sys.stderr)
+            return 0 if not args.follow else _wait_for_log(path)
+        with open(path, "rb") as handle:
+            _copy(handle)
+            if not args.follow:
+                return 0
+            while True:
+                if not _copy(handle):
+                    if ctx.store.get_task(run.id, args.task).status.terminal:
+                        return 0
+                    time.sleep(0.2)
+
+
+def _wait_for_log(path: Path) -> int:
+    while not path.exists():
+        time.sleep(0.2)
+    return 0
+
+
+def _copy(handle: object) -> bool:
+    data = handle.read()  # type: ignore[attr-defined]
+    if data:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return bool(data)
+
+
+def _control_handler(action: ControlAction) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        from limitless.context import open_context
+
+        with open_context() as ctx:
+            run = ctx.run(args.run)
+            ctx.store.get_task(run.id, args.task)
+            request_id = ctx.store.request(run.id, action, args.task, source="cli")
+            if run.status.finished:
+                print(
+                    f"request {request_id}: {action} {args.task} recorded; run {run.id} has "
+                    f"ended, so `limitless resume {run.id}` acts on it"
+                )
+                return 0
+            result = _await_request(ctx.store, run.id, request_id)
+        print(f"{action} {args.task}: {result or 'queued for the supervisor'}")
+        return 0
+
+    return handler
+
+
+def _await_request(store: object, run_id: str, request_id: int, timeout: float = 5.0) -> str:
+    from limitless.store import Store
+
+    assert isinstance(store, Store)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for request in store.requests(run_id) if hasattr(store, "requests") else []:
+            if request.id == request_id and request.result is not None:
+                return request.result
+        if not any(r.id == request_id for r in store.pending_requests(run_id)):
+            return "handled"
+        time.sleep(0.1)
+    return ""
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    from limitless.context import open_context
+
+    with open_context() as ctx:
+        run = ctx.run(args.run)
+    return _follow(run.id, Path(run.repo_root), timeout=args.timeout, quiet=args.quiet)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from limitless.context import open_context
+    from limitless.recovery import resume_run
+
+    with open_context() as ctx:
+        run = ctx.run(args.run)
+        message, session = resume_run(ctx.store, run.id)
+    print(message)
+    if session is None:
+        return 0
+    if args.headless:
+        return _follow(run.id, Path(run.repo_root), timeout=None)
+    if args.detach or not sys.stdin.isatty():
+        return 0
+    return session.attach()
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from limitless.cleanup import cleanup_run
+    from limitless.context import open_context
+
+    with open_context() as ctx:
+        if args.all:
+            runs = [run for run in ctx.store.list_runs() if run.status.finished]
+        else:
+            runs = [ctx.run(args.run)]
+        for run in runs:
+            for line in cleanup_run(
+                ctx.store, run.id, keep_branches=args.keep_branches, force=args.force
+            ):
+                print(line)
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from limitless.execpane import main as exec_main
+
+    return exec_main(args.run, args.task, Path(args.state_dir))
+
+
+def cmd_supervise(args: argparse.Namespace) -> int:
+    from limitless.supervisor import main as supervise_main
+
+    os.environ.setdefault("LIMITLESS_RUN", args.run)
+    return supervise_main(args.run, Path(args.state_dir))

@@ -1,0 +1,358 @@
+"""The in-pane wrapper behind `limitless _exec --run R --task T`.
+
+It runs in the task's tmux pane: loads the task from the store, marks it
+running, runs setup commands and then the agent (argv, never a shell) in a pty,
+tees the output to the task log, parses progress, cost and session ids, commits
+what the agent left uncommitted, records the end and wakes the supervisor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import BinaryIO
+
+from limitless import worktrees
+from limitless.agents import AgentContext, AgentProfile, OutputParsers, render_argv
+from limitless.errors import LimitlessError
+from limitless.plan import Plan, Task
+from limitless.ptyrun import PtyProcess, PtyResult
+from limitless.states import TaskStatus
+from limitless.store import Attempt, Run, Store, TaskRow
+from limitless.views import duration
+
+log = logging.getLogger(__name__)
+
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+PROGRESS_WRITE_INTERVAL = 0.5
+BOLD, DIM, GREEN, RED, RESET = "\x1b[1m", "\x1b[2m", "\x1b[32m", "\x1b[31m", "\x1b[0m"
+
+
+def wake_channel(run_id: str) -> str:
+    """The tmux wait-for channel the supervisor of `run_id` listens on."""
+    return f"limitless-{run_id}"
+
+
+def prompt_path(store: Store, run_id: str, task_id: str) -> Path:
+    """Where a task's prompt is written: the store folder, never the worktree."""
+    return store.run_dir(run_id) / "prompts" / f"{task_id}.md"
+
+
+class LineParser:
+    """Turns the agent's byte stream into lines and remembers what they said."""
+
+    def __init__(self, parsers: OutputParsers) -> None:
+        self.parsers = parsers
+        self.partial = ""
+        self.progress: float | None = None
+        self.cost: float | None = None
+        self.session: str | None = None
+        self.rate_limited = False
+        self.changed = False
+        self.last_line = ""
+
+    def feed(self, data: bytes) -> None:
+        text = self.partial + data.decode("utf-8", errors="replace")
+        pieces = re.split(r"[\r\n]", text)
+        self.partial = pieces.pop()
+        for piece in pieces:
+            self._line(ANSI.sub("", piece).strip())
+
+    def finish(self) -> None:
+        if self.partial:
+            self._line(ANSI.sub("", self.partial).strip())
+            self.partial = ""
+
+    def _line(self, line: str) -> None:
+        if not line:
+            return
+        self.last_line = line
+        progress = self.parsers.progress_of(line)
+        if progress is not None and progress != self.progress:
+            self.progress = progress
+            self.changed = True
+        cost = self.parsers.cost_of(line)
+        if cost is not None and cost != self.cost:
+            self.cost = cost
+            self.changed = True
+        session = self.parsers.session_of(line)
+        if session and session != self.session:
+            self.session = session
+            self.changed = True
+        if self.parsers.is_rate_limited(line):
+            self.rate_limited = True
+
+
+@dataclass
+class Outcome:
+    status: TaskStatus
+    exit_code: int | None
+    reason: str
+
+
+class Wrapper:
+    """One attempt of one task, from the store row to the recorded end."""
+
+    def __init__(self, store: Store, run: Run, plan: Plan, task: Task, row: TaskRow) -> None:
+        self.store = store
+        self.run = run
+        self.plan = plan
+        self.task = task
+        self.row = row
+        self.profile: AgentProfile = plan.profile(task)
+        self.worktree = Path(row.worktree)
+        self.log_file: BinaryIO | None = None
+        self.process: PtyProcess | None = None
+        self.signalled: int | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def execute(self) -> int:
+        log_path = self.store.log_path(self.run.id, self.task.id)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as self.log_file:
+            self._mark_running()
+            self._say(
+                f"{BOLD}▶ {self.task.id}{RESET} · attempt {self.row.attempt} · "
+                f"agent {self.profile.name} · {DIM}{self.row.branch}{RESET}"
+            )
+            outcome = self._setup()
+            if outcome is None:
+                outcome = self._run_agent()
+            self._finish(outcome)
+        self._wake_supervisor()
+        return 0 if outcome.status is TaskStatus.DONE else 1
+
+    def _mark_running(self) -> None:
+        now = time.time()
+        self.store.update_task(
+            self.run.id,
+            self.task.id,
+            pid=os.getpid(),
+            pane_id=os.environ.get("TMUX_PANE", self.row.pane_id),
+            started_at=now,
+        )
+        self.store.add_attempt(
+            Attempt(
+                run_id=self.run.id, task_id=self.task.id, attempt=self.row.attempt, started_at=now
+            )
+        )
+        self.store.add_event(
+            self.run.id, "task_started", self.task.id, attempt=self.row.attempt, pid=os.getpid()
+        )
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.profile.env)
+        env.update(self.task.env)
+        env.update(
+            {
+                "LIMITLESS_RUN": self.run.id,
+                "LIMITLESS_TASK": self.task.id,
+                "LIMITLESS_WORKTREE": str(self.worktree),
+                "LIMITLESS_BRANCH": self.row.branch,
+                "LIMITLESS_ATTEMPT": str(self.row.attempt),
+                "LIMITLESS_STATE_DIR": str(self.store.state_dir),
+            }
+        )
+        return env
+
+    def _setup(self) -> Outcome | None:
+        """Run the plan's setup commands once per worktree; None when all passed."""
+        if self.row.setup_done or not self.plan.setup:
+            return None
+        env = self._environment()
+        for command in self.plan.setup:
+            self._say(f"{DIM}$ {command}{RESET}")
+            process = PtyProcess(
+                ["bash", "-c", command], cwd=str(self.worktree), env=env, on_output=self._log
+            )
+            result = process.pump()
+            if result.exit_code != 0:
+                return Outcome(
+                    TaskStatus.FAILED,
+                    result.exit_code,
+                    f"setup command `{command}` exited with {result.exit_code}",
+                )
+        self.store.update_task(self.run.id, self.task.id, setup_done=True)
+        return None
+
+    def _run_agent(self) -> Outcome:
+        prompt_file = prompt_path(self.store, self.run.id, self.task.id)
+        prompt_file.parent.mkdir(parents=True, exist_ok=True)
+        prompt_file.write_text(self.task.prompt, encoding="utf-8")
+        context = AgentContext(
+            prompt=self.task.prompt,
+            prompt_file=str(prompt_file),
+            task=self.task.id,
+            worktree=str(self.worktree),
+            branch=self.row.branch,
+            model=self.task.model,
+        )
+        argv = render_argv(self.profile, context)
+        env = self._environment()
+        if shutil.which(argv[0], path=env.get("PATH")) is None:
+            return Outcome(
+                TaskStatus.FAILED,
+                127,
+                f"agent command {argv[0]!r} (profile {self.profile.name}) not found on PATH; "
+                "install it or pick another agent for this task",
+            )
+        parser = LineParser(OutputParsers.for_profile(self.profile))
+        last_write = 0.0
+
+        def on_output(data: bytes) -> None:
+            nonlocal last_write
+            self._log(data)
+            parser.feed(data)
+            now = time.monotonic()
+            if parser.changed and now - last_write >= PROGRESS_WRITE_INTERVAL:
+                self._store_parsed(parser)
+                last_write = now
+
+        self.process = PtyProcess(argv, cwd=str(self.worktree), env=env, on_output=on_output)
+        self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
+        result = self.process.pump(timeout_s=self.task.timeout_s)
+        parser.finish()
+        self._store_parsed(parser)
+        return self._outcome(result)
+
+    def _outcome(self, result: PtyResult) -> Outcome:
+        if result.timed_out:
+            return Outcome(
+                TaskStatus.FAILED,
+                result.exit_code,
+                f"timed out after {duration(self.task.timeout_s or 0)}; process tree killed",
+            )
+        if result.stopped:
+            current = self.store.get_task(self.run.id, self.task.id).status
+            if current in (TaskStatus.DONE, TaskStatus.KILLED):
+                return Outcome(current, result.exit_code, "")
+            name = signal.Signals(self.signalled).name if self.signalled else "a signal"
+            return Outcome(TaskStatus.FAILED, result.exit_code, f"wrapper stopped by {name}")
+        if result.exit_code == 0:
+            return Outcome(TaskStatus.DONE, 0, "")
+        return Outcome(
+            TaskStatus.FAILED, result.exit_code, f"agent exited with {result.exit_code}"
+        )
+
+    def _store_parsed(self, parser: LineParser) -> None:
+        fields: dict[str, object] = {}
+        if parser.progress is not None:
+            fields["progress"] = parser.progress
+        if parser.cost is not None:
+            fields["cost_usd"] = parser.cost
+        if parser.session:
+            fields["session_id"] = parser.session
+        if fields:
+            self.store.update_task(self.run.id, self.task.id, **fields)
+        parser.changed = False
+
+    def _finish(self, outcome: Outcome) -> None:
+        reason = outcome.reason
+        if self.plan.autocommit:
+            try:
+                sha = worktrees.commit_all(
+                    self.worktree,
+                    f"limitless: {self.task.id} — work left uncommitted by the agent "
+                    f"(attempt {self.row.attempt})",
+                )
+                if sha:
+                    self._say(f"{DIM}committed leftovers as {sha[:10]}{RESET}")
+            except LimitlessError as exc:
+                reason = f"{reason}; autocommit failed: {exc}".lstrip("; ")
+        state = worktrees.inspect(self.worktree, self.row.start_sha or self.run.base_sha)
+        now = time.time()
+        fields: dict[str, object] = {
+            "exit_code": outcome.exit_code,
+            "ended_at": now,
+            "reason": reason,
+            "head_sha": state.head,
+            "commits": state.ahead,
+            "files_changed": state.files_changed,
+            "insertions": state.insertions,
+            "deletions": state.deletions,
+        }
+        if outcome.status is TaskStatus.DONE:
+            fields["progress"] = 100.0
+        changed = self.store.transition(
+            self.run.id,
+            self.task.id,
+            (TaskStatus.RUNNING, TaskStatus.WAITING, TaskStatus.DONE),
+            outcome.status,
+            **fields,
+        )
+        final = outcome.status if changed else self.store.get_task(self.run.id, self.task.id).status
+        if not changed:
+            self.store.update_task(self.run.id, self.task.id, **fields)
+        self.store.end_attempt(
+            self.run.id,
+            self.task.id,
+            self.row.attempt,
+            ended_at=now,
+            exit_code=outcome.exit_code,
+            reason=reason,
+            ref=None,
+        )
+        kind = {TaskStatus.DONE: "task_done", TaskStatus.KILLED: "task_killed"}.get(
+            final, "task_failed"
+        )
+        self.store.add_event(
+            self.run.id, kind, self.task.id, exit_code=outcome.exit_code, reason=reason
+        )
+        elapsed = now - (self.store.get_task(self.run.id, self.task.id).started_at or now)
+        mark = f"{GREEN}✓" if final is TaskStatus.DONE else f"{RED}✗"
+        detail = f" — {reason}" if reason else ""
+        self._say(
+            f"{BOLD}{mark} {self.task.id} {final}{RESET} in {duration(elapsed)} · "
+            f"{state.ahead} commit{'s' if state.ahead != 1 else ''} · "
+            f"{state.files_changed} files +{state.insertions} −{state.deletions}{detail}"
+        )
+
+    def _wake_supervisor(self) -> None:
+        from limitless.tmux import TmuxSession
+
+        with contextlib.suppress(LimitlessError, OSError):
+            TmuxSession(self.run.tmux_socket, self.run.tmux_session).signal(
+                wake_channel(self.run.id)
+            )
+
+    # ------------------------------------------------------------ output
+
+    def _log(self, data: bytes) -> None:
+        if self.log_file is not None:
+            self.log_file.write(data)
+            self.log_file.flush()
+
+    def _say(self, line: str) -> None:
+        data = f"{line}\r\n".encode()
+        with contextlib.suppress(OSError):
+            os.write(sys.stdout.fileno(), data)
+        self._log(ANSI.sub("", line).encode() + b"\n")
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signalled = signum
+        if self.process is not None:
+            self.process.request_stop()
+        else:
+            raise SystemExit(128 + signum)
+
+
+def main(run_id: str, task_id: str, state_dir: Path) -> int:
+    """Entry point of `limitless _exec`: run one attempt of one task in this pane."""
+    with Store.open(state_dir) as store:
+        run = store.get_run(run_id)
+        plan = Plan.from_json(run.plan_json)
+        wrapper = Wrapper(store, run, plan, plan.task(task_id), store.get_task(run_id, task_id))
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(signum, wrapper.on_signal)
+        return wrapper.execute()

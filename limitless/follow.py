@@ -1,0 +1,134 @@
+"""Following a run from outside tmux: `run --headless` and `wait` print what happens.
+
+On a terminal it draws a live rich table; otherwise one plain line per event,
+so CI logs read well. Both end with a short summary and the run's exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from limitless.states import TaskStatus
+from limitless.store import Event, Run, Store, TaskRow
+from limitless.views import duration
+
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The figures a finished run is judged by."""
+
+    run_id: str
+    status: str
+    exit_code: int
+    wall_s: float
+    task_s: float
+    done: int
+    total: int
+    reason: str
+
+    @property
+    def speedup(self) -> float:
+        return self.task_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def summarize(run: Run, tasks: list[TaskRow]) -> RunSummary:
+    end = run.ended_at or time.time()
+    task_s = sum(
+        (row.ended_at or end) - row.started_at for row in tasks if row.started_at is not None
+    )
+    return RunSummary(
+        run_id=run.id,
+        status=str(run.status),
+        exit_code=run.exit_code if run.exit_code is not None else 1,
+        wall_s=max(0.0, end - run.created_at),
+        task_s=task_s,
+        done=sum(row.status is TaskStatus.DONE for row in tasks),
+        total=len(tasks),
+        reason=run.reason,
+    )
+
+
+def summary_lines(summary: RunSummary) -> list[str]:
+    return [
+        f"run {summary.run_id} {summary.status}: {summary.done}/{summary.total} tasks done",
+        f"wall time {duration(summary.wall_s)} · sum of task times {duration(summary.task_s)} "
+        f"· speedup {summary.speedup:.1f}x",
+        *([summary.reason] if summary.reason else []),
+    ]
+
+
+def describe(event: Event) -> str | None:
+    """One human line for an event, or None for events not worth a line."""
+    task = event.task_id or ""
+    data = event.data
+    reason = f" — {data['reason']}" if data.get("reason") else ""
+    lines: dict[str, str] = {
+        "run_started": f"run started on {data.get('base')} with {data.get('tasks')} tasks",
+        "task_launched": f"▶ {task} started (slot {int(str(data.get('slot', 0))) + 1}, "
+        f"attempt {data.get('attempt')})",
+        "task_done": f"✓ {task} done",
+        "task_failed": f"✗ {task} failed{reason}",
+        "task_killed": f"☠ {task} killed",
+        "task_blocked": f"⊘ {task} blocked by {data.get('by')}",
+        "task_retry": f"↻ {task} will be retried",
+        "task_waiting": f"? {task} is waiting for input{reason}",
+        "merge_started": "merge phase started",
+        "task_merged": f"⇢ {task} merged",
+        "merge_conflict": f"⚠ {task} conflicts: {', '.join(map(str, data.get('files', []) or []))}",  # type: ignore[call-overload]
+        "gate_failed": f"⚠ {task} failed the gate",
+        "landed": f"landed on {data.get('base')} at {str(data.get('sha', ''))[:10]}",
+        "run_done": f"run finished: {data.get('status')}",
+    }
+    return lines.get(event.kind)
+
+
+def follow(
+    store: Store,
+    run_id: str,
+    *,
+    timeout: float | None = None,
+    out: Callable[[str], None] = print,
+    live: bool | None = None,
+) -> RunSummary | None:
+    """Print events until the run ends; None when `timeout` passed first."""
+    live = sys.stdout.isatty() if live is None else live
+    if live:
+        return _follow_live(store, run_id, timeout)
+    deadline = time.monotonic() + timeout if timeout else None
+    after = 0
+    while True:
+        for event in store.events(run_id, after_id=after):
+            after = event.id
+            line = describe(event)
+            if line:
+                out(f"{time.strftime('%H:%M:%S', time.localtime(event.ts))} {line}")
+        run = store.get_run(run_id)
+        if run.status.finished:
+            return summarize(run, store.get_tasks(run_id))
+        if deadline is not None and time.monotonic() > deadline:
+            return None
+        time.sleep(POLL_S)
+
+
+def _follow_live(store: Store, run_id: str, timeout: float | None) -> RunSummary | None:
+    from rich.console import Console
+    from rich.live import Live
+
+    from limitless.views import status_document, status_renderable
+
+    deadline = time.monotonic() + timeout if timeout else None
+    console = Console(highlight=False)
+    with Live(console=console, auto_refresh=False, transient=False) as live:
+        while True:
+            live.update(status_renderable(status_document(store, run_id)), refresh=True)  # type: ignore[arg-type]
+            run = store.get_run(run_id)
+            if run.status.finished:
+                return summarize(run, store.get_tasks(run_id))
+            if deadline is not None and time.monotonic() > deadline:
+                return None
+            time.sleep(POLL_S)

@@ -1,0 +1,199 @@
+"""Starting a run: validate everything, then create the store rows and the tmux session.
+
+Nothing is created before every check has passed: a bad plan, a missing base
+branch or a missing tmux leaves no branch, worktree, session or store row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from limitless import worktrees
+from limitless.doctor import MIN_GIT, MIN_TMUX
+from limitless.errors import EnvironmentProblem, UsageError
+from limitless.plan import Plan
+from limitless.states import RunStatus, TaskStatus
+from limitless.store import Run, Store, TaskRow
+from limitless.supervisor import idle_argv
+from limitless.tmux import Layout, TmuxSession, load_layout, tmux_version
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line may change about a plan for one run."""
+
+    max_concurrency: int | None = None
+    schedule: str = "deps"
+    no_merge: bool = False
+    merge_strategy: str | None = None
+    layout: str | None = None
+    land: str | None = None
+    dashboard: bool = True
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run: Run
+    session: TmuxSession
+
+
+def apply_options(plan: Plan, options: RunOptions) -> Plan:
+    """The plan with command-line overrides applied (validated like the plan's own)."""
+    changes: dict[str, object] = {}
+    if options.max_concurrency is not None:
+        if not 1 <= options.max_concurrency <= 64:
+            msg = f"--max-concurrency {options.max_concurrency} is out of range; use 1..64"
+            raise UsageError(msg)
+        changes["max_concurrency"] = options.max_concurrency
+    if options.layout:
+        changes["layout"] = options.layout
+    merge_changes: dict[str, object] = {}
+    if options.merge_strategy:
+        merge_changes["strategy"] = (
+            "merge" if options.merge_strategy == "regular" else options.merge_strategy
+        )
+    if options.land:
+        merge_changes["land"] = options.land
+    if merge_changes:
+        changes["merge"] = dataclasses.replace(plan.merge, **merge_changes)  # type: ignore[arg-type]
+    return dataclasses.replace(plan, **changes) if changes else plan  # type: ignore[arg-type]
+
+
+def check_environment() -> None:
+    """tmux and git present and new enough, or EnvironmentProblem (exit 3)."""
+    version = tmux_version()
+    if version is None:
+        msg = "tmux is not installed (or not on PATH); limitless needs tmux >= 3.2"
+        raise EnvironmentProblem(msg)
+    if version < MIN_TMUX:
+        msg = f"tmux {version[0]}.{version[1]} is too old; limitless needs tmux >= 3.2"
+        raise EnvironmentProblem(msg)
+    git_version = worktrees.git_version()
+    if git_version is None or git_version < MIN_GIT:
+        msg = "git >= 2.38 is needed (for `git merge-tree --write-tree`); upgrade git"
+        raise EnvironmentProblem(msg)
+
+
+def start_run(
+    plan: Plan,
+    *,
+    cwd: Path,
+    options: RunOptions,
+    socket_name: str | None,
+) -> StartedRun:
+    """Validate, create the run's rows and tmux session, and start its supervisor."""
+    check_environment()
+    repo = worktrees.find_repo(cwd)
+    plan = apply_options(plan, options)
+    base = plan.base or repo.current_branch
+    if not base:
+        msg = (
+            "HEAD is detached and the plan names no base branch; "
+            "add `base: <branch>` to the plan or check out a branch"
+        )
+        raise UsageError(msg)
+    base_sha = worktrees.rev_parse(repo.root, f"refs/heads/{base}")
+    if base_sha is None:
+        msg = (
+            f"base branch {base!r} does not exist in {repo.root}; "
+            "set `base:` in the plan to an existing branch"
+        )
+        raise UsageError(msg)
+    layout = load_layout(plan.layout)
+    worktree_root = plan.worktree_root or worktrees.default_worktree_root(repo.root)
+    slots = min(plan.max_concurrency, len(plan.tasks))
+
+    store = Store.open(worktrees.state_dir(repo))
+    run_id = store.next_run_id(plan.name)
+    session_name = f"limitless-{run_id}"
+    run = Run(
+        id=run_id,
+        plan_name=plan.name,
+        plan_path=str(plan.source) if plan.source else None,
+        plan_json=plan.to_json(),
+        repo_root=str(repo.root),
+        base=base,
+        base_sha=base_sha,
+        worktree_root=str(worktree_root),
+        status=RunStatus.RUNNING,
+        created_at=time.time(),
+        tmux_socket=socket_name,
+        tmux_session=session_name,
+        max_concurrency=plan.max_concurrency,
+        schedule=options.schedule,
+        no_merge=options.no_merge,
+        merge_strategy=plan.merge.strategy,
+        layout=layout.name,
+    )
+    store.create_run(run)
+    store.add_tasks(
+        run_id,
+        [
+            TaskRow(
+                run_id=run_id,
+                id=task.id,
+                position=position,
+                agent=plan.profile(task).name,
+                branch=worktrees.branch_name(run_id, task.worktree_key),
+                worktree=str(worktrees.worktree_path(worktree_root, run_id, task.worktree_key)),
+                status=TaskStatus.PENDING,
+            )
+            for position, task in enumerate(plan.tasks)
+        ],
+    )
+    store.add_event(run_id, "run_started", base=base, base_sha=base_sha, tasks=len(plan.tasks))
+    session = create_session(store, run, layout, slots, repo.root, options.dashboard)
+    run = store.get_run(run_id)
+    store.close()
+    return StartedRun(run=run, session=session)
+
+
+def limitless_argv(*args: str) -> list[str]:
+    """`limitless ARGS` run by this very interpreter (no PATH lookup)."""
+    return [sys.executable, "-m", "limitless", *args]
+
+
+def create_session(
+    store: Store, run: Run, layout: Layout, slots: int, cwd: Path, dashboard: bool
+) -> TmuxSession:
+    env = {"LIMITLESS_RUN": run.id}
+    if run.tmux_socket:
+        env["LIMITLESS_TMUX_SOCKET"] = run.tmux_socket
+    state_dir = str(store.state_dir)
+    dashboard_argv = (
+        limitless_argv("dashboard", run.id) if dashboard and _has_dashboard() else None
+    )
+    if dashboard and dashboard_argv is None:
+        dashboard_argv = limitless_argv("status", run.id, "--watch")
+    session, panes = TmuxSession.create(
+        run.tmux_socket,
+        run.tmux_session,
+        layout=layout,
+        slots=slots,
+        cwd=cwd,
+        control_argv=limitless_argv("_supervise", "--run", run.id, "--state-dir", state_dir),
+        dashboard_argv=dashboard_argv,
+        idle_argv=idle_argv(0),
+        env=env,
+        wake_channel=f"limitless-{run.id}",
+    )
+    store.update_run(
+        run.id,
+        slot_panes=",".join(panes.slots),
+        control_pane=panes.control,
+        dashboard_pane=panes.dashboard or "",
+    )
+    return session
+
+
+def _has_dashboard() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("limitless.dashboard.app") is not None

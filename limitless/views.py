@@ -1,0 +1,218 @@
+"""What commands print: store rows shaped into JSON documents and terminal tables."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+from limitless.states import TaskStatus
+from limitless.store import Run, Store, TaskRow
+
+STATUS_ICONS: dict[str, str] = {
+    "pending": "·",
+    "ready": "○",
+    "running": "▶",
+    "waiting": "?",
+    "done": "✓",
+    "failed": "✗",
+    "blocked": "⊘",
+    "killed": "☠",
+}
+STATUS_STYLES: dict[str, str] = {
+    "pending": "dim",
+    "ready": "cyan",
+    "running": "bold yellow",
+    "waiting": "bold magenta",
+    "done": "green",
+    "failed": "bold red",
+    "blocked": "red",
+    "killed": "red",
+}
+
+
+def iso(ts: float | None) -> str | None:
+    """An epoch time as ISO-8601 UTC (`2026-11-23T10:31:28Z`), or None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def duration(seconds: float | None) -> str:
+    """`42s`, `3m05s`, `1h02m`."""
+    if seconds is None:
+        return "-"
+    total = int(seconds)
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        return f"{total // 60}m{total % 60:02d}s"
+    return f"{total // 3600}h{(total % 3600) // 60:02d}m"
+
+
+def task_elapsed(task: TaskRow, now: float | None = None) -> float | None:
+    """Seconds the current (or last) attempt ran."""
+    if task.started_at is None:
+        return None
+    end = task.ended_at if task.ended_at is not None else (now or time.time())
+    return max(0.0, end - task.started_at)
+
+
+def task_document(task: TaskRow, predictions: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "id": task.id,
+        "status": str(task.status),
+        "attempt": task.attempt,
+        "exit_code": task.exit_code,
+        "agent": task.agent,
+        "branch": task.branch,
+        "worktree": task.worktree,
+        "pane": task.pane_id,
+        "started_at": iso(task.started_at),
+        "ended_at": iso(task.ended_at),
+        "duration_s": round(task_elapsed(task) or 0.0, 3),
+        "progress": task.progress,
+        "cost_usd": task.cost_usd,
+        "commits": task.commits,
+        "files_changed": task.files_changed,
+        "insertions": task.insertions,
+        "deletions": task.deletions,
+        "merge_status": str(task.merge_status),
+        "merge_reason": task.merge_reason,
+        "conflict_files": list(task.conflict_files),
+        "reason": task.reason,
+        "predicted_conflicts": predictions,
+    }
+
+
+def run_document(run: Run) -> dict[str, object]:
+    return {
+        "id": run.id,
+        "status": str(run.status),
+        "plan": run.plan_name,
+        "plan_path": run.plan_path,
+        "base": run.base,
+        "base_sha": run.base_sha,
+        "started_at": iso(run.created_at),
+        "ended_at": iso(run.ended_at),
+        "exit_code": run.exit_code,
+        "reason": run.reason,
+        "max_concurrency": run.max_concurrency,
+        "tmux_session": run.tmux_session,
+        "merged_sha": run.merged_sha,
+        "landed": run.landed,
+    }
+
+
+def status_document(store: Store, run_id: str) -> dict[str, object]:
+    """The `status --json` document (issue 3's shape, plus a few extra fields)."""
+    run = store.get_run(run_id)
+    tasks = store.get_tasks(run_id)
+    by_task: dict[str, list[dict[str, object]]] = {}
+    for prediction in store.predictions(run_id):
+        by_task.setdefault(prediction.task_id, []).append(
+            {"with": prediction.other or "base", "files": list(prediction.files)}
+        )
+        if prediction.other:
+            by_task.setdefault(prediction.other, []).append(
+                {"with": prediction.task_id, "files": list(prediction.files)}
+            )
+    counts = Counter(str(task.status) for task in tasks)
+    return {
+        "run": run_document(run),
+        "tasks": [task_document(task, by_task.get(task.id, [])) for task in tasks],
+        "counts": dict(counts),
+    }
+
+
+def run_summary(run: Run, tasks: list[TaskRow]) -> dict[str, object]:
+    counts = Counter(str(task.status) for task in tasks)
+    return {
+        **run_document(run),
+        "tasks": len(tasks),
+        "done": counts.get(TaskStatus.DONE, 0),
+        "counts": dict(counts),
+    }
+
+
+def print_runs_table(summaries: list[dict[str, object]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("run", "status", "plan", "base", "started", "tasks", "done"):
+        table.add_column(column)
+    for row in summaries:
+        table.add_row(
+            str(row["id"]),
+            str(row["status"]),
+            str(row["plan"]),
+            str(row["base"]),
+            str(row["started_at"]),
+            str(row["tasks"]),
+            str(row["done"]),
+        )
+    Console(soft_wrap=True).print(table)
+
+
+def print_status(document: dict[str, object]) -> None:
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    console.print(status_renderable(document))
+
+
+def status_renderable(document: dict[str, object]) -> object:
+    """A rich renderable of a status document: a headline and one row per task."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    run = document["run"]
+    tasks = document["tasks"]
+    counts = document["counts"]
+    assert isinstance(run, dict) and isinstance(tasks, list) and isinstance(counts, dict)
+    done = counts.get("done", 0)
+    headline = Text.assemble(
+        (f"{run['id']}", "bold"),
+        f"  {run['status']}  plan {run['plan']}  base {run['base']}  ",
+        (f"{done}/{len(tasks)} done", "green"),
+    )
+    if run.get("reason"):
+        headline.append(f"  — {run['reason']}", style="italic")
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("task", "status", "try", "time", "progress", "commits", "merge", "reason"):
+        table.add_column(column, overflow="ellipsis", no_wrap=column != "reason")
+    for task in tasks:
+        status = str(task["status"])
+        progress = task["progress"]
+        table.add_row(
+            str(task["id"]),
+            Text(f"{STATUS_ICONS.get(status, ' ')} {status}", style=STATUS_STYLES.get(status, "")),
+            str(task["attempt"]),
+            duration(task["duration_s"] if task["started_at"] else None),
+            f"{progress:.0f}%" if isinstance(progress, int | float) else "",
+            str(task["commits"] or ""),
+            "" if task["merge_status"] == "unmerged" else str(task["merge_status"]),
+            str(task["reason"] or ""),
+        )
+    return Group(headline, table)
+
+
+def watch_status(store: Store, run_id: str, interval: float) -> int:
+    """Redraw the status until the run ends or the user presses Ctrl-C."""
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console(highlight=False)
+    with Live(console=console, auto_refresh=False, screen=False) as live:
+        while True:
+            document = status_document(store, run_id)
+            live.update(status_renderable(document), refresh=True)  # type: ignore[arg-type]
+            run = document["run"]
+            assert isinstance(run, dict)
+            if run["status"] in ("done", "failed", "aborted"):
+                break
+            time.sleep(interval)
+    return 0
