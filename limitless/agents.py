@@ -128,6 +128,7 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
             name="demo",
             command=("{python}", "-m", "limitless.demo_agent", "--task", "{task}", "{prompt_file}"),
             model_args=("--model", "{model}"),
+            waiting_regex=r"\(y/n\)\s*$",
             rate_limit_regex=None,
         ),
     )

@@ -26,7 +26,7 @@ def cleanup_run(store: Store, run_id: str, *, keep_branches: bool, force: bool) 
     plan = Plan.from_json(run.plan_json)
     repo_root = Path(run.repo_root)
     lines: list[str] = []
-    session = TmuxSession(run.tmux_socket, run.tmux_session)
+    session = TmuxSession(run.tmux_socket, run.id)
     if session.exists():
         session.kill()
         lines.append(f"killed tmux session {run.tmux_session}")
@@ -38,7 +38,9 @@ def cleanup_run(store: Store, run_id: str, *, keep_branches: bool, force: bool) 
         seen.add(row.worktree)
         path = Path(row.worktree)
         if plan.artifacts and path.exists():
-            copied = _copy_artifacts(path, plan.artifacts, store.run_dir(run_id) / "artifacts" / row.id)
+            copied = _copy_artifacts(
+                path, plan.artifacts, store.run_dir(run_id) / "artifacts" / row.id
+            )
             if copied:
                 lines.append(f"kept {copied} artifact file(s) of {row.id}")
         if path.exists():

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from limitless.errors import UsageError
 from limitless.states import ControlAction
+from limitless.store import Store
 
 Handler = Callable[[argparse.Namespace], int]
 Command = Callable[[str, str, Handler], argparse.ArgumentParser]
@@ -67,6 +68,13 @@ def add_commands(command: Command) -> None:
     p.add_argument("--all", action="store_true", help="every finished run")
     p.add_argument("--keep-branches", action="store_true")
     p.add_argument("--force", action="store_true", help="also delete unmerged branches")
+
+    p = command("dashboard", "open the dashboard of a run (in any terminal)", cmd_dashboard)
+    p.add_argument("run", nargs="?", default=None)
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+
+    p = command("merge", "run (or finish) the merge phase of a run", cmd_merge)
+    p.add_argument("run", nargs="?", default=None)
 
     p = command("_exec", argparse.SUPPRESS, cmd_exec)
     p.add_argument("--run", required=True)
@@ -191,7 +199,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
     with open_context() as ctx:
         run = ctx.run(args.run)
-    session = TmuxSession(run.tmux_socket, run.tmux_session)
+    session = TmuxSession(run.tmux_socket, run.id)
     if not session.exists():
         msg = (
             f"run {run.id} has no tmux session ({run.tmux_session}); it is {run.status}. "
@@ -257,17 +265,13 @@ def _control_handler(action: ControlAction) -> Handler:
     return handler
 
 
-def _await_request(store: object, run_id: str, request_id: int, timeout: float = 5.0) -> str:
-    from limitless.store import Store
-
-    assert isinstance(store, Store)
+def _await_request(store: Store, run_id: str, request_id: int, timeout: float = 5.0) -> str:
+    """The supervisor's answer to a request, if it comes within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for request in store.requests(run_id) if hasattr(store, "requests") else []:
+        for request in store.requests(run_id):
             if request.id == request_id and request.result is not None:
                 return request.result
-        if not any(r.id == request_id for r in store.pending_requests(run_id)):
-            return "handled"
         time.sleep(0.1)
     return ""
 
@@ -312,6 +316,50 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             ):
                 print(line)
     return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from limitless.context import open_context, socket_name
+    from limitless.dashboard.app import run_dashboard
+
+    with open_context() as ctx:
+        run = ctx.run(args.run)
+        state_dir = ctx.store.state_dir
+    if args.interval <= 0:
+        raise UsageError(f"--interval {args.interval} must be above 0 seconds")
+    return run_dashboard(
+        state_dir, run.id, socket_name=run.tmux_socket or socket_name(None), interval=args.interval
+    )
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from limitless.context import open_context
+    from limitless.merge import run_merge_phase
+    from limitless.recovery import supervisor_alive
+    from limitless.states import RunStatus
+
+    with open_context() as ctx:
+        run = ctx.run(args.run)
+        if supervisor_alive(run):
+            msg = (
+                f"run {run.id} is still supervised (pid {run.supervisor_pid}); its merge phase "
+                f"starts when every task has ended — `limitless wait {run.id}`"
+            )
+            raise UsageError(msg)
+        ctx.store.update_run(run.id, status=RunStatus.MERGING)
+        outcome = run_merge_phase(ctx.store, run.id, out=_print_flush)
+        rows = ctx.store.get_tasks(run.id)
+        all_done = all(row.status.terminal and str(row.status) == "done" for row in rows)
+        ok = outcome.ok and all_done
+        ctx.store.update_run(
+            run.id,
+            status=RunStatus.DONE if ok else RunStatus.FAILED,
+            exit_code=0 if ok else 1,
+            ended_at=time.time(),
+            no_merge=False,
+        )
+    print(outcome.message)
+    return 0 if outcome.ok else 1
 
 
 def cmd_exec(args: argparse.Namespace) -> int:

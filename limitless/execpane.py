@@ -241,9 +241,7 @@ class Wrapper:
             return Outcome(TaskStatus.FAILED, result.exit_code, f"wrapper stopped by {name}")
         if result.exit_code == 0:
             return Outcome(TaskStatus.DONE, 0, "")
-        return Outcome(
-            TaskStatus.FAILED, result.exit_code, f"agent exited with {result.exit_code}"
-        )
+        return Outcome(TaskStatus.FAILED, result.exit_code, f"agent exited with {result.exit_code}")
 
     def _store_parsed(self, parser: LineParser) -> None:
         fields: dict[str, object] = {}
@@ -315,14 +313,15 @@ class Wrapper:
         self._say(
             f"{BOLD}{mark} {self.task.id} {final}{RESET} in {duration(elapsed)} · "
             f"{state.ahead} commit{'s' if state.ahead != 1 else ''} · "
-            f"{state.files_changed} files +{state.insertions} −{state.deletions}{detail}"
+            f"{state.files_changed} file{'s' if state.files_changed != 1 else ''} "
+            f"+{state.insertions} −{state.deletions}{detail}"
         )
 
     def _wake_supervisor(self) -> None:
         from limitless.tmux import TmuxSession
 
         with contextlib.suppress(LimitlessError, OSError):
-            TmuxSession(self.run.tmux_socket, self.run.tmux_session).signal(
+            TmuxSession(self.run.tmux_socket, self.run.id).signal(
                 wake_channel(self.run.id)
             )
 

@@ -21,6 +21,7 @@ from limitless.states import RunStatus, TaskStatus
 from limitless.store import Run, Store, TaskRow
 from limitless.supervisor import idle_argv
 from limitless.tmux import Layout, TmuxSession, load_layout, tmux_version
+from limitless.tmux import session_name as tmux_session_name
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def start_run(
 
     store = Store.open(worktrees.state_dir(repo))
     run_id = store.next_run_id(plan.name)
-    session_name = f"limitless-{run_id}"
+    session_name = tmux_session_name(run_id)
     run = Run(
         id=run_id,
         plan_name=plan.name,
@@ -167,14 +168,12 @@ def create_session(
     if run.tmux_socket:
         env["LIMITLESS_TMUX_SOCKET"] = run.tmux_socket
     state_dir = str(store.state_dir)
-    dashboard_argv = (
-        limitless_argv("dashboard", run.id) if dashboard and _has_dashboard() else None
-    )
+    dashboard_argv = limitless_argv("dashboard", run.id) if dashboard and _has_dashboard() else None
     if dashboard and dashboard_argv is None:
         dashboard_argv = limitless_argv("status", run.id, "--watch")
     session, panes = TmuxSession.create(
         run.tmux_socket,
-        run.tmux_session,
+        run.id,
         layout=layout,
         slots=slots,
         cwd=cwd,

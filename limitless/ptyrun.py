@@ -141,7 +141,7 @@ class PtyProcess:
             with contextlib.suppress(OSError):
                 os.close(self.master)
         return PtyResult(
-            exit_code=os.waitstatus_to_exitcode(status),
+            exit_code=os.waitstatus_to_exitcode(status if status is not None else 0),
             timed_out=timed_out,
             stopped=self._stop_requested and not timed_out,
         )

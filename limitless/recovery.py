@@ -32,7 +32,7 @@ def supervisor_alive(run: Run) -> bool:
 def resume_run(store: Store, run_id: str) -> tuple[str, TmuxSession | None]:
     """Start a new supervisor for `run_id` (and a new tmux session if it is gone)."""
     run = store.get_run(run_id)
-    session = TmuxSession(run.tmux_socket, run.tmux_session)
+    session = TmuxSession(run.tmux_socket, run.id)
     pending = store.pending_requests(run_id)
     if run.status.finished and not pending:
         return f"run {run_id} has ended ({run.status}); nothing to resume", None

@@ -300,7 +300,9 @@ class Supervisor:
         now = time.time()
         for slot in self.slots:
             if slot.task_id and picture.status(slot.task_id) not in ACTIVE:
-                self._announce_end(picture.rows[slot.task_id])
+                ended = picture.rows[slot.task_id]
+                self._announce_end(ended)
+                self._title(slot, ended, now)
                 slot.task_id = None
                 slot.freed_at = now
         for task_id in self.dag.topological_order():
@@ -542,13 +544,17 @@ class Supervisor:
             return
         self.last_titles = now
         for slot in self.slots:
-            if slot.task_id is None:
-                continue
-            row = picture.rows[slot.task_id]
-            elapsed = duration(now - (row.started_at or now))
-            progress = f" · {row.progress:.0f}%" if row.progress is not None else ""
-            with contextlib.suppress(TmuxError):
-                self.tmux.set_title(slot.pane_id, f"{row.id} · {row.status}{progress} · {elapsed}")
+            if slot.task_id is not None:
+                self._title(slot, picture.rows[slot.task_id], now)
+
+    def _title(self, slot: Slot, row: TaskRow, now: float) -> None:
+        """`task · status · elapsed` on the pane's border."""
+        elapsed = duration((row.ended_at or now) - (row.started_at or now))
+        progress = (
+            f" · {row.progress:.0f}%" if row.progress is not None and row.status in ACTIVE else ""
+        )
+        with contextlib.suppress(TmuxError):
+            self.tmux.set_title(slot.pane_id, f"{row.id} · {row.status}{progress} · {elapsed}")
 
     # ---------------------------------------------------------------- finish
 
@@ -626,7 +632,7 @@ def main(run_id: str, state_dir: Path) -> int:
     """Entry point of `limitless _supervise`: schedule the run until it ends."""
     with Store.open(state_dir) as store:
         run = _wait_for_panes(store, run_id)
-        tmux = TmuxSession(run.tmux_socket, run.tmux_session)
+        tmux = TmuxSession(run.tmux_socket, run.id)
         supervisor = Supervisor(store, run_id, tmux=tmux)
         return supervisor.run_loop()
 
