@@ -16,13 +16,12 @@ from limitless.tmux import TmuxSession
 def cleanup_run(store: Store, run_id: str, *, keep_branches: bool, force: bool) -> list[str]:
     """Remove the run's worktrees and tmux session, and its merged branches; say what."""
     run = store.get_run(run_id)
-    if supervisor_alive(run) or not run.status.finished:
-        if not force:
-            msg = (
-                f"run {run_id} is still {run.status}; wait for it (`limitless wait {run_id}`) "
-                "or pass --force to clean up anyway"
-            )
-            raise UsageError(msg)
+    if (supervisor_alive(run) or not run.status.finished) and not force:
+        msg = (
+            f"run {run_id} is still {run.status}; wait for it (`limitless wait {run_id}`) "
+            "or pass --force to clean up anyway"
+        )
+        raise UsageError(msg)
     plan = Plan.from_json(run.plan_json)
     repo_root = Path(run.repo_root)
     lines: list[str] = []

@@ -126,9 +126,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 2
     warnings = plan_mod.overlap_warnings(plan) if hasattr(plan_mod, "overlap_warnings") else []
     if args.json:
-        _print_json(
-            {"ok": True, "plan": plan.name, "tasks": len(plan.tasks), "warnings": warnings}
-        )
+        _print_json({"ok": True, "plan": plan.name, "tasks": len(plan.tasks), "warnings": warnings})
     else:
         for warning in warnings:
             print(f"{path}: warning: {warning}", file=sys.stderr)

@@ -175,7 +175,8 @@ def _print_flush(line: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from limitless import demo, plan as plan_mod
+    from limitless import demo
+    from limitless import plan as plan_mod
     from limitless.launcher import RunOptions
 
     if not 1 <= args.tasks <= 64:

@@ -321,9 +321,7 @@ class Wrapper:
         from limitless.tmux import TmuxSession
 
         with contextlib.suppress(LimitlessError, OSError):
-            TmuxSession(self.run.tmux_socket, self.run.id).signal(
-                wake_channel(self.run.id)
-            )
+            TmuxSession(self.run.tmux_socket, self.run.id).signal(wake_channel(self.run.id))
 
     # ------------------------------------------------------------ output
 

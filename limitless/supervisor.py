@@ -602,7 +602,7 @@ class Supervisor:
         self.store.update_run(self.run_id, status=RunStatus.MERGING)
         self.store.add_event(self.run_id, "merge_started")
         result = merge.run_merge_phase(self.store, self.run_id, out=self._say)
-        return result.ok
+        return bool(result.ok)
 
     def _say(self, line: str) -> None:
         stamp = time.strftime("%H:%M:%S")

@@ -35,17 +35,23 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("SHELL", "/bin/sh")
     for name, value in GIT_IDENTITY.items():
         monkeypatch.setenv(name, value)
-    for name in ("TMUX", "TMUX_PANE", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE",
-                 "LIMITLESS_RUN", "LIMITLESS_TASK", "LIMITLESS_TMUX_SOCKET"):
+    for name in (
+        "TMUX",
+        "TMUX_PANE",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "LIMITLESS_RUN",
+        "LIMITLESS_TASK",
+        "LIMITLESS_TMUX_SOCKET",
+    ):
         monkeypatch.delenv(name, raising=False)
     return home
 
 
 def git(cwd: Path, *args: str) -> str:
     """Run git in `cwd` and return its stdout (stripped); raise on failure."""
-    result = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         msg = f"git {' '.join(args)} failed in {cwd}: {result.stderr.strip()}"
         raise AssertionError(msg)

@@ -128,7 +128,8 @@ tasks:
   - id: flaky
     retries: 1
     prompt: |
-      if [ ! -f "$LIMITLESS_WORKTREE/../flaky-ran" ]; then touch "$LIMITLESS_WORKTREE/../flaky-ran"; exit 3; fi
+      flag="$LIMITLESS_WORKTREE/../flaky-ran"
+      if [ ! -f "$flag" ]; then touch "$flag"; exit 3; fi
       echo ok > ok.txt
   - {id: broken, retries: 1, prompt: "echo broken >&2; exit 5"}
   - {id: child, depends_on: [broken], prompt: "true"}
