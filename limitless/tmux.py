@@ -753,27 +753,15 @@ class TmuxSession:
             f"set-option -F -t '{self._target}' {wake_option} '#{{e|+:#{{{wake_option}}},1}}' ; "
             f"wait-for -S {wake_channel}"
         )
+
+        def started(label: str, argv: list[str]) -> list[str]:
+            """Flags and program of a command that starts a pane and prints its id."""
+            return ["-c", directory, "-P", "-F", f"{label} #{{pane_id}}", "--", *argv]
+
+        new_session = ["new-session", "-d", "-s", self.name, "-n", CONTROL_WINDOW]
+        size = ["-x", str(width), "-y", str(height)]
         commands: list[list[str]] = [
-            [
-                "new-session",
-                "-d",
-                "-s",
-                self.name,
-                "-n",
-                CONTROL_WINDOW,
-                "-x",
-                str(width),
-                "-y",
-                str(height),
-                "-c",
-                directory,
-                *_env_flags(env),
-                "-P",
-                "-F",
-                "control #{pane_id}",
-                "--",
-                *control,
-            ],
+            [*new_session, *size, *_env_flags(env), *started("control", control)],
             ["set-option", "-t", self._target, "destroy-unattached", "off"],
             ["set-option", "-t", self._target, "history-limit", str(HISTORY_LIMIT)],
             ["set-option", "-t", self._target, wake_option, "0"],
@@ -784,43 +772,15 @@ class TmuxSession:
 
         def new_window(window: str, label: str, argv: list[str]) -> None:
             nonlocal commands
-            commands = []
-            groups.append(commands)
-            commands.append(
-                [
-                    "new-window",
-                    "-d",
-                    "-t",
-                    self._target,
-                    "-n",
-                    window,
-                    "-c",
-                    directory,
-                    "-P",
-                    "-F",
-                    f"{label} #{{pane_id}}",
-                    "--",
-                    *argv,
-                ]
-            )
+            commands = [
+                ["new-window", "-d", "-t", self._target, "-n", window, *started(label, argv)]
+            ]
             commands.extend(self._window_setup(window, hook))
+            groups.append(commands)
 
         def split(window: str, label: str, argv: list[str], flags: list[str]) -> None:
-            commands.append(
-                [
-                    "split-window",
-                    "-t",
-                    self._window(window),
-                    *flags,
-                    "-c",
-                    directory,
-                    "-P",
-                    "-F",
-                    f"{label} #{{pane_id}}",
-                    "--",
-                    *argv,
-                ]
-            )
+            target = self._window(window)
+            commands.append(["split-window", "-t", target, *flags, *started(label, argv)])
 
         if dashboard and layout.dashboard == "window":
             new_window(DASHBOARD_WINDOW, "dashboard", dashboard)
@@ -842,8 +802,8 @@ class TmuxSession:
                 # A split makes the new pane active: the window's active pane is this slot.
                 commands.extend(self._title_commands(self._window(window), f"slot {number}"))
             if index == 0 and dashboard and layout.dashboard != "window":
-                size = f"{layout.dashboard_size_percent}%"
-                flags = ["-v" if layout.dashboard == "bottom" else "-h", "-f", "-l", size]
+                share = f"{layout.dashboard_size_percent}%"
+                flags = ["-v" if layout.dashboard == "bottom" else "-h", "-f", "-l", share]
                 split(window, "dashboard", dashboard, flags)
                 commands.extend(self._title_commands(self._window(window), "dashboard"))
         first = DASHBOARD_WINDOW if dashboard and layout.dashboard == "window" else AGENTS_WINDOW
