@@ -248,20 +248,21 @@ def _copy(handle: object) -> bool:
 def _control_handler(action: ControlAction) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         from limitless.context import open_context
+        from limitless.recovery import resume_run, supervisor_alive
 
         with open_context() as ctx:
             run = ctx.run(args.run)
-            ctx.store.get_task(run.id, args.task)
+            row = ctx.store.get_task(run.id, args.task)
+            if not supervisor_alive(run) and action is not ControlAction.RETRY:
+                msg = f"run {run.id} is not supervised ({run.status}); {args.task} is {row.status}"
+                raise UsageError(f"{msg}, so there is nothing to {action}")
             request_id = ctx.store.request(run.id, action, args.task, source="cli")
-            if run.status.finished:
-                print(
-                    f"request {request_id}: {action} {args.task} recorded; run {run.id} has "
-                    f"ended, so `limitless resume {run.id}` acts on it"
-                )
-                return 0
-            result = _await_request(ctx.store, run.id, request_id)
+            if not supervisor_alive(run):
+                message, _ = resume_run(ctx.store, run.id)
+                print(message)
+            result = _await_request(ctx.store, run.id, request_id, timeout=10.0)
         print(f"{action} {args.task}: {result or 'queued for the supervisor'}")
-        return 0
+        return 0 if not result.startswith("not ") else 1
 
     return handler
 
