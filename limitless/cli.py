@@ -81,9 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run_engine_commands(
     command: Callable[[str, str, Handler], argparse.ArgumentParser],
 ) -> None:
-    from limitless import cli_run
+    from limitless import cli_agents, cli_report, cli_run
 
     cli_run.add_commands(command)
+    cli_agents.add_commands(command)
+    cli_report.add_commands(command)
 
 
 # ---------------------------------------------------------------- foundation

@@ -22,9 +22,11 @@ from pathlib import Path
 import psutil
 
 from limitless import worktrees
+from limitless.agentstate import StateWatcher
 from limitless.errors import LimitlessError, TmuxError
 from limitless.execpane import wake_channel
 from limitless.graph import Dag
+from limitless.hooks import HookRunner
 from limitless.plan import Plan, Task
 from limitless.states import ControlAction, RunStatus, TaskStatus
 from limitless.store import ControlRequest, Run, Store, TaskRow
@@ -39,6 +41,7 @@ DEFAULT_MEMORY_FLOOR = 1 << 30
 RETRY_BACKOFF_S = (2.0, 5.0, 15.0, 30.0)
 TIMEOUT_GRACE_S = 30.0
 TITLE_INTERVAL_S = 2.0
+PREDICTION_INTERVAL_S = 5.0
 
 
 def exec_argv(run_id: str, task_id: str, state_dir: Path) -> list[str]:
@@ -111,6 +114,11 @@ class Supervisor:
         self.stopping = threading.Event()
         self.last_titles = 0.0
         self.gate_reason = ""
+        self.hooks = HookRunner(store, run_id, self.plan.hooks, self.repo_root)
+        self.watcher = StateWatcher(store, run_id, self.plan, tmux)
+        self.predictor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        self.predicting: Future[int] | None = None
+        self.last_prediction = 0.0
 
     # ---------------------------------------------------------------- loop
 
@@ -127,17 +135,22 @@ class Supervisor:
                 picture = self._look()
                 self._handle_requests(picture)
                 self._check_panes(picture)
+                self.watcher.tick(picture.rows, picture.panes)
                 self._settle(picture)
                 if self._all_terminal(picture):
                     break
                 self._schedule(picture)
                 self._update_titles(picture)
+                self._refresh_predictions()
+                self.hooks.tick()
                 self.wake.wait(self.poll_interval)
                 self.wake.clear()
             return self._finish()
         finally:
             self.stopping.set()
             self.pool.shutdown(wait=True, cancel_futures=True)
+            self.predictor.shutdown(wait=True, cancel_futures=True)
+            self.hooks.close()
 
     def _listen(self) -> None:
         """Wake the loop as soon as a wrapper signals its end (tmux wait-for)."""
@@ -525,6 +538,25 @@ class Supervisor:
         with contextlib.suppress(TmuxError):
             self.tmux.set_title(slot.pane_id, f"{task.id} · running · 0s")
         return True
+
+    def _refresh_predictions(self) -> None:
+        """Recompute predicted merge conflicts in the background, at most every few seconds."""
+        now = time.time()
+        if self.predicting is not None and not self.predicting.done():
+            return
+        if now - self.last_prediction < PREDICTION_INTERVAL_S:
+            return
+        self.last_prediction = now
+        self.predicting = self.predictor.submit(self._predict)
+
+    def _predict(self) -> int:
+        from limitless import merge
+
+        try:
+            return merge.update_predictions(self.store_for_thread(), self.run_id)
+        except LimitlessError as exc:
+            self._say(f"conflict prediction skipped: {exc}")
+            return 0
 
     def _pane_env(self) -> dict[str, str]:
         env = {"LIMITLESS_RUN": self.run_id}
