@@ -7,6 +7,7 @@ from pathlib import Path
 
 from limitless import worktrees
 from limitless.errors import UsageError
+from limitless.merge import MERGED_KEY
 from limitless.plan import Plan
 from limitless.recovery import supervisor_alive
 from limitless.store import Store
@@ -55,7 +56,8 @@ def cleanup_run(store: Store, run_id: str, *, keep_branches: bool, force: bool) 
     if run_root.exists() and not any(run_root.iterdir()):
         run_root.rmdir()
     if not keep_branches:
-        lines += _delete_branches(repo_root, run.base, sorted({row.branch for row in rows}), force)
+        branches = {row.branch for row in rows} | {worktrees.branch_name(run_id, MERGED_KEY)}
+        lines += _delete_branches(repo_root, run.base, sorted(branches), force)
     return lines or [f"run {run_id}: nothing to clean up"]
 
 

@@ -113,6 +113,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from limitless import plan as plan_mod
+    from limitless.overlap import overlap_warnings
 
     path = _plan_path(args.plan)
     try:
@@ -126,7 +127,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             count = len(exc.problems)
             print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 2
-    warnings = plan_mod.overlap_warnings(plan) if hasattr(plan_mod, "overlap_warnings") else []
+    warnings = overlap_warnings(plan)
     if args.json:
         _print_json({"ok": True, "plan": plan.name, "tasks": len(plan.tasks), "warnings": warnings})
     else:

@@ -27,6 +27,7 @@ from limitless.errors import LimitlessError, TmuxError
 from limitless.execpane import wake_channel
 from limitless.graph import Dag
 from limitless.hooks import HookRunner
+from limitless.overlap import conflicts_by_task, overlapping_pairs
 from limitless.plan import Plan, Task
 from limitless.states import ControlAction, RunStatus, TaskStatus
 from limitless.store import ControlRequest, Run, Store, TaskRow
@@ -107,6 +108,11 @@ class Supervisor:
             Slot(index=i, pane_id=pane) for i, pane in enumerate(self.run.slot_panes.split(","))
         ]
         self.wave_of = {tid: i for i, wave in enumerate(self.dag.waves()) for tid in wave}
+        self.kept_apart = (
+            conflicts_by_task(overlapping_pairs(self.plan, self.dag))
+            if self.plan.overlap == "serialize"
+            else {}
+        )
         self.started: set[str] = set()
         self.prepared: dict[str, Future[worktrees.PreparedWorktree]] = {}
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="worktree")
@@ -386,6 +392,9 @@ class Supervisor:
             if task.exclusive and (active or len(free) < len(self.slots)):
                 gate = f"{task_id} is exclusive: waiting for running tasks to end"
                 break
+            beside = sorted(self.kept_apart.get(task_id, set()) & {row.id for row in active})
+            if beside:
+                continue  # overlap: serialize — its declared files overlap a running task's
             gate = self._resource_gate()
             if gate:
                 break
