@@ -4,6 +4,7 @@ logs, kill, retry and cleanup — real git repositories, real tmux on a private 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -336,3 +337,24 @@ def _socket() -> str:
     import os
 
     return os.environ["LIMITLESS_TMUX_SOCKET"]
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_two_repositories_with_the_same_plan_name_share_a_tmux_server(
+    make_repo: Callable[..., Path],
+) -> None:
+    """Run ids count per repository; the second run skips the session name the first holds."""
+    plan = "name: twin\nagent: shell\ntasks:\n  - {id: t, prompt: 'echo hi > hi.txt'}\n"
+    first, second = make_repo("one"), make_repo("two")
+    for repo in (first, second):
+        write_plan(repo, plan)
+        started = cli(repo, "run", "--detach", "--no-merge")
+        assert started.returncode == 0, started.stdout + started.stderr
+    run_one, run_two = latest_run(first), latest_run(second)
+    assert run_one.id == "twin-1"
+    assert run_two.id == "twin-2"
+    assert run_one.tmux_session != run_two.tmux_session
+    for repo, run in ((first, run_one), (second, run_two)):
+        waited = cli(repo, "wait", run.id, "--timeout", "60")
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        assert tasks_of(repo, run.id)["t"].status is TaskStatus.DONE
