@@ -81,11 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run_engine_commands(
     command: Callable[[str, str, Handler], argparse.ArgumentParser],
 ) -> None:
-    from limitless import cli_agents, cli_report, cli_run
+    from limitless import cli_agents, cli_plan, cli_report, cli_run
 
     cli_run.add_commands(command)
     cli_agents.add_commands(command)
     cli_report.add_commands(command)
+    cli_plan.add_commands(command)
 
 
 # ---------------------------------------------------------------- foundation

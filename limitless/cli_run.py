@@ -14,10 +14,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from limitless.errors import UsageError
 from limitless.states import ControlAction
 from limitless.store import Store
+
+if TYPE_CHECKING:
+    from limitless.plan import Plan
+    from limitless.userconfig import UserConfig
 
 Handler = Callable[[argparse.Namespace], int]
 Command = Callable[[str, str, Handler], argparse.ArgumentParser]
@@ -25,7 +30,17 @@ Command = Callable[[str, str, Handler], argparse.ArgumentParser]
 
 def add_commands(command: Command) -> None:
     p = command("run", "run a plan: one worktree and tmux pane per task", cmd_run)
-    p.add_argument("plan", nargs="?", default=None, help="plan file (default limitless.yaml)")
+    p.add_argument(
+        "plan",
+        nargs="?",
+        default=None,
+        help="plan file (default limitless.yaml); text that is no file is a goal to plan",
+    )
+    p.add_argument("--goal", default=None, help="plan this goal with a planner, then run it")
+    p.add_argument("--planner", default=None, help="planner profile for a goal (demo: offline)")
+    p.add_argument("--prompt", default=None, help="run one task with this prompt")
+    p.add_argument("--agent", default=None, help="agent profile of the --prompt task")
+    p.add_argument("--yes", "-y", action="store_true", help="start a planned goal without asking")
     _add_run_flags(p)
 
     p = command("demo", "run a demo plan with simulated agents in a throwaway repository", cmd_demo)
@@ -107,14 +122,31 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from limitless import plan as plan_mod
+    from limitless import userconfig
     from limitless.launcher import RunOptions
 
-    path = Path(args.plan) if args.plan else Path(plan_mod.DEFAULT_PLAN_FILE)
-    if args.plan and not path.exists() and not path.suffix:
-        msg = f"plan file {args.plan!r} not found (goal text needs `--goal`, coming with planners)"
+    config = userconfig.load_config()
+    goal = args.goal
+    if args.plan and goal is None and _is_goal(args.plan):
+        goal = args.plan
+    elif args.plan and goal is not None:
+        msg = f"give either a plan file ({args.plan}) or --goal, not both"
         raise UsageError(msg)
-    plan = plan_mod.load(path)
+    if args.prompt is not None and (goal is not None or args.plan):
+        raise UsageError("--prompt runs one task on its own; drop the plan file or goal")
+    if args.agent and args.prompt is None:
+        raise UsageError("--agent goes with --prompt (a plan names its agents itself)")
+    if args.prompt is not None:
+        plan = _prompt_plan(args.prompt, args.agent, config)
+    elif goal is not None:
+        planned = _goal_plan(goal, args, config)
+        if planned is None:
+            print("not started", file=sys.stderr)
+            return 1
+        plan = planned
+    else:
+        path = Path(args.plan) if args.plan else Path(DEFAULT_PLAN)
+        plan = userconfig.load_plan(path, config)
     options = RunOptions(
         max_concurrency=1 if args.sequential else args.max_concurrency,
         schedule=args.schedule,
@@ -125,6 +157,64 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     mode = "json" if args.json else "headless" if args.headless else "detach" if args.detach else ""
     return _start_and_follow(plan, options, Path.cwd(), mode)
+
+
+DEFAULT_PLAN = "limitless.yaml"
+
+
+def _is_goal(arg: str) -> bool:
+    """A first argument that names no existing file and does not look like one is a goal."""
+    path = Path(arg)
+    if path.exists():
+        return False
+    return path.suffix.lower() not in (".yaml", ".yml", ".json") or any(c.isspace() for c in arg)
+
+
+def _prompt_plan(prompt: str, agent: str | None, config: UserConfig) -> Plan:
+    """The plan of a one-task run: `run --prompt TEXT [--agent NAME]`."""
+    import yaml
+
+    from limitless import userconfig
+
+    if not prompt.strip():
+        raise UsageError("--prompt is empty; say what the agent must do")
+    document: dict[str, object] = {"name": "prompt"}
+    if agent:
+        document["agent"] = agent
+    document["tasks"] = [{"id": "task", "prompt": prompt}]
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    return userconfig.load_plan_text(text, Path.cwd(), config, source="--prompt")
+
+
+def _goal_plan(goal: str, args: argparse.Namespace, config: UserConfig) -> Plan | None:
+    """Plan `goal`, save and show the plan, ask to start it (unless --yes); None if declined."""
+    from limitless import userconfig, worktrees
+    from limitless.cli_plan import make_goal_plan
+    from limitless.graph import Dag
+    from limitless.planner import save_plan
+
+    repo = worktrees.find_repo(Path.cwd())
+    interactive = sys.stdin.isatty() and not args.json
+    if not args.yes and not interactive:
+        msg = "a planned goal is shown before it runs; pass --yes to start it without asking"
+        raise UsageError(msg)
+    planned = make_goal_plan(goal, args.planner, config, repo.root)
+    folder = worktrees.state_dir(repo) / "plans"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = folder / f"{planned.plan.name}-{stamp}.yaml"
+    number = 1
+    while path.exists():
+        number += 1
+        path = folder / f"{planned.plan.name}-{stamp}-{number}.yaml"
+    save_plan(planned, path)
+    shown = sys.stderr if args.json else sys.stdout
+    print(Dag.from_tasks(planned.plan.tasks).render_ascii(), file=shown)
+    print(f"plan saved as {path} ({len(planned.plan.tasks)} tasks)", file=shown, flush=True)
+    if not args.yes:
+        answer = input("start this run? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            return None
+    return userconfig.load_plan(path, config)
 
 
 def _start_and_follow(plan: object, options: object, cwd: Path, mode: str) -> int:

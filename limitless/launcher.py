@@ -196,3 +196,96 @@ def _has_dashboard() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("limitless.dashboard.app") is not None
+
+
+# ---------------------------------------------------------------- ad-hoc tasks
+
+
+def _check_task_id(task_id: str) -> None:
+    """The plan loader's own rule for task ids, with its message."""
+    import yaml
+
+    from limitless.errors import PlanError
+    from limitless.plan import loads
+
+    text = yaml.safe_dump({"tasks": [{"id": task_id, "prompt": "x", "agent": "shell"}]})
+    try:
+        loads(text, source="--id", base_dir=Path.cwd())
+    except PlanError as exc:
+        reasons = "; ".join(problem.message for problem in exc.problems)
+        raise UsageError(f"--id {task_id!r}: {reasons}") from None
+
+
+def add_task(
+    store: Store,
+    run_id: str,
+    *,
+    prompt: str,
+    task_id: str | None = None,
+    agent: str | None = None,
+    depends_on: tuple[str, ...] = (),
+) -> str:
+    """Add a task to a live run (its supervisor picks it up); returns the task's id."""
+    from limitless.graph import Dag
+    from limitless.plan import Task
+
+    if not prompt.strip():
+        raise UsageError("--prompt is empty; say what the agent must do")
+    with store.transaction():
+        run = store.get_run(run_id)
+        if run.status is not RunStatus.RUNNING:
+            msg = (
+                f"run {run_id} is {run.status}, so it takes no new tasks; "
+                "start a new one with `limitless run --prompt TEXT`"
+            )
+            raise UsageError(msg)
+        plan = Plan.from_json(run.plan_json)
+        known = {task.id for task in plan.tasks}
+        if task_id is None:
+            number = len(plan.tasks) + 1
+            while f"task-{number}" in known:
+                number += 1
+            task_id = f"task-{number}"
+        _check_task_id(task_id)
+        if task_id in known:
+            msg = f"run {run_id} has a task {task_id!r} already; pick another --id"
+            raise UsageError(msg)
+        unknown = [dep for dep in depends_on if dep not in known]
+        if unknown:
+            msg = (
+                f"--depends-on {unknown[0]!r}: run {run_id} has no such task; "
+                f"its tasks are: {', '.join(sorted(known))}"
+            )
+            raise UsageError(msg)
+        agent_name = agent or plan.agent
+        if agent_name not in plan.agents:
+            msg = (
+                f"--agent {agent_name!r} is no agent profile of run {run_id}; "
+                f"known: {', '.join(sorted(plan.agents))}"
+            )
+            raise UsageError(msg)
+        task = Task(
+            id=task_id, prompt=prompt, agent=agent_name, depends_on=tuple(dict.fromkeys(depends_on))
+        )
+        grown = dataclasses.replace(plan, tasks=(*plan.tasks, task))
+        Dag.from_tasks(grown.tasks)  # GraphError names any cycle
+        rows = store.get_tasks(run_id)
+        store.update_run(run_id, plan_json=grown.to_json())
+        store.add_tasks(
+            run_id,
+            [
+                TaskRow(
+                    run_id=run_id,
+                    id=task_id,
+                    position=len(rows),
+                    agent=agent_name,
+                    branch=worktrees.branch_name(run_id, task.worktree_key),
+                    worktree=str(
+                        worktrees.worktree_path(Path(run.worktree_root), run_id, task.worktree_key)
+                    ),
+                    status=TaskStatus.PENDING,
+                )
+            ],
+        )
+        store.add_event(run_id, "task_added", task_id, depends_on=list(depends_on))
+    return task_id
