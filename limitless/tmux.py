@@ -764,6 +764,8 @@ class TmuxSession:
             [*new_session, *size, *_env_flags(env), *started("control", control)],
             ["set-option", "-t", self._target, "destroy-unattached", "off"],
             ["set-option", "-t", self._target, "history-limit", str(HISTORY_LIMIT)],
+            # the default 10 columns cut `[limitless-shop-1]` to `[limitless`
+            ["set-option", "-t", self._target, "status-left-length", "40"],
             ["set-option", "-t", self._target, wake_option, "0"],
             *self._window_setup(CONTROL_WINDOW, hook),
             *self._title_commands(self._window(CONTROL_WINDOW), "control"),

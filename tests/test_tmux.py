@@ -465,6 +465,19 @@ def test_create_without_dashboard(tmux_socket: str, tmp_path: Path) -> None:
     assert len(session.panes()) == 3
 
 
+def test_status_line_shows_the_whole_session_name(tmux_socket: str, tmp_path: Path) -> None:
+    """tmux's default status-left width (10) would cut `[limitless-shop-12]` short."""
+    make(tmux_socket, tmp_path, run="shop-12")
+    line = tmux(
+        tmux_socket, "display-message", "-p", "-t", "=limitless-shop-12:", "#{T:status-left}"
+    )
+    width = int(
+        tmux(tmux_socket, "show-options", "-v", "-t", "=limitless-shop-12:", "status-left-length")
+    )
+    assert "limitless-shop-12" in line
+    assert width >= len(line.rstrip("\n"))
+
+
 def test_create_many_windows_packs_calls(tmux_socket: str, tmp_path: Path) -> None:
     """Twenty one-slot windows exceed one tmux command line; create() still builds them."""
     session, panes = make(tmux_socket, tmp_path, layout="windows", slots=20)
