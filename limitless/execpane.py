@@ -34,12 +34,26 @@ log = logging.getLogger(__name__)
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 PROGRESS_WRITE_INTERVAL = 0.5
+MAX_ARGUMENT_BYTES = 128 * 1024  # Linux MAX_ARG_STRLEN, counting the closing NUL
 BOLD, DIM, GREEN, RED, RESET = "\x1b[1m", "\x1b[2m", "\x1b[32m", "\x1b[31m", "\x1b[0m"
 
 
 def wake_channel(run_id: str) -> str:
     """The tmux wait-for channel the supervisor of `run_id` listens on."""
     return f"limitless-{run_id}"
+
+
+def argument_too_long(argv: list[str]) -> str | None:
+    """Why Linux would refuse to start `argv` (one argument over 128 KiB), or None."""
+    for index, part in enumerate(argv):
+        size = len(os.fsencode(part))
+        if size >= MAX_ARGUMENT_BYTES:
+            return (
+                f"argument {index} of the agent command is {size} bytes, more than one "
+                f"argument may hold ({MAX_ARGUMENT_BYTES - 1}); the prompt is too long for "
+                "{prompt}: use {prompt_file} in the agent's command instead"
+            )
+    return None
 
 
 def prompt_path(store: Store, run_id: str, task_id: str) -> Path:
@@ -207,6 +221,9 @@ class Wrapper:
                 f"agent command {argv[0]!r} (profile {self.profile.name}) not found on PATH; "
                 "install it or pick another agent for this task",
             )
+        oversized = argument_too_long(argv)
+        if oversized:
+            return Outcome(TaskStatus.FAILED, 126, f"{oversized} (profile {self.profile.name})")
         parser = LineParser(OutputParsers.for_profile(self.profile))
         last_write = 0.0
 
