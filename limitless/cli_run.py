@@ -425,10 +425,15 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    """`limitless merge [RUN]`: run, resume or redo the merge phase of an ended run.
+
+    The phase prints its own summary (how to continue after a conflict, where
+    the result is); the run's status and exit code are updated to match.
+    """
     from limitless.context import open_context
     from limitless.merge import run_merge_phase
     from limitless.recovery import supervisor_alive
-    from limitless.states import RunStatus
+    from limitless.states import RunStatus, TaskStatus
 
     with open_context() as ctx:
         run = ctx.run(args.run)
@@ -438,11 +443,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
                 f"starts when every task has ended — `limitless wait {run.id}`"
             )
             raise UsageError(msg)
-        ctx.store.update_run(run.id, status=RunStatus.MERGING)
         outcome = run_merge_phase(ctx.store, run.id, out=_print_flush)
         rows = ctx.store.get_tasks(run.id)
-        all_done = all(row.status.terminal and str(row.status) == "done" for row in rows)
-        ok = outcome.ok and all_done
+        ok = outcome.ok and all(row.status is TaskStatus.DONE for row in rows)
         ctx.store.update_run(
             run.id,
             status=RunStatus.DONE if ok else RunStatus.FAILED,
@@ -450,8 +453,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
             ended_at=time.time(),
             no_merge=False,
         )
-    print(outcome.message)
-    return 0 if outcome.ok else 1
+    return 0 if ok else 1
 
 
 def cmd_exec(args: argparse.Namespace) -> int:

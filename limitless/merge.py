@@ -94,7 +94,7 @@ from limitless.agents import AgentContext, AgentProfile, render_argv
 from limitless.errors import EnvironmentProblem, GitError, LimitlessError, UsageError
 from limitless.graph import Dag
 from limitless.plan import MergePolicy, Plan, Strategy
-from limitless.states import MergeStatus, TaskStatus
+from limitless.states import MergeStatus, RunStatus, TaskStatus
 from limitless.store import Prediction, Run, Store, TaskRow
 
 log = logging.getLogger(__name__)
@@ -536,6 +536,7 @@ def run_merge_phase(
     phase = _Phase(store, run, out, run_in_slot)
     phase.check_ready()
     with _exclusive(store.run_dir(run_id) / "merge.lock", run_id):
+        store.update_run(run_id, status=RunStatus.MERGING)
         store.add_event(run_id, "merge_started", strategy=phase.policy.strategy)
         try:
             outcome = phase.run()
@@ -552,6 +553,7 @@ def run_merge_phase(
         skipped=outcome.skipped,
         landed=outcome.landed,
         merged_sha=outcome.merged_sha,
+        message=outcome.message,
     )
     out(outcome.message)
     log.info("merge phase done", extra={"run": run_id, "ok": outcome.ok})
@@ -659,7 +661,8 @@ class _Phase:
         if busy:
             msg = (
                 f"run {self.run_id} still has unfinished tasks ({', '.join(busy)}); "
-                "the merge phase runs once every task is done, failed, blocked or killed"
+                "the merge phase runs once every task is done, failed, blocked or killed "
+                f"(`limitless resume {self.run_id}` finishes them, `limitless kill` stops one)"
             )
             raise UsageError(msg)
         clash = [task.id for task in self.plan.tasks if task.worktree_key == MERGED_KEY]
@@ -892,9 +895,14 @@ class _Phase:
         while worktrees.rev_parse(self.repo, self._redo_ref(number)) is not None:
             number += 1
         _keep(self.repo, self._redo_ref(number), head)
-        undo(self.worktree, self.branch, new_tip)
+        # The store first, then the branch: a crash in between leaves rows that
+        # say "unmerged" on the old result, which the next call merges again and
+        # redoes; the other order would leave rows saying "merged" on a branch
+        # that no longer holds those merges.
         self.store.update_run(self.run_id, base_sha=new_tip)
         self.run_row = self.store.get_run(self.run_id)
+        self._forget_merges(f"{self.run_row.base} moved; merged again on {new_tip[:12]}")
+        undo(self.worktree, self.branch, new_tip)
         self.store.add_event(
             self.run_id,
             "merge_redone",
@@ -906,7 +914,6 @@ class _Phase:
             f"{self.run_row.base} moved to {new_tip[:12]} during the run: merging again on "
             f"the new tip (previous result kept at {self._redo_ref(number)})"
         )
-        self._forget_merges(f"{self.run_row.base} moved; merged again on {new_tip[:12]}")
         self.merged.clear()
         self.already.clear()
         self.conflicts.clear()
@@ -1092,6 +1099,8 @@ class _Phase:
         self.out(f"conflict merging {task_id}: {', '.join(files)}")
         if policy == "agent":
             if self.run_in_slot is None:
+                self.run_in_slot = self._slot_runner()
+            if self.run_in_slot is None:
                 undo(self.worktree, self.branch, prev)
                 why = "no slot to run a resolver in (on_conflict: agent needs a running session)"
                 self._stop_on_conflict(task_id, files, why)
@@ -1118,6 +1127,14 @@ class _Phase:
             self.conflicts.append(task_id)
             return "conflict"
         self._stop_on_conflict(task_id, files, "")
+
+    def _slot_runner(self) -> RunInSlot | None:
+        """A slot pane of the run's tmux session to run resolvers in, if it is alive."""
+        from limitless.merge_slot import slot_runner
+
+        return slot_runner(
+            self.store, self.run_row, env={"LIMITLESS_MERGE_WORKTREE": str(self.worktree)}
+        )
 
     def _stop_on_conflict(self, task_id: str, files: Sequence[str], why: str) -> NoReturn:
         row = self.rows[task_id]
@@ -1190,6 +1207,9 @@ class _Phase:
             self.store.add_event(
                 self.run_id, "resolver_started", task_id, profile=profile.name, files=list(files)
             )
+            if profile.env:
+                assignments = [f"{name}={value}" for name, value in profile.env.items()]
+                argv = ["env", "--", *assignments, *argv]
             self.out(f"resolver {profile.name} started for {task_id}")
             code = run_in_slot(argv, self.worktree, f"resolve {task_id}")
             self.store.add_event(self.run_id, "resolver_done", task_id, exit_code=code)
