@@ -30,6 +30,7 @@ class RunSummary:
     done: int
     total: int
     reason: str
+    details: tuple[str, ...] = ()  # the report's short form, when the store was at hand
 
     @property
     def speedup(self) -> float:
@@ -53,7 +54,19 @@ def summarize(run: Run, tasks: list[TaskRow]) -> RunSummary:
     )
 
 
+def finished_summary(store: Store, run: Run) -> RunSummary:
+    """The summary of a finished run, with the short form of its report."""
+    import dataclasses
+
+    from limitless.report import build_report, short_lines
+
+    summary = summarize(run, store.get_tasks(run.id))
+    return dataclasses.replace(summary, details=tuple(short_lines(build_report(store, run.id))))
+
+
 def summary_lines(summary: RunSummary) -> list[str]:
+    if summary.details:
+        return list(summary.details)
     return [
         f"run {summary.run_id} {summary.status}: {summary.done}/{summary.total} tasks done",
         f"wall time {duration(summary.wall_s)} · sum of task times {duration(summary.task_s)} "
@@ -83,6 +96,8 @@ def describe(event: Event) -> str | None:
         "gate_failed": f"⚠ {task} failed the gate",
         "landed": f"landed on {data.get('base')} at {str(data.get('sha', ''))[:10]}",
         "run_done": f"run finished: {data.get('status')}",
+        "hook_failed": f"⚠ {data.get('reason')} (log: {data.get('log')})",
+        "budget_alert": f"⚠ {data.get('message')}",
     }
     return lines.get(event.kind)
 
@@ -109,7 +124,7 @@ def follow(
                 out(f"{time.strftime('%H:%M:%S', time.localtime(event.ts))} {line}")
         run = store.get_run(run_id)
         if run.status.finished:
-            return summarize(run, store.get_tasks(run_id))
+            return finished_summary(store, run)
         if deadline is not None and time.monotonic() > deadline:
             return None
         time.sleep(POLL_S)
@@ -128,7 +143,7 @@ def _follow_live(store: Store, run_id: str, timeout: float | None) -> RunSummary
             live.update(status_renderable(status_document(store, run_id)), refresh=True)  # type: ignore[arg-type]
             run = store.get_run(run_id)
             if run.status.finished:
-                return summarize(run, store.get_tasks(run_id))
+                return finished_summary(store, run)
             if deadline is not None and time.monotonic() > deadline:
                 return None
             time.sleep(POLL_S)
