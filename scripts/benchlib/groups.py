@@ -1,0 +1,317 @@
+"""The benchmark groups: each builds its repository and plans, runs them, returns figures."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+
+from benchlib import dags
+from benchlib.harness import (
+    BenchError,
+    BenchTask,
+    Harness,
+    RunResult,
+    max_overlap,
+    percentile,
+    read_marks,
+    wait_until,
+)
+from limitless.states import MergeStatus, TaskStatus
+
+# Stated per-task overhead of the engine for the scheduling goal: pick the task,
+# check out its worktree, respawn its pane, start `limitless _exec` and bash,
+# commit what is left, inspect the branch, record the end, wake the supervisor.
+PER_TASK_OVERHEAD_S = 1.0
+SCHEDULING_SLACK = 1.05
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One line of the table and of the JSON: `goal` None means shown for information only."""
+
+    name: str
+    value: float
+    unit: str
+    goal: str | None
+    ok: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "value": round(self.value, 4),
+            "unit": self.unit,
+            "goal": self.goal,
+            "ok": self.ok,
+        }
+
+
+def at_most(name: str, value: float, unit: str, goal: float) -> Figure:
+    return Figure(name, value, unit, f"<= {goal:g}", value <= goal)
+
+
+def exactly(name: str, value: float, unit: str, goal: float) -> Figure:
+    return Figure(name, value, unit, f"= {goal:g}", value == goal)
+
+
+def info(name: str, value: float, unit: str) -> Figure:
+    return Figure(name, value, unit, None, True)
+
+
+def _tasks(graph: dags.Graph) -> list[BenchTask]:
+    return [BenchTask(n.id, n.seconds, n.deps) for n in graph.nodes]
+
+
+def _require_done(result: RunResult) -> None:
+    bad = {t.id: str(t.status) for t in result.tasks.values() if t.status is not TaskStatus.DONE}
+    if bad:
+        reasons = "; ".join(f"{tid} {st}: {result.tasks[tid].reason}" for tid, st in bad.items())
+        msg = f"run {result.run.id}: {len(bad)} task(s) did not end done: {reasons}"
+        raise BenchError(msg)
+
+
+def _makespan(result: RunResult) -> float:
+    """First task start to last task end, as recorded in the store."""
+    starts = [t.started_at for t in result.tasks.values() if t.started_at is not None]
+    ends = [t.ended_at for t in result.tasks.values() if t.ended_at is not None]
+    return max(ends) - min(starts)
+
+
+# ------------------------------------------------------------------ 1. scheduling
+
+
+def scheduling(h: Harness, quick: bool) -> list[Figure]:
+    """Makespan / max(critical path, work / slots) for `deps` and `waves` on three DAGs."""
+    repo = h.make_repo("sched")
+    graphs = [dags.chain()] if quick else [dags.wide(), dags.chain(), dags.randomized()]
+    concurrencies = [2] if quick else [2, 4, 8]
+    figures: list[Figure] = []
+    for graph in graphs:
+        for slots in concurrencies:
+            makespans: dict[str, float] = {}
+            for schedule in ("deps", "waves"):
+                plan, marks = h.write_plan(
+                    f"{graph.name}-c{slots}-{schedule}", _tasks(graph), concurrency=slots
+                )
+                result = h.run(repo, plan, marks, "--schedule", schedule, "--no-merge")
+                _require_done(result)
+                makespans[schedule] = _makespan(result)
+                h.cleanup(repo, result.run.id)
+                h.say(f"  {graph.name} c{slots} {schedule}: makespan {makespans[schedule]:.1f}s")
+            bound = dags.lower_bound(graph, slots)
+            allowed = SCHEDULING_SLACK * dags.lower_bound(graph, slots, PER_TASK_OVERHEAD_S)
+            key = f"scheduling.{graph.name}.c{slots}"
+            deps = makespans["deps"]
+            waves = makespans["waves"]
+            figures.append(
+                Figure(
+                    f"{key}.deps",
+                    deps / bound,
+                    "x bound",
+                    f"<= {allowed / bound:.2f}",
+                    deps <= allowed,
+                )
+            )
+            room = dags.simulate(graph, slots, "waves", PER_TASK_OVERHEAD_S) > SCHEDULING_SLACK * (
+                dags.simulate(graph, slots, "deps", PER_TASK_OVERHEAD_S)
+            )
+            if room:
+                goal, ok = f"> deps ({deps / bound:.2f})", deps < waves
+            else:
+                goal, ok = f">= deps/1.05 ({deps / bound / 1.05:.2f})", deps <= waves * 1.05
+            figures.append(Figure(f"{key}.waves", waves / bound, "x bound", goal, ok))
+    return figures
+
+
+# ------------------------------------------------------------------ 2. setup
+
+
+def setup(h: Harness, quick: bool) -> list[Figure]:
+    """Run start to every first-wave agent running, minus git's own checkout time, per agent."""
+    repo = h.make_repo("setup")
+    counts = [1, 5] if quick else [1, 5, 20]
+    figures: list[Figure] = []
+    overhead: dict[int, float] = {}
+    for count in counts:
+        git_s = h.git_checkout_seconds(repo, count)
+        tasks = [BenchTask(f"t{i:02d}", 0.5) for i in range(count)]
+        plan, marks = h.write_plan(f"setup-{count}", tasks, concurrency=count)
+        result = h.run(repo, plan, marks, "--no-merge")
+        _require_done(result)
+        if len(result.marks.start) != count:
+            msg = f"setup {count}: {len(result.marks.start)} of {count} agents stamped their start"
+            raise BenchError(msg)
+        all_running = max(result.marks.start.values()) - result.started_wall
+        overhead[count] = all_running - git_s
+        h.say(
+            f"  {count} task(s): all running after {all_running * 1000:.0f} ms, "
+            f"git alone {git_s * 1000:.0f} ms"
+        )
+        figures.append(
+            at_most(f"setup.{count}_tasks", overhead[count] / count * 1000, "ms/agent", 60)
+        )
+        h.cleanup(repo, result.run.id)
+    first, last = counts[0], counts[-1]
+    marginal = (overhead[last] - overhead[first]) / (last - first) * 1000
+    figures.append(at_most(f"setup.marginal_{first}_to_{last}", marginal, "ms/agent", 60))
+    return figures
+
+
+# ------------------------------------------------------------------ 3. detection
+
+
+def detection(h: Harness, quick: bool) -> list[Figure]:
+    """Agent's last line → its end recorded in the store (the task_done event), p95."""
+    repo = h.make_repo("detect")
+    rng = random.Random(3)
+    count, slots = (12, 4) if quick else (40, 8)
+    tasks = [BenchTask(f"d{i:02d}", round(rng.uniform(0.3, 1.5), 1)) for i in range(count)]
+    plan, marks = h.write_plan("detect", tasks, concurrency=slots)
+    result = h.run(repo, plan, marks, "--no-merge")
+    _require_done(result)
+    samples = []
+    for task_id, end in result.marks.end.items():
+        event = result.event("task_done", task_id)
+        if event is not None:
+            samples.append(event.ts - end)
+    if len(samples) != count:
+        msg = f"detection: {len(samples)} of {count} tasks have an end stamp and a task_done event"
+        raise BenchError(msg)
+    h.cleanup(repo, result.run.id)
+    return [
+        at_most("detection.p95", percentile(samples, 0.95), "s", 0.3),
+        info("detection.p50", percentile(samples, 0.5), "s"),
+        info("detection.max", max(samples), "s"),
+    ]
+
+
+# ------------------------------------------------------------------ 4. dashboard
+
+
+def _dashboard_process(h: Harness, pane_id: str) -> psutil.Process:
+    root = psutil.Process(h.pane_pid(pane_id))
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            if "dashboard" in proc.cmdline():
+                return proc
+        except psutil.Error:
+            continue
+    msg = f"no `limitless dashboard` process under pane {pane_id}"
+    raise BenchError(msg)
+
+
+def _cpu_seconds(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def dashboard(h: Harness, quick: bool) -> list[Figure]:
+    """CPU and peak RSS of the run's `limitless dashboard` pane with 20 agents running."""
+    repo = h.make_repo("dash")
+    count, window = 20, (10.0 if quick else 30.0)
+    release = h.workdir / "release-dashboard"
+    tasks = [BenchTask(f"a{i:02d}", 0, hold_file=release) for i in range(count)]
+    plan, marks = h.write_plan("dash", tasks, concurrency=count)
+    run_id, wall = h.start(repo, plan, "--no-merge")
+    try:
+        wait_until(lambda: len(read_marks(marks).start) == count, 300, f"{count} agents running")
+        with h.store(repo) as store:
+            pane = store.get_run(run_id).dashboard_pane
+        proc = _dashboard_process(h, pane)
+        cpu0, t0 = _cpu_seconds(proc), time.monotonic()
+        peak = proc.memory_info().rss
+        while time.monotonic() - t0 < window:
+            time.sleep(0.5)
+            peak = max(peak, proc.memory_info().rss)
+        cpu = (_cpu_seconds(proc) - cpu0) / (time.monotonic() - t0) * 100
+        if read_marks(marks).end:
+            msg = "dashboard: agents ended while the dashboard was being measured"
+            raise BenchError(msg)
+    finally:
+        release.touch()
+    code = h.wait(repo, run_id, 300)
+    result = h.collect(repo, run_id, marks, code, wall)
+    _require_done(result)
+    h.cleanup(repo, run_id)
+    return [
+        at_most("dashboard.cpu", cpu, "% of a core", 5),
+        at_most("dashboard.memory", peak / 2**20, "MB", 120),
+    ]
+
+
+# ------------------------------------------------------------------ 5. merge
+
+
+def _merge_window(result: RunResult) -> float:
+    starts = [e.ts for e in result.events if e.kind == "merge_started"]
+    done = result.event("merge_done")
+    if not starts or done is None:
+        msg = f"run {result.run.id}: no merge_started/merge_done events"
+        raise BenchError(msg)
+    return done.ts - max(s for s in starts if s <= done.ts)
+
+
+def merge(h: Harness, quick: bool) -> list[Figure]:
+    """Merge phase time per branch, 20 branches, no gate, landing on the bench repo's main."""
+    repo = h.make_repo("merge")
+    count = 20
+    tasks = [BenchTask(f"m{i:02d}", 0.2) for i in range(count)]
+    plan, marks = h.write_plan("merge", tasks, concurrency=10)
+    result = h.run(repo, plan, marks)
+    _require_done(result)
+    merged = sum(1 for t in result.tasks.values() if t.merge_status is MergeStatus.MERGED)
+    per_branch = _merge_window(result) / max(merged, 1) * 1000
+    landed = len(h.git(repo, "ls-tree", "--name-only", "main", "out/").splitlines())
+    h.cleanup(repo, result.run.id)
+    return [
+        at_most("merge.per_branch", per_branch, "ms", 100),
+        exactly("merge.branches_merged", merged, "branches", count),
+        exactly("merge.files_landed_on_main", landed, "files", count),
+    ]
+
+
+# ------------------------------------------------------------------ 6. scale
+
+
+def scale(h: Harness, quick: bool) -> list[Figure]:
+    """N agents at once (50; 20 with --quick): all start, all run together, all end, all merge."""
+    repo = h.make_repo("scale")
+    count = 20 if quick else 50
+    tasks = [BenchTask(f"s{i:02d}", 0, hold_count=count) for i in range(count)]
+    plan, marks = h.write_plan("scale", tasks, concurrency=count)
+    result = h.run(repo, plan, marks, timeout=900)
+    intervals = [
+        (start, result.marks.end.get(tid, start)) for tid, start in result.marks.start.items()
+    ]
+    done = sum(1 for t in result.tasks.values() if t.status is TaskStatus.DONE)
+    merged = sum(1 for t in result.tasks.values() if t.merge_status is MergeStatus.MERGED)
+    wall = (result.run.ended_at or time.time()) - result.run.created_at
+    h.cleanup(repo, result.run.id)
+    return [
+        exactly("scale.started", len(result.marks.start), "agents", count),
+        exactly("scale.concurrent", max_overlap(intervals), "agents", count),
+        exactly("scale.done", done, "agents", count),
+        exactly("scale.merged", merged, "branches", count),
+        info("scale.wall", wall, "s"),
+    ]
+
+
+GROUPS: dict[str, Callable[[Harness, bool], list[Figure]]] = {
+    "setup": setup,
+    "detection": detection,
+    "scheduling": scheduling,
+    "merge": merge,
+    "dashboard": dashboard,
+    "scale": scale,
+}
+
+
+def group_names() -> list[str]:
+    return list(GROUPS)
+
+
+def run_group(name: str, h: Harness, quick: bool) -> list[Figure]:
+    return GROUPS[name](h, quick)
