@@ -23,13 +23,16 @@ import psutil
 
 from limitless import worktrees
 from limitless.agentstate import StateWatcher
+from limitless.crashpoints import crashpoint
 from limitless.errors import LimitlessError, TmuxError
 from limitless.execpane import wake_channel
 from limitless.graph import Dag
 from limitless.hooks import HookRunner
 from limitless.overlap import conflicts_by_task, overlapping_pairs
 from limitless.plan import Plan, Task
+from limitless.ports import LeaseBook, lease_key, port_env
 from limitless.states import ControlAction, RunStatus, TaskStatus
+from limitless.stats import BudgetWatch
 from limitless.store import ControlRequest, Run, Store, TaskRow
 from limitless.tmux import PaneState, TmuxSession
 from limitless.views import duration
@@ -120,11 +123,14 @@ class Supervisor:
         self.stopping = threading.Event()
         self.last_titles = 0.0
         self.gate_reason = ""
-        self.hooks = HookRunner(store, run_id, self.plan.hooks, self.repo_root)
+        self.hooks = HookRunner(store, run_id, self.plan.hooks, self.repo_root, out=self._say)
+        self.budget = BudgetWatch(store, run_id, self.plan.budget)
         self.watcher = StateWatcher(store, run_id, self.plan, tmux)
         self.predictor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
         self.predicting: Future[int] | None = None
         self.last_prediction = 0.0
+        self.leases = LeaseBook()
+        self.max_active_agents = _max_active_agents()
 
     # ---------------------------------------------------------------- loop
 
@@ -138,11 +144,15 @@ class Supervisor:
             picture = self._look()
             self._adopt(picture)
             while True:
+                crashpoint("tick")
                 picture = self._look()
+                self._pick_up_added(picture)
                 self._handle_requests(picture)
                 self._check_panes(picture)
                 self.watcher.tick(picture.rows, picture.panes)
                 self._settle(picture)
+                self._stop_on_spent_budget(picture)
+                self._check_budget(picture)
                 if self._all_terminal(picture):
                     break
                 self._schedule(picture)
@@ -189,6 +199,7 @@ class Supervisor:
             pane = picture.panes.get(row.pane_id or "")
             if slot and pane and not pane.dead and _wrapper_alive(row):
                 slot.task_id = row.id
+                self._lease(self.plan.task(row.id))  # hold its place under the caps again
                 self._say(f"adopted {row.id} still running in slot {slot.index + 1}")
                 self.store.add_event(self.run_id, "task_adopted", row.id)
         for row in picture.rows.values():
@@ -322,6 +333,7 @@ class Supervisor:
                 ended = picture.rows[slot.task_id]
                 self._announce_end(ended)
                 self._title(slot, ended, now)
+                self._release_lease(slot.task_id)
                 slot.task_id = None
                 slot.freed_at = now
         for task_id in self.dag.topological_order():
@@ -395,7 +407,7 @@ class Supervisor:
             beside = sorted(self.kept_apart.get(task_id, set()) & {row.id for row in active})
             if beside:
                 continue  # overlap: serialize — its declared files overlap a running task's
-            gate = self._resource_gate()
+            gate = self._resource_gate() or self._budget_gate(picture) or self._agents_gate()
             if gate:
                 break
             future = self.prepared.get(task_id)
@@ -501,6 +513,9 @@ class Supervisor:
             except LimitlessError as exc:
                 self._fail_before_start(task.id, f"could not reset the worktree: {exc}")
                 return False
+        lease_env = self._lease(task)
+        if lease_env is None:
+            return False
         now = time.time()
         if not self.store.transition(
             self.run_id,
@@ -519,15 +534,18 @@ class Supervisor:
             setup_done=row.setup_done or not prepared.created,
             progress=None,
         ):
+            self._release_lease(task.id)
             return False
+        crashpoint("respawn")
         try:
             self.tmux.respawn(
                 slot.pane_id,
                 exec_argv(self.run_id, task.id, self.store.state_dir),
                 cwd=prepared.path,
-                env=self._pane_env(),
+                env={**self._pane_env(), **lease_env},
             )
         except TmuxError as exc:
+            self._release_lease(task.id)
             self.store.transition(
                 self.run_id,
                 task.id,
@@ -547,6 +565,92 @@ class Supervisor:
         with contextlib.suppress(TmuxError):
             self.tmux.set_title(slot.pane_id, f"{task.id} · running · 0s")
         return True
+
+    def _check_budget(self, picture: Picture) -> None:
+        """Record (once) a `budget_alert` event when the costs reach budget.alert_at."""
+        message = self.budget.tick(picture.rows)
+        if message:
+            self._say(message)
+
+    # ---------------------------------------------------------------- budget, leases, added tasks
+
+    def _budget_gate(self, picture: Picture) -> str:
+        """Once the reported costs reach `budget.max_cost_usd`, no new task starts."""
+        limit = self.plan.budget.max_cost_usd
+        if limit is None:
+            return ""
+        spent = sum(row.cost_usd or 0.0 for row in picture.rows.values())
+        if spent < limit:
+            return ""
+        return (
+            f"budget spent: ${spent:.2f} of ${limit:.2f} (budget.max_cost_usd); "
+            "no new task starts, running ones finish"
+        )
+
+    def _stop_on_spent_budget(self, picture: Picture) -> None:
+        """Budget spent and nothing running: tasks not started end as blocked, so the run ends."""
+        reason = self._budget_gate(picture)
+        if not reason or any(row.status in ACTIVE for row in picture.rows.values()):
+            return
+        if any(slot.task_id for slot in self.slots):
+            return
+        for row in list(picture.rows.values()):
+            if row.status not in (TaskStatus.PENDING, TaskStatus.READY):
+                continue
+            if self.store.transition(
+                self.run_id,
+                row.id,
+                (TaskStatus.PENDING, TaskStatus.READY),
+                TaskStatus.BLOCKED,
+                reason=f"not started: {reason.split(';')[0]}",
+            ):
+                self.store.add_event(self.run_id, "task_blocked", row.id, by="budget")
+                self._say(f"{row.id} not started: {reason.split(';')[0]}")
+            picture.rows[row.id] = self.store.get_task(self.run_id, row.id)
+
+    def _agents_gate(self) -> str:
+        """`max_active_agents` of the user config: a cap across every run on this machine."""
+        cap = self.max_active_agents
+        if cap is None:
+            return ""
+        try:
+            active = len(self.leases.active())
+        except LimitlessError:
+            return ""
+        if active < cap:
+            return ""
+        return f"waiting: {active} agents run on this machine, max_active_agents is {cap}"
+
+    def _lease(self, task: Task) -> dict[str, str] | None:
+        """Lease the task's ports (and its place under max_active_agents); its env, or None."""
+        ports = task.ports if task.ports is not None else self.plan.ports
+        key = lease_key(self.store.state_dir, self.run_id, task.id)
+        try:
+            lease = self.leases.acquire(
+                key, ports=ports, pid=os.getpid(), max_active=self.max_active_agents
+            )
+        except LimitlessError as exc:
+            self._say(f"{task.id}: no port lease: {exc}")
+            return None
+        if lease is None:
+            return None
+        return port_env(lease.ports, self.run_id, task.id)
+
+    def _release_lease(self, task_id: str) -> None:
+        with contextlib.suppress(LimitlessError, OSError):
+            self.leases.release(lease_key(self.store.state_dir, self.run_id, task_id))
+
+    def _pick_up_added(self, picture: Picture) -> None:
+        """Tasks added to the live run (`limitless add`): re-read the plan, rebuild the Dag."""
+        added = sorted(set(picture.rows) - set(self.dag.ids))
+        if not added:
+            return
+        self.run = self.store.get_run(self.run_id)
+        self.plan = Plan.from_json(self.run.plan_json)
+        self.dag = Dag.from_tasks(self.plan.tasks)
+        self.wave_of = {tid: i for i, wave in enumerate(self.dag.waves()) for tid in wave}
+        self._say(f"picked up added task{'s' if len(added) > 1 else ''}: {', '.join(added)}")
+        self.store.add_event(self.run_id, "plan_reloaded", tasks=len(self.dag.ids), added=added)
 
     def _refresh_predictions(self) -> None:
         """Recompute predicted merge conflicts in the background, at most every few seconds."""
@@ -574,6 +678,7 @@ class Supervisor:
         return env
 
     def _free_slot(self, task_id: str) -> None:
+        self._release_lease(task_id)
         for slot in self.slots:
             if slot.task_id == task_id:
                 slot.task_id = None
@@ -641,7 +746,6 @@ class Supervisor:
             self._say("merge phase not built yet: task branches are left for you")
             return True
         self.store.update_run(self.run_id, status=RunStatus.MERGING)
-        self.store.add_event(self.run_id, "merge_started")
         result = merge.run_merge_phase(self.store, self.run_id, out=self._say)
         return bool(result.ok)
 
@@ -649,6 +753,17 @@ class Supervisor:
         stamp = time.strftime("%H:%M:%S")
         with contextlib.suppress(OSError, ValueError):
             self.out(f"{stamp} {line}")
+
+
+def _max_active_agents() -> int | None:
+    """The user config's cap on agents across runs (None: no cap, or an unreadable config)."""
+    from limitless.userconfig import load_config
+
+    try:
+        return load_config().max_active_agents
+    except LimitlessError as exc:
+        log.warning("user config ignored", extra={"error": str(exc)})
+        return None
 
 
 def _wrapper_alive(row: TaskRow) -> bool:
