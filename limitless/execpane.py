@@ -200,12 +200,22 @@ class Wrapper:
         self.store.update_task(self.run.id, self.task.id, setup_done=True)
         return None
 
+    def _prompt_text(self) -> str:
+        """The task's prompt, with `{deps_summary}` filled in when it is used."""
+        from limitless import depsummary
+
+        if not depsummary.uses_summary(self.task.prompt):
+            return self.task.prompt
+        summary = depsummary.dependency_summary(self.store, self.run, self.plan, self.task)
+        return depsummary.render_prompt(self.task.prompt, summary)
+
     def _run_agent(self) -> Outcome:
         prompt_file = prompt_path(self.store, self.run.id, self.task.id)
         prompt_file.parent.mkdir(parents=True, exist_ok=True)
-        prompt_file.write_text(self.task.prompt, encoding="utf-8")
+        prompt = self._prompt_text()
+        prompt_file.write_text(prompt, encoding="utf-8")
         context = AgentContext(
-            prompt=self.task.prompt,
+            prompt=prompt,
             prompt_file=str(prompt_file),
             task=self.task.id,
             worktree=str(self.worktree),
