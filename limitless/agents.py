@@ -73,6 +73,26 @@ def render_argv(profile: AgentProfile, context: AgentContext) -> list[str]:
     return argv
 
 
+def render_resume_argv(profile: AgentProfile, context: AgentContext, session: str) -> list[str]:
+    """The argv that continues conversation `session` (`resume_command`, `{session}` filled)."""
+    values = {
+        "prompt": context.prompt,
+        "prompt_file": context.prompt_file,
+        "task": context.task,
+        "worktree": context.worktree,
+        "branch": context.branch,
+        "model": context.model or "",
+        "python": sys.executable,
+        "session": session,
+    }
+    return [_fill(part, values) for part in profile.resume_command]
+
+
+def can_resume(profile: AgentProfile, session_id: str | None, attempt: int) -> bool:
+    """Whether attempt `attempt` of an interactive task continues its earlier conversation."""
+    return bool(profile.interactive and profile.resume_command and session_id and attempt > 1)
+
+
 def unknown_placeholders(parts: Sequence[str]) -> list[str]:
     """Placeholder names in `parts` that limitless does not know."""
     found = [m.group(1) for part in parts for m in PLACEHOLDER.finditer(part)]
@@ -84,6 +104,17 @@ _CLAUDE_WAITING = (
     r"\(y/n\)|press enter to continue|waiting for your input)"
 )
 
+# What the built-in agents print when their provider refuses for a while.
+_CLAUDE_RATE_LIMIT = (
+    r"(?i)(\brate[ -]?limit(?:ed)?\b|usage limit reached|\b429\b.{0,40}(?:too many|rate)|"
+    r"overloaded_error|quota exceeded)"
+)
+_CODEX_RATE_LIMIT = (
+    r"(?i)(\brate[ -]?limit(?:ed)?\b|usage limit|429 Too Many Requests|quota exceeded)"
+)
+_GEMINI_RATE_LIMIT = r"(?i)(\brate[ -]?limit(?:ed)?\b|RESOURCE_EXHAUSTED|quota exceeded|\b429\b)"
+_AIDER_RATE_LIMIT = r"(?i)(RateLimitError|\brate[ -]?limit(?:ed)?\b|quota exceeded)"
+
 BUILTIN_PROFILES: dict[str, AgentProfile] = {
     profile.name: profile
     for profile in (
@@ -94,24 +125,28 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
             waiting_regex=_CLAUDE_WAITING,
             session_regex=r"(?i)session[ _-]?id\W+([0-9a-f-]{36})",
             resume_command=("claude", "--resume", "{session}"),
+            rate_limit_regex=_CLAUDE_RATE_LIMIT,
         ),
         AgentProfile(
             name="codex",
             command=("codex", "exec", "{prompt}"),
             model_args=("-m", "{model}"),
             waiting_regex=r"(?i)(allow command\?|approve\?|\[y/n\]|\(y/n\))",
+            rate_limit_regex=_CODEX_RATE_LIMIT,
         ),
         AgentProfile(
             name="gemini",
             command=("gemini", "-p", "{prompt}"),
             model_args=("-m", "{model}"),
             waiting_regex=r"(?i)(allow execution\?|waiting for user confirmation|\(y/n\))",
+            rate_limit_regex=_GEMINI_RATE_LIMIT,
         ),
         AgentProfile(
             name="aider",
             command=("aider", "--yes-always", "--message", "{prompt}"),
             model_args=("--model", "{model}"),
-            waiting_regex=r"(?i)(\(y\)es/\(n\)o|\[yes\]:|> $)",
+            waiting_regex=r"(?i)(\(y\)es/\(n\)o|\[yes\]:|^[\w./ -]*>\s*$)",
+            rate_limit_regex=_AIDER_RATE_LIMIT,
         ),
         AgentProfile(
             name="opencode",

@@ -1,0 +1,1 @@
+"""Scripted interactive programs standing in for coding agents in tests."""
