@@ -688,6 +688,45 @@ def test_interrupted_merge_is_undone_and_redone(build: Callable[..., Env]) -> No
     ]
 
 
+class _Killed(BaseException):
+    """Stands for a kill -9: nothing after it runs, no handler catches it."""
+
+
+@pytest.mark.parametrize("moved_first", [False, True], ids=["before-reset", "after-reset"])
+def test_crash_while_redoing_on_a_moved_base_loses_and_duplicates_nothing(
+    build: Callable[..., Env], repo: Path, monkeypatch: pytest.MonkeyPatch, moved_first: bool
+) -> None:
+    """Killed between recording the new base and moving the merged branch: the next call lands
+    every task exactly once on the new tip."""
+    env = build([Spec("a", {"a.txt": "a\n"}), Spec("b", {"b.txt": "b\n"})])
+    (repo / "late.txt").write_text("late\n")
+    git(repo, "add", "late.txt")
+    git(repo, "commit", "-q", "-m", "late work on main")
+    moved = env.sha("main")
+    real_undo = merge.undo
+
+    def dying_undo(worktree: Path, branch: str, sha: str) -> None:
+        if sha == moved and moved_first:
+            real_undo(worktree, branch, sha)
+        if sha == moved:
+            raise _Killed
+        real_undo(worktree, branch, sha)
+
+    monkeypatch.setattr(merge, "undo", dying_undo)
+    with pytest.raises(_Killed):
+        env.phase()
+    assert env.sha("main") == moved
+    monkeypatch.setattr(merge, "undo", real_undo)
+    outcome = env.phase()
+    assert outcome.ok and outcome.landed, outcome.message
+    assert git(repo, "merge-base", "--is-ancestor", moved, "main") == ""
+    assert set(tree_files(repo, "main")) == {"README.md", "late.txt", "a.txt", "b.txt"}
+    first_parents = subjects(repo, "main", "--first-parent")
+    assert first_parents.count(f"limitless: merge a ({RUN})") == 1
+    assert first_parents.count(f"limitless: merge b ({RUN})") == 1
+    assert {env.row(t).merge_status for t in "ab"} == {MergeStatus.MERGED}
+
+
 def test_merge_worktree_with_changes_is_refused(build: Callable[..., Env]) -> None:
     """Changes someone left in the merge worktree are not thrown away: the phase refuses."""
     env = build([Spec("a", {"a.txt": "a\n"})], MergePolicy(land="manual"))
