@@ -119,15 +119,15 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from limitless import stats
     from limitless.context import open_context
+    from limitless.stats import collect, parse_since, render_table, to_json
 
-    since = stats.parse_since(args.since) if args.since else None
+    since = parse_since(args.since) if args.since else None
     with open_context() as ctx:
-        table = stats.collect(ctx.store, by=args.by, since=since)
+        table = collect(ctx.store, by=args.by, since=since)
     if args.json:
-        json.dump(stats.to_json(table), sys.stdout, indent=2, ensure_ascii=False)
+        json.dump(to_json(table), sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return 0
-    print(stats.render_table(table))
+    print(render_table(table))
     return 0

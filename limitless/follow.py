@@ -97,7 +97,8 @@ def describe(event: Event) -> str | None:
         "landed": f"landed on {data.get('base')} at {str(data.get('sha', ''))[:10]}",
         "run_done": f"run finished: {data.get('status')}",
         "hook_failed": f"⚠ {data.get('reason')} (log: {data.get('log')})",
-        "budget_alert": f"⚠ {data.get('message')}",
+        "budget_alert": f"⚠ budget alert: ${data.get('cost_usd')} spent "
+        f"of ${data.get('max_cost_usd')} (alert at {data.get('alert_at')})",
     }
     return lines.get(event.kind)
 

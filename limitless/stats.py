@@ -240,6 +240,5 @@ class BudgetWatch:
             cost_usd=round(spent, 6),
             max_cost_usd=limit,
             alert_at=self.budget.alert_at,
-            message=message,
         )
         return message
