@@ -307,3 +307,47 @@ def test_no_merge_then_limitless_merge(repo: Path) -> None:
     assert f"limitless: merge add ({run.id})" in subjects(repo, "main")
     assert latest_run(repo).status is RunStatus.DONE
     assert not latest_run(repo).no_merge
+
+
+CRASHY = """\
+name: crashy
+agent: shell
+merge:
+  gate: |
+    if [ ! -e "{flag}" ]; then touch "{flag}"; kill -9 $PPID; sleep 30; fi
+tasks:
+  - id: one
+    prompt: |
+      echo one > one.txt && git add one.txt && git commit -qm "one: add"
+  - id: two
+    prompt: |
+      echo two > two.txt && git add two.txt && git commit -qm "two: add"
+"""
+
+
+def test_kill_9_between_a_merge_and_its_gate_then_merge_again(repo: Path, tmp_path: Path) -> None:
+    """`limitless merge` killed after a merge, before its gate: the next call undoes the half
+    step (keeping it under a ref), merges each task once and lands."""
+    flag = tmp_path / "killed-once"
+    write_plan(repo, CRASHY.format(flag=flag))
+    result = cli(repo, "run", "--headless", "--no-merge")
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = latest_run(repo)
+    killed = cli(repo, "merge", run.id)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    assert flag.exists()
+    interrupted = [row for row in tasks_of(repo, run.id).values() if row.merge_status == "merging"]
+    assert len(interrupted) == 1
+    first = interrupted[0].id
+
+    again = cli(repo, "merge", run.id)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"undid the interrupted merge of {first}" in again.stdout
+    assert "landed on main" in again.stdout
+    history = subjects(repo, "main")
+    for task_id in ("one", "two"):
+        assert history.count(f"limitless: merge {task_id} ({run.id})") == 1
+        assert history.count(f"{task_id}: add") == 1
+    kept = f"refs/limitless/{run.id}/merged/interrupted-{first}"
+    assert f"limitless: merge {first} ({run.id})" in subjects(repo, kept)
+    assert {row.merge_status for row in tasks_of(repo, run.id).values()} == {MergeStatus.MERGED}
