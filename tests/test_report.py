@@ -263,6 +263,34 @@ def test_report_of_a_real_run_matches_the_store(repo: Path, tmp_path: Path) -> N
     assert slow_line.startswith("slow  │") and "█" in slow_line
     assert slow_line.endswith(f"│ done {duration(spans['slow'])}")
 
+    events = cli(repo, "events", run.id, "--json")
+    assert events.returncode == 0, events.stderr
+    lines = [json.loads(line) for line in events.stdout.splitlines()]
+    with open_store(repo) as store:
+        stored = store.events(run.id)
+    assert [line["id"] for line in lines] == [e.id for e in stored]
+    assert [line["kind"] for line in lines] == [e.kind for e in stored]
+    done = cli(repo, "events", "--kind", "task_done").stdout.splitlines()
+    assert sorted(line.split(" ", 1)[1] for line in done) == [
+        "✓ after done",
+        "✓ quick done",
+        "✓ slow done",
+    ]
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_events_follow_streams_until_the_run_ends(repo: Path) -> None:
+    """`events --follow` on a detached run prints its events live and stops at its end."""
+    write_plan(repo, "name: ev\nagent: shell\ntasks:\n  - {id: nap, prompt: sleep 1}\n")
+    started = cli(repo, "run", "--detach", "--no-merge")
+    assert started.returncode == 0, started.stderr
+    followed = cli(repo, "events", "--follow", "--json", timeout=120)
+    assert followed.returncode == 0, followed.stderr
+    kinds = [json.loads(line)["kind"] for line in followed.stdout.splitlines()]
+    assert kinds[0] == "run_started"
+    assert "task_done" in kinds
+    assert "run_done" in kinds
+
 
 def test_report_of_unknown_run_is_a_usage_error(repo: Path) -> None:
     """`report NOPE` exits 2 and names the run."""
