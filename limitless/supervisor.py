@@ -649,6 +649,7 @@ class Supervisor:
         self.plan = Plan.from_json(self.run.plan_json)
         self.dag = Dag.from_tasks(self.plan.tasks)
         self.wave_of = {tid: i for i, wave in enumerate(self.dag.waves()) for tid in wave}
+        self.watcher.plan = self.plan
         self._say(f"picked up added task{'s' if len(added) > 1 else ''}: {', '.join(added)}")
         self.store.add_event(self.run_id, "plan_reloaded", tasks=len(self.dag.ids), added=added)
 

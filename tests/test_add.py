@@ -1,0 +1,73 @@
+"""`limitless add`: a task added to a live run is picked up; bad additions create nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from limitless.states import TaskStatus
+from tests.conftest import git
+from tests.engine_helpers import cli, latest_run, tasks_of, wait_for, write_plan
+
+pytestmark = pytest.mark.usefixtures("tmux_socket")
+
+HOLD = """\
+name: live
+agent: shell
+max_concurrency: 2
+merge: {land: manual}
+tasks:
+  - id: first
+    prompt: |
+      echo first > first.txt && git add first.txt && git commit -qm "first: add"
+      for i in $(seq 1 600); do test -f "$LIMITLESS_STATE_DIR/release" && exit 0; sleep 0.1; done
+      exit 1
+"""
+
+
+def test_added_task_runs_after_its_dependency_and_chains_by_json(repo: Path) -> None:
+    """`add --depends-on` prints JSON; the supervisor runs the task with its dependency's work."""
+    write_plan(repo, HOLD)
+    started = cli(repo, "run", "--json", "--no-merge")
+    assert started.returncode == 0, started.stderr
+    run_id = json.loads(started.stdout)["run"]
+    wait_for(
+        lambda: tasks_of(repo, run_id)["first"].status is TaskStatus.RUNNING, 60, "first running"
+    )
+    added = cli(
+        repo,
+        "add",
+        run_id,
+        "--prompt",
+        "test -f first.txt && echo extra > extra.txt",
+        "--id",
+        "extra",
+        "--depends-on",
+        "first",
+        "--json",
+    )
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout) == {"run": run_id, "task": "extra"}
+    duplicate = cli(repo, "add", run_id, "--prompt", "x", "--id", "extra")
+    assert duplicate.returncode == 2
+    assert "has a task 'extra' already" in duplicate.stderr
+    unknown = cli(repo, "add", run_id, "--prompt", "x", "--depends-on", "nope")
+    assert unknown.returncode == 2
+    assert "--depends-on 'nope': run" in unknown.stderr
+    bad_id = cli(repo, "add", run_id, "--prompt", "x", "--id", "no spaces")
+    assert bad_id.returncode == 2
+    assert set(tasks_of(repo, run_id)) == {"first", "extra"}
+    (repo / ".git" / "limitless" / "release").touch()
+    waited = cli(repo, "wait", run_id, "--timeout", "90")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    rows = tasks_of(repo, run_id)
+    assert rows["extra"].status is TaskStatus.DONE
+    assert (rows["extra"].started_at or 0) >= (rows["first"].ended_at or 0)
+    files = git(repo, "ls-tree", "-r", "--name-only", f"limitless/{run_id}/extra").splitlines()
+    assert {"first.txt", "extra.txt"} <= set(files)
+    late = cli(repo, "add", run_id, "--prompt", "too late")
+    assert late.returncode == 2
+    assert "takes no new tasks" in late.stderr
+    assert latest_run(repo).id == run_id
