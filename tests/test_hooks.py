@@ -155,3 +155,17 @@ def test_hooks_run_in_a_real_run_and_a_failing_one_is_not_fatal(repo: Path, tmp_
     assert lines[2:] == [f"run {run.id} done 0"]
     events = cli(repo, "events", run.id).stdout
     assert "⚠ hook on_run_done exited with status 7" in events
+
+
+def test_merge_conflict_hook_gets_the_files(tmp_path: Path) -> None:
+    """on_merge_conflict sees the conflicted files, one a line, in LIMITLESS_FILES."""
+    store = make_store(tmp_path)
+    out = tmp_path / "files.txt"
+    store.add_event("h-1", "merge_conflict", "api", files=["a b.py", "c.py"], on_conflict="skip")
+    runner = HookRunner(
+        store, "h-1", {"on_merge_conflict": f'echo "$LIMITLESS_FILES" > {out}'}, tmp_path
+    )
+    runner.close()
+    assert out.read_text() == "a b.py\nc.py\n"
+    assert [e.kind for e in store.events("h-1")][-1] == "hook_done"
+    store.close()
