@@ -449,8 +449,8 @@ def render_markdown(report: Report) -> str:
         "",
         "## Tasks",
         "",
-        "| task | status | attempts | agent | start | end | time | cost | commits | diff | merge |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| " + " | ".join(TASK_COLUMNS) + " |",
+        "|" + " --- |" * len(TASK_COLUMNS),
     ]
     for task in report.tasks:
         out.append(
@@ -458,7 +458,7 @@ def render_markdown(report: Report) -> str:
             f"| {iso(task.started_at) or '-'} | {iso(task.ended_at) or '-'} "
             f"| {task.duration_s:.1f} s | {_cost(task.cost_usd)} | {task.commits} "
             f"| {task.files_changed} files +{task.insertions} −{task.deletions} "
-            f"| {_md_cell(_merge_cell(task))} |"
+            f"| {_md_cell(_merge_cell(task))} | {_md_cell(task.reason) or '-'} |"
         )
     out += ["", "## Timeline", "", "```mermaid", render_mermaid_gantt(report), "```", ""]
     return "\n".join(out)
