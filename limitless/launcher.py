@@ -15,7 +15,7 @@ from pathlib import Path
 
 from limitless import worktrees
 from limitless.doctor import MIN_GIT, MIN_TMUX
-from limitless.errors import EnvironmentProblem, UsageError
+from limitless.errors import EnvironmentProblem, TmuxError, UsageError
 from limitless.plan import Plan
 from limitless.states import RunStatus, TaskStatus
 from limitless.store import Run, Store, TaskRow
@@ -112,7 +112,7 @@ def start_run(
     slots = min(plan.max_concurrency, len(plan.tasks))
 
     store = Store.open(worktrees.state_dir(repo))
-    run_id = store.next_run_id(plan.name)
+    run_id = _free_run_id(store, plan.name, socket_name)
     session_name = tmux_session_name(run_id)
     run = Run(
         id=run_id,
@@ -150,10 +150,30 @@ def start_run(
         ],
     )
     store.add_event(run_id, "run_started", base=base, base_sha=base_sha, tasks=len(plan.tasks))
-    session = create_session(store, run, layout, slots, repo.root, options.dashboard)
+    try:
+        session = create_session(store, run, layout, slots, repo.root, options.dashboard)
+    except TmuxError as exc:
+        reason = f"could not create its tmux session: {exc}"
+        store.update_run(run_id, status=RunStatus.FAILED, ended_at=time.time(), reason=reason)
+        store.close()
+        raise
     run = store.get_run(run_id)
     store.close()
     return StartedRun(run=run, session=session)
+
+
+def _free_run_id(store: Store, plan_name: str, socket_name: str | None) -> str:
+    """The next run id whose tmux session name is free on the server.
+
+    Run ids count per repository, so another repository's run of a plan with the
+    same name may hold `limitless-<plan>-<n>` on a shared tmux server: skip it.
+    """
+    for _ in range(100):
+        run_id = store.next_run_id(plan_name)
+        if not TmuxSession(socket_name, run_id).exists():
+            return run_id
+    msg = f"100 tmux sessions named limitless-{plan_name}-N exist already; clean some up"
+    raise EnvironmentProblem(msg)
 
 
 def limitless_argv(*args: str) -> list[str]:
