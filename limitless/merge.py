@@ -693,6 +693,7 @@ class _Phase:
         refusal = self._prepare()
         if refusal:
             return self._outcome(ok=False, landed=False, message=refusal)
+        self._redo_early()
         for attempt in range(MAX_REDOS + 1):
             try:
                 self._merge_all()
@@ -887,6 +888,22 @@ class _Phase:
                 self.out(f"undid the interrupted merge of {task_id}")
             self._mark(task_id, MergeStatus.UNMERGED, "merge interrupted; merged again")
 
+    def _redo_early(self) -> None:
+        """Start on base's new tip at once when base moved before the merges were done.
+
+        Landing would find the move anyway and redo every merge and gate; when
+        base already moved (and the merged branch does not hold its new tip, as
+        after this run's own landing), the phase starts over on the new tip.
+        """
+        if self.policy.land != "auto":
+            return
+        tip = worktrees.rev_parse(self.repo, f"refs/heads/{self.run_row.base}")
+        if tip is None or tip == self.run_row.base_sha:
+            return
+        if worktrees.is_ancestor(self.repo, tip, _head(self.worktree)):
+            return
+        self._redo(tip)
+
     def _redo(self, new_tip: str) -> None:
         """Rebuild the merged branch on base's new tip; every task is merged again."""
         old_base = self.run_row.base_sha
@@ -894,7 +911,9 @@ class _Phase:
         number = 1
         while worktrees.rev_parse(self.repo, self._redo_ref(number)) is not None:
             number += 1
-        _keep(self.repo, self._redo_ref(number), head)
+        kept = self._redo_ref(number) if head != old_base else ""
+        if head != old_base:
+            _keep(self.repo, kept, head)
         # The store first, then the branch: a crash in between leaves rows that
         # say "unmerged" on the old result, which the next call merges again and
         # redoes; the other order would leave rows saying "merged" on a branch
@@ -908,11 +927,11 @@ class _Phase:
             "merge_redone",
             old_base=old_base,
             new_base=new_tip,
-            kept=self._redo_ref(number),
+            kept=kept,
         )
         self.out(
-            f"{self.run_row.base} moved to {new_tip[:12]} during the run: merging again on "
-            f"the new tip (previous result kept at {self._redo_ref(number)})"
+            f"{self.run_row.base} moved to {new_tip[:12]} during the run: merging on the new "
+            f"tip" + (f" (previous result kept at {kept})" if head != old_base else "")
         )
         self.merged.clear()
         self.already.clear()

@@ -356,6 +356,36 @@ def test_busy_run_is_refused(build: Callable[..., Env]) -> None:
         env.phase()
 
 
+def test_second_merge_phase_at_once_is_refused(build: Callable[..., Env]) -> None:
+    """While one merge phase of a run holds its lock, another is refused and changes nothing."""
+    env = build([Spec("a", {"a.txt": "a\n"})])
+    lock = env.store.run_dir(RUN) / "merge.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [
+            "python3",
+            "-c",
+            "import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('held', flush=True); sys.stdin.read()",
+            str(lock),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        status_before = env.store.get_run(RUN).status
+        with pytest.raises(UsageError, match=f"a merge phase of run {RUN} is already under way"):
+            env.phase()
+        assert env.store.get_run(RUN).status == status_before
+        assert env.row("a").merge_status is MergeStatus.UNMERGED
+    finally:
+        holder.communicate("", timeout=30)
+    outcome = env.phase()
+    assert outcome.ok and outcome.merged == ["a"], outcome.message
+
+
 # --- conflicts -----------------------------------------------------------------
 
 
@@ -629,9 +659,15 @@ def test_manual_landing_leaves_base(build: Callable[..., Env], repo: Path) -> No
     assert env.store.get_run(RUN).merged_sha == env.sha(MERGED)
 
 
-def test_base_moved_mid_run_is_redone(build: Callable[..., Env], repo: Path) -> None:
-    """If base moved during the run, the merge is redone on its new tip and then lands."""
-    env = build([Spec("a", {"a.txt": "a\n"}), Spec("b", {"b.txt": "b\n"})])
+def test_base_moved_mid_run_is_merged_on_the_new_tip(
+    build: Callable[..., Env], repo: Path, tmp_path: Path
+) -> None:
+    """If base moved during the run, the merge starts on its new tip: one gate run a task."""
+    gate_log = tmp_path / "gates"
+    env = build(
+        [Spec("a", {"a.txt": "a\n"}), Spec("b", {"b.txt": "b\n"})],
+        MergePolicy(gate=f'echo "$LIMITLESS_TASK" >> {gate_log}'),
+    )
     (repo / "late.txt").write_text("late\n")
     git(repo, "add", "late.txt")
     git(repo, "commit", "-q", "-m", "late work on main")
@@ -640,13 +676,37 @@ def test_base_moved_mid_run_is_redone(build: Callable[..., Env], repo: Path) -> 
     outcome = env.phase()
     assert outcome.ok and outcome.landed, outcome.message
     assert outcome.merged == ["a", "b"]
+    assert gate_log.read_text().split() == ["a", "b"]
     assert git(repo, "merge-base", "--is-ancestor", moved, "main") == ""
     assert set(tree_files(repo, "main")) == {"README.md", "late.txt", "a.txt", "b.txt"}
     assert env.store.get_run(RUN).base_sha == moved
     assert "merge_redone" in env.event_kinds()
+    assert merge.base_moved(env.store, RUN) is None
+
+
+def test_base_moved_during_the_merge_phase_is_redone(
+    build: Callable[..., Env], repo: Path, tmp_path: Path
+) -> None:
+    """Base moving while the merges run is found at landing: the merge is redone on the new
+    tip, the first result kept under a ref, and base only moves forward."""
+    flag = tmp_path / "moved"
+    gate = (
+        f"if [ ! -e {flag} ]; then touch {flag}; cd {repo} && echo late > late.txt && "
+        'git add late.txt && git commit -qm "late work on main"; fi'
+    )
+    env = build([Spec("a", {"a.txt": "a\n"}), Spec("b", {"b.txt": "b\n"})], MergePolicy(gate=gate))
+    outcome = env.phase()
+    assert outcome.ok and outcome.landed, outcome.message
+    moved = env.store.get_run(RUN).base_sha
+    assert moved != env.base_sha
+    assert git(repo, "log", "-1", "--format=%s", moved) == "late work on main"
+    assert git(repo, "merge-base", "--is-ancestor", moved, "main") == ""
+    assert set(tree_files(repo, "main")) == {"README.md", "late.txt", "a.txt", "b.txt"}
     kept = env.sha(f"refs/limitless/{RUN}/merged/redo-1")
     assert git(repo, "merge-base", "--is-ancestor", env.base_sha, kept) == ""
-    assert merge.base_moved(env.store, RUN) is None
+    assert f"limitless: merge b ({RUN})" in subjects(repo, kept)
+    first_parents = subjects(repo, "main", "--first-parent")
+    assert first_parents.count(f"limitless: merge a ({RUN})") == 1
 
 
 def test_base_moved_into_a_conflict_stops_without_landing(
