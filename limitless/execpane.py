@@ -21,8 +21,15 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from limitless import worktrees
-from limitless.agents import AgentContext, AgentProfile, OutputParsers, render_argv
+from limitless import ratelimit, worktrees
+from limitless.agents import (
+    AgentContext,
+    AgentProfile,
+    OutputParsers,
+    can_resume,
+    render_argv,
+    render_resume_argv,
+)
 from limitless.errors import LimitlessError
 from limitless.plan import Plan, Task
 from limitless.ptyrun import PtyProcess, PtyResult
@@ -71,6 +78,9 @@ class LineParser:
         self.cost: float | None = None
         self.session: str | None = None
         self.rate_limited = False
+        self.lines = 0
+        self.rate_limit_line = ""
+        self.rate_limit_at = 0
         self.changed = False
         self.last_line = ""
 
@@ -90,6 +100,7 @@ class LineParser:
         if not line:
             return
         self.last_line = line
+        self.lines += 1
         progress = self.parsers.progress_of(line)
         if progress is not None and progress != self.progress:
             self.progress = progress
@@ -104,6 +115,13 @@ class LineParser:
             self.changed = True
         if self.parsers.is_rate_limited(line):
             self.rate_limited = True
+            self.rate_limit_line, self.rate_limit_at = line, self.lines
+
+    def recent_rate_limit(self) -> str | None:
+        """The rate-limit line, if the agent printed one among its last lines."""
+        if self.rate_limit_line and self.lines - self.rate_limit_at < ratelimit.RECENT_LINES:
+            return self.rate_limit_line
+        return None
 
 
 @dataclass
@@ -222,7 +240,7 @@ class Wrapper:
             branch=self.row.branch,
             model=self.task.model,
         )
-        argv = render_argv(self.profile, context)
+        argv = self._agent_argv(context)
         env = self._environment()
         if shutil.which(argv[0], path=env.get("PATH")) is None:
             return Outcome(
@@ -251,7 +269,25 @@ class Wrapper:
         result = self.process.pump(timeout_s=self.task.timeout_s)
         parser.finish()
         self._store_parsed(parser)
-        return self._outcome(result)
+        return self._rate_limited(parser, result) or self._outcome(result)
+
+    def _agent_argv(self, context: AgentContext) -> list[str]:
+        """The agent's argv: its resume command when this attempt continues a conversation."""
+        session = self.row.session_id
+        if session and can_resume(self.profile, session, self.row.attempt):
+            self._say(f"{DIM}continuing conversation {session}{RESET}")
+            self.store.add_event(
+                self.run.id, "task_resumed", self.task.id, session=session, attempt=self.row.attempt
+            )
+            return render_resume_argv(self.profile, context, session)
+        return render_argv(self.profile, context)
+
+    def _rate_limited(self, parser: LineParser, result: PtyResult) -> Outcome | None:
+        """A failed end right after a rate-limit message: retried later, not counted."""
+        line = parser.recent_rate_limit()
+        if line is None or result.exit_code == 0 or result.timed_out or result.stopped:
+            return None
+        return Outcome(TaskStatus.FAILED, result.exit_code, ratelimit.reason_for(line))
 
     def _outcome(self, result: PtyResult) -> Outcome:
         if result.timed_out:

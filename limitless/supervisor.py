@@ -21,7 +21,8 @@ from pathlib import Path
 
 import psutil
 
-from limitless import worktrees
+from limitless import ratelimit, worktrees
+from limitless.agents import can_resume
 from limitless.agentstate import StateWatcher
 from limitless.crashpoints import crashpoint
 from limitless.errors import LimitlessError, TmuxError
@@ -46,6 +47,8 @@ RETRY_BACKOFF_S = (2.0, 5.0, 15.0, 30.0)
 TIMEOUT_GRACE_S = 30.0
 TITLE_INTERVAL_S = 2.0
 PREDICTION_INTERVAL_S = 5.0
+WRAPPER_FINISH_S = 30.0  # how long a slot waits for a done task's wrapper to finish
+MARKED_DONE = "marked done by request"
 
 
 def exec_argv(run_id: str, task_id: str, state_dir: Path) -> list[str]:
@@ -126,6 +129,9 @@ class Supervisor:
         self.hooks = HookRunner(store, run_id, self.plan.hooks, self.repo_root, out=self._say)
         self.budget = BudgetWatch(store, run_id, self.plan.budget)
         self.watcher = StateWatcher(store, run_id, self.plan, tmux)
+        self.throttle = ratelimit.Throttle(slots=len(self.slots))
+        self.free_attempts: dict[str, tuple[int, int]] = {}  # task → (attempt, earlier free)
+        self.finishing_since: dict[str, float] = {}
         self.predictor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
         self.predicting: Future[int] | None = None
         self.last_prediction = 0.0
@@ -264,7 +270,7 @@ class Supervisor:
         if row.status not in ACTIVE:
             return f"not marked done: it is {row.status}, not running or waiting"
         if not self.store.transition(
-            self.run_id, row.id, ACTIVE, TaskStatus.DONE, reason="marked done by request"
+            self.run_id, row.id, ACTIVE, TaskStatus.DONE, reason=MARKED_DONE
         ):
             return "not marked done: its status changed meanwhile"
         _stop_wrapper(row)
@@ -331,6 +337,8 @@ class Supervisor:
         for slot in self.slots:
             if slot.task_id and picture.status(slot.task_id) not in ACTIVE:
                 ended = picture.rows[slot.task_id]
+                if self._wrapper_finishing(ended, now):
+                    continue
                 self._announce_end(ended)
                 self._title(slot, ended, now)
                 self._release_lease(slot.task_id)
@@ -339,7 +347,13 @@ class Supervisor:
         for task_id in self.dag.topological_order():
             row = picture.rows[task_id]
             task = self.plan.task(task_id)
-            if row.status is TaskStatus.FAILED and row.attempt < 1 + task.retries:
+            if row.status is TaskStatus.FAILED and self._rate_limit_retry(row, now):
+                picture.rows[task_id] = self.store.get_task(self.run_id, task_id)
+                continue
+            if (
+                row.status is TaskStatus.FAILED
+                and row.attempt - self._free_attempts(row) < 1 + task.retries
+            ):
                 delay = retry_delay(row.attempt)
                 if self.store.transition(
                     self.run_id,
@@ -368,6 +382,69 @@ class Supervisor:
                     self.run_id, task_id, (TaskStatus.PENDING,), TaskStatus.READY, reason=""
                 )
             picture.rows[task_id] = self.store.get_task(self.run_id, task_id)
+
+    def _wrapper_finishing(self, row: TaskRow, now: float) -> bool:
+        """A task marked done whose wrapper still commits its leftovers keeps its slot a while.
+
+        Until the wrapper records the end (its reason replaces MARKED_DONE), the
+        pane must not be respawned and the merge phase must not start.
+        """
+        if row.status is not TaskStatus.DONE or row.reason != MARKED_DONE or row.pid is None:
+            return False
+        since = self.finishing_since.setdefault(row.id, now)
+        if now - since < WRAPPER_FINISH_S and _wrapper_alive(row):
+            return True
+        self.finishing_since.pop(row.id, None)
+        return False
+
+    # ---------------------------------------------------------------- rate limits
+
+    def _free_attempts(self, row: TaskRow) -> int:
+        """How many of the task's attempts were rate limited (they do not count)."""
+        cached = self.free_attempts.get(row.id)
+        if cached is None or cached[0] != row.attempt:
+            attempts = self.store.attempts(self.run_id, row.id)
+            cached = (row.attempt, ratelimit.free_attempts(attempts, row.attempt, ""))
+            self.free_attempts[row.id] = cached
+        free = cached[1] + int(ratelimit.is_rate_limited(row.reason))
+        return min(free, ratelimit.MAX_FREE_RETRIES)
+
+    def _rate_limit_retry(self, row: TaskRow, now: float) -> bool:
+        """Retry a rate-limited task after a back-off, uncounted; lower the concurrency."""
+        if not ratelimit.is_rate_limited(row.reason):
+            return False
+        hits = self._free_attempts(row)
+        if self.free_attempts[row.id][1] >= ratelimit.MAX_FREE_RETRIES:
+            return False  # rate limited too often: this one counts like any failure
+        delay = ratelimit.backoff_s(hits)
+        if not self.store.transition(
+            self.run_id,
+            row.id,
+            (TaskStatus.FAILED,),
+            TaskStatus.READY,
+            not_before=now + delay,
+            reason=f"{row.reason}; retrying in {delay:.0f}s (not counted as an attempt)",
+        ):
+            return True
+        cap = self.throttle.hit(now, delay, row.reason)
+        self.store.add_event(
+            self.run_id,
+            "task_rate_limited",
+            row.id,
+            attempt=row.attempt,
+            delay_s=delay,
+            concurrency=cap,
+            reason=row.reason,
+        )
+        self._say(
+            f"{row.id}: {row.reason}; retry in {delay:.0f}s, not counted; "
+            f"at most {cap} task{'s' if cap != 1 else ''} at once for a while"
+        )
+        return True
+
+    def _continues_conversation(self, row: TaskRow, task: Task) -> bool:
+        """A retried interactive task with a known session resumes it on its own work."""
+        return can_resume(self.plan.profile(task), row.session_id, row.attempt + 1)
 
     def _announce_end(self, row: TaskRow) -> None:
         mark = "✓" if row.status is TaskStatus.DONE else "✗"
@@ -407,7 +484,12 @@ class Supervisor:
             beside = sorted(self.kept_apart.get(task_id, set()) & {row.id for row in active})
             if beside:
                 continue  # overlap: serialize — its declared files overlap a running task's
-            gate = self._resource_gate() or self._budget_gate(picture) or self._agents_gate()
+            gate = (
+                self._resource_gate()
+                or self._budget_gate(picture)
+                or self._agents_gate()
+                or self.throttle.gate(time.time(), len(active))
+            )
             if gate:
                 break
             future = self.prepared.get(task_id)
@@ -502,7 +584,7 @@ class Supervisor:
     ) -> bool:
         attempt = row.attempt + 1
         start_sha = row.start_sha or prepared.start_sha
-        if row.attempt > 0:
+        if row.attempt > 0 and not self._continues_conversation(row, task):
             try:
                 worktrees.reset_for_retry(
                     self.repo_root,
