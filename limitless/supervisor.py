@@ -203,7 +203,9 @@ class Supervisor:
             self.started.add(row.id)
             slot = self._slot_of_pane(row.pane_id)
             pane = picture.panes.get(row.pane_id or "")
-            if slot and pane and not pane.dead and _wrapper_alive(row):
+            if pane and not pane.dead and not row.pid and not _pane_runs_wrapper(pane, row):
+                self._requeue_unstarted(row)
+            elif slot and pane and not pane.dead and _wrapper_alive(row):
                 slot.task_id = row.id
                 self._lease(self.plan.task(row.id))  # hold its place under the caps again
                 self._say(f"adopted {row.id} still running in slot {slot.index + 1}")
@@ -211,6 +213,21 @@ class Supervisor:
         for row in picture.rows.values():
             if row.status is TaskStatus.DONE or row.attempt > 0:
                 self.started.add(row.id)
+
+    def _requeue_unstarted(self, row: TaskRow) -> None:
+        """Marked running, but the last supervisor died before the pane started its wrapper."""
+        if self.store.transition(
+            self.run_id,
+            row.id,
+            ACTIVE,
+            TaskStatus.READY,
+            attempt=max(row.attempt - 1, 0),
+            pane_id=None,
+            started_at=None,
+            reason="",
+        ):
+            self.store.add_event(self.run_id, "task_requeued", row.id)
+            self._say(f"{row.id} was never started (the supervisor died first): queued again")
 
     def _slot_of_pane(self, pane_id: str | None) -> Slot | None:
         return next((slot for slot in self.slots if slot.pane_id == pane_id), None)
@@ -856,6 +873,15 @@ def _wrapper_alive(row: TaskRow) -> bool:
     try:
         cmdline = psutil.Process(row.pid).cmdline()
     except psutil.Error:
+        return False
+    return "_exec" in cmdline and row.id in cmdline
+
+
+def _pane_runs_wrapper(pane: PaneState, row: TaskRow) -> bool:
+    """Does the pane's process run `limitless _exec` for this task (not the idle command)?"""
+    try:
+        cmdline = psutil.Process(pane.pid or 0).cmdline()
+    except (psutil.Error, ValueError):
         return False
     return "_exec" in cmdline and row.id in cmdline
 
