@@ -19,6 +19,7 @@ from limitless.plan import Plan, loads
 from limitless.states import TaskStatus
 from limitless.store import Run, Store, TaskRow
 from limitless.tmux import TmuxSession
+from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan
 
 FAKE = Path(__file__).parent / "fake_agents"
@@ -268,6 +269,8 @@ def test_fake_agents_in_tmux_wait_resume_and_end_with_done(repo: Path, tmux_sock
     assert waited.returncode == 0, waited.stdout + waited.stderr
     rows = tasks_of(repo, run.id)
     assert {row.status for row in rows.values()} == {TaskStatus.DONE}
+    notes = git(repo, "show", f"limitless/{run.id}/idle:notes.txt")
+    assert notes == "fix the bug"  # typed work left uncommitted was committed at done
     with open_store(repo) as opened:
         events = [(e.kind, e.task_id) for e in opened.events(run.id)]
     assert ("task_waiting", "idle") in events
