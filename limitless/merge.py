@@ -1483,11 +1483,13 @@ def predict_conflicts(
 def update_predictions(store: Store, run_id: str) -> int:
     """Predict the run's conflicts and store them (written only when they changed).
 
-    Epic members share a branch: its predictions are filed under the member that
-    runs now, or else the one that started last. Returns how many there are.
+    Only branches of running (or waiting) and done tasks take part: a failed,
+    killed or blocked task's branch is not going to be merged. Epic members
+    share a branch: its predictions are filed under the member that runs now,
+    or else the one that started last. Returns how many there are.
     """
     run = store.get_run(run_id)
-    rows = store.get_tasks(run_id)
+    rows = [row for row in store.get_tasks(run_id) if _may_merge(row)]
     by_branch: dict[str, TaskRow] = {}
     for row in rows:
         held = by_branch.get(row.branch)
@@ -1509,6 +1511,10 @@ def update_predictions(store: Store, run_id: str) -> int:
         )
         log.debug("predictions stored", extra={"run": run_id, "count": len(found)})
     return len(found)
+
+
+def _may_merge(row: TaskRow) -> bool:
+    return row.status.active or row.status is TaskStatus.DONE
 
 
 def _representative_key(row: TaskRow) -> tuple[int, float, int]:

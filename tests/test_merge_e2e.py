@@ -161,6 +161,7 @@ def test_agent_resolver_in_a_slot_fixes_the_conflict(repo: Path, tmp_path: Path)
     assert "resolver_started" in kinds and "resolver_done" in kinds
 
 
+@pytest.mark.slow  # the unit tests in test_merge.py cover the logic
 def test_agent_resolver_that_leaves_markers_falls_back_to_stop(repo: Path, tmp_path: Path) -> None:
     """A resolver that leaves the markers is refused: the phase stops, base untouched."""
     base = git(repo, "rev-parse", "main")
@@ -325,6 +326,7 @@ tasks:
 """
 
 
+@pytest.mark.slow  # the unit tests in test_merge.py cover the logic
 def test_kill_9_between_a_merge_and_its_gate_then_merge_again(repo: Path, tmp_path: Path) -> None:
     """`limitless merge` killed after a merge, before its gate: the next call undoes the half
     step (keeping it under a ref), merges each task once and lands."""

@@ -161,3 +161,21 @@ def test_predictions_against_a_moved_base_and_for_epics(tmp_path: Path, repo: Pa
         assert merge.update_predictions(store, RUN) == 2
         found = sorted((p.task_id, p.other, tuple(p.files)) for p in store.predictions(RUN))
         assert found == [("e2", "", ("notes.txt",)), ("solo", "", ("README.md",))]
+
+
+def test_branches_of_tasks_that_will_not_merge_are_left_out(tmp_path: Path, repo: Path) -> None:
+    """A failed or killed task's branch is not going to be merged: no prediction names it."""
+    for key, text in (("run", "running\n"), ("done", "done\n"), ("bad", "failed\n")):
+        _commit_on(repo, f"limitless/p-1/{key}", "README.md", text)
+    rows = [
+        _row("run", "limitless/p-1/run", 0, status=TaskStatus.RUNNING),
+        _row("done", "limitless/p-1/done", 1, status=TaskStatus.DONE),
+        _row("bad", "limitless/p-1/bad", 2, status=TaskStatus.FAILED),
+    ]
+    with _store_with_run(tmp_path, repo, rows) as store:
+        assert merge.update_predictions(store, RUN) == 1
+        found = [(p.task_id, p.other, tuple(p.files)) for p in store.predictions(RUN)]
+        assert found == [("run", "done", ("README.md",))]
+        store.update_task(RUN, "done", status=TaskStatus.KILLED)
+        assert merge.update_predictions(store, RUN) == 0
+        assert store.predictions(RUN) == []
