@@ -968,3 +968,55 @@ def test_no_commit_lost_and_base_only_forward(
             assert base_after == base_before
             assert (repo / "f0.txt").read_text() == "uncommitted\n"
         shutil.rmtree(root / "wt", ignore_errors=True)
+
+
+# --- resolvers in slot panes -------------------------------------------------------
+
+
+def test_slot_wrapper_records_the_exit_code(tmp_path: Path) -> None:
+    """The in-pane wrapper runs the argv as is and writes its exit code (127 when missing)."""
+    from limitless import merge_slot
+
+    exit_file = tmp_path / "r.exit"
+    assert merge_slot.main([str(exit_file), "--", "bash", "-c", "exit 3", "x; rm -rf /"]) == 3
+    assert exit_file.read_text() == "3\n"
+    assert merge_slot.main([str(exit_file), "--", str(tmp_path / "no-such-agent")]) == 127
+    assert exit_file.read_text() == "127\n"
+
+
+def test_resolver_runs_in_a_slot_pane_of_the_runs_session(
+    build: Callable[..., Env], tmp_path: Path, tmux_socket: str
+) -> None:
+    """With the run's session alive, a resolver runs in its slot pane and its exit code returns;
+    with no session there is no slot."""
+    from limitless import merge_slot
+    from limitless.tmux import session_name
+
+    env = build([Spec("a", {"a.txt": "a\n"})])
+    run = env.store.get_run(RUN)
+    assert merge_slot.slot_runner(env.store, run) is None  # no slot panes recorded
+    env.store.update_run(RUN, tmux_socket=tmux_socket, slot_panes="%0")
+    assert merge_slot.slot_runner(env.store, env.store.get_run(RUN)) is None  # no session
+    subprocess.run(
+        ["tmux", "-L", tmux_socket, "new-session", "-d", "-s", session_name(RUN), "sleep 600"],
+        check=True,
+    )
+    pane = subprocess.run(
+        ["tmux", "-L", tmux_socket, "list-panes", "-t", session_name(RUN), "-F", "#{pane_id}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    subprocess.run(
+        ["tmux", "-L", tmux_socket, "set-option", "-t", session_name(RUN), "remain-on-exit", "on"],
+        check=True,
+    )
+    env.store.update_run(RUN, slot_panes=pane)
+    runner = merge_slot.slot_runner(env.store, env.store.get_run(RUN), env={"WHO": "fixer"})
+    assert runner is not None
+    work = tmp_path / "work"
+    work.mkdir()
+    script = 'echo "$WHO in $PWD $LIMITLESS_RUN" > seen.txt; exit 5'
+    assert runner(["bash", "-c", script], work, "resolve a") == 5
+    assert (work / "seen.txt").read_text() == f"fixer in {work} {RUN}\n"
+    assert runner(["bash", "-c", "exit 0"], work, "resolve a") == 0  # the pane is reused

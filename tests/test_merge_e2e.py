@@ -315,7 +315,7 @@ name: crashy
 agent: shell
 merge:
   gate: |
-    if [ ! -e "{flag}" ]; then touch "{flag}"; kill -9 $PPID; sleep 30; fi
+    if [ ! -e "{flag}" ]; then touch "{flag}"; kill -9 $PPID; fi
 tasks:
   - id: one
     prompt: |
