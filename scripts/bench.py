@@ -132,12 +132,20 @@ def main(argv: list[str] | None = None) -> int:
             say(f"bench: {name} ...")
             t0 = time.monotonic()
             try:
-                figures += run_group(name, harness, args.quick)
+                measured = run_group(name, harness, args.quick)
+                figures += measured
+                for figure in measured:
+                    say(
+                        f"  {figure.name} = {figure.value:.3g} {figure.unit} "
+                        f"(goal {figure.goal or '-'})"
+                    )
             except (BenchError, OSError, subprocess.SubprocessError) as exc:
                 failed = True
                 say(f"bench: {name} could not be measured: {exc}")
                 figures.append(Figure(f"{name}.error", 0.0, "", "measured", False))
             say(f"bench: {name} took {time.monotonic() - t0:.0f}s")
+            if args.json:  # after every group, so a long bench that stops keeps its figures
+                write_json(Path(args.json), info, figures)
     finally:
         harness.kill_server()
         if args.keep:
@@ -147,9 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     info["bench_seconds"] = round(time.monotonic() - started, 1)
     print(table(figures))
     if args.json:
-        document = {"machine": info, "figures": [f.to_json() for f in figures]}
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+        write_json(Path(args.json), info, figures)
     return 1 if failed else 0
+
+
+def write_json(path: Path, info: dict[str, object], figures: list[Figure]) -> None:
+    document = {"machine": info, "figures": [f.to_json() for f in figures]}
+    path.write_text(json.dumps(document, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -302,10 +302,10 @@ def scale(h: Harness, quick: bool) -> list[Figure]:
 GROUPS: dict[str, Callable[[Harness, bool], list[Figure]]] = {
     "setup": setup,
     "detection": detection,
-    "scheduling": scheduling,
     "merge": merge,
     "dashboard": dashboard,
     "scale": scale,
+    "scheduling": scheduling,  # the longest group last
 }
 
 
