@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import time
@@ -39,6 +40,8 @@ from limitless.plan import Plan
 from limitless.states import ControlAction, TaskStatus
 from limitless.store import Store, TaskRow
 from limitless.tmux import PaneState, TmuxSession
+
+log = logging.getLogger(__name__)
 
 SCREEN_LINES = 12  # captured per pane; the whole of it counts as "the output" for idle time
 REGEX_LINES = 5  # waiting_regex and rate_limit_regex look at the last lines only
@@ -181,8 +184,12 @@ class StateWatcher:
         now = time.time()
         for row in active.values():
             lines = screens.get(row.pane_id or "")
-            if lines is not None:
+            if lines is None:
+                continue
+            try:
                 self.look(row, lines, now)
+            except LimitlessError as exc:  # e.g. a task added after this plan was read
+                log.warning("agent state not judged", extra={"task": row.id, "error": str(exc)})
 
     def look(self, row: TaskRow, lines: Sequence[str], now: float) -> Observation:
         """Judge one task from its last screen lines at time `now`; act on the result."""
