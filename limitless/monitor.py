@@ -67,7 +67,7 @@ _ANSI = re.compile(
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
-NoticeKind = Literal["failed", "waiting", "run_ended"]
+NoticeKind = Literal["failed", "waiting", "run_ended", "budget"]
 Severity = Literal["information", "warning", "error"]
 
 
@@ -201,6 +201,28 @@ class Snapshot:
 
 
 # ----------------------------------------------------------------------------- pure helpers
+
+
+def budget_text(event: Event) -> str:
+    """The words of a `budget_alert` event: what was spent of what budget, as far as it says."""
+    data = event.data
+    spent = _number(data, "cost_usd", "cost", "spent_usd", "spent")
+    limit = _number(data, "max_cost_usd", "limit_usd", "limit", "budget")
+    text = "budget alert"
+    if spent is not None and limit:
+        text += f": ${spent:.2f} of ${limit:.2f} spent ({100 * spent / limit:.0f}%)"
+    elif spent is not None:
+        text += f": ${spent:.2f} spent"
+    detail = data.get("reason") or data.get("message")
+    return f"{text} — {detail}" if detail else text
+
+
+def _number(data: Mapping[str, object], *keys: str) -> float | None:
+    for key in keys:
+        value = data.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 def estimated_progress(elapsed: float | None, estimate_s: float | None) -> float | None:
@@ -700,6 +722,8 @@ class Monitor:
                 add("waiting", event.task_id, text, "warning")
             elif event.kind == "run_done":
                 add("run_ended", None, self._end_text(run), self._end_severity(run))
+            elif event.kind == "budget_alert":
+                notices.append(Notice("budget", event.task_id, budget_text(event), "warning"))
         for row in rows:
             before = self._seen_status.get(row.id)
             now_seen = (row.status, row.attempt)
@@ -846,6 +870,7 @@ __all__ = [
     "PollStats",
     "Snapshot",
     "TaskView",
+    "budget_text",
     "conflicts_by_task",
     "estimated_progress",
     "head_token",

@@ -119,6 +119,9 @@ def changes_text(task: TaskView) -> Text:
     return Text.assemble((f"+{task.insertions}", "green"), " ", (f"−{task.deletions}", "red"))
 
 
+CONFLICTS_WIDTH = 9
+
+
 @dataclass(frozen=True)
 class Column:
     """A task table column: `width` excludes the one-space gap before it; lower `rank`
@@ -142,7 +145,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("files", "files", 5, 50, "right"),
     Column("lines", "+/−", 9, 55, "right"),
     Column("dirty", "✎", 1, 45),
-    Column("conflicts", "conflicts", 9, 40),
+    Column("conflicts", "conflicts", CONFLICTS_WIDTH, 40),
     Column("cpu", "cpu", 4, 30, "right"),
     Column("mem", "mem", 5, 25, "right"),
     Column("cost", "cost", 6, 60, "right"),
@@ -187,6 +190,17 @@ def cell(value: Text | str, column: Column) -> Text:
     return text
 
 
+def conflicts_cell(others: tuple[str, ...], width: int = CONFLICTS_WIDTH) -> str:
+    """`backend,base` when it fits `width`, else the first one cut and a count: `backe…+2`."""
+    joined = ",".join(others)
+    if len(joined) <= width or len(others) < 2:
+        return joined
+    more = f"+{len(others) - 1}"
+    first = others[0]
+    room = width - len(more)
+    return (first if len(first) <= room else first[: room - 1] + "…") + more
+
+
 def task_cells(task: TaskView) -> dict[str, Text | str]:
     """Every column's content for one task (before fitting)."""
     running = task.active
@@ -201,7 +215,7 @@ def task_cells(task: TaskView) -> dict[str, Text | str]:
         "files": str(task.files_changed) if task.files_changed else "",
         "lines": changes_text(task),
         "dirty": Text("✎", style="yellow") if task.dirty else "",
-        "conflicts": Text(",".join(task.conflicts), style="bold red") if task.conflicts else "",
+        "conflicts": Text(conflicts_cell(task.conflicts), style="bold red"),
         "cpu": f"{task.cpu_percent:.0f}%" if task.cpu_percent is not None else "",
         "mem": megabytes(task.rss_mb),
         "cost": money(task.cost),
@@ -392,9 +406,58 @@ class InfoView(Static):
             if task.merge_reason:
                 text.append(f" — {task.merge_reason}", style="italic")
         if task.diffstat:
-            text.append("\n")
-            text.append(task.diffstat.rstrip(), style="dim")
+            width = max(20, (self.content_size.width or 40))
+            for line in diffstat_lines(task.diffstat, width):
+                text.append("\n")
+                text.append_text(line)
         self.update(text)
+
+
+_STAT_LINE = re.compile(r"^\s*(?P<path>.+?)\s+\|\s+(?P<count>\d+|Bin.*?)\s*(?P<bar>[+-]*)\s*$")
+
+
+def diffstat_lines(diffstat: str, width: int) -> list[Text]:
+    """`git diff --stat` redrawn for `width` cells: long paths lose their start, not the
+    figures (`…/ProductGrid.tsx  13 ++++`); the summary line is kept as it is."""
+    parsed: list[tuple[str, str, int, int] | str] = []
+    for raw in diffstat.splitlines():
+        match = _STAT_LINE.match(raw)
+        if match is None:
+            if raw.strip():
+                parsed.append(raw.strip())
+            continue
+        bars = match["bar"]
+        parsed.append((match["path"], match["count"], bars.count("+"), bars.count("-")))
+    entries = [entry for entry in parsed if isinstance(entry, tuple)]
+    bar_width = max(1, min(12, width // 4))
+    count_width = max((len(entry[1]) for entry in entries if entry[1].isdigit()), default=1)
+    longest = max((len(entry[0]) for entry in entries), default=0)
+    path_width = max(6, min(longest, width - count_width - bar_width - 2))
+    lines: list[Text] = []
+    for entry in parsed:
+        if isinstance(entry, str):
+            summary = Text(entry, style="dim")
+            summary.truncate(width, overflow="ellipsis")
+            lines.append(summary)
+            continue
+        path, count, plus, minus = entry
+        if plus + minus > bar_width:
+            plus = round(plus * bar_width / (plus + minus))
+            minus = bar_width - plus
+        if len(path) > path_width:
+            path = "…" + path[len(path) - path_width + 1 :]
+        line = Text(path.ljust(path_width))
+        if not count.isdigit():  # a binary file: "Bin 0 -> 10 bytes"
+            line.append(f" {count}", style="dim")
+            line.truncate(width, overflow="ellipsis")
+            lines.append(line)
+            continue
+        line.append(f" {count.rjust(count_width)} ", style="bold")
+        line.append("+" * plus, style="green")
+        line.append("-" * minus, style="red")
+        line.truncate(width, overflow="ellipsis")
+        lines.append(line)
+    return lines
 
 
 class Detail(Horizontal):
