@@ -15,9 +15,9 @@ Signals, strongest first:
    interactive profile, its `rate_limit_regex` (a provider's "try again later");
 4. for an interactive profile, a screen unchanged for `idle_seconds`.
 
-Heuristics (3, 4) must be seen on two polls running before a state changes, so
-a prompt flashing by does not flicker the dashboard; an explicit signal acts on
-the first poll. Every change is a `task_waiting` / `task_working` event with
+A state must be seen on two polls running before it changes, so a prompt
+flashing by does not flicker the dashboard (a signal superseded within one poll
+changes nothing either). Every change is a `task_waiting` / `task_working` event with
 its reason, and the watcher keeps its current evidence in
 `<run_dir>/agentstate/<task>.json` for `limitless explain`.
 """
@@ -285,7 +285,7 @@ class StateWatcher:
             track.seen += 1
         else:
             track.candidate, track.seen = observation.state, 1
-        if observation.source != "signal" and track.seen < CONFIRM_POLLS:
+        if track.seen < CONFIRM_POLLS:
             return row.status
         track.candidate, track.seen = None, 0
         waiting = observation.state is TaskStatus.WAITING

@@ -162,15 +162,17 @@ def test_idle_screen_means_waiting_only_for_interactive_profiles(
         assert status(store, case.task_id) is TaskStatus.RUNNING
 
 
-def test_explicit_signal_acts_at_once_and_holds_until_the_screen_moves_on(
+def test_explicit_signal_beats_the_screen_and_holds_until_the_screen_moves_on(
     store: Store, tmp_path: Path
 ) -> None:
-    """`signal waiting` beats a busy-looking screen at once; new output later releases it."""
+    """`signal waiting` beats a busy-looking screen on two polls; new output releases it."""
     w = watcher(store, tmp_path)
     w.look(store.get_task("state-1", "talk"), ["working"], 1000.0)
     record_signal(store, "state-1", "talk", "waiting", note="needs a decision")
     at = store.get_task("state-1", "talk").last_signal_at or 0.0
     w.look(store.get_task("state-1", "talk"), ["working"], at + 0.1)
+    assert status(store) is TaskStatus.RUNNING
+    w.look(store.get_task("state-1", "talk"), ["working"], at + 0.35)
     row = store.get_task("state-1", "talk")
     assert row.status is TaskStatus.WAITING
     assert row.waiting_reason.startswith("signal waiting at ")
