@@ -95,10 +95,17 @@ name: sched
 agent: shell
 max_concurrency: 2
 tasks:
-  - {id: slow, prompt: "sleep 4"}
+  - id: slow
+    prompt: |
+      # ends only once `last` ran: a barrier between waves would deadlock here
+      for i in $(seq 1200); do
+        [ -f "$LIMITLESS_WORKTREE/../last-ran" ] && exit 0
+        sleep 0.1
+      done
+      exit 1
   - {id: fast, prompt: "true"}
   - {id: after-fast, depends_on: [fast], prompt: "true"}
-  - {id: last, depends_on: [after-fast], prompt: "true"}
+  - {id: last, depends_on: [after-fast], prompt: 'touch "$LIMITLESS_WORKTREE/../last-ran"'}
 """,
     )
     result = cli(repo, "run", "--headless", "--no-merge")
