@@ -278,8 +278,7 @@ class Supervisor:
         ):
             return "not killed: its status changed meanwhile"
         if row.status in ACTIVE:
-            _stop_wrapper(row)
-            self._free_slot(row.id)
+            _stop_wrapper(row)  # its slot is freed once the wrapper has saved the work and exited
         self.store.add_event(self.run_id, "task_killed", row.id)
         return "killed"
 
@@ -401,12 +400,14 @@ class Supervisor:
             picture.rows[task_id] = self.store.get_task(self.run_id, task_id)
 
     def _wrapper_finishing(self, row: TaskRow, now: float) -> bool:
-        """A task marked done whose wrapper still commits its leftovers keeps its slot a while.
+        """A task marked done or killed keeps its slot while its wrapper saves the work.
 
-        Until the wrapper records the end (its reason replaces MARKED_DONE), the
-        pane must not be respawned and the merge phase must not start.
+        Until the wrapper records the end (for done, its reason replaces
+        MARKED_DONE) or exits, the pane must not be respawned (`respawn-pane -k`
+        would kill a commit in progress) and the merge phase must not start.
         """
-        if row.status is not TaskStatus.DONE or row.reason != MARKED_DONE or row.pid is None:
+        marked_done = row.status is TaskStatus.DONE and row.reason == MARKED_DONE
+        if not (marked_done or row.status is TaskStatus.KILLED) or row.pid is None:
             return False
         since = self.finishing_since.setdefault(row.id, now)
         if now - since < WRAPPER_FINISH_S and _wrapper_alive(row):

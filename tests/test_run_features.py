@@ -258,6 +258,8 @@ tasks:
     rows = tasks_of(repo, run_id)
     assert rows["forever"].status is TaskStatus.KILLED
     assert rows["quick"].status is TaskStatus.DONE
+    saved = git(repo, "show", f"{rows['forever'].branch}:started.txt")
+    assert saved == "started", "the killed task's uncommitted work was committed, not lost"
     with open_store(repo) as store:
         assert store.get_run(run_id).status is RunStatus.FAILED
 
