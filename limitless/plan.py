@@ -40,6 +40,7 @@ MAX_DEPTH = 64
 MAX_CONCURRENCY = 64
 MAX_RETRIES = 100
 MAX_PORTS = 100
+MAX_IDLE_SECONDS = 7 * 24 * 3600  # 0 turns idle detection off
 MAX_PRIORITY = 1_000_000
 MAX_REGEX_CHARS = 2000
 
@@ -959,7 +960,7 @@ def _read_profile(reader: _Reader, name: str, node: Node) -> AgentProfile | None
         session_regex=sec.regex("session_regex", template.session_regex, group=True),
         resume_command=sec.argv("resume_command", template.resume_command, frozenset({"session"})),
         rate_limit_regex=sec.regex("rate_limit_regex", template.rate_limit_regex, group=False),
-        idle_seconds=sec.number("idle_seconds", template.idle_seconds, 0, None),
+        idle_seconds=sec.number("idle_seconds", template.idle_seconds, 0, MAX_IDLE_SECONDS),
     )
 
 

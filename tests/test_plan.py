@@ -577,7 +577,7 @@ MISTAKES = [
     Mistake(
         "profile-bad-regex",
         "agents:\n  claude: {cost_regex: '(', progress_regex: 'done', waiting_regex: '[', "
-        "idle_seconds: 0}\n" + OK_TASK,
+        "idle_seconds: -5}\n" + OK_TASK,
         [
             "plan.yaml:2:24: agents.claude.cost_regex: not a valid regular expression: "
             "missing ), unterminated subpattern at position 0",
@@ -585,7 +585,8 @@ MISTAKES = [
             "it reads",
             "plan.yaml:2:68: agents.claude.waiting_regex: not a valid regular expression: "
             "unterminated character set at position 0",
-            "plan.yaml:2:87: agents.claude.idle_seconds: 0 is out of range; use a number above 0",
+            "plan.yaml:2:87: agents.claude.idle_seconds: -5 is out of range; use a number "
+            "from 0 to 604800",
         ],
     ),
     Mistake(
@@ -1028,3 +1029,12 @@ def test_arbitrary_text_raises_only_plan_error(text: str) -> None:
 def test_arbitrary_yaml_raises_only_plan_error(data: object) -> None:
     """Any YAML data, plan-shaped or not, either loads or raises PlanError."""
     loads_or_plan_error(yaml.safe_dump(data, allow_unicode=True))
+
+
+def test_idle_seconds_zero_turns_idle_detection_off(tmp_path: Path) -> None:
+    text = (
+        "name: quiet\nagents:\n  tui: {command: [tui, '{prompt}'], interactive: true, "
+        "idle_seconds: 0}\ntasks:\n  - {id: t, prompt: p, agent: tui}\n"
+    )
+    loaded = plan.loads(text, source="p.yaml", base_dir=tmp_path)
+    assert loaded.agents["tui"].idle_seconds == 0
