@@ -833,6 +833,9 @@ class Supervisor:
         text = f"{done}/{len(rows)} tasks done"
         if failed:
             text += f"; not done: {', '.join(failed)}"
+        budget = next((r.reason for r in rows if r.reason.startswith("not started: budget")), "")
+        if budget:
+            text += f"; {budget.removeprefix('not started: ')}"
         run = self.store.get_run(self.run_id)
         if run.no_merge:
             text += "; merge skipped (--no-merge): branches left for `limitless merge`"

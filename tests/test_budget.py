@@ -43,6 +43,9 @@ def test_demo_agent_cost_stops_new_tasks_at_the_budget(repo: Path) -> None:
     status = json.loads(cli(repo, "status", run.id, "--json").stdout)
     reasons = {task["id"]: task["reason"] for task in status["tasks"]}
     assert reasons["second"] == rows["second"].reason
+    final = latest_run(repo).reason
+    assert "not done: second, third" in final
+    assert "budget spent: $" in final, "the run's own reason says why it stopped"
 
 
 def test_stream_json_total_cost_counts_and_running_tasks_finish(repo: Path) -> None:
