@@ -388,6 +388,12 @@ async def test_m_shows_the_merge_view(shop: ShopRun) -> None:
             conflict_files=["shared.py"],
             merge_reason="conflict in shared.py",
         )
+        store.update_task(
+            shop.run_id,
+            "docs",
+            merge_status=MergeStatus.GATE_FAILED,
+            merge_reason="gate failed (exit 1, log docs.log):\nFAILED test_docs.py::test_links",
+        )
     app = make_app(shop)
     async with app.run_test(size=(120, 35)) as pilot:
         await polled(pilot, app)
@@ -404,6 +410,10 @@ async def test_m_shows_the_merge_view(shop: ShopRun) -> None:
         assert frontend.split()[0] == "2" and "conflict" in frontend
         assert "shared.py" in frontend
         assert set(SHOP_ORDER) <= set(rows)
+        assert "gate failed (exit 1" in rows["docs"] and "test_links" not in rows["docs"]
+        # backend, frontend (in merge order), then database, api, docs
+        await pilot.press("down", "down", "down", "down")
+        await until(pilot, lambda: "FAILED test_docs.py::test_links" in screen_text(app), "gate")
 
 
 # ----------------------------------------------------------------------------- notifications

@@ -222,10 +222,7 @@ class DashboardApp(App[int]):
             return
         while isinstance(self.screen, View):
             self.pop_screen()
-        view = VIEWS[name](self.monitor, task.id if task else None)
-        self.push_screen(view)
-        if self.snapshot is not None:
-            self.call_after_refresh(view.show, self.snapshot)
+        self.push_screen(VIEWS[name](self.monitor, task.id if task else None, self.snapshot))
 
     def action_close_view(self) -> None:
         if isinstance(self.screen, View):

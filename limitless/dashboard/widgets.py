@@ -480,10 +480,22 @@ class View(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.close_view", "back")]
 
-    def __init__(self, monitor: Monitor, task_id: str | None) -> None:
+    def __init__(
+        self, monitor: Monitor, task_id: str | None, snapshot: Snapshot | None = None
+    ) -> None:
         super().__init__()
         self.monitor = monitor
         self.task_id = task_id
+        self.first = snapshot
+
+    def on_mount(self) -> None:
+        """Draw the snapshot the view was opened with now (the next poll may be a second away)."""
+        self.prepare()
+        if self.first is not None:
+            self.show(self.first)
+
+    def prepare(self) -> None:
+        """Set up what `show` needs (runs once, after compose, before the first `show`)."""
 
     def show(self, snapshot: Snapshot) -> None:
         """Called on every poll while the view is open."""
@@ -492,8 +504,10 @@ class View(Screen[None]):
 class DiffView(View):
     """`git diff` of the task's branch against its start point, highlighted and scrollable."""
 
-    def __init__(self, monitor: Monitor, task_id: str | None) -> None:
-        super().__init__(monitor, task_id)
+    def __init__(
+        self, monitor: Monitor, task_id: str | None, snapshot: Snapshot | None = None
+    ) -> None:
+        super().__init__(monitor, task_id, snapshot)
         self._head: str | None = None
         self._loading = False
         self.text = ""
@@ -504,7 +518,7 @@ class DiffView(View):
             yield Static(Text("loading the diff…", style="dim"), id="diff")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def prepare(self) -> None:
         self.query_one("#view-title", Static).update(Text(f"diff · {self.task_id}", "bold"))
         self._load()
 
@@ -572,8 +586,10 @@ def _printable_line(line: str) -> str:
 class LogView(View):
     """The task's whole log (its last `LOG_LINES` lines), colours rendered, following."""
 
-    def __init__(self, monitor: Monitor, task_id: str | None) -> None:
-        super().__init__(monitor, task_id)
+    def __init__(
+        self, monitor: Monitor, task_id: str | None, snapshot: Snapshot | None = None
+    ) -> None:
+        super().__init__(monitor, task_id, snapshot)
         self._offset = 0
         self._partial = b""
         self._loading = False
@@ -583,9 +599,6 @@ class LogView(View):
         yield Static(Text(f"log · {self.task_id}", style="bold"), classes="view-title")
         yield RichLog(id="log", max_lines=LOG_LINES, wrap=False, markup=False, highlight=False)
         yield Footer()
-
-    def on_mount(self) -> None:
-        self._load()
 
     def show(self, snapshot: Snapshot) -> None:
         self._load()
@@ -656,7 +669,7 @@ class GraphView(View):
             yield Static(id="graph")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def prepare(self) -> None:
         self._dag: Dag | None = None
         plan = self.monitor.plan()
         if plan is not None:
@@ -685,27 +698,35 @@ class GraphView(View):
 
 
 class MergeView(View):
-    """Per task branch: merge order, merge status, conflicted files, merge reason or gate output."""
+    """Per task branch: merge order, merge status, conflicted files, merge reason or gate output.
+
+    The table shows each reason's first line; the selected branch's whole reason
+    (a failed gate's output tail) is shown under it."""
 
     def compose(self) -> ComposeResult:
         yield Static(Text("merge", style="bold"), classes="view-title")
         yield DataTable[Text](id="merge-table", cursor_type="row", zebra_stripes=True)
+        with ScrollableContainer(id="merge-detail-scroll"):
+            yield Static(id="merge-detail")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def prepare(self) -> None:
+        self._snapshot: Snapshot | None = None
         table = self.query_one("#merge-table", DataTable)
         for key, label in (
             ("order", "order"),
             ("task", "task"),
-            ("status", "task status"),
             ("merge", "merge"),
-            ("predicted", "predicted conflicts"),
             ("files", "conflicted files"),
             ("reason", "merge reason / gate output"),
+            ("status", "task status"),
+            ("predicted", "predicted conflicts"),
         ):
             table.add_column(label, key=key)
+        table.focus()
 
     def show(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
         title = Text.assemble(("merge ", "bold"), (snapshot.run_id, "bold"), "  ")
         title.append_text(status_text(str(snapshot.status)))
         if snapshot.reason:
@@ -719,18 +740,45 @@ class MergeView(View):
             key=lambda t: (t.merge_order is None, t.merge_order or 0),
         )
         for task in ordered:
+            first_line = task.merge_reason.strip().splitlines()[0] if task.merge_reason else ""
             table.add_row(
                 Text(str(task.merge_order) if task.merge_order is not None else "–"),
                 Text(task.id, style="bold"),
-                status_text(str(task.status)),
                 status_text(str(task.merge_status)),
-                Text(", ".join(task.conflicts), style="red"),
                 Text(", ".join(task.conflict_files), style="bold red"),
-                Text(task.merge_reason or "", style="italic"),
+                Text(first_line, style="italic"),
+                status_text(str(task.status)),
+                Text(", ".join(task.conflicts), style="red"),
                 key=task.id,
             )
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
+        self._show_detail()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        table: DataTable[Text] = self.query_one("#merge-table", DataTable)
+        detail = self.query_one("#merge-detail", Static)
+        if self._snapshot is None or not table.row_count:
+            detail.update("")
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        task = self._snapshot.task(str(key))
+        if task is None:
+            detail.update("")
+            return
+        text = Text.assemble((task.id, "bold"), "  ")
+        text.append_text(status_text(str(task.merge_status)))
+        if task.conflict_files:
+            text.append(f"\nconflicted files: {', '.join(task.conflict_files)}", style="red")
+        if task.merge_reason:
+            text.append("\n")
+            text.append(task.merge_reason.rstrip(), style="")
+        elif task.merge_status is MergeStatus.UNMERGED:
+            text.append("\nnot merged yet", style="dim")
+        detail.update(text)
 
 
 # ----------------------------------------------------------------------------- dialogs
