@@ -203,7 +203,7 @@ class Supervisor:
             self.started.add(row.id)
             slot = self._slot_of_pane(row.pane_id)
             pane = picture.panes.get(row.pane_id or "")
-            if pane and not pane.dead and not row.pid and not _pane_runs_wrapper(pane, row):
+            if picture.panes and not row.pid and not _pane_runs_wrapper(pane, row):
                 self._requeue_unstarted(row)
             elif slot and pane and not pane.dead and _wrapper_alive(row):
                 slot.task_id = row.id
@@ -881,10 +881,12 @@ def _wrapper_alive(row: TaskRow) -> bool:
     return "_exec" in cmdline and row.id in cmdline
 
 
-def _pane_runs_wrapper(pane: PaneState, row: TaskRow) -> bool:
-    """Does the pane's process run `limitless _exec` for this task (not the idle command)?"""
+def _pane_runs_wrapper(pane: PaneState | None, row: TaskRow) -> bool:
+    """Does the pane live and run `limitless _exec` for this task (not the idle command)?"""
+    if pane is None or pane.dead or not pane.pid:
+        return False
     try:
-        cmdline = psutil.Process(pane.pid or 0).cmdline()
+        cmdline = psutil.Process(pane.pid).cmdline()
     except (psutil.Error, ValueError):
         return False
     return "_exec" in cmdline and row.id in cmdline
