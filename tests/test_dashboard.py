@@ -340,7 +340,7 @@ async def test_d_shows_the_highlighted_diff(shop: ShopRun) -> None:
         assert isinstance(app.screen, DiffView)
         text = screen_text(app)
         assert "diff --git a/api.py b/api.py" in text
-        assert "diff backend" in text and "1 files" in text
+        assert "diff backend" in text and "1 file " in text
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, DiffView), "the table again")
 

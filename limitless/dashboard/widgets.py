@@ -99,6 +99,11 @@ def progress_text(task: TaskView, width: int = 4) -> Text:
     return text
 
 
+def plural(count: int, word: str) -> str:
+    """`1 file`, `3 files`."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 def megabytes(value: float | None) -> str:
     if value is None:
         return ""
@@ -390,8 +395,10 @@ class InfoView(Static):
             text.append("\n")
             text.append(task.reason, style="italic")
         text.append("\n")
-        text.append(f"↑{task.ahead} commits  {task.files_changed} files  ", style="")
-        text.append_text(changes_text(task))
+        text.append(f"↑{plural(task.ahead, 'commit')}  {plural(task.files_changed, 'file')}")
+        if task.insertions or task.deletions:
+            text.append("  ")
+            text.append_text(changes_text(task))
         if task.head:
             text.append(f"  @{task.head[:10]}", style="dim")
         if task.dirty_files:
@@ -531,7 +538,7 @@ class DiffView(View):
                 ("diff ", "bold"),
                 (task.id, "bold"),
                 f"  {task.branch}  ",
-                (f"{task.files_changed} files ", "dim"),
+                (f"{plural(task.files_changed, 'file')} ", "dim"),
                 changes_text(task),
                 ("  (uncommitted changes not shown)" if task.dirty else "", "yellow"),
             )
