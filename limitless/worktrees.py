@@ -47,6 +47,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn
 
+from limitless.crashpoints import crashpoint
 from limitless.errors import EnvironmentProblem, GitError, UsageError
 
 log = logging.getLogger(__name__)
@@ -424,6 +425,7 @@ def prepare_worktree(
 
     with worktree_lock(lock_dir):
         created = _add_worktree(repo_root, path, branch, base_sha)
+    crashpoint("worktree")
     _check_out_if_needed(path, branch)
 
     merged: list[str] = []
