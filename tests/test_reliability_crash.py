@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,9 +23,19 @@ import psutil
 import pytest
 
 from limitless.crashpoints import CRASH_AT, CRASH_MARK
+from limitless.errors import StoreError
 from limitless.states import RunStatus, TaskStatus
+from limitless.store import Store
 from tests.conftest import git
-from tests.engine_helpers import cli, latest_run, tasks_of, wait_for, write_plan
+from tests.engine_helpers import (
+    LIMITLESS,
+    cli,
+    latest_run,
+    open_store,
+    tasks_of,
+    wait_for,
+    write_plan,
+)
 
 pytestmark = pytest.mark.usefixtures("tmux_socket")
 
@@ -187,6 +200,300 @@ def test_the_kill_points_are_a_seeded_sample_of_at_least_50() -> None:
     assert {point.label for point in DEFAULT} == {point.label for point in SAMPLE}
 
 
-def kill_tree_of(pid: int) -> None:
+# ---------------------------------------------------------------- other processes die
+
+
+def tmux_out(socket: str, *args: str) -> str:
+    result = subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+def status_of(repo: Path, run_id: str, task_id: str) -> TaskStatus:
+    return tasks_of(repo, run_id)[task_id].status
+
+
+def runs_of(marker: Path) -> list[str]:
+    return sorted(marker.read_text().split()) if marker.exists() else []
+
+
+def test_kill_9_of_a_wrapper_fails_that_attempt_and_the_retry_finishes(repo: Path) -> None:
+    """The wrapper of a running task is SIGKILLed: that attempt fails, the retry completes."""
+    marker = repo.parent / "runs-of"
+    write_plan(
+        repo,
+        f"""\
+name: wrap
+agent: shell
+merge: {{land: manual}}
+tasks:
+  - {{id: quick, prompt: "echo quick >> {marker}; echo q > q.txt"}}
+  - id: long
+    retries: 1
+    prompt: "echo long >> {marker}; sleep 5; echo l > l.txt; git add l.txt; git commit -qm long"
+""",
+    )
+    started = cli(repo, "run", "--detach", "--no-merge")
+    assert started.returncode == 0, started.stderr
+    run_id = latest_run(repo).id
+
+    def wrapper_pid() -> int:
+        row = tasks_of(repo, run_id)["long"]
+        return row.pid if row.status is TaskStatus.RUNNING and row.pid else 0
+
+    wait_for(lambda: wrapper_pid() > 0 and runs_of(marker).count("long") == 1, 60, "long runs")
+    os.kill(wrapper_pid(), signal.SIGKILL)
+    waited = cli(repo, "wait", run_id, "--timeout", "90", "--quiet", timeout=120)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    rows = tasks_of(repo, run_id)
+    assert rows["long"].status is TaskStatus.DONE
+    assert rows["long"].attempt == 2
+    assert runs_of(marker) == ["long", "long", "quick"]  # the killed attempt, then the retry
+    assert "long" in git(repo, "log", "--format=%s", rows["long"].branch).splitlines()
+    assert rows["quick"].attempt == 1
+
+
+def test_kill_9_of_the_dashboard_leaves_the_run_going(repo: Path, tmux_socket: str) -> None:
+    """The dashboard is only a viewer: killing it changes nothing; resume says who supervises."""
+    go = repo.parent / "go"
+    write_plan(
+        repo,
+        f"""\
+name: dash
+agent: shell
+merge: {{land: manual}}
+tasks:
+  - {{id: a, prompt: "while [ ! -f {go} ]; do sleep 0.1; done; echo a > a.txt"}}
+  - {{id: b, depends_on: [a], prompt: "echo b > b.txt"}}
+""",
+    )
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stderr
+    run = latest_run(repo)
+    assert run.dashboard_pane
+    wait_for(
+        lambda: (
+            tmux_out(tmux_socket, "display", "-p", "-t", run.dashboard_pane, "#{pane_pid}") != ""
+        ),
+        30,
+        "dashboard pane",
+    )
+    pid = int(tmux_out(tmux_socket, "display", "-p", "-t", run.dashboard_pane, "#{pane_pid}"))
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not psutil.pid_exists(pid), 30, f"pid {pid} gone")
+    wait_for(
+        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        30,
+        "dashboard gone",
+    )
+    resumed = cli(repo, "resume", run.id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "is being supervised already" in resumed.stdout
+    go.touch()
+    waited = cli(repo, "wait", run.id, "--timeout", "90", "--quiet", timeout=120)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert {row.status for row in tasks_of(repo, run.id).values()} == {TaskStatus.DONE}
+
+
+def test_killing_the_tmux_server_then_resume_finishes(repo: Path, tmux_socket: str) -> None:
+    """The whole tmux server dies mid-run: resume rebuilds the session; done work stays done."""
+    marker = repo.parent / "runs-of"
+    flag = repo.parent / "second-time"
+    write_plan(
+        repo,
+        f"""\
+name: server
+agent: shell
+max_concurrency: 2
+merge: {{land: manual}}
+tasks:
+  - {{id: quick, prompt: "echo quick >> {marker}; echo q > q.txt"}}
+  - id: slow
+    retries: 1
+    prompt: |
+      echo slow >> {marker}
+      if [ ! -f {flag} ]; then touch {flag}; sleep 60; fi
+      echo s > s.txt
+  - {{id: after, depends_on: [quick], prompt: "echo after >> {marker}; echo a > a.txt"}}
+""",
+    )
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stderr
+    run_id = latest_run(repo).id
+    wait_for(
+        lambda: status_of(repo, run_id, "after") is TaskStatus.DONE and flag.exists(),
+        60,
+        "quick and after done while slow sleeps",
+    )
+    subprocess.run(["tmux", "-L", tmux_socket, "kill-server"], check=False)
+    wait_for(lambda: tmux_out(tmux_socket, "list-sessions") == "", 30, "the tmux server gone")
+    resumed = cli(repo, "resume", run_id)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "made anew" in resumed.stdout
+    waited = cli(repo, "wait", run_id, "--timeout", "90", "--quiet", timeout=120)
+    rows = tasks_of(repo, run_id)
+    assert waited.returncode == 0, waited.stdout + waited.stderr + str(rows)
+    assert {row.status for row in rows.values()} == {TaskStatus.DONE}
+    assert runs_of(marker) == ["after", "quick", "slow", "slow"]
+
+
+# ---------------------------------------------------------------- things removed by hand
+
+
+def test_a_worktree_and_a_branch_removed_by_hand_lose_nothing_else(repo: Path) -> None:
+    """After a run: one worktree rm -rf'd, one branch deleted; merge still lands all three."""
+    write_plan(
+        repo,
+        """\
+name: byhand
+agent: shell
+tasks:
+  - {id: a, prompt: "echo a > a.txt && git add a.txt && git commit -qm 'a: add'"}
+  - {id: b, prompt: "echo b > b.txt && git add b.txt && git commit -qm 'b: add'"}
+  - {id: c, prompt: "echo c > c.txt && git add c.txt && git commit -qm 'c: add'"}
+""",
+    )
+    result = cli(repo, "run", "--headless", "--no-merge")
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_id = latest_run(repo).id
+    rows = tasks_of(repo, run_id)
+    b_commit = git(repo, "rev-parse", rows["b"].branch)
+    subprocess.run(["rm", "-rf", rows["a"].worktree], check=True)
+    git(repo, "update-ref", "-d", f"refs/heads/{rows['b'].branch}")
+    merged = cli(repo, "merge", run_id)
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    subjects = git(repo, "log", "--format=%s", "main").splitlines()
+    assert {"a: add", "b: add", "c: add"} <= set(subjects)  # b from its recorded head commit
+    assert git(repo, "merge-base", "--is-ancestor", b_commit, "main") == ""
+    rows = tasks_of(repo, run_id)
+    assert {row.merge_status for row in rows.values()} == {"merged"}
+
+
+# ---------------------------------------------------------------- the store
+
+
+def hold_lock(db: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process holding an exclusive lock on the store for `seconds`."""
+    script = (
+        "import sqlite3, sys, time\n"
+        "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "conn.execute('BEGIN EXCLUSIVE')\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(float(sys.argv[2]))\n"
+        "conn.execute('COMMIT')\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(db), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_store_locked_by_another_process_is_waited_for(tmp_path: Path) -> None:
+    """A store locked for 2 s: writes wait and succeed; nothing surfaces to the user."""
+    with Store.open(tmp_path / "state") as store:
+        store.next_run_id("x")
+        holder = hold_lock(store.path, 2.0)
+        try:
+            assert store.next_run_id("x") == "x-2"
+        finally:
+            holder.wait(30)
+
+
+def test_a_store_locked_too_long_gives_a_clear_error_and_loses_nothing(tmp_path: Path) -> None:
+    """A lock held past the timeout: StoreError (exit 3) naming the file and the cause."""
+    with Store.open(tmp_path / "state", lock_timeout_s=1.0) as store:
+        store.next_run_id("x")
+        holder = hold_lock(store.path, 6.0)
+        try:
+            with pytest.raises(StoreError) as caught:
+                store.next_run_id("x")
+        finally:
+            holder.wait(30)
+        assert caught.value.exit_code == 3
+        assert f"{store.path}: the database stayed locked for 1 s" in str(caught.value)
+        assert "another process holds it" in str(caught.value)
+        assert store.next_run_id("x") == "x-2"  # the first number was kept, none was lost
+
+
+def test_a_write_error_on_the_store_gives_a_clear_message_and_loses_nothing(
+    repo: Path, tmux_socket: str
+) -> None:
+    """A full disk (simulated by a file size limit): `run` fails clearly before making anything."""
+    write_plan(
+        repo,
+        "name: full\nagent: shell\nmerge: {land: manual}\n"
+        "tasks:\n  - {id: a, prompt: 'echo a > a.txt'}\n",
+    )
+    first = cli(repo, "run", "--headless", "--no-merge")
+    assert first.returncode == 0, first.stdout + first.stderr
+    state = repo / ".git" / "limitless"
+    limit = min((state / "state.db").stat().st_size, (state / "state.db-wal").stat().st_size)
+    branches = git(repo, "branch", "--list")
+    sessions = tmux_out(tmux_socket, "list-sessions", "-F", "#S")
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    second = subprocess.run(
+        [*LIMITLESS, "run", "--headless", "--no-merge"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=small_files,
+        check=False,
+    )
+    assert second.returncode == 3, second.stdout + second.stderr
+    assert f"limitless: error: {state / 'state.db'}: failed to" in second.stderr
+    assert "disk I/O error" in second.stderr or "disk is full" in second.stderr
+    assert git(repo, "branch", "--list") == branches
+    assert tmux_out(tmux_socket, "list-sessions", "-F", "#S") == sessions
+    with open_store(repo) as store:
+        runs = store.list_runs()
+    assert [run.id for run in runs] == ["full-1"]
+    assert tasks_of(repo, "full-1")["a"].status is TaskStatus.DONE
+
+
+# ---------------------------------------------------------------- two runs at once
+
+
+def test_two_runs_on_the_same_repository_at_once_both_finish(repo: Path) -> None:
+    """Two `limitless run` started together: distinct runs, both land, nothing mixed up."""
+    write_plan(
+        repo,
+        """\
+name: twin
+agent: shell
+max_concurrency: 2
+tasks:
+  - id: a
+    prompt: 'echo a > "a-$LIMITLESS_RUN.txt" && git add -A && git commit -qm "a of $LIMITLESS_RUN"'
+  - {id: b, depends_on: [a], prompt: 'echo b > "b-$LIMITLESS_RUN.txt"'}
+""",
+    )
+    git(repo, "add", "limitless.yaml")
+    git(repo, "commit", "-qm", "plan")
+    start = git(repo, "rev-parse", "main")
+    both = [
+        subprocess.Popen(
+            [*LIMITLESS, "run", "--headless"],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=180)[0] for process in both]
+    assert [process.returncode for process in both] == [0, 0], outputs
+    with open_store(repo) as store:
+        runs = sorted(run.id for run in store.list_runs())
+    assert runs == ["twin-1", "twin-2"]
+    files = git(repo, "ls-tree", "--name-only", "main").splitlines()
+    for run_id in runs:
+        assert {f"a-{run_id}.txt", f"b-{run_id}.txt"} <= set(files), files
+        assert {row.status for row in tasks_of(repo, run_id).values()} == {TaskStatus.DONE}
+    assert git(repo, "merge-base", "--is-ancestor", start, "main") == ""
+    assert len(reflog(repo, "main")) == 4  # initial, plan, one landing per run
