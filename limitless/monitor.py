@@ -9,14 +9,16 @@ beside twenty busy agents:
 - tmux: one chained call reads every pane's state and the last lines of the
   panes of running tasks (`TmuxSession.snapshot`); none at all while no task
   runs;
-- processes: one `psutil.process_iter` scan builds a parent → children map;
-  CPU and memory are summed over each running pane's process tree. The
-  `Process` objects are kept between polls, so `cpu_percent` measures the time
-  since the previous poll;
+- processes: each running pane's process tree is walked through
+  `/proc/<pid>/task/<tid>/children` (Linux; elsewhere one `psutil.process_iter`
+  scan builds a parent → children map); CPU and memory are summed over the
+  tree. The `Process` objects are kept between polls, so `cpu_percent`
+  measures the time since the previous poll;
 - git: a worktree is inspected (`worktrees.inspect`, three git processes) only
   when its HEAD, branch tip or index changed (read from files under `.git`,
   no git process), when its task changed status, or when its pane printed
-  something new and the last inspection is `git_interval` seconds old.
+  something new and the last inspection is `git_interval` (focused task) or
+  `background_git_interval` (the others) seconds old.
 
 The Monitor is used by one thread at a time (the dashboard's ticks never
 overlap), but not always the same thread: SQLite connections are per thread,
@@ -29,10 +31,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -52,7 +55,11 @@ log = logging.getLogger(__name__)
 TAIL_LINES = 40
 """Lines read from each running task's pane per poll (the detail area shows them)."""
 GIT_INTERVAL_S = 3.0
-"""A worktree whose only news is pane output is inspected at most this often."""
+"""The focused task's worktree, when its only news is pane output, is inspected at most this
+often (its dirty flag is what may have changed)."""
+BACKGROUND_GIT_INTERVAL_S = 15.0
+"""The same for the other tasks: twenty busy panes would otherwise cost ~7 git inspections
+(20 git processes) a second."""
 LOG_TAIL_BYTES = 16_384
 """How much of the end of a finished task's log is read for its last lines."""
 ESTIMATE_CAP = 99.0
@@ -284,6 +291,26 @@ def head_token(worktree: Path) -> tuple[str, ...] | None:
     return (head, tip, str(_mtime(gitdir / "index")))
 
 
+def _proc_children(pid: int) -> list[int]:
+    """The children of `pid`, from `/proc/<pid>/task/<tid>/children` of each of its threads."""
+    found: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as handle:
+                found.extend(int(child) for child in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+_PROC_CHILDREN = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+"""Whether this kernel lists a thread's children in /proc (Linux with CONFIG_PROC_CHILDREN)."""
+
+
 def _mtime(path: Path) -> int:
     try:
         return path.stat().st_mtime_ns
@@ -332,12 +359,18 @@ class Monitor:
         *,
         tail_lines: int = TAIL_LINES,
         git_interval: float = GIT_INTERVAL_S,
+        background_git_interval: float | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.run_id = run_id
         self.socket_name = socket_name
         self.tail_lines = tail_lines
         self.git_interval = git_interval
+        self.background_git_interval = (
+            max(git_interval, BACKGROUND_GIT_INTERVAL_S)
+            if background_git_interval is None
+            else background_git_interval
+        )
         self._local = threading.local()
         self._lock = threading.Lock()
         self._tmux: TmuxSession | None = None
@@ -516,13 +549,7 @@ class Monitor:
         if not roots:
             self._procs.clear()
             return {}
-        children: dict[int, list[int]] = {}
-        found: dict[int, psutil.Process] = {}
-        for proc in psutil.process_iter(["ppid"]):
-            ppid = proc.info.get("ppid")
-            if ppid is not None:
-                children.setdefault(int(ppid), []).append(proc.pid)
-            found[proc.pid] = proc
+        children_of = self._children_reader()
         usage: dict[str, _Usage] = {}
         kept: dict[int, psutil.Process] = {}
         for task_id, root in roots.items():
@@ -534,10 +561,10 @@ class Monitor:
                 if pid in seen:
                     continue
                 seen.add(pid)
-                todo.extend(children.get(pid, ()))
-                # process_iter hands back last poll's object for a pid that was not
-                # reused, so cpu_percent measures the time since then.
-                member = found.get(pid)
+                todo.extend(children_of(pid))
+                # Last poll's object for a pid that was not reused, so cpu_percent
+                # measures the time since then.
+                member = self._process(pid)
                 if member is None:
                     continue
                 try:
@@ -550,6 +577,28 @@ class Monitor:
             usage[task_id] = _Usage(cpu_percent=cpu, rss_mb=rss / (1 << 20))
         self._procs = kept
         return usage
+
+    def _children_reader(self) -> Callable[[int], list[int]]:
+        """pid → its children's pids: from /proc (a few small reads per tree) where the
+        kernel lists children, else from one scan of every process."""
+        if _PROC_CHILDREN:
+            return _proc_children
+        children: dict[int, list[int]] = {}
+        for proc in psutil.process_iter(["ppid"]):
+            ppid = proc.info.get("ppid")
+            if ppid is not None:
+                children.setdefault(int(ppid), []).append(proc.pid)
+        return lambda pid: children.get(pid, [])
+
+    def _process(self, pid: int) -> psutil.Process | None:
+        """The kept `Process` of `pid` (unless the pid was reused), else a new one."""
+        kept = self._procs.get(pid)
+        if kept is not None and kept.is_running():
+            return kept
+        try:
+            return psutil.Process(pid)
+        except psutil.Error:
+            return None
 
     def _read_git(
         self,
@@ -571,12 +620,13 @@ class Monitor:
             output = captured.get(row.pane_id or "", ()) if row.status.active else ()
             output_changed = output != self._outputs.get(row.id, ())
             self._outputs[row.id] = output
+            interval = self.git_interval if row.id == focus else self.background_git_interval
             due = (
                 seen is None
                 or token != seen.token
                 or row.status != seen.status
                 or row.attempt != seen.attempt
-                or (output_changed and now - seen.checked_at >= self.git_interval)
+                or (output_changed and now - seen.checked_at >= interval)
             )
             if due and token is not None:
                 base = row.start_sha or run.base_sha

@@ -415,7 +415,9 @@ def test_git_runs_only_for_worktrees_that_changed(shop: ShopRun, monitor: Monito
 
 def test_new_pane_output_triggers_git_after_the_interval(shop: ShopRun) -> None:
     """Pane output alone re-inspects a worktree, but not more often than `git_interval`."""
-    watcher = Monitor(shop.state_dir, shop.run_id, shop.socket, git_interval=0.0)
+    watcher = Monitor(
+        shop.state_dir, shop.run_id, shop.socket, git_interval=0.0, background_git_interval=0.0
+    )
     watcher.poll()
     tmux(shop.socket, "send-keys", "-t", shop.panes["docs"], "y")
     wait_until(lambda: watcher.poll().stats.git_inspections == 1, "an inspection after new output")
@@ -424,6 +426,49 @@ def test_new_pane_output_triggers_git_after_the_interval(shop: ShopRun) -> None:
     tmux(shop.socket, "send-keys", "-t", shop.panes["docs"], "n")
     wait_until(lambda: "yn" in (lazy.poll().task("docs") or _none()).last_line, "the keys echoed")
     assert lazy.poll().stats.git_inspections == 0
+
+
+def test_only_the_focused_task_is_inspected_often_for_output(shop: ShopRun) -> None:
+    """New output re-inspects the focused task's worktree after `git_interval`; the others
+    wait for `background_git_interval`."""
+    watcher = Monitor(
+        shop.state_dir, shop.run_id, shop.socket, git_interval=0.0, background_git_interval=3600
+    )
+    watcher.poll(focus="frontend")
+    tmux(shop.socket, "send-keys", "-t", shop.panes["docs"], "q")
+    wait_until(
+        lambda: (watcher.poll(focus="frontend").task("docs") or _none()).last_line.endswith("q"),
+        "the key echoed",
+    )
+    assert watcher.poll(focus="frontend").stats.git_inspections == 0
+    tmux(shop.socket, "send-keys", "-t", shop.panes["docs"], "w")
+    wait_until(
+        lambda: watcher.poll(focus="docs").stats.git_inspections == 1,
+        "an inspection of the focused task",
+    )
+
+
+def test_process_figures_cover_the_whole_pane_tree(shop: ShopRun) -> None:
+    """Memory is summed over the pane's shell and all its children."""
+    import psutil
+
+    pane = tmux(
+        shop.socket,
+        *("split-window", "-d", "-t", f"={session_name(shop.run_id)}:agents"),
+        *("-P", "-F", "#{pane_id} #{pane_pid}", "sh", "-c", "sleep 600 & sleep 601 & wait"),
+    ).split()
+    with shop.store() as store:
+        store.update_task(shop.run_id, "frontend", pane_id=pane[0])
+    root = psutil.Process(int(pane[1]))
+    wait_until(lambda: len(root.children()) == 2, "the pane's two children")
+    watcher = Monitor(shop.state_dir, shop.run_id, shop.socket)
+    frontend = watcher.poll().task("frontend")
+    watcher.close()
+    assert frontend is not None and frontend.rss_mb is not None
+    tree = [root, *root.children(recursive=True)]
+    expected = sum(proc.memory_info().rss for proc in tree) / (1 << 20)
+    assert frontend.rss_mb == pytest.approx(expected, rel=0.2)
+    assert frontend.rss_mb > 1.5 * root.memory_info().rss / (1 << 20)
 
 
 def _none() -> object:
