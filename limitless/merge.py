@@ -91,6 +91,7 @@ from typing import NoReturn
 
 from limitless import worktrees
 from limitless.agents import AgentContext, AgentProfile, render_argv
+from limitless.crashpoints import crashpoint
 from limitless.errors import EnvironmentProblem, GitError, LimitlessError, UsageError
 from limitless.graph import Dag
 from limitless.plan import MergePolicy, Plan, Strategy
@@ -712,9 +713,11 @@ class _Phase:
             if not self.merged and not self.already:
                 message = f"{summary}; nothing to land, {self.run_row.base} left as it was"
                 return self._outcome(ok=self._clean(), landed=False, message=message)
+            crashpoint("land")
             landing = land(
                 self.repo, self.run_row.base, merged_sha, message=f"limitless: land {self.run_id}"
             )
+            crashpoint("landed")
             if landing.kind is LandingKind.MOVED and landing.tip and attempt < MAX_REDOS:
                 self._redo(landing.tip)
                 continue
@@ -1039,6 +1042,7 @@ class _Phase:
             self._record_merged(task_id, why, new=False)
             return "merged"
         self._mark(task_id, MergeStatus.MERGING, f"{_MERGING_PREFIX}{prev}")
+        crashpoint("merge")
         try:
             step = merge_step(
                 self.worktree,
@@ -1059,6 +1063,7 @@ class _Phase:
                 task_id, "nothing left to bring: its changes were already there", new=True
             )
             return "merged"
+        crashpoint("gate")
         gate = self._gate(task_id)
         if gate is not None and not gate.ok:
             undo(self.worktree, self.branch, prev)
