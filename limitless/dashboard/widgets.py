@@ -231,7 +231,18 @@ def task_cells(task: TaskView) -> dict[str, Text | str]:
 # ----------------------------------------------------------------------------- main screen
 
 
-class HeaderBar(Static):
+class Quiet(Static):
+    """A Static that skips the redraw (and the layout it may cause) when nothing changed."""
+
+    _shown: object = None
+
+    def draw(self, content: Text | str) -> None:
+        if content != self._shown:
+            self._shown = content
+            self.update(content)
+
+
+class HeaderBar(Quiet):
     """Two lines: who and what (run, plan, base, status, time); how far (bar, slots, cost)."""
 
     def show(self, snapshot: Snapshot, problem: str = "") -> None:
@@ -266,7 +277,7 @@ class HeaderBar(Static):
             _spread(first, clock, width),
             _spread(second, Text(note, style="italic red" if problem else "italic"), width),
         ]
-        self.update(Text("\n").join(lines))
+        self.draw(Text("\n").join(lines))
 
 
 def _spread(left: Text, right: Text, width: int) -> Text:
@@ -282,14 +293,29 @@ def _spread(left: Text, right: Text, width: int) -> Text:
     return line
 
 
+ROW_KEY = "row"
+"""The task table's one DataTable column: each row is drawn as one line of text."""
+
+
+def row_text(cells: dict[str, Text | str], columns: tuple[Column, ...]) -> Text:
+    """One table line: every column's content fitted to its width, side by side."""
+    return Text("", no_wrap=True, overflow="ellipsis").join(
+        cell(cells[column.key], column) for column in columns
+    )
+
+
 class TaskTable(DataTable[Text]):
-    """One row per task; columns chosen to fit the width (see `choose_columns`)."""
+    """One row per task; columns chosen to fit the width (see `choose_columns`).
+
+    Each row is one DataTable cell holding the whole line, laid out by
+    `choose_columns`: a changed row costs one cell to render, not fifteen (the
+    table is redrawn every second beside twenty busy agents)."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", cell_padding=0, zebra_stripes=False)
         self._columns_shown: tuple[Column, ...] = ()
         self._snapshot: Snapshot | None = None
-        self._cells: dict[tuple[str, str], Text] = {}
+        self._lines: dict[str, Text] = {}
 
     @property
     def selected_id(self) -> str | None:
@@ -297,6 +323,11 @@ class TaskTable(DataTable[Text]):
             return None
         key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
         return str(key.value) if key.value is not None else None
+
+    @property
+    def headings(self) -> tuple[str, ...]:
+        """The labels of the columns shown now."""
+        return tuple(column.label for column in self._columns_shown)
 
     def show(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
@@ -315,24 +346,20 @@ class TaskTable(DataTable[Text]):
     def _rebuild(self, columns: tuple[Column, ...], snapshot: Snapshot) -> None:
         selected = self.selected_id
         self.clear(columns=True)
-        self._cells.clear()
+        self._lines.clear()
         self._columns_shown = columns
-        for column in columns:
-            label = cell(Text(column.label, style="bold"), column)
-            self.add_column(label, width=column.width + 1, key=column.key)
+        labels: dict[str, Text | str] = {c.key: Text(c.label, style="bold") for c in columns}
+        width = sum(column.width + 1 for column in columns)
+        self.add_column(row_text(labels, columns), width=width, key=ROW_KEY)
         for task in snapshot.tasks:
             self._add(task)
         if selected is not None:
             self._select(selected)
 
     def _add(self, task: TaskView) -> None:
-        contents = task_cells(task)
-        row: list[Text] = []
-        for column in self._columns_shown:
-            text = cell(contents[column.key], column)
-            self._cells[(task.id, column.key)] = text
-            row.append(text)
-        self.add_row(*row, key=task.id)
+        line = row_text(task_cells(task), self._columns_shown)
+        self._lines[task.id] = line
+        self.add_row(line, key=task.id)
 
     def _update(self, snapshot: Snapshot) -> None:
         present = {str(key.value) for key in self.rows}
@@ -340,15 +367,14 @@ class TaskTable(DataTable[Text]):
             if task.id not in present:
                 self._add(task)
                 continue
-            contents = task_cells(task)
-            for column in self._columns_shown:
-                text = cell(contents[column.key], column)
-                if self._cells.get((task.id, column.key)) != text:
-                    self._cells[(task.id, column.key)] = text
-                    self.update_cell(task.id, column.key, text)
+            line = row_text(task_cells(task), self._columns_shown)
+            if self._lines.get(task.id) != line:
+                self._lines[task.id] = line
+                self.update_cell(task.id, ROW_KEY, line)
         gone = present - {task.id for task in snapshot.tasks}
         for task_id in gone:
             self.remove_row(task_id)
+            self._lines.pop(task_id, None)
 
     def _select(self, task_id: str) -> None:
         try:
@@ -360,31 +386,31 @@ class TaskTable(DataTable[Text]):
         self._select(task_id)
 
 
-class TailView(Static):
+class TailView(Quiet):
     """The last lines of the selected task's pane (or log, once it ended)."""
 
     def show(self, task: TaskView | None) -> None:
         if task is None:
             self.border_title = "output"
-            self.update(Text("no task selected", style="dim"))
+            self.draw(Text("no task selected", style="dim"))
             return
         where = f"pane {task.pane_id}" if task.active and task.pane_id else "log"
         self.border_title = f"{task.id} · {where}"
         height = max(1, self.size.height or 8)
         lines = task.tail[-height:]
         if not lines:
-            self.update(Text("no output yet", style="dim"))
+            self.draw(Text("no output yet", style="dim"))
             return
-        self.update(Text("\n".join(lines), no_wrap=True, overflow="ellipsis"))
+        self.draw(Text("\n".join(lines), no_wrap=True, overflow="ellipsis"))
 
 
-class InfoView(Static):
+class InfoView(Quiet):
     """The selected task's status reason, branch, diffstat, dirty files and conflicts."""
 
     def show(self, task: TaskView | None) -> None:
         if task is None:
             self.border_title = "task"
-            self.update("")
+            self.draw("")
             return
         self.border_title = task.branch or task.id
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -417,7 +443,7 @@ class InfoView(Static):
             for line in diffstat_lines(task.diffstat, width):
                 text.append("\n")
                 text.append_text(line)
-        self.update(text)
+        self.draw(text)
 
 
 _STAT_LINE = re.compile(r"^\s*(?P<path>.+?)\s+\|\s+(?P<count>\d+|Bin.*?)\s*(?P<bar>[+-]*)\s*$")
