@@ -1527,11 +1527,17 @@ def _representative_key(row: TaskRow) -> tuple[int, float, int]:
 
 
 def base_moved(store: Store, run_id: str) -> str | None:
-    """Base's tip when it is no longer where the run started (nor this run's landing)."""
+    """Base's tip when it is no longer where the run started: the stale-base warning.
+
+    None while base is where the run started, and once the run has landed and
+    base holds its result (commits made on base after a landing are not news).
+    """
     run = store.get_run(run_id)
-    tip = worktrees.rev_parse(Path(run.repo_root), f"refs/heads/{run.base}")
+    repo = Path(run.repo_root)
+    tip = worktrees.rev_parse(repo, f"refs/heads/{run.base}")
     if tip is None or tip == run.base_sha:
         return None
-    if run.landed and tip == run.merged_sha:
+    landed = run.merged_sha if run.landed else None
+    if landed and (tip == landed or worktrees.is_ancestor(repo, landed, tip)):
         return None
     return tip

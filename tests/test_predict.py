@@ -140,6 +140,13 @@ def test_base_moved_says_where_base_went(tmp_path: Path, repo: Path) -> None:
         assert merge.base_moved(store, RUN) == tip
         store.update_run(RUN, landed=True, merged_sha=tip)
         assert merge.base_moved(store, RUN) is None
+        (repo / "later.txt").write_text("after the landing\n")
+        git(repo, "add", "later.txt")
+        git(repo, "commit", "-qm", "work after the landing")
+        assert merge.base_moved(store, RUN) is None
+        git(repo, "reset", "-q", "--hard", "HEAD~2")  # base rewritten without the landing
+        git(repo, "commit", "-q", "--allow-empty", "-m", "rewritten history")
+        assert merge.base_moved(store, RUN) == git(repo, "rev-parse", "main")
 
 
 def test_predictions_against_a_moved_base_and_for_epics(tmp_path: Path, repo: Path) -> None:
