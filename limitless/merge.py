@@ -44,7 +44,9 @@ Conflicts (`merge.on_conflict`)
     continue (a manual `git merge` in the merge worktree, whatever the strategy,
     because ancestry is how a resolution is recognised). `skip` records and goes
     on. `agent` leaves the conflict in place and runs a resolver through the
-    `run_in_slot` callback; its result is accepted only if no conflict markers are
+    `run_in_slot` callback (by default a slot pane of the run's tmux session, see
+    `merge_slot.py`; with no live session the phase stops as with `stop`); its
+    result is accepted only if no conflict markers are
     left, the merge ends committed (limitless stages and commits a resolved but
     uncommitted result itself; for `rebase` it continues the rebase, and a later
     commit that conflicts gets another resolver round) and the gate passes.
@@ -55,7 +57,10 @@ Landing (`merge.land`)
     base tip is an ancestor of it (it still points where the run started, or at
     this run's own earlier landing). If base moved on, the merged branch (kept
     under `refs/limitless/<run>/merged/redo-<n>`) is rebuilt from the new tip,
-    `Run.base_sha` becomes that tip, and every task is merged again. Where base
+    `Run.base_sha` becomes that tip, and every task is merged again; when base
+    had already moved before the phase began, it starts on the new tip at once.
+    The store is told before the branch is reset, so a crash in between leaves
+    rows that say "unmerged", never "merged" on a branch without those merges. Where base
     is checked out, landing is `git merge --ff-only` in that checkout, and only
     when it has no staged or unstaged changes to tracked files and no operation
     in progress; untracked files do not count, and if one is in the way git
