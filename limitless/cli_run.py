@@ -443,7 +443,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
                 f"starts when every task has ended — `limitless wait {run.id}`"
             )
             raise UsageError(msg)
-        outcome = run_merge_phase(ctx.store, run.id, out=_print_flush)
+        terminal = sys.stdin.isatty() and sys.stdout.isatty()
+        outcome = run_merge_phase(ctx.store, run.id, out=_print_flush, foreground=terminal)
         rows = ctx.store.get_tasks(run.id)
         ok = outcome.ok and all(row.status is TaskStatus.DONE for row in rows)
         ctx.store.update_run(

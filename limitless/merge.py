@@ -532,14 +532,19 @@ def run_merge_phase(
     *,
     out: Callable[[str], object] = print,
     run_in_slot: RunInSlot | None = None,
+    foreground: bool = False,
 ) -> MergeOutcome:
     """Merge the run's done task branches, then land them on base (see the module notes).
 
+    A resolver agent (`on_conflict: agent`) runs through `run_in_slot`, by default
+    in a slot pane of the run's tmux session; with `foreground` (`limitless merge`
+    in a terminal) it runs in this process's terminal when that session is gone.
     UsageError when a task is not terminal yet or another merge phase of the run
     is under way; git failures end the phase with `ok=False` and say why.
     """
     run = store.get_run(run_id)
     phase = _Phase(store, run, out, run_in_slot)
+    phase.foreground = foreground
     phase.check_ready()
     with _exclusive(store.run_dir(run_id) / "merge.lock", run_id):
         store.update_run(run_id, status=RunStatus.MERGING)
@@ -659,6 +664,7 @@ class _Phase:
         self.gate_failed: list[str] = []
         self.skipped: list[str] = []
         self.next_order = 1
+        self.foreground = False
 
     # -- before anything ---------------------------------------------------------
 
@@ -1131,7 +1137,10 @@ class _Phase:
                 self.run_in_slot = self._slot_runner()
             if self.run_in_slot is None:
                 undo(self.worktree, self.branch, prev)
-                why = "no slot to run a resolver in (on_conflict: agent needs a running session)"
+                why = (
+                    f"no slot to run a resolver in: the tmux session of run {self.run_id} "
+                    "is gone (run `limitless merge` in a terminal to resolve there)"
+                )
                 self._stop_on_conflict(task_id, files, why)
             accepted, why = self._resolve(task_id, source, prev, files, self.run_in_slot)
             if accepted:
@@ -1159,11 +1168,14 @@ class _Phase:
 
     def _slot_runner(self) -> RunInSlot | None:
         """A slot pane of the run's tmux session to run resolvers in, if it is alive."""
-        from limitless.merge_slot import slot_runner
+        from limitless.merge_slot import foreground_runner, slot_runner
 
-        return slot_runner(
-            self.store, self.run_row, env={"LIMITLESS_MERGE_WORKTREE": str(self.worktree)}
-        )
+        env = {"LIMITLESS_RUN": self.run_id, "LIMITLESS_MERGE_WORKTREE": str(self.worktree)}
+        runner = slot_runner(self.store, self.run_row, env=env)
+        if runner is None and self.foreground:
+            self.out("the run's tmux session is gone: the resolver runs in this terminal")
+            return foreground_runner(env)
+        return runner
 
     def _stop_on_conflict(self, task_id: str, files: Sequence[str], why: str) -> NoReturn:
         row = self.rows[task_id]

@@ -72,6 +72,22 @@ def slot_runner(
     return run_in_slot
 
 
+def foreground_runner(env: dict[str, str]) -> Callable[[list[str], Path, str], int]:
+    """A `run_in_slot` that runs the resolver in this process's terminal, and waits."""
+
+    def run_here(argv: list[str], cwd: Path, title: str) -> int:
+        print(f"--- {title}: {argv[0]} in {cwd} ---", flush=True)
+        try:
+            code = subprocess.run(argv, cwd=cwd, env={**os.environ, **env}, check=False).returncode
+        except FileNotFoundError:
+            print(f"resolver: {argv[0]}: command not found", file=sys.stderr)
+            return 127
+        print(f"--- {title}: exited with {code} ---", flush=True)
+        return 128 - code if code < 0 else code
+
+    return run_here
+
+
 def wait_for_exit(tmux: TmuxSession, pane_id: str, exit_file: Path) -> int:
     """The code written to `exit_file`; LOST if the pane dies (or goes) without one."""
     last_check = time.monotonic()

@@ -574,6 +574,29 @@ def test_resolver_without_a_slot_stops(build: Callable[..., Env]) -> None:
     assert not outcome.ok
     assert outcome.conflicts == ["b"]
     assert "no slot to run a resolver in" in env.row("b").merge_reason
+    assert f"the tmux session of run {RUN} is gone" in outcome.message
+
+
+def test_resolver_in_the_foreground_without_a_session(
+    build: Callable[..., Env], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`limitless merge` in a terminal runs the resolver there when the run's session is gone."""
+    script = tmp_path / "resolve.sh"
+    script.write_text(
+        'set -e\ntest "$LIMITLESS_MERGE_WORKTREE" = "$PWD"\n'
+        'printf "from a and b" > README.md\ngit add README.md\ngit commit -q --no-edit\n'
+    )
+    profile = AgentProfile(name="fixer", command=("bash", str(script), "{prompt_file}"))
+    env = build(
+        conflicting_pair(),
+        MergePolicy(on_conflict="agent", resolver="fixer"),
+        agents={"fixer": profile},
+    )
+    outcome = env.phase(foreground=True)
+    assert outcome.ok and outcome.landed, outcome.message
+    assert tree_files(env.repo, "main")["README.md"] == "from a and b"
+    assert env.row("b").merge_reason == "conflict in README.md resolved by fixer"
+    assert "--- resolve b: bash in" in capfd.readouterr().out
 
 
 def test_resolved_merge_failing_the_gate_is_refused(
