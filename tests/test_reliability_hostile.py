@@ -69,18 +69,26 @@ def hostile_plan() -> dict[str, object]:
                 "model": METACHARACTERS.splitlines()[0],
                 "env": {"HOSTILE": METACHARACTERS},
             },
+            {"id": "toolong", "agent": "recorder", "prompt": HUGE},
         ],
     }
 
 
 @pytest.mark.usefixtures("tmux_socket")
 def test_hostile_prompts_and_fields_arrive_verbatim_and_execute_nothing(repo: Path) -> None:
-    """Metacharacters, tmux formats, control bytes, 90 kB and 400 kB prompts: byte for byte."""
+    """Metacharacters, tmux formats, control bytes, 90 kB and 400 kB prompts: byte for byte.
+
+    A 400 kB prompt given as one argv element cannot start (Linux caps one argument
+    at 128 KiB): that task fails with a reason saying so and how to fix it.
+    """
     write_plan(repo, yaml.safe_dump(hostile_plan(), allow_unicode=True))
     result = cli(repo, "run", "--headless", "--no-merge", timeout=180)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "not done: toolong" in result.stdout
     run = latest_run(repo)
     rows = tasks_of(repo, run.id)
+    assert rows["toolong"].status is TaskStatus.FAILED
+    assert "is too long for {prompt}: use {prompt_file}" in rows["toolong"].reason
     expected = {"meta": METACHARACTERS, "binary": BINARY, "long": LONG}
     for task_id, prompt in expected.items():
         got = json.loads(git(Path(rows[task_id].worktree), "show", "HEAD:got.json"))
@@ -92,25 +100,6 @@ def test_hostile_prompts_and_fields_arrive_verbatim_and_execute_nothing(repo: Pa
     assert huge["env"] == METACHARACTERS
     folders = [repo, repo.parent, *(Path(row.worktree) for row in rows.values())]
     assert no_pwned_files(*folders) == []
-
-
-def test_a_prompt_too_long_for_argv_fails_with_a_clear_reason(repo: Path, tmux_socket: str) -> None:
-    """A 400 kB prompt as one argv element: the task fails saying why, nothing else breaks."""
-    write_plan(
-        repo,
-        yaml.safe_dump(
-            {
-                "name": "toolong",
-                "agents": {"recorder": {"command": ["python3", "-c", RECORDER, "{prompt}", "x"]}},
-                "tasks": [{"id": "big", "agent": "recorder", "prompt": HUGE}],
-            }
-        ),
-    )
-    result = cli(repo, "run", "--headless", "--no-merge", timeout=120)
-    assert result.returncode == 1, result.stdout + result.stderr
-    row = tasks_of(repo, latest_run(repo).id)["big"]
-    assert row.status is TaskStatus.FAILED
-    assert "is too long for {prompt}: use {prompt_file}" in row.reason, row.reason
 
 
 TITLE = "#(touch pwned5) #{pane_id} ##{session_name} #[fg=red] \x1b]2;x\x07 end"
