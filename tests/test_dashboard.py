@@ -147,6 +147,14 @@ async def test_rows_statuses_and_header_match_the_store(shop: ShopRun, case: Siz
             assert figure in header, (figure, header)
         assert "speedup" in header
         headings = line_of(app, " task ")
+        # columns line up: statuses start under their heading, times end under theirs
+        status_at = headings.index(" status") + 1
+        time_end = headings.index(" time") + len(" time") - 1
+        for row in rows:
+            line = row_of(app, row.id)
+            assert line[status_at - 1] == " " and line[status_at] != " ", line
+            if row.started_at is not None:
+                assert line[time_end] != " " and line[time_end + 1] == " ", line
         for label in case.shown:
             assert f" {label}" in headings, (label, headings)
         for label in case.dropped:

@@ -189,6 +189,8 @@ def cell(value: Text | str, column: Column) -> Text:
     text.truncate(column.width, overflow="ellipsis")
     if column.justify == "right":
         text.pad_left(column.width - text.cell_len)
+    else:
+        text.pad_right(column.width - text.cell_len)
     text.pad_left(1)
     text.no_wrap = True
     text.overflow = "ellipsis"
