@@ -292,11 +292,20 @@ def test_dirty_checkout_is_left_alone_and_the_result_waits_on_the_merged_branch(
     assert (repo / "added.txt").read_text() == "added\n"
 
 
-def test_no_merge_then_limitless_merge(repo: Path) -> None:
-    """`run --no-merge` leaves the branches; `limitless merge` merges and lands them later."""
+STRATEGY_SUBJECTS = {
+    "merge": "limitless: merge add ({run})",
+    "squash": 'add: echo added > added.txt && git add added.txt && git commit -qm "add: file"',
+    "rebase": "add: file",
+}
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGY_SUBJECTS))
+def test_no_merge_then_limitless_merge(repo: Path, strategy: str) -> None:
+    """`run --no-merge` leaves the branches; `limitless merge` merges them with the run's
+    strategy (`--merge-strategy`) and lands them later."""
     base = git(repo, "rev-parse", "main")
     write_plan(repo, ONE_TASK)
-    result = cli(repo, "run", "--headless", "--no-merge")
+    result = cli(repo, "run", "--headless", "--no-merge", "--merge-strategy", strategy)
     assert result.returncode == 0, result.stdout + result.stderr
     run = latest_run(repo)
     assert git(repo, "rev-parse", "main") == base
@@ -305,7 +314,8 @@ def test_no_merge_then_limitless_merge(repo: Path) -> None:
     assert merged.returncode == 0, merged.stdout + merged.stderr
     assert "merged 1 task" in merged.stdout and "landed on main" in merged.stdout
     assert (repo / "added.txt").read_text() == "added\n"
-    assert f"limitless: merge add ({run.id})" in subjects(repo, "main")
+    latest = subjects(repo, "main")[0]
+    assert latest == STRATEGY_SUBJECTS[strategy].format(run=run.id)
     assert latest_run(repo).status is RunStatus.DONE
     assert not latest_run(repo).no_merge
 
