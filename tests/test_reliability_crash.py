@@ -384,6 +384,44 @@ tasks:
     assert {row.merge_status for row in rows.values()} == {"merged"}
 
 
+def test_a_failed_task_whose_worktree_was_deleted_by_hand_is_retried(repo: Path) -> None:
+    """rm -rf of a failed task's worktree, then `limitless retry`: remade, done, work kept."""
+    flag = repo.parent / "failed-once"
+    write_plan(
+        repo,
+        f"""\
+name: gone
+agent: shell
+merge: {{land: manual}}
+tasks:
+  - id: flaky
+    prompt: |
+      echo try > try.txt && git add try.txt && git commit -qm "flaky: first try"
+      if [ ! -f {flag} ]; then touch {flag}; exit 4; fi
+      echo ok > ok.txt
+""",
+    )
+    first = cli(repo, "run", "--headless", "--no-merge")
+    assert first.returncode == 1, first.stdout + first.stderr
+    run_id = latest_run(repo).id
+    row = tasks_of(repo, run_id)["flaky"]
+    assert row.status is TaskStatus.FAILED
+    first_try = git(repo, "rev-parse", row.branch)
+    subprocess.run(["rm", "-rf", row.worktree], check=True)
+    retried = cli(repo, "retry", run_id, "flaky")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    waited = cli(repo, "wait", run_id, "--timeout", "90", "--quiet", timeout=120)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    row = tasks_of(repo, run_id)["flaky"]
+    assert (row.status, row.attempt) == (TaskStatus.DONE, 2)
+    assert Path(row.worktree, "ok.txt").exists()
+    kept = git(repo, "for-each-ref", "--format=%(objectname)", "refs/limitless/")
+    on_branch = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", first_try, row.branch], cwd=repo, check=False
+    )
+    assert first_try in kept.split() or on_branch.returncode == 0, "first attempt's commit lost"
+
+
 # ---------------------------------------------------------------- the store
 
 
