@@ -969,7 +969,7 @@ class _Phase:
         state: dict[str, str] = {}
         for task_id in merge_order(self.dag, self.rows):
             row = self.rows[task_id]
-            if row.merge_status is MergeStatus.MERGED:
+            if row.merge_status is MergeStatus.MERGED and self._still_merged(task_id):
                 state[task_id] = "merged"
                 self.already.append(task_id)
                 continue
@@ -984,6 +984,27 @@ class _Phase:
                 self._skip(task_id, f"dependency {dep} not merged ({state.get(dep, 'unmerged')})")
                 continue
             state[task_id] = self._merge_task(task_id)
+
+    def _still_merged(self, task_id: str) -> bool:
+        """Whether a task recorded as merged is still on the merged branch.
+
+        Told by ancestry, so only for the `merge` strategy (squash and rebase
+        make new commits): a merged branch someone reset by hand gets the task
+        merged again instead of landing without it.
+        """
+        if self.policy.strategy != "merge":
+            return True
+        source = self._source(task_id)
+        if source is None or worktrees.is_ancestor(self.repo, source, _head(self.worktree)):
+            return True
+        self._mark(
+            task_id,
+            MergeStatus.UNMERGED,
+            "its merge is no longer on the merged branch; merged again",
+            merge_order=None,
+        )
+        self.out(f"{task_id} is no longer on {self.branch}: merging it again")
+        return False
 
     def _skip(self, task_id: str, reason: str) -> None:
         self._mark(task_id, MergeStatus.SKIPPED, reason, merge_order=None, conflict_files=[])

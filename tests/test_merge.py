@@ -810,6 +810,22 @@ def test_crash_while_redoing_on_a_moved_base_loses_and_duplicates_nothing(
     assert {env.row(t).merge_status for t in "ab"} == {MergeStatus.MERGED}
 
 
+def test_merge_dropped_from_the_merged_branch_by_hand_is_merged_again(
+    build: Callable[..., Env],
+) -> None:
+    """A task recorded as merged whose merge someone reset away is merged again, not lost."""
+    env = build(
+        [Spec("a", {"a.txt": "a\n"}), Spec("b", {"b.txt": "b\n"})], MergePolicy(land="manual")
+    )
+    assert env.phase().merged == ["a", "b"]
+    git(env.merge_worktree, "reset", "-q", "--hard", "HEAD~1")  # drops b's merge
+    outcome = env.phase()
+    assert outcome.ok, outcome.message
+    assert outcome.already_merged == ["a"]
+    assert outcome.merged == ["b"]
+    assert set(tree_files(env.repo, MERGED)) == {"README.md", "a.txt", "b.txt"}
+
+
 def test_merge_worktree_with_changes_is_refused(build: Callable[..., Env]) -> None:
     """Changes someone left in the merge worktree are not thrown away: the phase refuses."""
     env = build([Spec("a", {"a.txt": "a\n"})], MergePolicy(land="manual"))
