@@ -145,13 +145,14 @@ class Wrapper:
         self.log_file: BinaryIO | None = None
         self.process: PtyProcess | None = None
         self.signalled: int | None = None
+        self.log_error = ""  # set when the task log could not be written (a full disk)
 
     # ------------------------------------------------------------ lifecycle
 
     def execute(self) -> int:
         log_path = self.store.log_path(self.run.id, self.task.id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as self.log_file:
+        with open(log_path, "ab", buffering=0) as self.log_file:
             self._mark_running()
             self._say(
                 f"{BOLD}▶ {self.task.id}{RESET} · attempt {self.row.attempt} · "
@@ -319,7 +320,7 @@ class Wrapper:
         parser.changed = False
 
     def _finish(self, outcome: Outcome) -> None:
-        reason = outcome.reason
+        reason = "; ".join(part for part in (outcome.reason, self.log_error) if part)
         if self.plan.autocommit:
             try:
                 sha = worktrees.commit_all(
@@ -389,9 +390,15 @@ class Wrapper:
     # ------------------------------------------------------------ output
 
     def _log(self, data: bytes) -> None:
-        if self.log_file is not None:
+        if self.log_file is None or self.log_error:
+            return
+        try:
             self.log_file.write(data)
-            self.log_file.flush()
+        except OSError as exc:
+            path = self.store.log_path(self.run.id, self.task.id)
+            self.log_error = f"the task log {path} could not be written: {exc.strerror or exc}"
+            with contextlib.suppress(OSError):
+                os.write(sys.stdout.fileno(), f"limitless: {self.log_error}\r\n".encode())
 
     def _say(self, line: str) -> None:
         data = f"{line}\r\n".encode()
