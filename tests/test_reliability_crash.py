@@ -510,6 +510,38 @@ def test_a_write_error_on_the_store_gives_a_clear_message_and_loses_nothing(
     assert tasks_of(repo, "full-1")["a"].status is TaskStatus.DONE
 
 
+def test_a_full_disk_under_the_task_log_loses_no_work(repo: Path) -> None:
+    """The task log hits ENOSPC (/dev/full): the task still ends, says why, keeps its commit."""
+    go = repo.parent / "go"
+    write_plan(
+        repo,
+        f"""\
+name: fulllog
+agent: shell
+merge: {{land: manual}}
+tasks:
+  - {{id: hold, prompt: "while [ ! -f {go} ]; do sleep 0.1; done; echo h > h.txt"}}
+  - id: victim
+    depends_on: [hold]
+    prompt: "echo some output; echo v > v.txt; git add v.txt; git commit -qm 'victim: add'"
+""",
+    )
+    started = cli(repo, "run", "--detach", "--no-merge")
+    assert started.returncode == 0, started.stderr
+    run_id = latest_run(repo).id
+    with open_store(repo) as store:
+        log = store.log_path(run_id, "victim")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.symlink_to("/dev/full")
+    go.touch()
+    waited = cli(repo, "wait", run_id, "--timeout", "90", "--quiet", timeout=120)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    row = tasks_of(repo, run_id)["victim"]
+    assert row.status is TaskStatus.DONE
+    assert row.reason == f"the task log {log} could not be written: No space left on device"
+    assert "victim: add" in git(repo, "log", "--format=%s", row.branch).splitlines()
+
+
 # ---------------------------------------------------------------- two runs at once
 
 
