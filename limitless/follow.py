@@ -100,6 +100,9 @@ def describe(event: Event) -> str | None:
         "budget_alert": f"⚠ budget alert: ${data.get('cost_usd')} spent "
         f"of ${data.get('max_cost_usd')} (alert at {data.get('alert_at')})",
     }
+    if event.kind == "merge_done" and not (data.get("ok") and data.get("landed")):
+        # a stop, a dirty checkout or `land: manual`: the message says how to go on
+        return str(data.get("message") or "") or None
     return lines.get(event.kind)
 
 

@@ -58,6 +58,7 @@ GIT_INTERVAL_S = 3.0
 """The focused task's worktree, when its only news is pane output, is inspected at most this
 often (its dirty flag is what may have changed)."""
 BACKGROUND_GIT_INTERVAL_S = 15.0
+STALE_BASE_INTERVAL_S = 5.0
 """The same for the other tasks: twenty busy panes would otherwise cost ~7 git inspections
 (20 git processes) a second."""
 LOG_TAIL_BYTES = 16_384
@@ -192,6 +193,8 @@ class Snapshot:
     notices: tuple[Notice, ...] = ()
     problems: tuple[str, ...] = ()
     """Sources that could not be read this poll (tmux gone, git failing), in words."""
+    base_moved_to: str | None = None
+    """Base's new tip when someone committed to base since the run started (stale base)."""
     stats: PollStats = field(default_factory=PollStats)
 
     def task(self, task_id: str | None) -> TaskView | None:
@@ -383,6 +386,8 @@ class Monitor:
         self._event_cursor: int | None = None
         self._seen_status: dict[str, tuple[TaskStatus, int]] = {}
         self._run_finished: bool | None = None
+        self._base_checked = 0.0
+        self._base_moved_to: str | None = None
         self._notified: set[tuple[str, str | None, int]] = set()
         self._procs: dict[int, psutil.Process] = {}
         self._git: dict[str, _GitSeen] = {}
@@ -493,8 +498,21 @@ class Monitor:
             events=tuple(events),
             notices=tuple(notices),
             problems=tuple(problems),
+            base_moved_to=self._stale_base(run, now),
             stats=stats,
         )
+
+    def _stale_base(self, run: Run, now: float) -> str | None:
+        """Where base went, if it moved; asked of git at most every few seconds."""
+        if now - self._base_checked >= STALE_BASE_INTERVAL_S:
+            self._base_checked = now
+            from limitless.merge import base_moved
+
+            try:
+                self._base_moved_to = base_moved(self.store(), run.id)
+            except LimitlessError:
+                self._base_moved_to = None
+        return self._base_moved_to
 
     def _read_store(self) -> tuple[list[Event], bool]:
         """New events; the cached rows are refreshed when the database changed."""

@@ -840,7 +840,7 @@ class Supervisor:
         if run.no_merge:
             text += "; merge skipped (--no-merge): branches left for `limitless merge`"
         elif not merge_ok:
-            text += "; the merge phase did not finish (see `limitless status`)"
+            text += "; the merge phase did not finish: see its message above, or `limitless status`"
         return text
 
     def _merge_phase(self) -> bool:

@@ -119,8 +119,10 @@ def status_document(store: Store, run_id: str) -> dict[str, object]:
                 {"with": prediction.task_id, "files": list(prediction.files)}
             )
     counts = Counter(str(task.status) for task in tasks)
+    from limitless.merge import base_moved
+
     return {
-        "run": run_document(run),
+        "run": {**run_document(run), "base_moved_to": base_moved(store, run_id)},
         "tasks": [task_document(task, by_task.get(task.id, [])) for task in tasks],
         "counts": dict(counts),
     }
@@ -181,6 +183,13 @@ def status_renderable(document: dict[str, object]) -> object:
     )
     if run.get("reason"):
         headline.append(f"  — {run['reason']}", style="italic")
+    moved = run.get("base_moved_to")
+    if moved:
+        headline.append(
+            f"\n⚠ stale base: {run['base']} moved to {str(moved)[:10]} since the run started; "
+            "the merge phase merges onto the new tip",
+            style="yellow",
+        )
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("task", "status", "try", "time", "progress", "commits", "merge", "reason"):
         table.add_column(column, overflow="ellipsis", no_wrap=column != "reason")

@@ -31,6 +31,7 @@ from limitless.dashboard.widgets import (
 from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus
 from limitless.store import ControlRequest
 from limitless.tmux import TmuxSession
+from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan
 from tests.test_monitor import ShopRun, build_shop, tmux
 
@@ -165,6 +166,21 @@ async def test_rows_statuses_and_header_match_the_store(shop: ShopRun, case: Siz
         assert "$0.25" in frontend and "40%" in frontend
         assert "▶ running" in frontend
         assert "? waiting" in row_of(app, "docs")
+
+
+async def test_a_commit_on_base_during_the_run_shows_a_stale_base(shop: ShopRun) -> None:
+    """Someone commits to base mid-run: the header says base moved, and where to."""
+    app = make_app(shop)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await polled(pilot, app)
+        assert "stale base" not in screen_text(app)
+        (shop.repo / "hotfix.txt").write_text("fix\n")
+        git(shop.repo, "add", "hotfix.txt")
+        git(shop.repo, "commit", "-qm", "hotfix on main")
+        tip = git(shop.repo, "rev-parse", "main")
+        await until(pilot, lambda: "stale base" in screen_text(app), "the stale-base warning")
+        header = "\n".join(screen_text(app).splitlines()[:2])
+        assert f"stale base: main moved to {tip[:8]}" in header, header
 
 
 async def test_full_width_shows_git_figures_conflicts_and_processes(shop: ShopRun) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def test_conflict_stop_then_manual_resolution_lands(repo: Path) -> None:
         f"conflicts, git add them and git commit; then run `limitless merge {run.id}`."
     )
     assert merge_message(repo, run.id) == how
+    assert how in result.stdout, "the headless run prints how to continue"
     assert "merge" in result.stdout and "right conflicts: README.md" in result.stdout
     assert git(repo, "rev-parse", "main") == base  # base untouched
     assert git(repo, "status", "--porcelain") == "?? limitless.yaml"
@@ -214,6 +216,10 @@ def test_base_moved_during_the_run_is_merged_again_on_the_new_tip(
         git(repo, "add", "upstream.txt")
         git(repo, "commit", "-qm", "upstream: meanwhile on main")
         upstream = git(repo, "rev-parse", "main")
+        status = cli(repo, "status")
+        assert f"stale base: main moved to {upstream[:10]}" in status.stdout, status.stdout
+        document = json.loads(cli(repo, "status", "--json").stdout)
+        assert document["run"]["base_moved_to"] == upstream
         flag.write_text("go\n")
         output, _ = run_proc.communicate(timeout=120)
     finally:
@@ -272,6 +278,7 @@ def test_dirty_checkout_is_left_alone_and_the_result_waits_on_the_merged_branch(
         f"in {repo} once it is clean."
     )
     assert advice in merge_message(repo, run.id)
+    assert advice in result.stdout, "the headless run prints where the result waits"
     assert git(repo, "rev-parse", "main") == base
     assert (repo / "README.md").read_text() == "my unsaved edit\n"
     assert "add: file" in subjects(repo, merged)

@@ -274,10 +274,16 @@ class HeaderBar(Quiet):
         second.append("  speedup ", style="dim")
         second.append(f"{snapshot.speedup:.1f}×", style="bold cyan")
         clock = Text(time.strftime("%H:%M:%S", time.localtime(snapshot.at)), style="dim")
-        note = problem or "; ".join(snapshot.problems) or snapshot.reason
+        note = problem or "; ".join(snapshot.problems)
+        style = "italic red"
+        if not note and snapshot.base_moved_to and not snapshot.finished:
+            note = f"⚠ stale base: {snapshot.base} moved to {snapshot.base_moved_to[:8]}"
+            style = "yellow"
+        if not note:
+            note, style = snapshot.reason, "italic"
         lines = [
             _spread(first, clock, width),
-            _spread(second, Text(note, style="italic red" if problem else "italic"), width),
+            _spread(second, Text(note, style=style), width),
         ]
         self.draw(Text("\n").join(lines))
 
