@@ -971,6 +971,31 @@ class TmuxSession:
         """Make `pane_id` the current pane: its window current, the pane active."""
         _check_pane(pane_id)
         self._run([["select-window", "-t", pane_id], ["select-pane", "-t", pane_id]])
+        self._follow_with_client(pane_id)
+
+    def _follow_with_client(self, pane_id: str) -> None:
+        """From a pane of another session on this server (a dashboard opened elsewhere),
+        move that session's client to the selected pane too. Best effort."""
+        here = os.environ.get("TMUX_PANE")
+        server = os.environ.get("TMUX", "").split(",")[0]
+        if not here or Path(server).name != (self.socket_name or "default"):
+            return
+        proc = self._call(
+            [
+                ["display-message", "-p", "-t", here, "#{session_name}"],
+                ["list-clients", "-F", "#{client_tty}\t#{session_name}"],
+            ]
+        )
+        lines = proc.stdout.splitlines()
+        if proc.returncode != 0 or not lines or lines[0] == self.name:
+            return
+        ttys = [
+            tty
+            for tty, _, session in (ln.partition("\t") for ln in lines[1:])
+            if session == lines[0]
+        ]
+        if ttys:
+            self._call([["switch-client", "-c", ttys[0], "-t", pane_id]])
 
     def zoom(self, pane_id: str) -> None:
         """Select `pane_id` and toggle its zoom (`resize-pane -Z`)."""

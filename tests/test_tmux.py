@@ -958,3 +958,23 @@ def test_attach_message_and_bell(attached: tuple[TmuxSession, PtyClient]) -> Non
     until(lambda: client.output.count(b"\a") > before)
     tmux(session.socket_name or "", "detach-client", "-s", f"={session.name}")
     assert client.process.wait(10) == 0
+
+
+def test_select_from_another_session_moves_its_client(
+    tmux_socket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dashboard opened in another session: `enter` brings the user's client to the pane."""
+    session, panes = make(tmux_socket, tmp_path, slots=2)
+    tmux(tmux_socket, "new-session", "-d", "-s", "elsewhere", "-x", "80", "-y", "24", *SLEEP)
+    here = tmux(tmux_socket, "display-message", "-p", "-t", "=elsewhere:", "#{pane_id}").strip()
+    env = {**os.environ, "TERM": "xterm-256color"}
+    client = PtyClient(["tmux", "-L", tmux_socket, "attach", "-t", "=elsewhere"], env)
+    try:
+        until(lambda: "elsewhere" in tmux(tmux_socket, "list-clients", "-F", "#{session_name}"))
+        monkeypatch.setenv("TMUX", f"/tmp/tmux-{os.getuid()}/{tmux_socket},1,0")
+        monkeypatch.setenv("TMUX_PANE", here)
+        session.select(panes.slots[1])
+        clients = tmux(tmux_socket, "list-clients", "-F", "#{session_name} #{pane_id}")
+        assert clients.split() == [session.name, panes.slots[1]]
+    finally:
+        client.close()
