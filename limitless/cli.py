@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     def command(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        if help_text == argparse.SUPPRESS:  # internal commands stay out of `--help`
+            cmd = sub.add_parser(name)
+        else:
+            cmd = sub.add_parser(name, help=help_text, description=help_text)
         cmd.set_defaults(handler=handler)
         return cmd
 
