@@ -662,3 +662,17 @@ def test_dashboard_pane_of_a_real_run_shows_tasks_and_statuses(
     assert run.id in text and "tiny" in text
     for task_id in ("alpha", "beta", "gamma"):
         assert "✓ done" in row(task_id), (task_id, text)
+
+
+async def test_polls_go_on_while_a_view_is_open(shop: ShopRun) -> None:
+    """A view pushed over the main screen: polls keep updating the main screen underneath."""
+    app = make_app(shop, interval=0.05)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await polled(pilot, app)
+        await pilot.press("g")
+        await until(pilot, lambda: isinstance(app.screen, GraphView), "the graph view")
+        with shop.store() as store:
+            store.update_task(shop.run_id, "frontend", progress=90.0)
+        await polled(pilot, app, 3)
+        await pilot.press("escape")
+        await until(pilot, lambda: "90%" in row_of(app, "frontend"), "the newer progress")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from limitless.states import TaskStatus
 from limitless.store import TaskRow
+from limitless.tmux import TmuxSession
 from tests.engine_helpers import cli, latest_run, tasks_of, wait_for, write_plan
 
 FAKE = Path(__file__).parent / "fake_agents"
@@ -147,6 +148,14 @@ tasks:
     assert started.returncode == 0, started.stdout + started.stderr
     run = latest_run(repo)
     wait_for(lambda: tasks_of(repo, run.id)["talk"].status is TaskStatus.RUNNING, 60, "running")
+    # a real hook fires after the agent drew its screen; a later redraw would outdate the signal
+    pane = tasks_of(repo, run.id)["talk"].pane_id or ""
+    session = TmuxSession(run.tmux_socket, run.id)
+    wait_for(
+        lambda: "ready for instructions" in "\n".join(session.capture([pane]).get(pane, [])),
+        60,
+        "the agent's prompt on screen",
+    )
     payload = {
         "session_id": "0b7c1f4e-1111-2222-3333-444455556666",
         "hook_event_name": "Notification",

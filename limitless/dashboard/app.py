@@ -13,12 +13,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer
 from textual.worker import Worker, WorkerState
 
@@ -43,6 +45,7 @@ from limitless.store import Store
 
 DEFAULT_INTERVAL_S = 1.0
 NOTIFY_TIMEOUT_S = 10.0
+W = TypeVar("W", bound=Widget)
 VIEWS: dict[str, type[View]] = {
     "diff": DiffView,
     "log": LogView,
@@ -114,7 +117,7 @@ class DashboardApp(App[int]):
 
     def on_mount(self) -> None:
         self.title = f"limitless · {self.run_id}"
-        self.query_one(TaskTable).focus()
+        self._main(TaskTable).focus()
         self.call_after_refresh(self._start_poll)
 
     # -- polling ------------------------------------------------------------------
@@ -137,13 +140,16 @@ class DashboardApp(App[int]):
 
     def on_polled(self, message: Polled) -> None:
         self.problem = ""
-        self._apply(message.snapshot)
+        try:
+            self._apply(message.snapshot)
+        except NoMatches:
+            return  # a poll that ends while the app closes has nowhere to go
         self._arm()
 
     def on_poll_failed(self, message: PollFailed) -> None:
         self.problem = message.error
         if self.snapshot is not None:
-            self.query_one(HeaderBar).show(self.snapshot, self.problem)
+            self._main(HeaderBar).show(self.snapshot, self.problem)
         self._arm()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -151,17 +157,17 @@ class DashboardApp(App[int]):
         if event.worker.group == "poll" and event.state is WorkerState.ERROR:
             self.problem = f"poll failed: {event.worker.error!r}"
             if self.snapshot is not None:
-                self.query_one(HeaderBar).show(self.snapshot, self.problem)
+                self._main(HeaderBar).show(self.snapshot, self.problem)
             self._arm()
 
     def _apply(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.polls += 1
-        self.query_one(HeaderBar).show(snapshot, self.problem)
-        table = self.query_one(TaskTable)
+        self._main(HeaderBar).show(snapshot, self.problem)
+        table = self._main(TaskTable)
         table.show(snapshot)
         self._focus = table.selected_id
-        self.query_one(Detail).show(snapshot.task(self._focus))
+        self._main(Detail).show(snapshot.task(self._focus))
         for screen in self.screen_stack:
             if isinstance(screen, View):
                 screen.show(snapshot)
@@ -179,13 +185,21 @@ class DashboardApp(App[int]):
         if event.data_table.id != "tasks" or self.snapshot is None:
             return
         self._focus = str(event.row_key.value) if event.row_key.value is not None else None
-        self.query_one(Detail).show(self.snapshot.task(self._focus))
+        self._main(Detail).show(self.snapshot.task(self._focus))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "tasks":
             self.action_jump()
 
     # -- helpers ------------------------------------------------------------------
+
+    def _main(self, kind: type[W]) -> W:
+        """A widget of the main screen, also while a view or dialog is pushed over it
+        (`App.query_one` searches only the screen on top)."""
+        if not self.screen_stack:
+            msg = "the app is closing"
+            raise NoMatches(msg)
+        return self.screen_stack[0].query_one(kind)
 
     def _in_thread(self, work: Callable[[], object], group: str) -> None:
         """Run `work()` (tmux, git or a store write) off the event loop; report failures."""
@@ -201,7 +215,7 @@ class DashboardApp(App[int]):
     def selected_task(self) -> TaskView | None:
         if self.snapshot is None:
             return None
-        return self.snapshot.task(self.query_one(TaskTable).selected_id)
+        return self.snapshot.task(self._main(TaskTable).selected_id)
 
     def _task_or_say(self) -> TaskView | None:
         task = self.selected_task()
