@@ -201,17 +201,27 @@ class Plan:
 # Public entry points
 
 
-def load(path: str | Path) -> Plan:
-    """Read and check the plan file at `path`; PlanError lists every problem found."""
+def load(path: str | Path, *, profiles: Mapping[str, AgentProfile] | None = None) -> Plan:
+    """Read and check the plan file at `path`; PlanError lists every problem found.
+
+    `profiles` are the agent profiles known before the plan's own `agents:`
+    (default: the built-in ones; the user config adds its profiles there).
+    """
     plan_path = Path(path)
     source = str(path)
     text = _decode(_read_plan_bytes(plan_path, source), source)
-    return _parse(text, source, plan_path.absolute().parent, plan_path.resolve())
+    return _parse(text, source, plan_path.absolute().parent, plan_path.resolve(), profiles)
 
 
-def loads(text: str, *, source: str, base_dir: Path) -> Plan:
+def loads(
+    text: str,
+    *,
+    source: str,
+    base_dir: Path,
+    profiles: Mapping[str, AgentProfile] | None = None,
+) -> Plan:
     """Check plan `text`; `source` names it in problems, relative paths start at `base_dir`."""
-    return _parse(text, source, base_dir, None)
+    return _parse(text, source, base_dir, None, profiles)
 
 
 # Reading the file
@@ -504,6 +514,8 @@ class _Reader:
     base_dir: Path
     loader: _Loader
     problems: list[Problem] = field(default_factory=list)
+    profiles: dict[str, AgentProfile] = field(default_factory=lambda: dict(BUILTIN_PROFILES))
+    """Agent profiles known before the plan's own `agents:` section."""
 
     def fail(self, node: Node, path: str, message: str) -> None:
         text = f"{path}: {message}" if path else message
@@ -831,11 +843,19 @@ class _Draft:
     staged: bool
 
 
-def _parse(text: str, source: str, base_dir: Path, source_path: Path | None) -> Plan:
+def _parse(
+    text: str,
+    source: str,
+    base_dir: Path,
+    source_path: Path | None,
+    profiles: Mapping[str, AgentProfile] | None = None,
+) -> Plan:
     if len(text) > MAX_PLAN_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_PLAN_BYTES:
         raise _file_error(source, _too_big("the plan"))
     root, loader = _compose(text, source)
     reader = _Reader(source, base_dir.absolute(), loader)
+    if profiles is not None:
+        reader.profiles = dict(profiles)
     plan = _read_plan(reader, root, source_path)
     problems = sorted(dict.fromkeys(reader.problems), key=lambda p: (p.line, p.column))
     if problems or plan is None:
@@ -925,7 +945,7 @@ def _agent_name(sec: _Section, key: str, default: str, known: Sequence[str]) -> 
 
 
 def _read_agents(reader: _Reader, node: Node | None) -> dict[str, AgentProfile]:
-    profiles = dict(BUILTIN_PROFILES)
+    profiles = dict(reader.profiles)
     triples = reader.items(node, "agents") if node is not None and not _is_null(node) else []
     for name, key_node, value_node in triples or []:
         reason = _id_problem(name)
@@ -942,7 +962,7 @@ def _read_profile(reader: _Reader, name: str, node: Node) -> AgentProfile | None
     sec = reader.section(node, f"agents.{name}", _AGENT_KEYS)
     if sec is None:
         return None
-    builtin = BUILTIN_PROFILES.get(name)
+    builtin = reader.profiles.get(name)
     if builtin is None:
         message = "missing command; a new agent profile needs command: [program, arguments...]"
         if sec.require("command", message) is None:

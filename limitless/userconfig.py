@@ -180,8 +180,6 @@ def with_config_text(text: str, config: UserConfig) -> str:
         value = getattr(config, key)
         if value is not None and key not in present:
             extra[key] = value
-    if config.agents_raw and "agents" not in present:
-        extra["agents"] = dict(config.agents_raw)
     if not extra:
         return text
     tail = yaml.safe_dump(extra, sort_keys=False, allow_unicode=True)
@@ -207,10 +205,11 @@ def load_plan(path: Path, config: UserConfig | None = None) -> Plan:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return load(path)
+    profiles = {**BUILTIN_PROFILES, **config.agents}  # the plan's own agents: win
     merged = with_config_text(text, config)
     if merged == text:
-        return apply_model(load(path), config)
-    plan = loads(merged, source=str(path), base_dir=path.absolute().parent)
+        return apply_model(load(path, profiles=profiles), config)
+    plan = loads(merged, source=str(path), base_dir=path.absolute().parent, profiles=profiles)
     return apply_model(dataclasses.replace(plan, source=path.resolve()), config)
 
 

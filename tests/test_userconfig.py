@@ -57,6 +57,25 @@ def test_plan_loaded_with_config_defaults(tmp_path: Path, isolated_env: Path) ->
     assert f"{plan_path}:3:" in str(caught.value)
 
 
+def test_config_profiles_join_the_plans_own_agents(tmp_path: Path, isolated_env: Path) -> None:
+    """A plan with its own `agents:` still sees the config's profiles; its own win on a clash."""
+    config = userconfig.load_config(
+        write_config(
+            isolated_env,
+            "agents:\n  mine: {command: [mine, '{prompt}']}\n"
+            "  both: {command: [from-config, '{prompt}']}\n",
+        )
+    )
+    plan_path = tmp_path / "p.yaml"
+    plan_path.write_text(
+        "agents:\n  both: {command: [from-plan, '{prompt}']}\n"
+        "tasks:\n  - {id: a, prompt: x, agent: mine}\n  - {id: b, prompt: y, agent: both}\n"
+    )
+    plan = userconfig.load_plan(plan_path, config)
+    assert plan.profile(plan.task("a")).command[0] == "mine"
+    assert plan.profile(plan.task("b")).command[0] == "from-plan"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
