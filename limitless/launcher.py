@@ -157,9 +157,20 @@ def start_run(
         store.update_run(run_id, status=RunStatus.FAILED, ended_at=time.time(), reason=reason)
         store.close()
         raise
-    run = store.get_run(run_id)
+    run = _wait_for_supervisor(store, run_id)
     store.close()
     return StartedRun(run=run, session=session)
+
+
+def _wait_for_supervisor(store: Store, run_id: str, timeout: float = 15.0) -> Run:
+    """Return once the supervisor recorded its pid, so `run --detach` followed at once by
+    `resume`, `kill` or `done` finds the run supervised (not a second supervisor)."""
+    deadline = time.monotonic() + timeout
+    run = store.get_run(run_id)
+    while not run.supervisor_pid and time.monotonic() < deadline:
+        time.sleep(0.02)
+        run = store.get_run(run_id)
+    return run
 
 
 def _free_run_id(store: Store, plan_name: str, socket_name: str | None) -> str:
