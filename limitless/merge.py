@@ -475,15 +475,47 @@ def _checkout_of(repo_root: Path, branch: str) -> Path | None:
     return None
 
 
+LAND_LOCK_FILE = "land.lock"
+
+
+@contextmanager
+def _landing_lock(lock_dir: Path) -> Iterator[None]:
+    """One landing at a time per repository, across processes.
+
+    Two runs landing on the same checkout at once saw each other's half-done
+    `git merge --ff-only` (index.lock held, files being rewritten) as a dirty
+    checkout or a refusal; taken in turn, the second one finds base moved and
+    redoes its merges on the new tip.
+    """
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with (lock_dir / LAND_LOCK_FILE).open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def land(
-    repo_root: Path, base: str, merged_sha: str, *, message: str = "limitless: land"
+    repo_root: Path,
+    base: str,
+    merged_sha: str,
+    *,
+    message: str = "limitless: land",
+    lock_dir: Path | None = None,
 ) -> Landing:
     """Move branch `base` forward to `merged_sha`, if that is a fast-forward and safe.
 
     Checked out somewhere: `git merge --ff-only` there, only when that checkout has
     no changes to tracked files. Checked out nowhere: compare-and-swap update-ref.
+    Holds the repository's landing lock (`<lock_dir>/land.lock`) throughout.
     """
     repo_root = Path(repo_root)
+    with _landing_lock(lock_dir or worktrees.lock_dir_of(repo_root)):
+        return _land(repo_root, base, merged_sha, message)
+
+
+def _land(repo_root: Path, base: str, merged_sha: str, message: str) -> Landing:
     tip = worktrees.rev_parse(repo_root, f"refs/heads/{base}")
     if tip is None:
         return Landing(LandingKind.MISSING, None, f"branch {base} does not exist")
@@ -726,7 +758,11 @@ class _Phase:
                 return self._outcome(ok=self._clean(), landed=False, message=message)
             crashpoint("land")
             landing = land(
-                self.repo, self.run_row.base, merged_sha, message=f"limitless: land {self.run_id}"
+                self.repo,
+                self.run_row.base,
+                merged_sha,
+                message=f"limitless: land {self.run_id}",
+                lock_dir=self.store.state_dir,
             )
             crashpoint("landed")
             if landing.kind is LandingKind.MOVED and landing.tip and attempt < MAX_REDOS:

@@ -237,7 +237,8 @@ def worktree_lock(lock_dir: Path, *, shared: bool = False) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _default_lock_dir(repo_root: Path) -> Path:
+def lock_dir_of(repo_root: Path) -> Path:
+    """Where a repository's limitless locks live (`<git common dir>/limitless`)."""
     common = _out(repo_root, "rev-parse", "--git-common-dir")
     return (repo_root / common).resolve() / "limitless"
 
@@ -808,7 +809,7 @@ def list_worktrees(repo_root: Path, *, lock_dir: Path | None = None) -> list[Wor
     Takes the shared worktree lock (`lock_dir` defaults to `<git-common-dir>/limitless`).
     """
     repo_root = Path(repo_root)
-    with worktree_lock(lock_dir or _default_lock_dir(repo_root), shared=True):
+    with worktree_lock(lock_dir or lock_dir_of(repo_root), shared=True):
         return _list_worktrees(repo_root)
 
 
@@ -822,7 +823,7 @@ def remove_worktree(
     """
     repo_root = Path(repo_root)
     path = Path(path)
-    lock = lock_dir or _default_lock_dir(repo_root)
+    lock = lock_dir or lock_dir_of(repo_root)
     if not path.exists():
         with worktree_lock(lock):
             _git(repo_root, "worktree", "prune")
@@ -852,7 +853,7 @@ def remove_worktree(
 
 def prune(repo_root: Path, *, lock_dir: Path | None = None) -> None:
     """Forget worktrees whose folders are gone (`git worktree prune`)."""
-    with worktree_lock(lock_dir or _default_lock_dir(Path(repo_root))):
+    with worktree_lock(lock_dir or lock_dir_of(Path(repo_root))):
         _git(Path(repo_root), "worktree", "prune")
     log.debug("worktrees pruned")
 
@@ -879,7 +880,7 @@ def delete_branch(
             "from the reflog; delete it anyway with --force"
         )
         raise GitError(msg)
-    with worktree_lock(lock_dir or _default_lock_dir(repo_root), shared=True):
+    with worktree_lock(lock_dir or lock_dir_of(repo_root), shared=True):
         _git(repo_root, "branch", "-D", "--end-of-options", name)
     log.info("branch deleted", extra={"branch": name})
     return True

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -669,6 +670,32 @@ def test_base_checked_out_nowhere_lands_by_compare_and_swap(
     assert not (repo / "a.txt").exists()
     landed = [e for e in env.store.events(RUN) if e.kind == "landed"]
     assert landed[0].data["how"] == "update-ref"
+
+
+def test_landings_on_one_repository_take_turns(repo: Path, tmp_path: Path) -> None:
+    """A landing waits while another holds the repository's landing lock, then sees base moved.
+
+    Another run's `git merge --ff-only` in the same checkout holds index.lock
+    while it works; landing beside it was refused as a dirty checkout.
+    """
+    base = git(repo, "rev-parse", "main")
+    first = make_commit(repo, base, {"first.txt": "1\n"}, "first")
+    second = make_commit(repo, base, {"second.txt": "2\n"}, "second")
+    lock_dir = tmp_path / "locks"
+    results: list[merge.Landing] = []
+    with merge._landing_lock(lock_dir):
+        (repo / ".git" / "index.lock").write_text("")  # the other landing, half done
+        waiting = threading.Thread(
+            target=lambda: results.append(merge.land(repo, "main", second, lock_dir=lock_dir))
+        )
+        waiting.start()
+        waiting.join(timeout=1.0)
+        assert waiting.is_alive(), f"landed beside another landing: {results}"
+        (repo / ".git" / "index.lock").unlink()
+        git(repo, "merge", "-q", "--ff-only", first)
+    waiting.join(timeout=30)
+    assert [r.kind for r in results] == [merge.LandingKind.MOVED]
+    assert git(repo, "rev-parse", "main") == first
 
 
 def test_manual_landing_leaves_base(build: Callable[..., Env], repo: Path) -> None:

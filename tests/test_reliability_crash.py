@@ -574,7 +574,7 @@ tasks:
         for _ in range(2)
     ]
     outputs = [process.communicate(timeout=180)[0] for process in both]
-    assert [process.returncode for process in both] == [0, 0], outputs
+    assert [process.returncode for process in both] == [0, 0], "\n---\n".join(outputs)
     with open_store(repo) as store:
         runs = sorted(run.id for run in store.list_runs())
     assert runs == ["twin-1", "twin-2"]
