@@ -210,7 +210,7 @@ def create_session(
         cwd=cwd,
         control_argv=limitless_argv("_supervise", "--run", run.id, "--state-dir", state_dir),
         dashboard_argv=dashboard_argv,
-        idle_argv=idle_argv(0),
+        idle_argv=idle_argv(),
         env=env,
         wake_channel=f"limitless-{run.id}",
     )

@@ -603,6 +603,26 @@ def run_merge_phase(
     return outcome
 
 
+def prepare_ahead(store: Store, run_id: str) -> bool:
+    """Check out the merge worktree while the run's last tasks still work.
+
+    A checkout of a large repository takes a second or more; done ahead, the
+    merge phase starts merging as soon as the last task ends. Nothing is
+    merged here. Skipped (False) while a merge phase of the run is under way
+    or when the worktree is already there; git failures are left for the
+    merge phase itself to report.
+    """
+    run = store.get_run(run_id)
+    phase = _Phase(store, run, lambda _line: None, None)
+    if any(task.worktree_key == MERGED_KEY for task in phase.plan.tasks):
+        return False
+    try:
+        with _exclusive(store.run_dir(run_id) / "merge.lock", run_id):
+            return phase.check_out()
+    except UsageError:
+        return False
+
+
 @contextmanager
 def _exclusive(path: Path, run_id: str) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -845,19 +865,7 @@ class _Phase:
 
     def _prepare(self) -> str | None:
         """Create or reuse the merge worktree; a refusal message when it is not usable."""
-        existed = worktrees.branch_exists(self.repo, self.branch)
-        if not self._worktree_exists():
-            worktrees.prepare_worktree(
-                self.repo,
-                path=self.worktree,
-                branch=self.branch,
-                base_sha=self.run_row.base_sha,
-                copy=self.plan.copy,
-                link=self.plan.link,
-                lock_dir=self.store.state_dir,
-            )
-        if not existed:
-            self._forget_merges("the merged branch was created afresh")
+        self.check_out()
         self._recover_interrupted()
         op = operation_in_progress(self.worktree)
         if op is not None:
@@ -879,7 +887,7 @@ class _Phase:
                 f"({', '.join(changed[:5])}); commit them on {self.branch} or discard them "
                 f"(git reset --hard), then run `limitless merge {self.run_id}` again"
             )
-        self._run_setup(created=not existed)
+        self._run_setup()
         numbers = [
             row.merge_order
             for row in self.rows.values()
@@ -887,6 +895,30 @@ class _Phase:
         ]
         self.next_order = max(numbers, default=0) + 1
         return None
+
+    def check_out(self) -> bool:
+        """Create the merge worktree unless it is there; whether it was created.
+
+        A merged branch made afresh holds no merge, whatever the rows said.
+        """
+        existed = worktrees.branch_exists(self.repo, self.branch)
+        created = not self._worktree_exists()
+        if not created:
+            worktrees.fill_checkout(self.worktree)
+        else:
+            self._setup_marker().unlink(missing_ok=True)
+            worktrees.prepare_worktree(
+                self.repo,
+                path=self.worktree,
+                branch=self.branch,
+                base_sha=self.run_row.base_sha,
+                copy=self.plan.copy,
+                link=self.plan.link,
+                lock_dir=self.store.state_dir,
+            )
+        if not existed:
+            self._forget_merges("the merged branch was created afresh")
+        return created
 
     def _worktree_exists(self) -> bool:
         """Whether git knows the merge worktree and its folder is there (on any HEAD)."""
@@ -896,12 +928,15 @@ class _Phase:
             for entry in worktrees.list_worktrees(self.repo)
         )
 
-    def _run_setup(self, *, created: bool) -> None:
-        """The plan's setup commands, once, when a gate will run in the merge worktree."""
+    def _setup_marker(self) -> Path:
+        return self.store.run_dir(self.run_id) / "merge" / "setup.done"
+
+    def _run_setup(self) -> None:
+        """The plan's setup commands, once per merge worktree, when a gate will run in it."""
         if not self.policy.gate or not self.plan.setup:
             return
-        marker = self.store.run_dir(self.run_id) / "merge" / "setup.done"
-        if marker.exists() and not created:
+        marker = self._setup_marker()
+        if marker.exists():
             return
         for number, command in enumerate(self.plan.setup, 1):
             log_path = self.store.run_dir(self.run_id) / "gate" / f"_setup-{number}.log"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from limitless import ratelimit, worktrees
+from limitless import merge, ratelimit, worktrees
 from limitless.agents import can_resume
 from limitless.agentstate import StateWatcher
 from limitless.crashpoints import crashpoint
@@ -59,9 +59,9 @@ def exec_argv(run_id: str, task_id: str, state_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def idle_argv(slot: int) -> list[str]:
-    """What an unused slot pane shows: a line, then nothing, at no cost."""
-    return ["sh", "-c", f"printf 'slot {slot + 1}: waiting for a task\\n'; exec sleep 2147483647"]
+def idle_argv() -> list[str]:
+    """What an unused slot pane shows (its border names the slot): a line, then nothing."""
+    return ["sh", "-c", "printf 'free slot: waiting for a task\\n'; exec sleep 2147483647"]
 
 
 def retry_delay(attempt: int) -> float:
@@ -136,6 +136,8 @@ class Supervisor:
         self.predicting: Future[int] | None = None
         self.last_prediction = 0.0
         self.leases = LeaseBook()
+        self.merge_checkout: Future[bool] | None = None
+        self.merge_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merge-checkout")
         self.max_active_agents = _max_active_agents()
 
     # ---------------------------------------------------------------- loop
@@ -172,6 +174,7 @@ class Supervisor:
             self.stopping.set()
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.predictor.shutdown(wait=True, cancel_futures=True)
+            self.merge_pool.shutdown(wait=True, cancel_futures=True)
             self.hooks.close()
 
     def _listen(self) -> None:
@@ -488,6 +491,7 @@ class Supervisor:
             ready = self._current_wave(picture, ready)
         order = self.dag.ready_order(ready, started=self.started)
         self._prepare_ahead(order)
+        self._prepare_merge_ahead(picture)
         active = [row for row in picture.rows.values() if row.status in ACTIVE]
         running_exclusive = any(self.plan.task(row.id).exclusive for row in active)
         free = sorted((s for s in self.slots if s.task_id is None), key=lambda s: s.freed_at)
@@ -552,6 +556,27 @@ class Supervisor:
         for task_id in order[: free + 2]:
             if task_id not in self.prepared:
                 self.prepared[task_id] = self.pool.submit(self._prepare, task_id)
+
+    def _prepare_merge_ahead(self, picture: Picture) -> None:
+        """Check out the merge worktree once the first agents work, so merging starts at once.
+
+        Not before: the first wave's checkouts come first. Only `git worktree
+        add --no-checkout` takes the worktree lock, so the checkout itself
+        delays no task's worktree.
+        """
+        if self.merge_checkout is not None or self.run.no_merge or not self.started:
+            return
+        ready = any(row.status is TaskStatus.READY for row in picture.rows.values())
+        if ready and any(slot.task_id is None for slot in self.slots):
+            return
+        self.merge_checkout = self.merge_pool.submit(self._check_out_merge)
+
+    def _check_out_merge(self) -> bool:
+        try:
+            return merge.prepare_ahead(self.store_for_thread(), self.run_id)
+        except LimitlessError as exc:
+            log.info("merge worktree not prepared ahead", extra={"error": str(exc)})
+            return False
 
     def _prepare(self, task_id: str) -> worktrees.PreparedWorktree:
         task = self.plan.task(task_id)
@@ -764,8 +789,6 @@ class Supervisor:
         self.predicting = self.predictor.submit(self._predict)
 
     def _predict(self) -> int:
-        from limitless import merge
-
         try:
             return merge.update_predictions(self.store_for_thread(), self.run_id)
         except LimitlessError as exc:
@@ -844,11 +867,10 @@ class Supervisor:
         return text
 
     def _merge_phase(self) -> bool:
-        try:
-            from limitless import merge
-        except ImportError:
-            self._say("merge phase not built yet: task branches are left for you")
-            return True
+        if self.merge_checkout is not None:
+            # it holds the run's merge lock while it works
+            with contextlib.suppress(Exception):
+                self.merge_checkout.result()
         self.store.update_run(self.run_id, status=RunStatus.MERGING)
         result = merge.run_merge_phase(self.store, self.run_id, out=self._say)
         return bool(result.ok)

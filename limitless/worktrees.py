@@ -502,11 +502,7 @@ def _merge_dependencies(
     if todo and not fresh:
         dirty = _dirty_files(path)
         if dirty:
-            msg = (
-                f"worktree {path} has uncommitted changes ({', '.join(dirty[:5])}); "
-                f"commit them before merging {', '.join(todo)} into {branch}"
-            )
-            raise GitError(msg)
+            _undo_interrupted_merge(path, branch, todo, dirty)
     for dep in todo:
         message = f"limitless: merge {dep} into {branch}"
         args = ("merge", "--no-edit", "--no-ff", "--no-verify", "--no-gpg-sign", "-m", message, dep)
@@ -522,6 +518,48 @@ def _merge_dependencies(
             raise DependencyConflict(dep, branch, conflicted)
         raise _failure(path, args, result.returncode, result.stderr or result.stdout)
     return todo
+
+
+def _undo_interrupted_merge(
+    path: Path, branch: str, todo: Sequence[str], dirty: Sequence[str]
+) -> None:
+    """Clear what a dependency merge cut short by a crash left behind, or refuse.
+
+    Such a merge leaves files it brought written and staged, but no commit.
+    Only when every changed file is one the pending dependencies change is the
+    change taken for that merge; it is still kept (`git stash create`) under
+    `refs/<branch>/interrupted-<sha>` before the reset. Anything else is
+    somebody's work: GitError, nothing touched.
+    """
+    brought: set[str] = set()
+    for dep in todo:
+        out = _git(path, "diff", "--name-only", "-z", f"HEAD...{dep}").stdout
+        brought.update(name for name in out.split("\0") if name)
+    if not set(dirty) <= brought:
+        msg = (
+            f"worktree {path} has uncommitted changes ({', '.join(dirty[:5])}); "
+            f"commit them before merging {', '.join(todo)} into {branch}"
+        )
+        raise GitError(msg)
+    kept = _out(path, "stash", "create", "limitless: an interrupted dependency merge")
+    if kept:
+        ref = f"refs/{branch}/interrupted-{kept[:12]}"
+        _git(path, "update-ref", "-m", "limitless: keep", ref, kept)
+    _git(path, "reset", "-q", "--hard", "HEAD")
+    log.warning(
+        "interrupted dependency merge cleared",
+        extra={"path": str(path), "files": list(dirty), "kept": kept},
+    )
+
+
+def fill_checkout(path: Path) -> bool:
+    """Check out the files of a worktree added with `--no-checkout` whose checkout a crash
+    cut off (it has no index yet); whether it had to."""
+    git_dir = Path(_out(path, "rev-parse", "--absolute-git-dir"))
+    if (git_dir / "index").exists():
+        return False
+    _git(path, "reset", "-q", "--hard", "HEAD")
+    return True
 
 
 def _conflicted_files(path: Path) -> list[str]:

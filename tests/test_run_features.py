@@ -261,7 +261,42 @@ tasks:
     saved = git(repo, "show", f"{rows['forever'].branch}:started.txt")
     assert saved == "started", "the killed task's uncommitted work was committed, not lost"
     with open_store(repo) as store:
-        assert store.get_run(run_id).status is RunStatus.FAILED
+        run = store.get_run(run_id)
+    assert run.status is RunStatus.FAILED
+    assert not (Path(run.worktree_root) / run_id / "_merge").exists(), "--no-merge: no merge"
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_merge_worktree_is_checked_out_while_the_last_task_works(repo: Path) -> None:
+    """Once every task has started, the merge worktree is prepared; the merge starts at once."""
+    release = repo.parent / "release"
+    write_plan(
+        repo,
+        f"""\
+name: ahead
+agent: shell
+max_concurrency: 2
+tasks:
+  - id: slow
+    prompt: "while [ ! -e {release} ]; do sleep 0.1; done; echo s > s.txt"
+  - {{id: quick, prompt: "echo q > q.txt"}}
+""",
+    )
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stdout + started.stderr
+    run = latest_run(repo)
+    merge_worktree = Path(run.worktree_root) / run.id / "_merge"
+    try:
+        wait_for(lambda: (merge_worktree / ".git").exists(), 60, "the merge worktree")
+        rows = tasks_of(repo, run.id)
+        assert rows["slow"].status is TaskStatus.RUNNING
+        assert [r.merge_status for r in rows.values()] == ["unmerged", "unmerged"]
+        assert git(merge_worktree, "branch", "--show-current") == f"limitless/{run.id}/merged"
+    finally:
+        release.write_text("go")
+    waited = cli(repo, "wait", run.id, "--timeout", "90")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert {"s.txt", "q.txt"} <= set(git(repo, "ls-tree", "--name-only", "main").split())
 
 
 @pytest.mark.usefixtures("tmux_socket")

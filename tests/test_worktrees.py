@@ -245,6 +245,43 @@ def test_prepare_is_idempotent(repo: Path) -> None:
     assert wt.is_ancestor(repo, first.start_sha, third.start_sha)
 
 
+def test_dependency_merge_cut_short_by_a_crash_is_redone(repo: Path) -> None:
+    """A crash mid-merge leaves the dependency's files staged; preparing again redoes the
+    merge, and the half-done state is still kept under a ref."""
+    made = prep(repo, "t")
+    branch_with_file(repo, "limitless/r1/a", "a.txt", "a\n")
+    git(made.path, "checkout", "limitless/r1/a", "--", "a.txt")  # what the cut merge left
+    again = prep(repo, "t", merge_branches=["limitless/r1/a"])
+    assert again.merged == ("limitless/r1/a",)
+    assert git(made.path, "status", "--porcelain") == ""
+    assert wt.is_ancestor(repo, "limitless/r1/a", "limitless/r1/t")
+    kept = git(repo, "for-each-ref", "--format=%(refname)", "refs/limitless/r1/t/").split()
+    assert len(kept) == 1 and kept[0].startswith("refs/limitless/r1/t/interrupted-")
+    assert git(repo, "show", f"{kept[0]}:a.txt") == "a"
+
+
+def test_someones_change_is_not_taken_for_a_cut_merge(repo: Path) -> None:
+    """A change to a file the dependency does not touch is somebody's work: refused, kept."""
+    made = prep(repo, "t")
+    branch_with_file(repo, "limitless/r1/a", "a.txt", "a\n")
+    (made.path / "README.md").write_text("mine\n")
+    with pytest.raises(GitError, match=r"has uncommitted changes \(README.md\)"):
+        prep(repo, "t", merge_branches=["limitless/r1/a"])
+    assert (made.path / "README.md").read_text() == "mine\n"
+    assert not (made.path / "a.txt").exists()
+
+
+def test_fill_checkout_after_a_crash_between_add_and_checkout(repo: Path) -> None:
+    """`worktree add --no-checkout` then a crash: the folder has no files until filled."""
+    path = repo.parent / "half"
+    git(repo, "worktree", "add", "-q", "--no-checkout", "-b", "half", str(path))
+    assert not (path / "README.md").exists()
+    assert wt.fill_checkout(path) is True
+    assert (path / "README.md").exists()
+    assert git(path, "status", "--porcelain") == ""
+    assert wt.fill_checkout(path) is False
+
+
 def test_existing_branch_is_attached(repo: Path) -> None:
     """A branch left by a crash is checked out as it is, never reset to base."""
     tip = branch_with_file(repo, "limitless/r1/t", "work.txt", "kept\n")
