@@ -267,6 +267,12 @@ def head_token(worktree: Path) -> tuple[str, ...] | None:
     None when the folder is not a linked worktree (yet, or any more). Reading a
     few small files costs far less than a git process.
     """
+    dirs = git_dirs(worktree)
+    return None if dirs is None else _token_in(worktree, *dirs)
+
+
+def git_dirs(worktree: Path) -> tuple[str, str] | None:
+    """(its git dir, the common git dir) of a linked worktree, from its `.git` file."""
     try:
         pointer = (worktree / ".git").read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
@@ -276,22 +282,49 @@ def head_token(worktree: Path) -> tuple[str, ...] | None:
     gitdir = Path(pointer.removeprefix("gitdir:").strip())
     if not gitdir.is_absolute():
         gitdir = worktree / gitdir
+    common = gitdir
+    with contextlib.suppress(OSError):
+        relative = (gitdir / "commondir").read_text(encoding="utf-8").strip()
+        common = (gitdir / relative).resolve() if relative else gitdir
+    return str(gitdir), str(common)
+
+
+def _token_in(worktree: Path, gitdir: str, common: str) -> tuple[str, ...] | None:
+    """`head_token` once the git dirs are known: one stat, two small reads, one stat."""
     try:
-        head = (gitdir / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
+        os.stat(os.path.join(worktree, ".git"))
+        with open(os.path.join(gitdir, "HEAD"), encoding="utf-8", errors="replace") as handle:
+            head = handle.read().strip()
     except OSError:
         return None
     tip = ""
     if head.startswith("ref:"):
         ref = head.removeprefix("ref:").strip()
-        common = gitdir
-        with contextlib.suppress(OSError):
-            relative = (gitdir / "commondir").read_text(encoding="utf-8").strip()
-            common = (gitdir / relative).resolve() if relative else gitdir
         try:
-            tip = (common / ref).read_text(encoding="utf-8", errors="replace").strip()
+            with open(os.path.join(common, ref), encoding="utf-8", errors="replace") as handle:
+                tip = handle.read().strip()
         except OSError:
-            tip = f"packed:{_mtime(common / 'packed-refs')}"
-    return (head, tip, str(_mtime(gitdir / "index")))
+            tip = f"packed:{_mtime(Path(common) / 'packed-refs')}"
+    return (head, tip, str(_mtime(Path(gitdir) / "index")))
+
+
+class HeadWatch:
+    """`head_token` for many worktrees, poll after poll, with their git dirs read once."""
+
+    def __init__(self) -> None:
+        self._dirs: dict[Path, tuple[str, str]] = {}
+
+    def token(self, worktree: Path) -> tuple[str, ...] | None:
+        dirs = self._dirs.get(worktree)
+        if dirs is None:
+            dirs = git_dirs(worktree)
+            if dirs is None:
+                return None
+            self._dirs[worktree] = dirs
+        token = _token_in(worktree, *dirs)
+        if token is None:
+            del self._dirs[worktree]  # gone, or made again elsewhere: read its .git next time
+        return token
 
 
 def _proc_children(pid: int) -> list[int]:
@@ -312,6 +345,43 @@ def _proc_children(pid: int) -> list[int]:
 
 _PROC_CHILDREN = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 """Whether this kernel lists a thread's children in /proc (Linux with CONFIG_PROC_CHILDREN)."""
+
+
+_PROC_STAT = os.path.exists(f"/proc/{os.getpid()}/stat")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if _PROC_STAT else 100
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if _PROC_STAT else 4096
+
+
+@dataclass(frozen=True)
+class ProcSample:
+    """One process as `/proc/<pid>/stat` shows it: enough for CPU % between two samples."""
+
+    started: int  # clock ticks after boot: a reused pid has another
+    cpu_s: float  # user + system time so far
+    rss: int  # bytes
+    at: float  # time.monotonic() of the reading
+
+
+def read_proc_stat(pid: int) -> ProcSample | None:
+    """One read of `/proc/<pid>/stat` (Linux); None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: split after its last ")"
+    fields = data[data.rfind(b")") + 2 :].split()
+    try:
+        utime, stime = int(fields[11]), int(fields[12])
+        started, rss_pages = int(fields[19]), int(fields[21])
+    except (IndexError, ValueError):
+        return None
+    return ProcSample(
+        started=started,
+        cpu_s=(utime + stime) / _CLOCK_TICKS,
+        rss=rss_pages * _PAGE_SIZE,
+        at=time.monotonic(),
+    )
 
 
 def _mtime(path: Path) -> int:
@@ -390,6 +460,8 @@ class Monitor:
         self._base_moved_to: str | None = None
         self._notified: set[tuple[str, str | None, int]] = set()
         self._procs: dict[int, psutil.Process] = {}
+        self._samples: dict[int, ProcSample] = {}
+        self._heads = HeadWatch()
         self._git: dict[str, _GitSeen] = {}
         self._logs: dict[str, _LogSeen] = {}
         self._outputs: dict[str, tuple[str, ...]] = {}
@@ -566,10 +638,12 @@ class Monitor:
                 roots[row.id] = pid
         if not roots:
             self._procs.clear()
+            self._samples.clear()
             return {}
         children_of = self._children_reader()
         usage: dict[str, _Usage] = {}
         kept: dict[int, psutil.Process] = {}
+        samples: dict[int, ProcSample] = {}
         for task_id, root in roots.items():
             cpu = rss = 0.0
             todo = [root]
@@ -580,6 +654,14 @@ class Monitor:
                     continue
                 seen.add(pid)
                 todo.extend(children_of(pid))
+                if _PROC_STAT:
+                    sample = read_proc_stat(pid)
+                    if sample is None:
+                        continue
+                    cpu += self._cpu_since_last(pid, sample)
+                    rss += sample.rss
+                    samples[pid] = sample
+                    continue
                 # Last poll's object for a pid that was not reused, so cpu_percent
                 # measures the time since then.
                 member = self._process(pid)
@@ -594,7 +676,15 @@ class Monitor:
                 kept[pid] = member
             usage[task_id] = _Usage(cpu_percent=cpu, rss_mb=rss / (1 << 20))
         self._procs = kept
+        self._samples = samples
         return usage
+
+    def _cpu_since_last(self, pid: int, sample: ProcSample) -> float:
+        """CPU % of one core since the last poll's sample of the same process (0 at first)."""
+        last = self._samples.get(pid)
+        if last is None or last.started != sample.started or sample.at <= last.at:
+            return 0.0
+        return max(0.0, (sample.cpu_s - last.cpu_s) / (sample.at - last.at) * 100)
 
     def _children_reader(self) -> Callable[[int], list[int]]:
         """pid → its children's pids: from /proc (a few small reads per tree) where the
@@ -633,7 +723,7 @@ class Monitor:
             if row.started_at is None and row.attempt == 0:
                 continue  # never ran: no worktree worth reading yet
             worktree = Path(row.worktree)
-            token = head_token(worktree)
+            token = self._heads.token(worktree)
             seen = self._git.get(row.id)
             output = captured.get(row.pane_id or "", ()) if row.status.active else ()
             output_changed = output != self._outputs.get(row.id, ())

@@ -471,6 +471,30 @@ def test_process_figures_cover_the_whole_pane_tree(shop: ShopRun) -> None:
     assert frontend.rss_mb > 1.5 * root.memory_info().rss / (1 << 20)
 
 
+def test_a_busy_child_shows_its_cpu(shop: ShopRun) -> None:
+    """CPU is measured between polls over the pane's tree: a spinning child shows it."""
+    pane = tmux(
+        shop.socket,
+        *("split-window", "-d", "-t", f"={session_name(shop.run_id)}:agents"),
+        *("-P", "-F", "#{pane_id}", "sh", "-c", "while :; do :; done & sleep 600"),
+    ).strip()
+    with shop.store() as store:
+        store.update_task(shop.run_id, "frontend", pane_id=pane)
+    watcher = Monitor(shop.state_dir, shop.run_id, shop.socket)
+    first = watcher.poll().task("frontend")
+    assert first is not None and first.cpu_percent is not None
+
+    def busy() -> bool:
+        task = watcher.poll().task("frontend")
+        return task is not None and (task.cpu_percent or 0) > 20
+
+    try:
+        wait_until(busy, "the spinning child's CPU above 20 %")
+    finally:
+        watcher.close()
+        tmux(shop.socket, "kill-pane", "-t", pane)
+
+
 def _none() -> object:
     msg = "task missing"
     raise AssertionError(msg)

@@ -234,14 +234,17 @@ def task_cells(task: TaskView) -> dict[str, Text | str]:
 
 
 class Quiet(Static):
-    """A Static that skips the redraw (and the layout it may cause) when nothing changed."""
+    """A Static that skips the redraw when nothing changed, and never asks for a layout:
+    its size comes from the stylesheet (fixed height, or a share of its parent), not
+    from its content — a layout of the whole screen every second cost more than the
+    redraw itself."""
 
     _shown: object = None
 
     def draw(self, content: Text | str) -> None:
         if content != self._shown:
             self._shown = content
-            self.update(content)
+            self.update(content, layout=False)
 
 
 class HeaderBar(Quiet):
