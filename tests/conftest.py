@@ -92,6 +92,15 @@ def tmux_socket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("LIMITLESS_TMUX_SOCKET", name)
     yield name
     subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, check=False)
+    remove_socket_file(name)
+
+
+def remove_socket_file(name: str) -> None:
+    """tmux 3.3 leaves the socket file of a killed server behind: remove ours."""
+    folder = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+    path = folder / name
+    if path.is_socket():
+        path.unlink(missing_ok=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

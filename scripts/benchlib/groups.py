@@ -86,7 +86,7 @@ def _makespan(result: RunResult) -> float:
 def scheduling(h: Harness, quick: bool) -> list[Figure]:
     """Makespan / max(critical path, work / slots) for `deps` and `waves` on three DAGs."""
     repo = h.make_repo("sched")
-    graphs = [dags.chain()] if quick else [dags.wide(), dags.chain(), dags.randomized()]
+    graphs = [dags.chain(length=4)] if quick else [dags.wide(), dags.chain(), dags.randomized()]
     concurrencies = [2] if quick else [2, 4, 8]
     figures: list[Figure] = []
     for graph in graphs:
@@ -258,20 +258,32 @@ def _merge_window(result: RunResult) -> float:
     return done.ts - max(s for s in starts if s <= done.ts)
 
 
+def _merge_start_delay(result: RunResult) -> float:
+    """Last task's end → the merge phase's start (the merge worktree is checked out ahead)."""
+    ends = [e.ts for e in result.events if e.kind in ("task_done", "task_failed")]
+    starts = [e.ts for e in result.events if e.kind == "merge_started"]
+    if not ends or not starts:
+        msg = f"run {result.run.id}: no task end or merge_started event"
+        raise BenchError(msg)
+    return max(starts) - max(ends)
+
+
 def merge(h: Harness, quick: bool) -> list[Figure]:
-    """Merge phase time per branch, 20 branches, no gate, landing on the bench repo's main."""
+    """Merge phase time per branch, 20 branches (10 with --quick), no gate, landing on main."""
     repo = h.make_repo("merge")
-    count = 20
+    count = 10 if quick else 20
     tasks = [BenchTask(f"m{i:02d}", 0.2) for i in range(count)]
     plan, marks = h.write_plan("merge", tasks, concurrency=10)
     result = h.run(repo, plan, marks)
     _require_done(result)
     merged = sum(1 for t in result.tasks.values() if t.merge_status is MergeStatus.MERGED)
     per_branch = _merge_window(result) / max(merged, 1) * 1000
+    delay = _merge_start_delay(result) * 1000
     landed = len(h.git(repo, "ls-tree", "--name-only", "main", "out/").splitlines())
     h.cleanup(repo, result.run.id)
     return [
         at_most("merge.per_branch", per_branch, "ms", 100),
+        info("merge.start_delay", delay, "ms"),
         exactly("merge.branches_merged", merged, "branches", count),
         exactly("merge.files_landed_on_main", landed, "files", count),
     ]
@@ -281,9 +293,9 @@ def merge(h: Harness, quick: bool) -> list[Figure]:
 
 
 def scale(h: Harness, quick: bool) -> list[Figure]:
-    """N agents at once (50; 20 with --quick): all start, all run together, all end, all merge."""
+    """N agents at once (50; 12 with --quick): all start, all run together, all end, all merge."""
     repo = h.make_repo("scale")
-    count = 20 if quick else 50
+    count = 12 if quick else 50
     tasks = [BenchTask(f"s{i:02d}", 0, hold_count=count) for i in range(count)]
     plan, marks = h.write_plan("scale", tasks, concurrency=count)
     result = h.run(repo, plan, marks, timeout=900)

@@ -288,6 +288,10 @@ class Harness:
             capture_output=True,
             check=False,
         )
+        # tmux 3.3 leaves a killed server's socket file behind
+        folder = Path(self.env.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+        if (folder / self.socket).is_socket():
+            (folder / self.socket).unlink(missing_ok=True)
 
 
 def read_marks(marks: Path) -> Marks:
