@@ -19,7 +19,6 @@ from limitless.errors import EnvironmentProblem, TmuxError, UsageError
 from limitless.plan import Plan
 from limitless.states import RunStatus, TaskStatus
 from limitless.store import Run, Store, TaskRow
-from limitless.supervisor import idle_argv
 from limitless.tmux import Layout, TmuxSession, load_layout, tmux_version
 from limitless.tmux import session_name as tmux_session_name
 
@@ -80,6 +79,11 @@ def check_environment() -> None:
     if git_version is None or git_version < MIN_GIT:
         msg = "git >= 2.38 is needed (for `git merge-tree --write-tree`); upgrade git"
         raise EnvironmentProblem(msg)
+
+
+def idle_argv() -> list[str]:
+    """What an unused slot pane shows (its border names the slot): a line, then nothing."""
+    return ["sh", "-c", "printf 'free slot: waiting for a task\\n'; exec sleep 2147483647"]
 
 
 def start_run(

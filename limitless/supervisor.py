@@ -59,11 +59,6 @@ def exec_argv(run_id: str, task_id: str, state_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def idle_argv() -> list[str]:
-    """What an unused slot pane shows (its border names the slot): a line, then nothing."""
-    return ["sh", "-c", "printf 'free slot: waiting for a task\\n'; exec sleep 2147483647"]
-
-
 def retry_delay(attempt: int) -> float:
     return RETRY_BACKOFF_S[min(attempt - 1, len(RETRY_BACKOFF_S) - 1)]
 

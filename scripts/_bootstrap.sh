@@ -30,6 +30,7 @@ bootstrap() {
     # A stamp names the extras installed; dev includes the runtime set.
     if [ -f "$stamp" ] && [ ! "$repo_root/pyproject.toml" -nt "$stamp" ]; then
         if [ -z "$extras" ] || grep -qx "$extras" "$stamp"; then
+            compile_package
             return 0
         fi
     fi
@@ -41,4 +42,12 @@ bootstrap() {
         exit 3
     }
     echo "${extras}" >"$stamp"
+    compile_package
+}
+
+# The editable install leaves byte-code to Python, which writes none where
+# PYTHONDONTWRITEBYTECODE is set: then every supervisor, wrapper and dashboard
+# start compiles the package again. Up-to-date files are skipped.
+compile_package() {
+    "$venv/bin/python" -m compileall -q "$repo_root/limitless" >/dev/null 2>&1 || true
 }
