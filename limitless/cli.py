@@ -116,12 +116,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from limitless import plan as plan_mod
+    from limitless import userconfig
     from limitless.overlap import overlap_warnings
 
     path = _plan_path(args.plan)
     try:
-        plan = plan_mod.load(path)
+        # as `run` reads it: the user config's defaults and agent profiles included
+        plan = userconfig.load_plan(path)
     except PlanError as exc:
         if args.json:
             _print_json({"ok": False, "problems": [vars(p) for p in exc.problems]})
@@ -142,10 +143,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from limitless import plan as plan_mod
+    from limitless import userconfig
     from limitless.graph import Dag
 
-    plan = plan_mod.load(_plan_path(args.plan))
+    plan = userconfig.load_plan(_plan_path(args.plan))
     dag = Dag.from_tasks(plan.tasks)
     if args.format == "json":
         _print_json(dag.to_json())

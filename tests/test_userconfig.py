@@ -76,6 +76,21 @@ def test_config_profiles_join_the_plans_own_agents(tmp_path: Path, isolated_env:
     assert plan.profile(plan.task("b")).command[0] == "from-plan"
 
 
+def test_validate_and_graph_see_the_configs_profiles(repo: Path, isolated_env: Path) -> None:
+    """A plan whose agent only the config defines validates and draws, as `run` reads it."""
+    write_plan(repo, "agent: mine\ntasks:\n  - {id: a, prompt: x}\n  - {id: b, prompt: y}\n")
+    refused = cli(repo, "validate")
+    assert refused.returncode == 2
+    assert "limitless.yaml:1:8: agent: unknown agent profile 'mine'" in refused.stderr
+    write_config(isolated_env, "agents:\n  mine: {command: [mine, '{prompt}']}\n")
+    accepted = cli(repo, "validate")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "ok — plan" in accepted.stdout
+    drawn = cli(repo, "graph", "--format", "json")
+    assert drawn.returncode == 0, drawn.stderr
+    assert sorted(node["id"] for node in json.loads(drawn.stdout)["tasks"]) == ["a", "b"]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
