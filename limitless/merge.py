@@ -88,7 +88,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -478,8 +478,7 @@ def _checkout_of(repo_root: Path, branch: str) -> Path | None:
 LAND_LOCK_FILE = "land.lock"
 
 
-@contextmanager
-def _landing_lock(lock_dir: Path) -> Iterator[None]:
+def _landing_lock(lock_dir: Path) -> AbstractContextManager[None]:
     """One landing at a time per repository, across processes.
 
     Two runs landing on the same checkout at once saw each other's half-done
@@ -487,13 +486,7 @@ def _landing_lock(lock_dir: Path) -> Iterator[None]:
     checkout or a refusal; taken in turn, the second one finds base moved and
     redoes its merges on the new tip.
     """
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / LAND_LOCK_FILE).open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return worktrees.repo_lock(lock_dir, LAND_LOCK_FILE)
 
 
 def land(

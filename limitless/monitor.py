@@ -267,8 +267,7 @@ def head_token(worktree: Path) -> tuple[str, ...] | None:
     None when the folder is not a linked worktree (yet, or any more). Reading a
     few small files costs far less than a git process.
     """
-    dirs = git_dirs(worktree)
-    return None if dirs is None else _token_in(worktree, *dirs)
+    return HeadWatch().token(worktree)
 
 
 def git_dirs(worktree: Path) -> tuple[str, str] | None:

@@ -395,6 +395,12 @@ class Snapshot:
 # helpers
 
 
+def socket_path(name: str, env: Mapping[str, str] | None = None) -> Path:
+    """Where `tmux -L NAME` puts its server's socket (`$TMUX_TMPDIR/tmux-<uid>/NAME`)."""
+    tmpdir = (env if env is not None else os.environ).get("TMUX_TMPDIR") or "/tmp"
+    return Path(tmpdir) / f"tmux-{os.getuid()}" / name
+
+
 def session_name(run_id: str) -> str:
     """The tmux session name of a run: `limitless-<run>`, other characters than
     letters, digits, `-` and `_` replaced by `_` (tmux forbids `.` and `:`)."""

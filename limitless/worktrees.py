@@ -41,7 +41,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -219,22 +219,30 @@ def _out(cwd: Path, *args: str) -> str:
 
 
 @contextmanager
-def worktree_lock(lock_dir: Path, *, shared: bool = False) -> Iterator[None]:
-    """Hold the worktree lock of a repository (`<lock_dir>/worktree.lock`) until the block ends.
+def repo_lock(lock_dir: Path, name: str, *, shared: bool = False) -> Iterator[None]:
+    """Hold the lock file `<lock_dir>/<name>` (flock) until the block ends.
 
-    Exclusive for anything that adds, moves or removes worktrees; shared for
-    commands that read every worktree's records (`worktree list`, `branch -d`),
-    which fail with "failed to read .git/worktrees/<x>/commondir" while one is
-    being added. Blocks until granted; works across threads and processes. Not
-    reentrant: never take it again inside the block.
+    Blocks until granted; works across threads and processes. Not reentrant:
+    never take the same lock again inside the block.
     """
     lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / LOCK_FILE).open("a") as handle:
+    with (lock_dir / name).open("a") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def worktree_lock(lock_dir: Path, *, shared: bool = False) -> AbstractContextManager[None]:
+    """The worktree lock of a repository (`<lock_dir>/worktree.lock`).
+
+    Exclusive for anything that adds, moves or removes worktrees; shared for
+    commands that read every worktree's records (`worktree list`, `branch -d`),
+    which fail with "failed to read .git/worktrees/<x>/commondir" while one is
+    being added.
+    """
+    return repo_lock(lock_dir, LOCK_FILE, shared=shared)
 
 
 def lock_dir_of(repo_root: Path) -> Path:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from limitless.tmux import socket_path
+
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Limitless Test",
     "GIT_AUTHOR_EMAIL": "test@limitless.invalid",
@@ -97,8 +99,7 @@ def tmux_socket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def remove_socket_file(name: str) -> None:
     """tmux 3.3 leaves the socket file of a killed server behind: remove ours."""
-    folder = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
-    path = folder / name
+    path = socket_path(name)
     if path.is_socket():
         path.unlink(missing_ok=True)
 

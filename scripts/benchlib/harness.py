@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from limitless.store import Event, Run, Store, TaskRow
+from limitless.tmux import socket_path
 from limitless.worktrees import find_repo, state_dir
 
 GIT_ENV = {
@@ -289,9 +290,9 @@ class Harness:
             check=False,
         )
         # tmux 3.3 leaves a killed server's socket file behind
-        folder = Path(self.env.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
-        if (folder / self.socket).is_socket():
-            (folder / self.socket).unlink(missing_ok=True)
+        path = socket_path(self.socket, self.env)
+        if path.is_socket():
+            path.unlink(missing_ok=True)
 
 
 def read_marks(marks: Path) -> Marks:
