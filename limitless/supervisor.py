@@ -335,7 +335,7 @@ class Supervisor:
             elif pane is None:
                 reason = "its tmux pane vanished"
             else:
-                reason = f"its wrapper died (pane exited with status {pane.dead_status})"
+                reason = f"its wrapper died ({_how_pane_ended(pane)})"
             if self.store.transition(
                 self.run_id, row.id, ACTIVE, TaskStatus.FAILED, reason=reason, ended_at=now
             ):
@@ -933,3 +933,11 @@ def _wait_for_panes(store: Store, run_id: str, timeout: float = 10.0) -> Run:
         if run.slot_panes or time.monotonic() > deadline:
             return run
         time.sleep(0.05)
+
+
+def _how_pane_ended(pane: PaneState) -> str:
+    if pane.dead_signal is not None:
+        return f"killed by signal {pane.dead_signal}"
+    if pane.dead_status is not None:
+        return f"pane exited with status {pane.dead_status}"
+    return "its pane closed"

@@ -10,6 +10,7 @@ exactly once, every commit on base, and base moved forward exactly once.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import resource
@@ -264,6 +265,11 @@ tasks:
     assert rows["long"].status is TaskStatus.DONE
     assert rows["long"].attempt == 2
     assert runs_of(marker) == ["long", "long", "quick"]  # the killed attempt, then the retry
+    events = cli(repo, "events", run_id, "--json").stdout.splitlines()
+    failures = [json.loads(line) for line in events if '"task_failed"' in line]
+    assert [(event["task"], event["data"]["reason"]) for event in failures] == [
+        ("long", "its wrapper died (killed by signal 9)")
+    ]
     assert "long" in git(repo, "log", "--format=%s", rows["long"].branch).splitlines()
     assert rows["quick"].attempt == 1
     wait_for(lambda: not orphans(), 30, "the killed attempt's agent gone with its wrapper")

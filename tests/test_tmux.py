@@ -575,8 +575,47 @@ def test_wait_blocks_until_a_pane_dies(tmux_socket: str, tmp_path: Path) -> None
     waiter.start()
     # Whether the waiter is already blocked or not yet, this death must wake it.
     session.respawn(panes.slots[0], ["sh", "-c", "exit 4"], cwd=tmp_path, env={})
+    # The supervisor reads the panes every tick; that read also makes tmux
+    # reap an exit whose SIGCHLD it missed (tmux 3.3a, under load).
+    until(lambda: by_id(session.panes())[panes.slots[0]].dead_status == 4)
     waiter.join(15)
     assert woke == [True]
+
+
+def test_an_exit_tmux_missed_is_reported_once_reaped(tmux_socket: str, tmp_path: Path) -> None:
+    """Quick exits right after respawns (where tmux 3.3a loses a SIGCHLD under load)
+    all end up with their exit status and a wake-up, as the supervisor reads them."""
+    session, panes = make(tmux_socket, tmp_path, slots=4)
+    for round_number in range(5):
+        for pane in panes.slots:
+            session.respawn(pane, ["sh", "-c", f"exit {round_number + 10}"], cwd=tmp_path, env={})
+
+        def all_reported(expected: int = round_number + 10) -> bool:
+            states = by_id(session.panes())
+            return all(states[pane].dead_status == expected for pane in panes.slots)
+
+        until(all_reported)
+        assert session.wait("limitless-wake-r-1", timeout=10)
+
+
+def test_a_pane_that_closed_its_terminal_is_dead_without_status(
+    tmux_socket: str, tmp_path: Path
+) -> None:
+    """A program that closes its terminal and ignores SIGHUP runs on: dead, no status,
+    no signal, and reading the panes again does not invent one."""
+    release = tmp_path / "release"
+    program = (
+        "trap '' HUP; exec </dev/null >/dev/null 2>&1; "
+        f"while [ ! -e {release} ]; do sleep 0.05; done"
+    )
+    session, panes = make(tmux_socket, tmp_path, slots=1)
+    session.respawn(panes.slots[0], ["sh", "-c", program], cwd=tmp_path, env={})
+    until(lambda: by_id(session.panes())[panes.slots[0]].dead)
+    for _ in range(3):
+        state = by_id(session.panes())[panes.slots[0]]
+        assert (state.dead, state.dead_status, state.dead_signal) == (True, None, None)
+    release.touch()
+    until(lambda: by_id(session.panes())[panes.slots[0]].dead_status == 0)
 
 
 def test_two_deaths_before_a_wait_are_not_lost(tmux_socket: str, tmp_path: Path) -> None:
