@@ -957,6 +957,12 @@ class Monitor:
         """Select the task's pane and toggle its zoom."""
         self.tmux().zoom(pane_id)
 
+    def keep_rows(self, pane_id: str, rows: int, leave: int) -> None:
+        """Give the dashboard's own pane `rows` rows if the window has room."""
+        server = os.environ.get("TMUX", "").split(",")[0]
+        if server:
+            self.tmux().keep_rows(pane_id, rows, leave=leave, server=server)
+
     def alert(self, text: str) -> None:
         """A tmux status-line message and a bell for every client of the run's session."""
         session = self.tmux()

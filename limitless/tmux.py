@@ -1041,6 +1041,30 @@ class TmuxSession:
             ]
         )
 
+    def keep_rows(self, pane_id: str, rows: int, *, leave: int, server: str) -> bool:
+        """Grow `pane_id` to `rows` rows when it is shorter, shares a window of this
+        session and the window still leaves `leave` rows to the others (a client
+        attached from a small terminal shrinks the run's bottom pane to 2 rows).
+        `server` is the socket path the pane id comes from (`$TMUX`): a pane of
+        another server is left alone. Never shrinks a pane. Whether it grew."""
+        _check_pane(pane_id)
+        fields = (
+            "#{socket_path}\t#{session_name}\t#{window_panes}\t#{pane_height}\t#{window_height}"
+        )
+        try:
+            output = self._run([["display-message", "-p", "-t", pane_id, fields]]).strip()
+        except TmuxError:
+            return False  # no such pane on this server
+        if output.count("\t") != 4:
+            return False
+        socket, session, panes, height, window_height = output.split("\t")
+        if socket != server or session != self.name or int(panes) < 2:
+            return False
+        if int(height) >= rows or int(window_height) < rows + leave:
+            return False
+        self._run([["resize-pane", "-t", pane_id, "-y", str(rows)]])
+        return True
+
     # -- clients -----------------------------------------------------------
 
     def clients(self) -> list[tuple[str, str]]:

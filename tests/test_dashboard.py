@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,7 +28,9 @@ from limitless.dashboard.widgets import (
     MergeView,
     choose_columns,
     diffstat_lines,
+    task_to_follow,
 )
+from limitless.monitor import TaskView
 from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus
 from limitless.store import ControlRequest
 from limitless.tmux import TmuxSession
@@ -101,6 +104,8 @@ async def polled(pilot: Pilot[int], app: DashboardApp, count: int = 1) -> None:
 async def select(pilot: Pilot[int], app: DashboardApp, task_id: str) -> None:
     """Move the table's cursor to `task_id` with the arrow keys, as a user would."""
     await until(pilot, lambda: app.selected_task() is not None, "a selection")
+    if app.following:
+        await pilot.press("f")  # the cursor stays where the user puts it from now on
     current = app.selected_task()
     assert current is not None
     steps = SHOP_ORDER.index(task_id) - SHOP_ORDER.index(current.id)
@@ -221,6 +226,63 @@ async def test_short_pane_gives_the_table_every_row(shop: ShopRun) -> None:
         for task_id in SHOP_ORDER:
             assert f" {task_id} " in text
         assert "· pane" not in text
+
+
+async def test_the_cursor_follows_the_task_that_needs_watching(shop: ShopRun) -> None:
+    """In the short bottom pane, the cursor goes to the task asking for input (docs,
+    below the first rows), then to a running one; a key hands it to the user, `f`
+    gives it back."""
+    app = make_app(shop)
+    async with app.run_test(size=(100, 10)) as pilot:
+        await until(pilot, lambda: selected_id(app) == "docs", "the waiting task")
+        assert " docs " in screen_text(app)
+        with shop.store() as store:
+            store.update_task(shop.run_id, "docs", status=TaskStatus.DONE)
+        await until(pilot, lambda: selected_id(app) == "frontend", "the running task")
+        await pilot.press("down")
+        assert (selected_id(app), app.following) == ("database", False)
+        with shop.store() as store:
+            store.update_task(shop.run_id, "payments", status=TaskStatus.WAITING, attempt=1)
+        await until(pilot, lambda: told(app, "payments is waiting"), "the question")
+        await polled(pilot, app)
+        assert selected_id(app) == "database"  # the user's choice stands
+        await pilot.press("f")
+        await until(pilot, lambda: selected_id(app) == "payments", "the question, followed")
+        assert app.following and " payments " in screen_text(app)
+
+
+async def test_a_tiny_pane_shows_a_ticker_of_the_tasks(shop: ShopRun) -> None:
+    """The run's bottom pane at 80x24 has three lines: the header in one (with the
+    count done), the tasks worth watching with the followed one marked, the keys."""
+    app = make_app(shop)
+    async with app.run_test(size=(80, 3)) as pilot:
+        await until(pilot, lambda: "needs input" in screen_text(app), "the ticker")
+        header, ticker, keys = screen_text(app).splitlines()
+        assert shop.run_id in header and "1/6 done" in header
+        # the counts in words do not fit in 80 columns: the table's icons say them
+        assert ticker.strip().split(" · ") == [
+            "▶ frontend 40%",
+            "? docs needs input",
+            "✓ 1",
+            "✗ 1",
+            "⊘ 1",
+            "· 1",
+        ]
+        assert "f follow" in keys
+        assert selected_id(app) == "docs"
+        await pilot.press("k")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirm dialog")
+        text = screen_text(app)
+        assert "Kill task docs" in text and "Kill (y)" in text and "Cancel (n)" in text
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), "the dialog closed")
+        await app.workers.wait_for_complete()
+        assert requests_of(shop) == []
+
+
+def selected_id(app: DashboardApp) -> str | None:
+    task = app.selected_task()
+    return task.id if task else None
 
 
 # ----------------------------------------------------------------------------- keys
@@ -676,3 +738,55 @@ async def test_polls_go_on_while_a_view_is_open(shop: ShopRun) -> None:
         await polled(pilot, app, 3)
         await pilot.press("escape")
         await until(pilot, lambda: "90%" in row_of(app, "frontend"), "the newer progress")
+
+
+class FollowCase(NamedTuple):
+    test_id: str
+    rows: tuple[tuple[str, TaskStatus, MergeStatus], ...]
+    current: str | None
+    followed: str | None
+
+
+SAMPLE_VIEW = TaskView(
+    id="a",
+    status=TaskStatus.PENDING,
+    attempt=0,
+    agent="shell",
+    progress=None,
+    progress_estimated=False,
+    elapsed=None,
+    last_line="",
+    ahead=0,
+    files_changed=0,
+    insertions=0,
+    deletions=0,
+    dirty=False,
+    conflicts=(),
+    cpu_percent=None,
+    rss_mb=None,
+    cost=None,
+    reason="",
+    pane_id=None,
+    merge_status=MergeStatus.UNMERGED,
+)
+_RUN, _WAIT, _DONE = TaskStatus.RUNNING, TaskStatus.WAITING, TaskStatus.DONE
+_UN, _MERGING = MergeStatus.UNMERGED, MergeStatus.MERGING
+
+FOLLOW_CASES = (
+    FollowCase("first running", (("a", _DONE, _UN), ("b", _RUN, _UN), ("c", _RUN, _UN)), "a", "b"),
+    FollowCase(
+        "stays on running", (("a", _DONE, _UN), ("b", _RUN, _UN), ("c", _RUN, _UN)), "c", "c"
+    ),
+    FollowCase("question first", (("a", _RUN, _UN), ("b", _WAIT, _UN)), "a", "b"),
+    FollowCase("merging branch", (("a", _DONE, _MERGING), ("b", _DONE, _UN)), "b", "a"),
+    FollowCase("nothing to watch", (("a", _DONE, _UN), ("b", TaskStatus.FAILED, _UN)), "b", None),
+)
+
+
+@pytest.mark.parametrize("case", FOLLOW_CASES, ids=[case.test_id for case in FOLLOW_CASES])
+def test_task_to_follow(case: FollowCase) -> None:
+    tasks = [
+        replace(SAMPLE_VIEW, id=task_id, status=status, merge_status=merge)
+        for task_id, status, merge in case.rows
+    ]
+    assert task_to_follow(tasks, case.current) == case.followed

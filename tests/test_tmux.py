@@ -31,6 +31,7 @@ from limitless.tmux import (
     load_layout,
     parse_tmux_version,
     session_name,
+    socket_path,
     tmux_version,
 )
 
@@ -562,7 +563,8 @@ def test_remain_on_exit_keeps_fast_exits(tmux_socket: str, tmp_path: Path) -> No
 
 def test_pane_died_hook_wakes_waiter(tmux_socket: str, tmp_path: Path) -> None:
     """A pane that dies signals the wake channel: wait() returns True."""
-    session, _ = make(tmux_socket, tmp_path, slots=2, idle_argv=["sh", "-c", "exit 7"])
+    session, panes = make(tmux_socket, tmp_path, slots=2, idle_argv=["sh", "-c", "exit 7"])
+    until(lambda: [s.dead_status for s in session.panes() if s.pane_id in panes.slots] == [7, 7])
     assert session.wait("limitless-wake-r-1", timeout=10)
 
 
@@ -1017,3 +1019,29 @@ def test_select_from_another_session_moves_its_client(
         assert clients.split() == [session.name, panes.slots[1]]
     finally:
         client.close()
+
+
+def test_keep_rows_grows_the_dashboard_pane_back_and_nothing_else(
+    tmux_socket: str, tmp_path: Path
+) -> None:
+    """A small client squeezed the bottom pane to 2 rows: keep_rows gives it 7 back,
+    once; never for a pane of another server, or when the window has no room."""
+    session, panes = make(tmux_socket, tmp_path, slots=3, width=80, height=24)
+    dashboard = panes.dashboard
+    assert dashboard is not None
+    server = str(socket_path(tmux_socket))
+
+    def height() -> int:
+        return by_id(session.panes())[dashboard].height
+
+    tmux(tmux_socket, "resize-pane", "-t", dashboard, "-y", "2")
+    assert height() == 2
+    assert not session.keep_rows(dashboard, 7, leave=12, server="/tmp/elsewhere/default")
+    assert height() == 2
+    assert session.keep_rows(dashboard, 7, leave=12, server=server)
+    assert height() == 7
+    assert not session.keep_rows(dashboard, 7, leave=12, server=server)
+    assert not session.keep_rows("%999", 7, leave=12, server=server)
+    tmux(tmux_socket, "resize-pane", "-t", dashboard, "-y", "2")
+    assert not session.keep_rows(dashboard, 7, leave=30, server=server)
+    assert height() == 2

@@ -18,6 +18,7 @@ from typing import ClassVar, TypeVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
+from textual.events import Resize
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widget import Widget
@@ -36,6 +37,7 @@ from limitless.dashboard.widgets import (
     LogView,
     MergeView,
     TaskTable,
+    Ticker,
     View,
 )
 from limitless.errors import LimitlessError
@@ -44,6 +46,11 @@ from limitless.states import ControlAction
 from limitless.store import Store
 
 DEFAULT_INTERVAL_S = 1.0
+KEEP_ROWS = 7
+"""The dashboard pane's rows, grown back to when a small client shrinks it: the
+header, the table's heading and first three rows, the keys."""
+KEEP_ROWS_LEAVE = 12
+"""Rows the agents' panes keep above it; a shorter window keeps the tiny layout."""
 NOTIFY_TIMEOUT_S = 10.0
 W = TypeVar("W", bound=Widget)
 VIEWS: dict[str, type[View]] = {
@@ -83,12 +90,13 @@ class DashboardApp(App[int]):
         Binding("r", "retry", "retry"),
         Binding("D", "mark_done", "done"),
         Binding("z", "zoom", "zoom", show=False),
+        Binding("f", "follow", "follow"),
         Binding("enter", "jump", "pane", show=False),
         Binding("question_mark", "help", "keys"),
         Binding("q", "quit_dashboard", "quit"),
         Binding("escape", "close_view", "back", show=False),
     ]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (18, "-tall")]  # noqa: RUF012 - textual reads it
+    VERTICAL_BREAKPOINTS = [(0, "-tiny"), (7, "-short"), (18, "-tall")]  # noqa: RUF012 - textual reads it
 
     def __init__(
         self,
@@ -112,6 +120,7 @@ class DashboardApp(App[int]):
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
         yield TaskTable(id="tasks")
+        yield Ticker(id="ticker")
         yield Detail(id="detail")
         yield Footer()
 
@@ -119,6 +128,18 @@ class DashboardApp(App[int]):
         self.title = f"limitless · {self.run_id}"
         self._main(TaskTable).focus()
         self.call_after_refresh(self._start_poll)
+        self._keep_rows()
+
+    def on_resize(self, event: Resize) -> None:
+        self._keep_rows()
+
+    def _keep_rows(self) -> None:
+        """In the run's own pane, keep the rows that show the table's first rows."""
+        pane = os.environ.get("TMUX_PANE")
+        if pane and self.size.height < KEEP_ROWS:
+            self._in_thread(
+                lambda: self.monitor.keep_rows(pane, KEEP_ROWS, KEEP_ROWS_LEAVE), "tmux"
+            )
 
     # -- polling ------------------------------------------------------------------
 
@@ -167,6 +188,7 @@ class DashboardApp(App[int]):
         table = self._main(TaskTable)
         table.show(snapshot)
         self._focus = table.selected_id
+        self._main(Ticker).show(snapshot, self._focus)
         self._main(Detail).show(snapshot.task(self._focus))
         for screen in self.screen_stack:
             if isinstance(screen, View):
@@ -185,6 +207,7 @@ class DashboardApp(App[int]):
         if event.data_table.id != "tasks" or self.snapshot is None:
             return
         self._focus = str(event.row_key.value) if event.row_key.value is not None else None
+        self._main(Ticker).show(self.snapshot, self._focus)
         self._main(Detail).show(self.snapshot.task(self._focus))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -212,6 +235,11 @@ class DashboardApp(App[int]):
 
         self.run_worker(run, thread=True, group=group, exit_on_error=False)
 
+    @property
+    def following(self) -> bool:
+        """Whether the cursor follows the task that needs watching (`f`)."""
+        return self._main(TaskTable).following
+
     def selected_task(self) -> TaskView | None:
         if self.snapshot is None:
             return None
@@ -228,6 +256,16 @@ class DashboardApp(App[int]):
         return not isinstance(self.screen, ModalScreen)
 
     # -- actions ------------------------------------------------------------------
+
+    def action_follow(self) -> None:
+        """Turn on or off the cursor following the task that needs watching."""
+        table = self._main(TaskTable)
+        table.following = not table.following
+        if table.following:
+            table.follow()
+            self.notify("following: the cursor goes to the task that needs watching")
+        else:
+            self.notify("not following: the cursor stays where you put it")
 
     def action_view(self, name: str) -> None:
         task = self.selected_task()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -19,7 +20,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, ScrollableContainer, Vertical
-from textual.events import Resize
+from textual.events import Key, MouseDown, Resize
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Label, RichLog, Static
 from textual.widgets.data_table import RowDoesNotExist
@@ -284,11 +285,58 @@ class HeaderBar(Quiet):
             style = "yellow"
         if not note:
             note, style = snapshot.reason, "italic"
+        if (self.size.height or 2) < 2:  # a tiny pane: one line says how far too
+            first.append(f"  {snapshot.done}/{snapshot.total} done", style="bold")
+            self.draw(_spread(first, clock, width))
+            return
         lines = [
             _spread(first, clock, width),
             _spread(second, Text(note, style=style), width),
         ]
         self.draw(Text("\n").join(lines))
+
+
+class Ticker(Quiet):
+    """One line for a pane too short for the table: the tasks worth watching, the
+    selected one in reverse, then how many others are in each state."""
+
+    def show(self, snapshot: Snapshot, selected: str | None) -> None:
+        width = max(20, (self.size.width or 80) - 2)
+        line = Text(no_wrap=True, overflow="ellipsis")
+        watched = [
+            task
+            for task in snapshot.tasks
+            if task.status.active
+            or task.merge_status in (MergeStatus.MERGING, MergeStatus.CONFLICT)
+        ]
+        for task in watched:
+            status = task.shown_status
+            label = f"{STATUS_ICONS.get(status, '•')} {task.id}"
+            if task.status is TaskStatus.RUNNING and task.progress is not None:
+                label += f" {task.progress:.0f}%"
+            elif task.status is TaskStatus.WAITING:
+                label += " needs input"
+            style = STATUS_STYLES.get(status, "")
+            if line:
+                line.append(" · ", style="dim")
+            line.append(label, style=f"{style} reverse" if task.id == selected else style)
+        counts: dict[str, int] = {}
+        for task in snapshot.tasks:
+            if task not in watched:
+                counts[task.shown_status] = counts.get(task.shown_status, 0) + 1
+        # where the words do not fit, the table's icons: "✓ 3"
+        in_words = line.cell_len + sum(len(f" · {n} {status}") for status, n in counts.items())
+        for status, count in counts.items():
+            if line:
+                line.append(" · ", style="dim")
+            label = (
+                f"{count} {status}"
+                if in_words <= width
+                else f"{STATUS_ICONS.get(status, '•')} {count}"
+            )
+            line.append(label, style=STATUS_STYLES.get(status, "dim"))
+        line.truncate(width, overflow="ellipsis")
+        self.draw(line)
 
 
 def _spread(left: Text, right: Text, width: int) -> Text:
@@ -327,6 +375,9 @@ class TaskTable(DataTable[Text]):
         self._columns_shown: tuple[Column, ...] = ()
         self._snapshot: Snapshot | None = None
         self._lines: dict[str, Text] = {}
+        self.following = True
+        """The cursor goes to the task that needs watching (see `task_to_follow`)
+        until the user presses a key or clicks here; `f` turns it back on."""
 
     @property
     def selected_id(self) -> str | None:
@@ -349,6 +400,23 @@ class TaskTable(DataTable[Text]):
             self._rebuild(columns, snapshot)
         else:
             self._update(snapshot)
+        if self.following:
+            self.follow()
+
+    def follow(self) -> None:
+        """Move the cursor to the task worth watching now, if another one."""
+        if self._snapshot is None:
+            return
+        target = task_to_follow(self._snapshot.tasks, self.selected_id)
+        if target is not None and target != self.selected_id:
+            self._select(target)
+
+    def on_key(self, event: Key) -> None:
+        if event.key != "f":
+            self.following = False
+
+    def on_mouse_down(self, event: MouseDown) -> None:
+        self.following = False
 
     def on_resize(self, event: Resize) -> None:
         if self._snapshot is not None:
@@ -395,6 +463,26 @@ class TaskTable(DataTable[Text]):
 
     def select_task(self, task_id: str) -> None:
         self._select(task_id)
+
+
+def task_to_follow(tasks: Sequence[TaskView], current: str | None) -> str | None:
+    """The row a watching user wants in view: a task asking for input first, then a
+    branch being merged or in conflict, then a running task (the current one if it
+    runs, so the cursor does not hop between running tasks). None: stay."""
+    by_id = {task.id: task for task in tasks}
+    now = by_id.get(current or "")
+    preferences: tuple[Callable[[TaskView], bool], ...] = (
+        lambda task: task.status is TaskStatus.WAITING,
+        lambda task: task.merge_status in (MergeStatus.MERGING, MergeStatus.CONFLICT),
+        lambda task: task.status is TaskStatus.RUNNING,
+    )
+    for wanted in preferences:
+        if now is not None and wanted(now):
+            return now.id
+        found = next((task.id for task in tasks if wanted(task)), None)
+        if found is not None:
+            return found
+    return None
 
 
 class TailView(Quiet):
@@ -830,6 +918,7 @@ class MergeView(View):
 
 KEYS: tuple[tuple[str, str], ...] = (
     ("↑ ↓ / mouse", "select a task"),
+    ("f", "follow the task that needs watching (on at start; other keys stop it)"),
     ("enter", "go to the task's pane in tmux (window and pane)"),
     ("z", "zoom the task's pane (toggle)"),
     ("d", "diff of the task's branch against its start point"),
