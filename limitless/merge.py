@@ -100,8 +100,9 @@ from limitless.crashpoints import crashpoint
 from limitless.errors import EnvironmentProblem, GitError, LimitlessError, UsageError
 from limitless.graph import Dag
 from limitless.plan import MergePolicy, Plan, Strategy
-from limitless.states import MergeStatus, RunStatus, TaskStatus
+from limitless.states import RESOLVER_TIMED_OUT, MergeStatus, RunStatus, TaskStatus
 from limitless.store import Prediction, Run, Store, TaskRow
+from limitless.views import duration
 
 log = logging.getLogger(__name__)
 
@@ -1256,10 +1257,11 @@ class _Phase:
         from limitless.merge_slot import foreground_runner, slot_runner
 
         env = {"LIMITLESS_RUN": self.run_id, "LIMITLESS_MERGE_WORKTREE": str(self.worktree)}
-        runner = slot_runner(self.store, self.run_row, env=env)
+        limit = self.policy.resolver_timeout_s
+        runner = slot_runner(self.store, self.run_row, env=env, timeout_s=limit)
         if runner is None and self.foreground:
             self.out("the run's tmux session is gone: the resolver runs in this terminal")
-            return foreground_runner(env)
+            return foreground_runner(env, timeout_s=limit)
         return runner
 
     def _stop_on_conflict(self, task_id: str, files: Sequence[str], why: str) -> NoReturn:
@@ -1339,6 +1341,9 @@ class _Phase:
             self.out(f"resolver {profile.name} started for {task_id}")
             code = run_in_slot(argv, self.worktree, f"resolve {task_id}")
             self.store.add_event(self.run_id, "resolver_done", task_id, exit_code=code)
+            if code == RESOLVER_TIMED_OUT:
+                after = duration(self.policy.resolver_timeout_s)
+                return False, f"the resolver was stopped after {after} (merge.resolver_timeout)"
             if code != 0:
                 return False, f"the resolver exited with {code}"
             left = has_markers(self.worktree, files)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from limitless.errors import LimitlessError
+from limitless.states import RESOLVER_TIMED_OUT
 from limitless.store import Run, Store
 from limitless.tmux import TmuxSession
 
@@ -30,12 +31,21 @@ POLL_S = 0.2
 PANE_CHECK_S = 2.0
 LOST = 125
 """The exit code reported when the pane died without the wrapper writing one."""
+TIMED_OUT = RESOLVER_TIMED_OUT
+STOPPED_ARGV = [
+    "sh",
+    "-c",
+    "printf 'free slot: the resolver was stopped at its time limit\\n'; exec sleep 2147483647",
+]
 
 
 def slot_runner(
-    store: Store, run: Run, *, env: dict[str, str] | None = None
+    store: Store, run: Run, *, env: dict[str, str] | None = None, timeout_s: float | None = None
 ) -> Callable[[list[str], Path, str], int] | None:
-    """A `run_in_slot` for `run`, or None when it has no live session with slot panes."""
+    """A `run_in_slot` for `run`, or None when it has no live session with slot panes.
+
+    A resolver still going after `timeout_s` is stopped (its pane respawned, which
+    hangs up on everything it started there) and TIMED_OUT returned."""
     slots = [pane for pane in run.slot_panes.split(",") if pane]
     if not slots:
         return None
@@ -67,34 +77,53 @@ def slot_runner(
         with contextlib.suppress(LimitlessError):
             tmux.set_title(pane_id, title)
         log.info("resolver started", extra={"run": run.id, "pane": pane_id, "title": title})
-        return wait_for_exit(tmux, pane_id, exit_file)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        code = wait_for_exit(tmux, pane_id, exit_file, deadline)
+        if code == TIMED_OUT and _read_exit(exit_file) is None:
+            with contextlib.suppress(LimitlessError):
+                tmux.respawn(pane_id, STOPPED_ARGV, cwd=cwd, env=pane_env)
+                tmux.set_title(pane_id, f"{title} · stopped at its time limit")
+        return code
 
     return run_in_slot
 
 
-def foreground_runner(env: dict[str, str]) -> Callable[[list[str], Path, str], int]:
-    """A `run_in_slot` that runs the resolver in this process's terminal, and waits."""
+def foreground_runner(
+    env: dict[str, str], timeout_s: float | None = None
+) -> Callable[[list[str], Path, str], int]:
+    """A `run_in_slot` that runs the resolver in this process's terminal, and waits
+    (at most `timeout_s`: then it is killed and TIMED_OUT returned)."""
 
     def run_here(argv: list[str], cwd: Path, title: str) -> int:
         print(f"--- {title}: {argv[0]} in {cwd} ---", flush=True)
         try:
-            code = subprocess.run(argv, cwd=cwd, env={**os.environ, **env}, check=False).returncode
+            code = subprocess.run(
+                argv, cwd=cwd, env={**os.environ, **env}, check=False, timeout=timeout_s
+            ).returncode
         except FileNotFoundError:
             print(f"resolver: {argv[0]}: command not found", file=sys.stderr)
             return 127
+        except subprocess.TimeoutExpired:
+            print(f"--- {title}: stopped at its time limit ---", flush=True)
+            return TIMED_OUT
         print(f"--- {title}: exited with {code} ---", flush=True)
         return 128 - code if code < 0 else code
 
     return run_here
 
 
-def wait_for_exit(tmux: TmuxSession, pane_id: str, exit_file: Path) -> int:
-    """The code written to `exit_file`; LOST if the pane dies (or goes) without one."""
+def wait_for_exit(
+    tmux: TmuxSession, pane_id: str, exit_file: Path, deadline: float | None = None
+) -> int:
+    """The code written to `exit_file`; LOST if the pane dies (or goes) without one,
+    TIMED_OUT at `deadline` (a `time.monotonic()` value)."""
     last_check = time.monotonic()
     while True:
         code = _read_exit(exit_file)
         if code is not None:
             return code
+        if deadline is not None and time.monotonic() >= deadline:
+            return TIMED_OUT
         time.sleep(POLL_S)
         if time.monotonic() - last_check < PANE_CHECK_S:
             continue

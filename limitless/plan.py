@@ -70,7 +70,7 @@ _TASK_KEYS = (
     "id", "prompt", "prompt_file", "agent", "depends_on", "after", "files", "priority",
     "retries", "timeout", "estimate", "epic", "env", "model", "exclusive", "ports", "stages",
 )  # fmt: skip
-_MERGE_KEYS = ("strategy", "gate", "on_conflict", "land", "resolver")
+_MERGE_KEYS = ("strategy", "gate", "on_conflict", "land", "resolver", "resolver_timeout")
 _AGENT_KEYS = (
     "command", "model_args", "interactive", "env", "cost_regex", "progress_regex",
     "waiting_regex", "session_regex", "resume_command", "rate_limit_regex", "idle_seconds",
@@ -88,6 +88,8 @@ class MergePolicy:
     on_conflict: OnConflict = "stop"
     land: Land = "auto"
     resolver: str | None = None
+    resolver_timeout_s: float = 1800.0
+    """A resolver agent still going after this long is stopped; the merge stops there."""
 
 
 @dataclass(frozen=True)
@@ -995,6 +997,7 @@ def _read_merge(reader: _Reader, node: Node | None, known: Sequence[str]) -> Mer
         on_conflict=sec.choice("on_conflict", "stop", _ON_CONFLICT),
         land=sec.choice("land", "auto", _LAND),
         resolver=resolver,
+        resolver_timeout_s=sec.duration("resolver_timeout") or MergePolicy.resolver_timeout_s,
     )
 
 
@@ -1384,6 +1387,7 @@ merge:
   strategy: merge                 # merge | squash | rebase
   gate: npm test                  # run after each merge; a merge that fails it is undone
   on_conflict: stop               # stop | skip | agent (an agent resolves the conflict)
+  # resolver_timeout: 30m         # with agent: a resolver still going then is stopped
   land: auto                      # auto (fast-forward the base branch) | manual
 
 budget:

@@ -55,3 +55,8 @@ class ControlAction(StrEnum):
     RETRY = "retry"
     DONE = "done"
     MERGE = "merge"
+
+
+RESOLVER_TIMED_OUT = 124
+"""The exit code a conflict resolver's runner reports when it stopped the resolver at
+`merge.resolver_timeout` (as timeout(1) does)."""

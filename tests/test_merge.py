@@ -24,6 +24,7 @@ from limitless.plan import MergePolicy, Plan, Task
 from limitless.states import MergeStatus, TaskStatus
 from limitless.store import Run, Store, TaskRow
 from tests.conftest import git
+from tests.engine_helpers import wait_for
 
 RUN = "t-1"
 MERGED = f"limitless/{RUN}/merged"
@@ -568,6 +569,30 @@ def test_resolver_agent(build: Callable[..., Env], tmp_path: Path, case: Resolve
         assert git(env.merge_worktree, "symbolic-ref", "HEAD") == f"refs/heads/{MERGED}"
 
 
+def test_a_resolver_past_its_time_limit_is_stopped_and_the_merge_stops(
+    build: Callable[..., Env], tmp_path: Path
+) -> None:
+    """`merge.resolver_timeout`: a resolver that never ends is stopped (here in the
+    terminal of `limitless merge`, the run's session being gone) and the phase stops
+    at that task, saying why."""
+    started = tmp_path / "started"
+    script = tmp_path / "resolve.sh"
+    script.write_text(f"touch {started}\nexec sleep 600\n")
+    profile = AgentProfile(name="fixer", command=("bash", str(script)))
+    env = build(
+        conflicting_pair(),
+        MergePolicy(on_conflict="agent", resolver="fixer", resolver_timeout_s=1.0),
+        agents={"fixer": profile},
+    )
+    outcome = env.phase(foreground=True)
+    assert started.exists()
+    assert not outcome.ok
+    assert outcome.conflicts == ["b"]
+    reason = env.row("b").merge_reason
+    assert "the resolver was stopped after 1s (merge.resolver_timeout)" in reason
+    assert env.sha("main") == env.base_sha
+
+
 def test_resolver_without_a_slot_stops(build: Callable[..., Env]) -> None:
     """With no slot to run a resolver in, `agent` stops like `stop` and says why."""
     env = build(conflicting_pair(), MergePolicy(on_conflict="agent"))
@@ -1086,3 +1111,19 @@ def test_resolver_runs_in_a_slot_pane_of_the_runs_session(
     assert runner(["bash", "-c", script], work, "resolve a") == 5
     assert (work / "seen.txt").read_text() == f"fixer in {work} {RUN}\n"
     assert runner(["bash", "-c", "exit 0"], work, "resolve a") == 0  # the pane is reused
+    limited = merge_slot.slot_runner(env.store, env.store.get_run(RUN), timeout_s=1.0)
+    assert limited is not None
+    marker = work / "sleeping"
+    assert limited(["bash", "-c", f"touch {marker}; exec sleep 600"], work, "resolve a") == 124
+    assert marker.exists()
+
+    def stopped_shown() -> bool:
+        text = subprocess.run(
+            ["tmux", "-L", tmux_socket, "capture-pane", "-p", "-t", pane],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return "the resolver was stopped at its time limit" in text
+
+    wait_for(stopped_shown, 10, "the stopped slot's message")

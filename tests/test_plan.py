@@ -196,6 +196,8 @@ ACCEPTED = [
     Accepted("depends-on-one-string", "", "depends_on", ("b",)),
     Accepted("number-as-string", "name: 2024\n", "name", "2024"),
     Accepted("setup-one-string", "setup: npm ci\n", "setup", ("npm ci",)),
+    Accepted("resolver-timeout", "merge: {resolver_timeout: 1h30m}\n", "resolver_timeout", 5400),
+    Accepted("resolver-timeout-default", "", "resolver_timeout", 1800),
 ]
 
 
@@ -209,6 +211,7 @@ def test_accepted_spellings(case: Accepted, tmp_path: Path) -> None:
         "depends_on": loaded.task("a").depends_on,
         "name": loaded.name,
         "setup": loaded.setup,
+        "resolver_timeout": loaded.merge.resolver_timeout_s,
     }
     assert holders[case.field] == case.expected
 
@@ -288,7 +291,7 @@ MISTAKES = [
         "merge: {wibble: 1}\n" + OK_TASK,
         [
             "plan.yaml:1:9: merge: unknown key 'wibble' (accepted: strategy, gate, "
-            "on_conflict, land, resolver)"
+            "on_conflict, land, resolver, resolver_timeout)"
         ],
     ),
     Mistake(
@@ -388,6 +391,14 @@ MISTAKES = [
             "plan.yaml:2:19: merge.strategy: unknown value 'sqash'; did you mean 'squash'? "
             "(accepted: merge, squash, rebase, regular)",
             "plan.yaml:2:32: merge.land: unknown value 'later' (accepted: auto, manual)",
+        ],
+    ),
+    Mistake(
+        "bad-resolver-timeout",
+        "merge: {resolver_timeout: soon}\n" + OK_TASK,
+        [
+            "plan.yaml:1:27: merge.resolver_timeout: bad duration 'soon'; use a number of "
+            "seconds or a duration like 90s, 30m, 2h or 1h30m"
         ],
     ),
     Mistake(
