@@ -312,7 +312,7 @@ class Wrapper:
         if parser.progress is not None:
             fields["progress"] = parser.progress
         if parser.cost is not None:
-            fields["cost_usd"] = parser.cost
+            self.store.record_cost(self.run.id, self.task.id, self.row.attempt, parser.cost)
         if parser.session:
             fields["session_id"] = parser.session
         if fields:

@@ -123,6 +123,8 @@ class Attempt:
     exit_code: int | None = None
     reason: str = ""
     ref: str | None = None
+    cost_usd: float | None = None
+    """What the agent of this attempt reported spending (the task's `cost_usd` sums them)."""
 
 
 @dataclass(frozen=True)
@@ -301,6 +303,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE runs ADD COLUMN control_pane TEXT NOT NULL DEFAULT ''",
             "ALTER TABLE runs ADD COLUMN dashboard_pane TEXT NOT NULL DEFAULT ''",
         ),
+    ),
+    Migration(
+        4,
+        "the cost each attempt reported (a task's cost is their sum)",
+        ("ALTER TABLE attempts ADD COLUMN cost_usd REAL",),
     ),
 )
 
@@ -989,7 +996,9 @@ class Store:
     def add_attempt(self, attempt: Attempt) -> None:
         """Record the start of an attempt; recording it again restarts it (after a crash)."""
         sql, names = ATTEMPTS.insert_sql()
-        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n not in ATTEMPTS.key)
+        # a restarted attempt keeps the cost its first run reported: that money is spent
+        kept = (*ATTEMPTS.key, "cost_usd")
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n not in kept)
         sql += f" ON CONFLICT (run_id, task_id, attempt) DO UPDATE SET {updates}"
         params = ATTEMPTS.values(attempt, names)
 
@@ -1002,6 +1011,26 @@ class Store:
             f"of run {attempt.run_id!r}",
             body,
         )
+
+    def record_cost(self, run_id: str, task_id: str, attempt: int, cost_usd: float) -> None:
+        """The cost `attempt` of the task reports so far; the task's `cost_usd` becomes
+        the sum over all its attempts (a retry does not forget what earlier ones spent)."""
+
+        def body(conn: sqlite3.Connection) -> None:
+            self._require_task(conn, run_id, task_id)
+            conn.execute(
+                "UPDATE attempts SET cost_usd = ? WHERE run_id = ? AND task_id = ? AND attempt = ?",
+                (cost_usd, run_id, task_id, attempt),
+            )
+            conn.execute(
+                "UPDATE tasks SET cost_usd = COALESCE((SELECT SUM(cost_usd) FROM attempts "
+                "WHERE run_id = ? AND task_id = ?), 0) + CASE WHEN EXISTS (SELECT 1 FROM attempts "
+                "WHERE run_id = ? AND task_id = ? AND attempt = ?) THEN 0 ELSE ? END "
+                "WHERE run_id = ? AND id = ?",
+                (run_id, task_id, run_id, task_id, attempt, cost_usd, run_id, task_id),
+            )
+
+        self._write(f"record the cost of task {task_id!r} of run {run_id!r}", body)
 
     def end_attempt(
         self,

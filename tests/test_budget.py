@@ -81,3 +81,35 @@ tasks:
     with open_store(repo) as store:
         kinds = [event.kind for event in store.events(run.id) if event.task_id == "later"]
     assert "task_launched" not in kinds
+
+
+def test_a_retried_task_costs_all_its_attempts(repo: Path) -> None:
+    """A failed attempt's cost still counts after the retry: 0.6 + 0.6 spends a budget of 1."""
+    write_plan(
+        repo,
+        """\
+name: retry-cost
+agent: shell
+max_concurrency: 1
+budget: {max_cost_usd: 1.0}
+tasks:
+  - id: flaky
+    priority: 10
+    retries: 1
+    prompt: |
+      echo '{"type":"result","total_cost_usd":0.6,"result":"ok"}'
+      test "$LIMITLESS_ATTEMPT" = 2
+  - id: later
+    depends_on: [flaky]
+    prompt: echo never
+""",
+    )
+    result = cli(repo, "run", "--headless", "--no-merge")
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = tasks_of(repo, latest_run(repo).id)
+    assert (rows["flaky"].status, rows["flaky"].attempt) == (TaskStatus.DONE, 2)
+    assert rows["flaky"].cost_usd == pytest.approx(1.2)
+    assert rows["later"].status is TaskStatus.BLOCKED
+    assert "budget spent: $1.20 of $1.00" in rows["later"].reason
+    report = json.loads(cli(repo, "report", "--format", "json").stdout)
+    assert report["run"]["total_cost_usd"] == pytest.approx(1.2)

@@ -636,6 +636,23 @@ def test_add_attempt_again_restarts_it(run_store: Store) -> None:
     assert run_store.attempts("shop-1", "a") == [Attempt("shop-1", "a", 1, 30.0)]
 
 
+def test_a_task_costs_what_all_its_attempts_reported(run_store: Store) -> None:
+    """Each attempt's reported cost is kept; the task's cost is their sum, so a retry
+    does not forget what the failed attempt spent (and a restarted attempt keeps it)."""
+    run_store.add_attempt(Attempt("shop-1", "a", 1, 10.0))
+    run_store.record_cost("shop-1", "a", 1, 0.25)
+    run_store.record_cost("shop-1", "a", 1, 0.75)  # running totals replace each other
+    assert run_store.get_task("shop-1", "a").cost_usd == 0.75
+    run_store.end_attempt("shop-1", "a", 1, 20.0, 1, "exit 1", None)
+    run_store.add_attempt(Attempt("shop-1", "a", 2, 21.0))
+    assert run_store.get_task("shop-1", "a").cost_usd == 0.75
+    run_store.record_cost("shop-1", "a", 2, 0.5)
+    assert run_store.get_task("shop-1", "a").cost_usd == 1.25
+    run_store.add_attempt(Attempt("shop-1", "a", 2, 30.0))  # restarted after a crash
+    assert [x.cost_usd for x in run_store.attempts("shop-1", "a")] == [0.75, 0.5]
+    assert run_store.get_task("shop-1", "b").cost_usd is None
+
+
 def test_end_unknown_attempt(run_store: Store) -> None:
     """Ending an attempt never started is a UsageError naming it."""
     with pytest.raises(UsageError) as caught:
