@@ -1,7 +1,8 @@
 """Plan hooks: shell commands run on run events (task done/failed, waiting, conflict, run done).
 
 The supervisor calls `HookRunner.tick()` every loop and `close()` at the end of
-the run. `tick()` never waits: it starts the hooks of new events as child
+the run. `tick()` does not wait (but on_run_done starts once the hooks still
+running end, up to RUN_DONE_WAIT_S): it starts the hooks of new events as child
 processes and looks at the ones that ended. The hook command is the plan
 author's own shell line; the event reaches it only through environment
 variables (`LIMITLESS_EVENT`, `LIMITLESS_RUN`, `LIMITLESS_TASK`, ...), never
@@ -37,6 +38,8 @@ HOOK_OF_EVENT: dict[str, str] = {
     "run_done": "on_run_done",
 }
 HOOK_TIMEOUT_S = 600.0
+RUN_DONE_WAIT_S = 30.0
+"""How long on_run_done waits for the hooks still running (they go on after it)."""
 HANDLED_FILE = "handled"
 
 
@@ -113,6 +116,8 @@ class HookRunner:
         for event in events:
             hook = HOOK_OF_EVENT.get(event.kind)
             if hook and hook in self.hooks:
+                if hook == "on_run_done":  # the run's last word comes after the others' ends
+                    self._wait_running(time.monotonic() + RUN_DONE_WAIT_S)
                 self._start(hook, event)
         self.handled = events[-1].id
         try:
@@ -125,11 +130,7 @@ class HookRunner:
         if not self.hooks:
             return
         self.tick()
-        deadline = time.monotonic() + timeout
-        while self.running and time.monotonic() < deadline:
-            self._reap(time.monotonic())
-            if self.running:
-                time.sleep(0.05)
+        self._wait_running(time.monotonic() + timeout)
         for running in list(self.running):
             self._stop(running)
             self._failed(running, None, f"still running after {timeout:g}s at the end of the run")
@@ -164,6 +165,13 @@ class HookRunner:
             return
         log.info("hook started", extra={"hook": hook, "event": event.id})
         self.running.append(_Running(hook, event, process, log_path, log_file, time.monotonic()))
+
+    def _wait_running(self, deadline: float) -> None:
+        """Reap until no hook runs or `deadline` (monotonic) passes."""
+        while self.running and time.monotonic() < deadline:
+            self._reap(time.monotonic())
+            if self.running:
+                time.sleep(0.05)
 
     def _reap(self, now: float) -> None:
         for running in list(self.running):

@@ -96,6 +96,24 @@ def test_resumed_runner_does_not_rerun_handled_events(tmp_path: Path) -> None:
     store.close()
 
 
+def test_on_run_done_starts_after_the_hooks_still_running(tmp_path: Path) -> None:
+    """The run's last hook comes last: a slow on_task_done ends before on_run_done starts."""
+    store = make_store(tmp_path)
+    out = tmp_path / "out.txt"
+    hooks = {
+        "on_task_done": f'sleep 1; echo "task $LIMITLESS_TASK" >> {out}',
+        "on_run_done": f'echo "run $LIMITLESS_RUN" >> {out}',
+    }
+    runner = HookRunner(store, "h-1", hooks, tmp_path)
+    store.add_event("h-1", "task_done", "two")
+    runner.tick()
+    assert len(runner.running) == 1
+    store.add_event("h-1", "run_done", status="done", exit_code=0)
+    runner.close()
+    assert out.read_text().splitlines() == ["task two", "run h-1"]
+    store.close()
+
+
 def test_hook_running_too_long_is_killed_and_recorded(tmp_path: Path) -> None:
     """A hook past its timeout is killed (its whole process group) and recorded as failed."""
     store = make_store(tmp_path)
