@@ -51,6 +51,14 @@ def lease_key(state_dir: Path, run_id: str, task_id: str) -> str:
     return f"{state_dir}::{run_id}/{task_id}"
 
 
+def ports_in_env(env: Mapping[str, str]) -> tuple[int, ...]:
+    """The leased ports an environment was given (`LIMITLESS_PORT_0`, `_1`, ...)."""
+    ports: list[int] = []
+    while (value := env.get(f"LIMITLESS_PORT_{len(ports)}", "")).isdigit():
+        ports.append(int(value))
+    return tuple(ports)
+
+
 def port_env(ports: tuple[int, ...], run_id: str, task_id: str) -> dict[str, str]:
     """`LIMITLESS_PORT_0..N-1`, `PORT` (the first) and `COMPOSE_PROJECT_NAME`."""
     env = {f"LIMITLESS_PORT_{index}": str(port) for index, port in enumerate(ports)}
@@ -130,11 +138,19 @@ class LeaseBook:
         os.replace(tmp, self.path)
 
     def acquire(
-        self, key: str, *, ports: int = 0, pid: int | None = None, max_active: int | None = None
+        self,
+        key: str,
+        *,
+        ports: int = 0,
+        pid: int | None = None,
+        max_active: int | None = None,
+        keep: tuple[int, ...] = (),
     ) -> Lease | None:
         """Lease `ports` free ports for `key`; None when `max_active` leases are live already.
 
-        A key that holds a lease already keeps it (its pid is updated).
+        A key that holds a lease already keeps it (its pid is updated). `keep`:
+        ports the task's process uses already (a task adopted after its
+        supervisor died), leased as they are unless another lease holds one.
         """
         pid = pid or os.getpid()
         with self._locked() as leases:
@@ -146,7 +162,7 @@ class LeaseBook:
             if max_active is not None and len(leases) >= max_active:
                 return None
             taken = {port for lease in leases.values() for port in lease.ports}
-            chosen: list[int] = []
+            chosen = [port for port in dict.fromkeys(keep[:ports]) if port not in taken]
             for _ in range(MAX_PORT_TRIES):
                 if len(chosen) >= ports:
                     break
@@ -157,6 +173,10 @@ class LeaseBook:
             if len(chosen) < ports:
                 msg = f"could not find {ports} free TCP ports on 127.0.0.1 for {key}"
                 raise StoreError(msg)
+            # a kept port stays at its index (LIMITLESS_PORT_<i>); new ones fill the gaps
+            fresh = [port for port in chosen if port not in keep]
+            kept = {index: port for index, port in enumerate(keep[:ports]) if port in chosen}
+            chosen = [kept[index] if index in kept else fresh.pop(0) for index in range(ports)]
             lease = Lease(key=key, pid=pid, ports=tuple(chosen))
             leases[key] = lease
             log.info("ports leased", extra={"key": key, "ports": chosen})

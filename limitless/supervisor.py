@@ -31,7 +31,7 @@ from limitless.graph import Dag
 from limitless.hooks import HookRunner
 from limitless.overlap import conflicts_by_task, overlapping_pairs
 from limitless.plan import Plan, Task
-from limitless.ports import LeaseBook, lease_key, port_env
+from limitless.ports import LeaseBook, lease_key, port_env, ports_in_env
 from limitless.states import ControlAction, RunStatus, TaskStatus
 from limitless.stats import BudgetWatch
 from limitless.store import ControlRequest, Run, Store, TaskRow
@@ -205,7 +205,8 @@ class Supervisor:
                 self._requeue_unstarted(row)
             elif slot and pane and not pane.dead and _wrapper_alive(row):
                 slot.task_id = row.id
-                self._lease(self.plan.task(row.id))  # hold its place under the caps again
+                # hold its place under the caps again, with the ports its agent has
+                self._lease(self.plan.task(row.id), keep=_wrapper_ports(row))
                 self._say(f"adopted {row.id} still running in slot {slot.index + 1}")
                 self.store.add_event(self.run_id, "task_adopted", row.id)
         for row in picture.rows.values():
@@ -741,13 +742,16 @@ class Supervisor:
             return ""
         return f"waiting: {active} agents run on this machine, max_active_agents is {cap}"
 
-    def _lease(self, task: Task) -> dict[str, str] | None:
-        """Lease the task's ports (and its place under max_active_agents); its env, or None."""
+    def _lease(self, task: Task, keep: tuple[int, ...] = ()) -> dict[str, str] | None:
+        """Lease the task's ports (and its place under max_active_agents); its env, or None.
+
+        `keep`: the ports an adopted task's agent was given by the previous supervisor.
+        """
         ports = task.ports if task.ports is not None else self.plan.ports
         key = lease_key(self.store.state_dir, self.run_id, task.id)
         try:
             lease = self.leases.acquire(
-                key, ports=ports, pid=os.getpid(), max_active=self.max_active_agents
+                key, ports=ports, pid=os.getpid(), max_active=self.max_active_agents, keep=keep
             )
         except LimitlessError as exc:
             self._say(f"{task.id}: no port lease: {exc}")
@@ -896,6 +900,16 @@ def _wrapper_alive(row: TaskRow) -> bool:
     except psutil.Error:
         return False
     return "_exec" in cmdline and row.id in cmdline
+
+
+def _wrapper_ports(row: TaskRow) -> tuple[int, ...]:
+    """The ports the task's running wrapper was started with (none if unreadable)."""
+    if not row.pid:
+        return ()
+    try:
+        return ports_in_env(psutil.Process(row.pid).environ())
+    except psutil.Error:
+        return ()
 
 
 def _pane_runs_wrapper(pane: PaneState | None, row: TaskRow) -> bool:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from limitless.ports import LeaseBook, lease_book_path, port_env, port_is_free
-from tests.engine_helpers import cli, latest_run, tasks_of, write_plan
+from tests.engine_helpers import cli, latest_run, tasks_of, wait_for, write_plan
 
 
 def test_two_leases_never_share_a_port_and_ports_were_free(tmp_path: Path) -> None:
@@ -101,3 +104,62 @@ def test_two_concurrent_tasks_get_distinct_ports_in_setup_and_agent(repo: Path) 
     assert not ports_one & ports_two
     book = json.loads(lease_book_path().read_text()) if lease_book_path().exists() else {}
     assert not [key for key in book if f"::{run.id}/" in key]  # released at the end
+
+
+def test_leasing_ports_a_process_already_uses_keeps_them(tmp_path: Path) -> None:
+    """`keep`: the ports an adopted task's process has are leased again as they are,
+    unless another live lease holds one (that one is replaced by a free port)."""
+    book = LeaseBook(tmp_path / "leases.json")
+    other = book.acquire("r/other", ports=1)
+    assert other is not None
+    kept = book.acquire("r/a", ports=2, keep=(54321, 54322))
+    assert kept is not None and kept.ports == (54321, 54322)
+    clash = book.acquire("r/b", ports=2, keep=(other.ports[0], 54323))
+    assert clash is not None
+    assert clash.ports[1] == 54323
+    assert clash.ports[0] not in (other.ports[0], 54321, 54322)
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_a_task_adopted_after_a_supervisor_crash_keeps_its_ports(repo: Path) -> None:
+    """kill -9 of the supervisor, then resume: the still-running task keeps its lease."""
+    go = repo.parent / "go"
+    write_plan(
+        repo,
+        f"""\
+name: keep-ports
+agent: shell
+ports: 2
+tasks:
+  - id: server
+    prompt: |
+      env | grep -E '^LIMITLESS_PORT_[0-9]=' | sort > "$LIMITLESS_STATE_DIR/server.env"
+      for i in $(seq 1 600); do test -f {go} && exit 0; sleep 0.1; done
+      exit 1
+""",
+    )
+    started = cli(repo, "run", "--detach", "--no-merge")
+    assert started.returncode == 0, started.stderr
+    run = latest_run(repo)
+    env_file = repo / ".git" / "limitless" / "server.env"
+    wait_for(lambda: env_file.exists() and env_file.read_text().count("\n") == 2, 60, "the agent")
+    ports = tuple(int(value) for value in _env_file(env_file).values())
+    supervisor = latest_run(repo).supervisor_pid
+    assert supervisor
+    os.kill(supervisor, signal.SIGKILL)
+    wait_for(lambda: not psutil.pid_exists(supervisor), 30, "the supervisor gone")
+    resumed = cli(repo, "resume", run.id)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+
+    def leased() -> tuple[int, ...] | None:
+        book = LeaseBook().active()
+        return next(
+            (lease.ports for key, lease in book.items() if key.endswith(f"::{run.id}/server")), None
+        )
+
+    wait_for(lambda: leased() is not None, 30, "the adopted task's lease")
+    assert leased() == ports
+    go.touch()
+    waited = cli(repo, "wait", run.id, "--timeout", "60", "--quiet", timeout=90)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert tasks_of(repo, run.id)["server"].attempt == 1  # adopted, not run again
