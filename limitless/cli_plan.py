@@ -45,6 +45,9 @@ def add_commands(command: Command) -> None:
     p.add_argument("--id", dest="task_id", default=None, help="task id (default: task-N)")
     p.add_argument("--agent", default=None, help="agent profile (default: the plan's)")
     p.add_argument("--depends-on", nargs="+", default=[], metavar="ID", help="tasks it waits for")
+    p.add_argument(
+        "--no-stages", action="store_true", help="one task, not one per stage of the plan"
+    )
     p.add_argument("--json", action="store_true")
 
 
@@ -151,10 +154,13 @@ def cmd_add(args: argparse.Namespace) -> int:
             task_id=args.task_id,
             agent=args.agent,
             depends_on=tuple(args.depends_on),
+            stages=not args.no_stages,
         )
     if args.json:
-        _print_json({"run": run.id, "task": added})
+        _print_json({"run": run.id, "task": added.id, "tasks": list(added.tasks)})
     else:
-        print(f"added {added} to run {run.id}; the supervisor starts it when it is ready")
+        print(f"added {added.id} to run {run.id}; the supervisor starts it when it is ready")
+        if added.tasks != (added.id,):
+            print(f"  as the plan's stages: {', '.join(added.tasks)}")
         print(f"  wait: limitless wait {run.id}")
     return 0

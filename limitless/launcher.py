@@ -259,10 +259,16 @@ def add_task(
     task_id: str | None = None,
     agent: str | None = None,
     depends_on: tuple[str, ...] = (),
-) -> str:
-    """Add a task to a live run (its supervisor picks it up); returns the task's id."""
+    stages: bool = True,
+) -> AddedTask:
+    """Add a task to a live run (its supervisor picks it up).
+
+    With the plan's `stages` (unless `stages` is False) the task becomes one task
+    per stage, `<id>.<stage>`, as the plan's own tasks do. A dependency named by a
+    staged task's id waits for that task's last stage.
+    """
     from limitless.graph import Dag
-    from limitless.plan import Task
+    from limitless.plan import Task, stage_chain, stage_ends
 
     if not prompt.strip():
         raise UsageError("--prompt is empty; say what the agent must do")
@@ -275,7 +281,8 @@ def add_task(
             )
             raise UsageError(msg)
         plan = Plan.from_json(run.plan_json)
-        known = {task.id for task in plan.tasks}
+        ends = stage_ends(plan)
+        known = {task.id for task in plan.tasks} | set(ends)
         if task_id is None:
             number = len(plan.tasks) + 1
             while f"task-{number}" in known:
@@ -299,10 +306,14 @@ def add_task(
                 f"known: {', '.join(sorted(plan.agents))}"
             )
             raise UsageError(msg)
-        task = Task(
-            id=task_id, prompt=prompt, agent=agent_name, depends_on=tuple(dict.fromkeys(depends_on))
-        )
-        grown = dataclasses.replace(plan, tasks=(*plan.tasks, task))
+        waits_for = tuple(dict.fromkeys(ends.get(dep, dep) for dep in depends_on))
+        task = Task(id=task_id, prompt=prompt, agent=agent_name, depends_on=waits_for)
+        added = stage_chain(task, plan.stages) if stages and plan.stages else [task]
+        clash = next((new.id for new in added if new.id in known), None)
+        if clash is not None:
+            msg = f"run {run_id} has a task {clash!r} already; pick another --id"
+            raise UsageError(msg)
+        grown = dataclasses.replace(plan, tasks=(*plan.tasks, *added))
         Dag.from_tasks(grown.tasks)  # GraphError names any cycle
         rows = store.get_tasks(run_id)
         store.update_run(run_id, plan_json=grown.to_json())
@@ -311,16 +322,26 @@ def add_task(
             [
                 TaskRow(
                     run_id=run_id,
-                    id=task_id,
-                    position=len(rows),
-                    agent=agent_name,
-                    branch=worktrees.branch_name(run_id, task.worktree_key),
+                    id=new.id,
+                    position=len(rows) + offset,
+                    agent=new.agent,
+                    branch=worktrees.branch_name(run_id, new.worktree_key),
                     worktree=str(
-                        worktrees.worktree_path(Path(run.worktree_root), run_id, task.worktree_key)
+                        worktrees.worktree_path(Path(run.worktree_root), run_id, new.worktree_key)
                     ),
                     status=TaskStatus.PENDING,
                 )
+                for offset, new in enumerate(added)
             ],
         )
-        store.add_event(run_id, "task_added", task_id, depends_on=list(depends_on))
-    return task_id
+        for new in added:
+            store.add_event(run_id, "task_added", new.id, depends_on=list(new.depends_on))
+    return AddedTask(task_id, tuple(new.id for new in added))
+
+
+@dataclass(frozen=True)
+class AddedTask:
+    """What `add_task` added: the task as named, and the tasks it became (its stages)."""
+
+    id: str
+    tasks: tuple[str, ...]

@@ -1254,29 +1254,48 @@ def _expand(reader: _Reader, drafts: Sequence[_Draft], stages: Sequence[Stage]) 
                 )
             )
             continue
-        # A staged task's estimate covers all its stages, so each stage takes a share.
-        share = task.estimate_s / len(stages) if task.estimate_s is not None else None
-        previous: str | None = None
-        for stage in stages:
-            stage_id = f"{task.id}.{stage.name}"
-            tasks.append(
-                dataclasses.replace(
-                    task,
-                    id=stage_id,
-                    prompt=_stage_prompt(stage.prompt, task),
-                    agent=stage.agent or task.agent,
-                    model=stage.model or task.model,
-                    depends_on=renamed(task.depends_on) if previous is None else (previous,),
-                    after=renamed(task.after) if previous is None else (),
-                    epic=task.epic or task.id,
-                    estimate_s=share,
-                    stage=stage.name,
-                    origin=task.id,
-                )
-            )
-            previous = stage_id
+        chained = dataclasses.replace(
+            task, depends_on=renamed(task.depends_on), after=renamed(task.after)
+        )
+        tasks.extend(stage_chain(chained, stages))
     _check_expanded_ids(reader, drafts, tasks)
     return tuple(tasks)
+
+
+def stage_chain(task: Task, stages: Sequence[Stage]) -> list[Task]:
+    """`task` as one task per stage (`<id>.<stage>`), chained in one epic and worktree:
+    the first stage waits for what the task waits for, each next one for the one before."""
+    # A staged task's estimate covers all its stages, so each stage takes a share.
+    share = task.estimate_s / len(stages) if task.estimate_s is not None else None
+    chain: list[Task] = []
+    previous: str | None = None
+    for stage in stages:
+        stage_id = f"{task.id}.{stage.name}"
+        chain.append(
+            dataclasses.replace(
+                task,
+                id=stage_id,
+                prompt=_stage_prompt(stage.prompt, task),
+                agent=stage.agent or task.agent,
+                model=stage.model or task.model,
+                depends_on=task.depends_on if previous is None else (previous,),
+                after=task.after if previous is None else (),
+                epic=task.epic or task.id,
+                estimate_s=share,
+                stage=stage.name,
+                origin=task.id,
+            )
+        )
+        previous = stage_id
+    return chain
+
+
+def stage_ends(plan: Plan) -> dict[str, str]:
+    """For each staged task as written, the id of its last stage (what depends on it waits for)."""
+    if not plan.stages:
+        return {}
+    last = plan.stages[-1].name
+    return {task.origin: task.id for task in plan.tasks if task.origin and task.stage == last}
 
 
 def _check_expanded_ids(reader: _Reader, drafts: Sequence[_Draft], tasks: Sequence[Task]) -> None:

@@ -49,7 +49,7 @@ def test_added_task_runs_after_its_dependency_and_chains_by_json(repo: Path) -> 
         "--json",
     )
     assert added.returncode == 0, added.stderr
-    assert json.loads(added.stdout) == {"run": run_id, "task": "extra"}
+    assert json.loads(added.stdout) == {"run": run_id, "task": "extra", "tasks": ["extra"]}
     duplicate = cli(repo, "add", run_id, "--prompt", "x", "--id", "extra")
     assert duplicate.returncode == 2
     assert "has a task 'extra' already" in duplicate.stderr
@@ -71,3 +71,76 @@ def test_added_task_runs_after_its_dependency_and_chains_by_json(repo: Path) -> 
     assert late.returncode == 2
     assert "takes no new tasks" in late.stderr
     assert latest_run(repo).id == run_id
+
+
+STAGED = """\
+name: staged
+agent: shell
+max_concurrency: 2
+merge: {land: manual}
+stages:
+  - {name: build, prompt: "{prompt}"}
+  - name: check
+    prompt: |
+      echo "checked {task}" >> checks.txt && git add checks.txt && git commit -qm "check {task}"
+tasks:
+  - id: first
+    prompt: |
+      echo first > first.txt && git add first.txt && git commit -qm "first: add"
+      for i in $(seq 1 600); do test -f "$LIMITLESS_STATE_DIR/release" && exit 0; sleep 0.1; done
+      exit 1
+"""
+
+
+def test_an_added_task_goes_through_the_plans_stages(repo: Path) -> None:
+    """With plan stages, `add` makes one task per stage in one worktree, after the
+    dependency's last stage; `--no-stages` adds a single task."""
+    write_plan(repo, STAGED)
+    started = cli(repo, "run", "--json", "--no-merge")
+    assert started.returncode == 0, started.stderr
+    run_id = json.loads(started.stdout)["run"]
+    wait_for(
+        lambda: tasks_of(repo, run_id)["first.build"].status is TaskStatus.RUNNING,
+        60,
+        "first.build running",
+    )
+    added = cli(
+        repo,
+        "add",
+        run_id,
+        "--prompt",
+        "echo more > more.txt",
+        "--id",
+        "more",
+        "--depends-on",
+        "first",
+    )
+    assert added.returncode == 0, added.stderr
+    assert "added more to run" in added.stdout
+    assert "as the plan's stages: more.build, more.check" in added.stdout
+    plain = cli(
+        repo,
+        "add",
+        run_id,
+        "--prompt",
+        "echo solo > solo.txt",
+        "--id",
+        "solo",
+        "--no-stages",
+        "--json",
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout) == {"run": run_id, "task": "solo", "tasks": ["solo"]}
+    (repo / ".git" / "limitless" / "release").touch()
+    waited = cli(repo, "wait", run_id, "--timeout", "120")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    rows = tasks_of(repo, run_id)
+    assert {row.status for row in rows.values()} == {TaskStatus.DONE}
+    assert (rows["more.build"].started_at or 0) >= (rows["first.check"].ended_at or 0)
+    assert rows["more.build"].branch == rows["more.check"].branch == f"limitless/{run_id}/more"
+    log = git(repo, "log", "--format=%s", f"limitless/{run_id}/more").splitlines()
+    assert log[:2] == ["check more", "limitless: more.build"] or "check more" in log[0]
+    assert (
+        "checks.txt"
+        not in git(repo, "ls-tree", "-r", "--name-only", f"limitless/{run_id}/solo").splitlines()
+    )
