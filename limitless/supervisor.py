@@ -776,6 +776,35 @@ class Supervisor:
         self.watcher.plan = self.plan
         self._say(f"picked up added task{'s' if len(added) > 1 else ''}: {', '.join(added)}")
         self.store.add_event(self.run_id, "plan_reloaded", tasks=len(self.dag.ids), added=added)
+        self._grow_slots()
+
+    def _grow_slots(self) -> None:
+        """A run started with fewer slots than its tasks now need (a one-task run that
+        was given more) gets new slot panes, up to max_concurrency."""
+        from limitless.launcher import idle_argv
+        from limitless.tmux import load_layout
+
+        wanted = min(self.run.max_concurrency, len(self.plan.tasks)) - len(self.slots)
+        if wanted <= 0:
+            return
+        try:
+            panes = self.tmux.add_slots(
+                wanted,
+                first_number=len(self.slots) + 1,
+                layout=load_layout(self.run.layout),
+                cwd=self.repo_root,
+                idle_argv=idle_argv(),
+                wake_channel=wake_channel(self.run_id),
+            )
+        except (LimitlessError, OSError) as exc:
+            self._say(f"no more slots: {exc}")
+            return
+        self.slots += [
+            Slot(index=len(self.slots) + i, pane_id=pane) for i, pane in enumerate(panes)
+        ]
+        self.throttle.slots = len(self.slots)
+        self.store.update_run(self.run_id, slot_panes=",".join(slot.pane_id for slot in self.slots))
+        self._say(f"{len(panes)} slot{'s' if len(panes) > 1 else ''} added: {len(self.slots)} now")
 
     def _refresh_predictions(self) -> None:
         """Recompute predicted merge conflicts in the background, at most every few seconds."""

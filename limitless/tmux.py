@@ -757,14 +757,10 @@ class TmuxSession:
         control = _program(control_argv, "control_argv")
         dashboard = _program(dashboard_argv, "dashboard_argv") if dashboard_argv else None
         wake_option = WAKE_OPTION_PREFIX + wake_channel
-        hook = (
-            f"set-option -F -t '{self._target}' {wake_option} '#{{e|+:#{{{wake_option}}},1}}' ; "
-            f"wait-for -S {wake_channel}"
-        )
+        hook = self._wake_hook(wake_channel)
 
         def started(label: str, argv: list[str]) -> list[str]:
-            """Flags and program of a command that starts a pane and prints its id."""
-            return ["-c", directory, "-P", "-F", f"{label} #{{pane_id}}", "--", *argv]
+            return _started(directory, label, argv)
 
         new_session = ["new-session", "-d", "-s", self.name, "-n", CONTROL_WINDOW]
         size = ["-x", str(width), "-y", str(height)]
@@ -819,6 +815,62 @@ class TmuxSession:
         first = DASHBOARD_WINDOW if dashboard and layout.dashboard == "window" else AGENTS_WINDOW
         commands.append(["select-window", "-t", self._window(first)])
         return groups
+
+    def _wake_hook(self, wake_channel: str) -> str:
+        """The pane-died hook: bump the wake counter, then signal the channel."""
+        option = WAKE_OPTION_PREFIX + wake_channel
+        return (
+            f"set-option -F -t '{self._target}' {option} '#{{e|+:#{{{option}}},1}}' ; "
+            f"wait-for -S {wake_channel}"
+        )
+
+    def add_slots(
+        self,
+        count: int,
+        *,
+        first_number: int,
+        layout: Layout,
+        cwd: Path,
+        idle_argv: list[str],
+        wake_channel: str,
+    ) -> list[str]:
+        """`count` more slot panes running `idle_argv` (a run that grew), in new agents
+        windows after the existing ones, set up as create() sets up its windows
+        (options, pane-died hook, titles `slot <first_number>`, ...); their pane ids."""
+        if count < 1:
+            return []
+        output = self._run([["list-windows", "-t", self._target, "-F", "#{window_name}"]])
+        existing = set(output.split())
+        directory = escape_format(str(cwd))
+        idle = _program(idle_argv, "idle_argv")
+        hook = self._wake_hook(_check_channel(wake_channel))
+        direction = "-v" if layout.slot_arrangement == "even-vertical" else "-h"
+        commands: list[list[str]] = []
+        number = first_number
+        index = 1
+        for in_window in layout.slots_per_window(count):
+            while agents_window_name(index) in existing:
+                index += 1
+            window = agents_window_name(index)
+            existing.add(window)
+            target = self._window(window)
+            new_window = ["new-window", "-d", "-t", self._target, "-n", window]
+            commands.append([*new_window, *_started(directory, "slot", idle)])
+            commands.extend(self._window_setup(window, hook))
+            commands.extend(self._title_commands(target, f"slot {number}"))
+            for _ in range(in_window - 1):
+                number += 1
+                commands.append(
+                    ["split-window", "-t", target, direction, *_started(directory, "slot", idle)]
+                )
+                commands.append(["select-layout", "-t", target, layout.slot_arrangement])
+                commands.extend(self._title_commands(target, f"slot {number}"))
+            number += 1
+        printed = self._run(commands).split()
+        panes = [printed[i + 1] for i in range(0, len(printed) - 1, 2) if printed[i] == "slot"]
+        self._known_panes = (*self._known_panes, *panes)
+        logger.info("slots added", extra={"session": self.name, "panes": panes})
+        return panes
 
     def _window_setup(self, window: str, hook: str) -> list[list[str]]:
         """Options and the pane-died hook of every limitless window (never global ones).
@@ -1185,6 +1237,11 @@ class TmuxSession:
 # tmux refuses a command line longer than its message size (16 KiB, "command too
 # long"); create() stays well below it, one call whenever it fits.
 MAX_CALL_BYTES = 12_000
+
+
+def _started(directory: str, label: str, argv: list[str]) -> list[str]:
+    """Flags and program of a command that starts a pane and prints `label <pane id>`."""
+    return ["-c", directory, "-P", "-F", f"{label} #{{pane_id}}", "--", *argv]
 
 
 def _call_bytes(commands: Sequence[Sequence[str]]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,49 @@ def test_an_added_task_goes_through_the_plans_stages(repo: Path) -> None:
         "checks.txt"
         not in git(repo, "ls-tree", "-r", "--name-only", f"limitless/{run_id}/solo").splitlines()
     )
+
+
+def test_a_one_task_run_grows_slots_for_added_tasks(repo: Path, tmux_socket: str) -> None:
+    """`run --prompt` has one slot; tasks added to it run beside it in new slot panes
+    (window agents-2), up to max_concurrency, instead of queueing one at a time."""
+    release = repo / ".git" / "limitless" / "release"
+    hold = (
+        'touch "$LIMITLESS_STATE_DIR/in-$LIMITLESS_TASK"; '
+        f"for i in $(seq 1 600); do test -f {release} && exit 0; sleep 0.1; done; exit 1"
+    )
+    started = cli(repo, "run", "--prompt", hold, "--agent", "shell", "--json", "--no-merge")
+    assert started.returncode == 0, started.stderr
+    run_id = json.loads(started.stdout)["run"]
+    assert len(latest_run(repo).slot_panes.split(",")) == 1
+    for task_id in ("two", "three"):
+        added = cli(repo, "add", run_id, "--prompt", hold, "--id", task_id)
+        assert added.returncode == 0, added.stderr
+    state = repo / ".git" / "limitless"
+
+    def all_agents_in() -> bool:
+        return len(list(state.glob("in-*"))) == 3
+
+    wait_for(all_agents_in, 60, "three agents working at once")  # none ends before release
+    rows = tasks_of(repo, run_id)
+    assert [row.status for row in rows.values()] == [TaskStatus.RUNNING] * 3
+    assert len(latest_run(repo).slot_panes.split(",")) == 3
+    windows = subprocess.run(
+        [
+            "tmux",
+            "-L",
+            tmux_socket,
+            "list-panes",
+            "-s",
+            "-t",
+            f"limitless-{run_id}",
+            "-F",
+            "#{window_name} #{@limitless-title}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "agents-2 " in windows
+    release.touch()
+    waited = cli(repo, "wait", run_id, "--timeout", "90")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
