@@ -878,7 +878,7 @@ class Monitor:
             elif event.kind == "task_waiting":
                 add("waiting", event.task_id, text, "warning")
             elif event.kind == "run_done":
-                add("run_ended", None, self._end_text(run), self._end_severity(run))
+                add("run_ended", None, self._end_text(run, rows), self._end_severity(run))
             elif event.kind == "budget_alert":
                 notices.append(Notice("budget", event.task_id, budget_text(event), "warning"))
         for row in rows:
@@ -899,15 +899,20 @@ class Monitor:
             self._seen_status[row.id] = now_seen
         finished = run.status.finished
         if not first and finished and not self._run_finished:
-            add("run_ended", None, self._end_text(run), self._end_severity(run))
+            add("run_ended", None, self._end_text(run, rows), self._end_severity(run))
         if first and finished:
             self._notified.add(("run_ended", None, 0))
         self._run_finished = finished
         return notices
 
     @staticmethod
-    def _end_text(run: Run) -> str:
+    def _end_text(run: Run, rows: Sequence[TaskRow]) -> str:
         reason = f": {run.reason}" if run.reason else ""
+        merged = sum(1 for row in rows if row.merge_status is MergeStatus.MERGED)
+        if run.landed and run.merged_sha:
+            reason += f"; {merged} merged, landed on {run.base} at {run.merged_sha[:8]}"
+        elif merged:
+            reason += f"; {merged} merged on limitless/{run.id}/merged, not landed"
         return f"run {run.id} {run.status}{reason}"
 
     @staticmethod

@@ -243,7 +243,9 @@ async def test_the_cursor_follows_the_task_that_needs_watching(shop: ShopRun) ->
         assert (selected_id(app), app.following) == ("database", False)
         with shop.store() as store:
             store.update_task(shop.run_id, "payments", status=TaskStatus.WAITING, attempt=1)
-        await until(pilot, lambda: told(app, "payments is waiting"), "the question")
+        # a short pane says notices in its header: a toast would cover the table
+        await until(pilot, lambda: "payments is waiting" in screen_text(app), "the question")
+        assert notices(app) == {}
         await polled(pilot, app)
         assert selected_id(app) == "database"  # the user's choice stands
         await pilot.press("f")
@@ -259,14 +261,14 @@ async def test_a_tiny_pane_shows_a_ticker_of_the_tasks(shop: ShopRun) -> None:
         await until(pilot, lambda: "needs input" in screen_text(app), "the ticker")
         header, ticker, keys = screen_text(app).splitlines()
         assert shop.run_id in header and "1/6 done" in header
-        # the counts in words do not fit in 80 columns: the table's icons say them
-        assert ticker.strip().split(" · ") == [
-            "▶ frontend 40%",
+        # the selected (followed) task first, then the others worth watching, then counts
+        assert ticker.strip().split("  ") == [
             "? docs needs input",
-            "✓ 1",
-            "✗ 1",
-            "⊘ 1",
-            "· 1",
+            "▶ frontend 40%",
+            "1 done",
+            "1 failed",
+            "1 blocked",
+            "1 pending",
         ]
         assert "f follow" in keys
         assert selected_id(app) == "docs"
@@ -278,6 +280,37 @@ async def test_a_tiny_pane_shows_a_ticker_of_the_tasks(shop: ShopRun) -> None:
         await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), "the dialog closed")
         await app.workers.wait_for_complete()
         assert requests_of(shop) == []
+
+
+async def test_a_narrow_tiny_pane_counts_with_icons(shop: ShopRun) -> None:
+    """Where the counts in words do not fit, the table's icons say them."""
+    app = make_app(shop)
+    async with app.run_test(size=(56, 3)) as pilot:
+        await until(pilot, lambda: "needs input" in screen_text(app), "the ticker")
+        ticker = screen_text(app).splitlines()[1]
+        assert ticker.strip().split("  ")[2:] == ["✓1", "✗1", "⊘1", "·1"]
+
+
+async def test_help_and_the_kill_dialog_fit_the_runs_bottom_pane(shop: ShopRun) -> None:
+    """In the 7-row bottom pane the help fills the pane and scrolls; the kill
+    dialog shows its question, not only its buttons."""
+    app = make_app(shop)
+    async with app.run_test(size=(120, 7)) as pilot:
+        await polled(pilot, app)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        assert "limitless dashboard — keys" in screen_text(app)
+        assert "quit the dashboard" not in screen_text(app)
+        for _ in range(12):
+            await pilot.press("down")
+        await until(pilot, lambda: "quit the dashboard" in screen_text(app), "the help scrolled")
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "the help closed")
+        await pilot.press("k")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirm dialog")
+        text = screen_text(app)
+        assert "Kill task docs" in text and "Kill (y)" in text and "Cancel (n)" in text
+        await pilot.press("n")
 
 
 def selected_id(app: DashboardApp) -> str | None:

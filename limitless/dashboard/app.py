@@ -10,6 +10,7 @@ thread workers; quitting leaves the run going.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,9 @@ from typing import ClassVar, TypeVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
-from textual.events import Resize
+from textual.geometry import Size
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer
@@ -33,6 +35,7 @@ from limitless.dashboard.widgets import (
     DiffView,
     GraphView,
     HeaderBar,
+    HeaderNote,
     HelpScreen,
     LogView,
     MergeView,
@@ -52,6 +55,8 @@ header, the table's heading and first three rows, the keys."""
 KEEP_ROWS_LEAVE = 12
 """Rows the agents' panes keep above it; a shorter window keeps the tiny layout."""
 NOTIFY_TIMEOUT_S = 10.0
+TOASTS_FROM_ROWS = 18
+"""Shorter screens say notices in the header instead of toasts over the table."""
 W = TypeVar("W", bound=Widget)
 VIEWS: dict[str, type[View]] = {
     "diff": DiffView,
@@ -87,8 +92,8 @@ class DashboardApp(App[int]):
         Binding("g", "view('graph')", "graph"),
         Binding("m", "view('merge')", "merge"),
         Binding("k", "kill", "kill"),
-        Binding("r", "retry", "retry"),
-        Binding("D", "mark_done", "done"),
+        Binding("r", "retry", "retry", show=False),
+        Binding("D", "mark_done", "done", show=False),
         Binding("z", "zoom", "zoom", show=False),
         Binding("f", "follow", "follow"),
         Binding("enter", "jump", "pane", show=False),
@@ -114,6 +119,8 @@ class DashboardApp(App[int]):
         self.polls = 0
         self.problem = ""
         self._focus: str | None = None
+        self._rows_kept_at = Size(0, 0)
+        self._note: HeaderNote | None = None
 
     # -- layout -------------------------------------------------------------------
 
@@ -128,13 +135,13 @@ class DashboardApp(App[int]):
         self.title = f"limitless · {self.run_id}"
         self._main(TaskTable).focus()
         self.call_after_refresh(self._start_poll)
-        self._keep_rows()
-
-    def on_resize(self, event: Resize) -> None:
-        self._keep_rows()
 
     def _keep_rows(self) -> None:
-        """In the run's own pane, keep the rows that show the table's first rows."""
+        """In the run's own pane, keep the rows that show the table's first rows
+        (looked at on the poll after the size changed: the App gets no resize event)."""
+        if self.size == self._rows_kept_at:
+            return
+        self._rows_kept_at = self.size
         pane = os.environ.get("TMUX_PANE")
         if pane and self.size.height < KEEP_ROWS:
             self._in_thread(
@@ -170,7 +177,7 @@ class DashboardApp(App[int]):
     def on_poll_failed(self, message: PollFailed) -> None:
         self.problem = message.error
         if self.snapshot is not None:
-            self._main(HeaderBar).show(self.snapshot, self.problem)
+            self._main(HeaderBar).show(self.snapshot, self.problem, self._live_note())
         self._arm()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -178,13 +185,14 @@ class DashboardApp(App[int]):
         if event.worker.group == "poll" and event.state is WorkerState.ERROR:
             self.problem = f"poll failed: {event.worker.error!r}"
             if self.snapshot is not None:
-                self._main(HeaderBar).show(self.snapshot, self.problem)
+                self._main(HeaderBar).show(self.snapshot, self.problem, self._live_note())
             self._arm()
 
     def _apply(self, snapshot: Snapshot) -> None:
+        self._keep_rows()
         self.snapshot = snapshot
         self.polls += 1
-        self._main(HeaderBar).show(snapshot, self.problem)
+        self._main(HeaderBar).show(snapshot, self.problem, self._live_note())
         table = self._main(TaskTable)
         table.show(snapshot)
         self._focus = table.selected_id
@@ -198,6 +206,30 @@ class DashboardApp(App[int]):
         if snapshot.notices:
             texts = [notice.text for notice in snapshot.notices]
             self._in_thread(lambda: self._alert(texts), "alert")
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """A toast, except in a short pane (the run's bottom one), where a toast
+        would cover the table: there the header says it for a while."""
+        if self.size.height >= TOASTS_FROM_ROWS:
+            super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+            return
+        shown = timeout if timeout is not None else NOTIFY_TIMEOUT_S
+        self._note = HeaderNote(message, severity, time.monotonic() + shown)
+        if self.snapshot is not None and self.screen_stack:
+            self._main(HeaderBar).show(self.snapshot, self.problem, self._live_note())
+
+    def _live_note(self) -> HeaderNote | None:
+        if self._note is not None and time.monotonic() >= self._note.until:
+            self._note = None
+        return self._note
 
     def _alert(self, texts: list[str]) -> None:
         """tmux status-line messages and a bell (in a thread)."""

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Grid, Horizontal, ScrollableContainer, Vertical
+from textual.containers import Grid, Horizontal, ScrollableContainer, VerticalScroll
 from textual.events import Key, MouseDown, Resize
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Label, RichLog, Static
@@ -248,10 +248,22 @@ class Quiet(Static):
             self.update(content, layout=False)
 
 
+@dataclass(frozen=True)
+class HeaderNote:
+    """A notice the header shows until `until` (monotonic), in a pane too short for toasts."""
+
+    text: str
+    severity: str
+    until: float
+
+
+NOTE_STYLES = {"error": "bold red", "warning": "bold yellow", "information": "bold cyan"}
+
+
 class HeaderBar(Quiet):
     """Two lines: who and what (run, plan, base, status, time); how far (bar, slots, cost)."""
 
-    def show(self, snapshot: Snapshot, problem: str = "") -> None:
+    def show(self, snapshot: Snapshot, problem: str = "", notice: HeaderNote | None = None) -> None:
         width = max(40, (self.size.width or 80) - 2)
         status = str(snapshot.status)
         first = Text(no_wrap=True, overflow="ellipsis")
@@ -285,20 +297,29 @@ class HeaderBar(Quiet):
             style = "yellow"
         if not note:
             note, style = snapshot.reason, "italic"
+        said = None
+        if notice is not None:
+            said = Text(notice.text, style=NOTE_STYLES.get(notice.severity, "bold"))
         if (self.size.height or 2) < 2:  # a tiny pane: one line says how far too
             first.append(f"  {snapshot.done}/{snapshot.total} done", style="bold")
+            if said is not None:  # the notice instead of the clock, alone if need be
+                self.draw(said if first.cell_len + 12 > width else _spread(first, said, width))
+                return
             self.draw(_spread(first, clock, width))
             return
+        right = said if said is not None and not problem else Text(note, style=style)
         lines = [
             _spread(first, clock, width),
-            _spread(second, Text(note, style=style), width),
+            _spread(second, right, width),
         ]
         self.draw(Text("\n").join(lines))
 
 
 class Ticker(Quiet):
-    """One line for a pane too short for the table: the tasks worth watching, the
-    selected one in reverse, then how many others are in each state."""
+    """One line for a pane too short for the table: the selected task (in reverse),
+    the tasks worth watching, then how many others are in each state."""
+
+    SEPARATOR = "  "
 
     def show(self, snapshot: Snapshot, selected: str | None) -> None:
         width = max(20, (self.size.width or 80) - 2)
@@ -306,9 +327,11 @@ class Ticker(Quiet):
         watched = [
             task
             for task in snapshot.tasks
-            if task.status.active
+            if task.id == selected
+            or task.status.active
             or task.merge_status in (MergeStatus.MERGING, MergeStatus.CONFLICT)
         ]
+        watched.sort(key=lambda task: task.id != selected)  # the selected one first
         for task in watched:
             status = task.shown_status
             label = f"{STATUS_ICONS.get(status, '•')} {task.id}"
@@ -316,24 +339,23 @@ class Ticker(Quiet):
                 label += f" {task.progress:.0f}%"
             elif task.status is TaskStatus.WAITING:
                 label += " needs input"
+            elif not task.status.active:
+                label += f" {status}"
             style = STATUS_STYLES.get(status, "")
             if line:
-                line.append(" · ", style="dim")
+                line.append(self.SEPARATOR)
             line.append(label, style=f"{style} reverse" if task.id == selected else style)
         counts: dict[str, int] = {}
         for task in snapshot.tasks:
             if task not in watched:
                 counts[task.shown_status] = counts.get(task.shown_status, 0) + 1
         # where the words do not fit, the table's icons: "✓ 3"
-        in_words = line.cell_len + sum(len(f" · {n} {status}") for status, n in counts.items())
+        in_words = line.cell_len + sum(len(f"  {n} {status}") for status, n in counts.items())
         for status, count in counts.items():
             if line:
-                line.append(" · ", style="dim")
-            label = (
-                f"{count} {status}"
-                if in_words <= width
-                else f"{STATUS_ICONS.get(status, '•')} {count}"
-            )
+                line.append(self.SEPARATOR)
+            icon = STATUS_ICONS.get(status, "•").strip() or "•"
+            label = f"{count} {status}" if in_words <= width else f"{icon}{count}"
             line.append(label, style=STATUS_STYLES.get(status, "dim"))
         line.truncate(width, overflow="ellipsis")
         self.draw(line)
@@ -918,7 +940,7 @@ class MergeView(View):
 
 KEYS: tuple[tuple[str, str], ...] = (
     ("↑ ↓ / mouse", "select a task"),
-    ("f", "follow the task that needs watching (on at start; other keys stop it)"),
+    ("f", "follow the task that needs watching (other keys stop it)"),
     ("enter", "go to the task's pane in tmux (window and pane)"),
     ("z", "zoom the task's pane (toggle)"),
     ("d", "diff of the task's branch against its start point"),
@@ -947,10 +969,15 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for key, what in KEYS:
             table.add_row(key, what)
-        with Vertical(id="help-box"):
-            yield Label(Text("limitless dashboard — keys", style="bold"))
+        with VerticalScroll(id="help-box"):
+            yield Label(
+                Text("limitless dashboard — keys (↑ ↓ scroll, escape closes)", style="bold")
+            )
             yield Static(table, id="help-keys")
             yield Label(Text("kill, retry and done are requests the supervisor carries out", "dim"))
+
+    def on_mount(self) -> None:
+        self.query_one("#help-box").focus()
 
     def action_close(self) -> None:
         self.dismiss(None)
