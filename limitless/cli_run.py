@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -229,10 +230,14 @@ def _start_and_follow(plan: object, options: object, cwd: Path, mode: str) -> in
         print(json.dumps({"run": run.id, "session": run.tmux_session, "status": str(run.status)}))
         return 0
     if mode == "detach":
+        # from elsewhere (a demo's new repository) the commands need -C to find the run
+        here = Path.cwd().resolve()
+        repo = Path(run.repo_root).resolve()
+        at = "" if here == repo or repo in here.parents else f"-C {shlex.quote(str(repo))} "
         print(f"run {run.id} started in tmux session {run.tmux_session}")
-        print(f"  watch it:   limitless attach {run.id}")
-        print(f"  status:     limitless status {run.id}")
-        print(f"  wait:       limitless wait {run.id}")
+        print(f"  watch it:   limitless {at}attach {run.id}")
+        print(f"  status:     limitless {at}status {run.id}")
+        print(f"  wait:       limitless {at}wait {run.id}")
         return 0
     if mode == "headless":
         return _follow(run.id, Path(run.repo_root), timeout=None)

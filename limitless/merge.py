@@ -748,6 +748,12 @@ class _Phase:
     # -- the whole phase ---------------------------------------------------------
 
     def run(self) -> MergeOutcome:
+        if not any(row.status is TaskStatus.DONE for row in self.rows.values()):
+            # no merge worktree, no setup in it, no gate: there is nothing to bring home
+            for task_id, row in self.rows.items():
+                self._skip(task_id, f"task {row.status}, not done")
+            message = f"nothing to merge: no task is done; {self.run_row.base} left as it was"
+            return self._outcome(ok=True, landed=False, message=message)
         refusal = self._prepare()
         if refusal:
             return self._outcome(ok=False, landed=False, message=refusal)

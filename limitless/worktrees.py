@@ -274,7 +274,8 @@ def find_repo(path: Path) -> RepoInfo:
     if result.returncode != 0 or len(lines) != 2:
         msg = (
             f"not inside a git repository: {path}; "
-            "run limitless from a git checkout or `git init` first"
+            "run limitless from a git checkout (or name one with `limitless -C DIR ...`), "
+            "or `git init` one first"
         )
         raise EnvironmentProblem(msg)
     root = Path(lines[0])

@@ -6,6 +6,7 @@ import math
 import os
 import queue
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -594,3 +595,29 @@ def test_plan_loader_accepts_the_demo_plan(tasks: int, tmp_path: Path) -> None:
         assert task.agent == "demo"
         assert dict(task.env) == {"LIMITLESS_DEMO_SPEED": "4"}
         assert task.estimate_s == pytest.approx(demo_agent.seconds_for(task.id) / 4, rel=0.01)
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_demo_detach_prints_commands_that_work_from_where_it_was_started(
+    tmp_path: Path,
+) -> None:
+    """`demo --detach` makes its repository elsewhere: the printed commands carry -C,
+    so typed as shown, in the same folder, they find the run."""
+    from tests.engine_helpers import cli
+
+    here = tmp_path / "here"
+    here.mkdir()
+    started = cli(
+        here, "demo", "--detach", "--dir", str(tmp_path / "d"), "--tasks", "2", "--speed", "20"
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    commands = {
+        line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
+        for line in started.stdout.splitlines()
+        if line.startswith("  ") and ":" in line
+    }
+    assert commands["wait"].startswith("limitless -C ")
+    for name in ("wait", "status"):
+        argv = shlex.split(commands[name])[1:]
+        result = cli(here, *argv, timeout=180)
+        assert result.returncode == 0, f"{commands[name]}: {result.stdout}{result.stderr}"

@@ -310,6 +310,27 @@ def test_merging_again_merges_nothing_twice(build: Callable[..., Env]) -> None:
 # --- dependencies, epics, not-done tasks -------------------------------------------
 
 
+def test_no_task_done_means_no_merge_worktree_setup_or_gate(
+    build: Callable[..., Env], tmp_path: Path
+) -> None:
+    """With nothing done there is nothing to merge: no merge worktree, no gate run,
+    base untouched, each task skipped with why."""
+    gate_ran = tmp_path / "gate-ran"
+    env = build(
+        [
+            Spec("a", {"a.txt": "a\n"}, status=TaskStatus.FAILED),
+            Spec("b", {"b.txt": "b\n"}, status=TaskStatus.KILLED),
+        ],
+        MergePolicy(gate=f"touch {gate_ran}"),
+    )
+    outcome = env.phase()
+    assert outcome.message == "nothing to merge: no task is done; main left as it was"
+    assert outcome.skipped == ["a", "b"] and outcome.merged == []
+    assert env.row("b").merge_reason == "task killed, not done"
+    assert not env.merge_worktree.exists() and not gate_ran.exists()
+    assert env.sha("main") == env.base_sha
+
+
 def test_tasks_not_done_and_their_dependants_are_skipped(build: Callable[..., Env]) -> None:
     """A failed task is not merged, and neither is a task that depends on it."""
     env = build(

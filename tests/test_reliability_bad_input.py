@@ -20,6 +20,7 @@ from limitless import cli
 from limitless.plan import MAX_PLAN_BYTES
 from tests.conftest import git
 from tests.engine_helpers import cli as run_cli
+from tests.engine_helpers import write_plan
 
 CORPUS = Path(__file__).parent / "bad_plans"
 EXPECT = re.compile(rb"# expect: (\d+):(\d+) (.+)")
@@ -129,4 +130,32 @@ def test_the_real_command_exits_2_with_the_location(repo: Path, case: ViaProcess
     assert result.returncode == 2, result.stdout + result.stderr
     located = f"{case.plan}:{expected.line}:{expected.column}: {expected.says}"
     assert located in result.stderr.splitlines()[0]
+    assert snapshot(repo) == before
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_a_missing_agent_program_is_refused_before_anything_is_made(repo: Path) -> None:
+    """An agent whose program is not on PATH: exit 3 naming it and its tasks, nothing
+    made (before, a task failed only after its setup had run)."""
+    write_plan(
+        repo,
+        """\
+name: ghosts
+agent: ghost
+setup: ["touch setup-ran"]
+agents:
+  ghost: {command: [no-such-agent-program-xyz, "{prompt}"]}
+tasks:
+  - {id: a, prompt: one}
+  - {id: b, prompt: two}
+  - {id: c, prompt: three, agent: shell}
+""",
+    )
+    before = snapshot(repo)
+    result = run_cli(repo, "run", "--headless")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert (
+        "agent command 'no-such-agent-program-xyz' (profile ghost, for a, b) is not on PATH; "
+        "install it, or give these tasks another agent"
+    ) in result.stderr
     assert snapshot(repo) == before

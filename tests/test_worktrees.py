@@ -100,7 +100,8 @@ def test_find_repo_outside_a_repository(tmp_path: Path, monkeypatch: pytest.Monk
         wt.find_repo(plain)
     assert str(raised.value) == (
         f"not inside a git repository: {plain}; "
-        "run limitless from a git checkout or `git init` first"
+        "run limitless from a git checkout (or name one with `limitless -C DIR ...`), "
+        "or `git init` one first"
     )
 
 
