@@ -365,6 +365,8 @@ def _compose(text: str, source: str) -> tuple[Node | None, _Loader]:
     except yaml.MarkedYAMLError as exc:
         details = ", ".join(part for part in (exc.context, exc.problem) if part)
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
+            mark = exc.context_mark  # where the unclosed quote or bracket opened, not the end
         raise PlanError([_problem(source, mark, f"YAML syntax error: {details}")]) from None
     except yaml.YAMLError as exc:
         raise _file_error(source, f"YAML syntax error: {exc}") from None

@@ -121,6 +121,7 @@ class Supervisor:
         self.stopping = threading.Event()
         self.last_titles = 0.0
         self.gate_reason = ""
+        self.merge_message = ""
         self.hooks = HookRunner(store, run_id, self.plan.hooks, self.repo_root, out=self._say)
         self.budget = BudgetWatch(store, run_id, self.plan.budget)
         self.watcher = StateWatcher(store, run_id, self.plan, tmux)
@@ -891,7 +892,8 @@ class Supervisor:
         if run.no_merge:
             text += "; merge skipped (--no-merge): branches left for `limitless merge`"
         elif not merge_ok:
-            text += "; the merge phase did not finish: see its message above, or `limitless status`"
+            why = self.merge_message or f"`limitless events {self.run_id}` says why"
+            text += f"; the merge phase did not finish: {why}"
         return text
 
     def _merge_phase(self) -> bool:
@@ -901,6 +903,7 @@ class Supervisor:
                 self.merge_checkout.result()
         self.store.update_run(self.run_id, status=RunStatus.MERGING)
         result = merge.run_merge_phase(self.store, self.run_id, out=self._say)
+        self.merge_message = result.message
         return bool(result.ok)
 
     def _say(self, line: str) -> None:
