@@ -45,6 +45,8 @@ NOT_DONE_TERMINAL = (TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.KILLED)
 DEFAULT_MEMORY_FLOOR = 1 << 30
 RETRY_BACKOFF_S = (2.0, 5.0, 15.0, 30.0)
 TIMEOUT_GRACE_S = 30.0
+STATUS_WAIT_S = 3.0
+"""How long a dead pane may lack its exit status before its task is judged without it."""
 TITLE_INTERVAL_S = 2.0
 PREDICTION_INTERVAL_S = 5.0
 WRAPPER_FINISH_S = 30.0  # how long a slot waits for a done task's wrapper to finish
@@ -122,6 +124,7 @@ class Supervisor:
         self.last_titles = 0.0
         self.gate_reason = ""
         self.merge_message = ""
+        self.dead_unreported: dict[str, float] = {}
         self.hooks = HookRunner(store, run_id, self.plan.hooks, self.repo_root, out=self._say)
         self.budget = BudgetWatch(store, run_id, self.plan.budget)
         self.watcher = StateWatcher(store, run_id, self.plan, tmux)
@@ -325,6 +328,8 @@ class Supervisor:
             )
             if pane is not None and not pane.dead and not timed_out:
                 continue
+            if pane is not None and not timed_out and self._status_pending(row.id, pane, now):
+                continue  # its terminal closed a moment before tmux reaped it: look again
             if picture.panes == {} and not timed_out:
                 continue  # tmux did not answer this tick; do not judge
             fresh = self.store.get_task(self.run_id, row.id)
@@ -895,6 +900,15 @@ class Supervisor:
             why = self.merge_message or f"`limitless events {self.run_id}` says why"
             text += f"; the merge phase did not finish: {why}"
         return text
+
+    def _status_pending(self, task_id: str, pane: PaneState, now: float) -> bool:
+        """A dead pane with no exit status or signal yet, seen for less than
+        STATUS_WAIT_S: tmux reports the status once it reaps the process."""
+        if pane.dead_status is not None or pane.dead_signal is not None:
+            self.dead_unreported.pop(task_id, None)
+            return False
+        first = self.dead_unreported.setdefault(task_id, now)
+        return now - first < STATUS_WAIT_S
 
     def _merge_phase(self) -> bool:
         if self.merge_checkout is not None:
