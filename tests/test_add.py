@@ -14,11 +14,7 @@ from tests.engine_helpers import cli, latest_run, tasks_of, wait_for, write_plan
 
 pytestmark = pytest.mark.usefixtures("tmux_socket")
 
-HOLD = """\
-name: live
-agent: shell
-max_concurrency: 2
-merge: {land: manual}
+FIRST_HELD = """\
 tasks:
   - id: first
     prompt: |
@@ -26,6 +22,9 @@ tasks:
       for i in $(seq 1 600); do test -f "$LIMITLESS_STATE_DIR/release" && exit 0; sleep 0.1; done
       exit 1
 """
+"""A task that commits, then holds until the test drops `release` in the state folder."""
+
+HOLD = "name: live\nagent: shell\nmax_concurrency: 2\nmerge: {land: manual}\n" + FIRST_HELD
 
 
 def test_added_task_runs_after_its_dependency_and_chains_by_json(repo: Path) -> None:
@@ -74,7 +73,8 @@ def test_added_task_runs_after_its_dependency_and_chains_by_json(repo: Path) -> 
     assert latest_run(repo).id == run_id
 
 
-STAGED = """\
+STAGED = (
+    """\
 name: staged
 agent: shell
 max_concurrency: 2
@@ -84,13 +84,9 @@ stages:
   - name: check
     prompt: |
       echo "checked {task}" >> checks.txt && git add checks.txt && git commit -qm "check {task}"
-tasks:
-  - id: first
-    prompt: |
-      echo first > first.txt && git add first.txt && git commit -qm "first: add"
-      for i in $(seq 1 600); do test -f "$LIMITLESS_STATE_DIR/release" && exit 0; sleep 0.1; done
-      exit 1
 """
+    + FIRST_HELD
+)
 
 
 def test_an_added_task_goes_through_the_plans_stages(repo: Path) -> None:
