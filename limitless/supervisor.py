@@ -908,7 +908,10 @@ class Supervisor:
             self.dead_unreported.pop(task_id, None)
             return False
         first = self.dead_unreported.setdefault(task_id, now)
-        return now - first < STATUS_WAIT_S
+        if now - first < STATUS_WAIT_S:
+            return True
+        del self.dead_unreported[task_id]  # judged now; a later death waits afresh
+        return False
 
     def _merge_phase(self) -> bool:
         if self.merge_checkout is not None:

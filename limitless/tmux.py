@@ -759,13 +759,10 @@ class TmuxSession:
         wake_option = WAKE_OPTION_PREFIX + wake_channel
         hook = self._wake_hook(wake_channel)
 
-        def started(label: str, argv: list[str]) -> list[str]:
-            return _started(directory, label, argv)
-
         new_session = ["new-session", "-d", "-s", self.name, "-n", CONTROL_WINDOW]
         size = ["-x", str(width), "-y", str(height)]
         commands: list[list[str]] = [
-            [*new_session, *size, *_env_flags(env), *started("control", control)],
+            [*new_session, *size, *_env_flags(env), *_started(directory, "control", control)],
             ["set-option", "-t", self._target, "destroy-unattached", "off"],
             ["set-option", "-t", self._target, "history-limit", str(HISTORY_LIMIT)],
             # the default 10 columns cut `[limitless-shop-1]` to `[limitless`
@@ -779,14 +776,24 @@ class TmuxSession:
         def new_window(window: str, label: str, argv: list[str]) -> None:
             nonlocal commands
             commands = [
-                ["new-window", "-d", "-t", self._target, "-n", window, *started(label, argv)]
+                [
+                    "new-window",
+                    "-d",
+                    "-t",
+                    self._target,
+                    "-n",
+                    window,
+                    *_started(directory, label, argv),
+                ]
             ]
             commands.extend(self._window_setup(window, hook))
             groups.append(commands)
 
         def split(window: str, label: str, argv: list[str], flags: list[str]) -> None:
             target = self._window(window)
-            commands.append(["split-window", "-t", target, *flags, *started(label, argv)])
+            commands.append(
+                ["split-window", "-t", target, *flags, *_started(directory, label, argv)]
+            )
 
         if dashboard and layout.dashboard == "window":
             new_window(DASHBOARD_WINDOW, "dashboard", dashboard)
@@ -959,17 +966,14 @@ class TmuxSession:
 
     def panes(self) -> list[PaneState]:
         """Every pane of the session, from one `list-panes` call."""
-        states = self._reap_lost_exits(self._list_panes())
+        output = self._run([["list-panes", "-s", "-t", self._target, "-F", PANE_FORMAT]])
+        states = _parse_panes(output)
+        self._ask_to_reap_lost_exits(states)
         self._known_panes = tuple(state.pane_id for state in states)
         return states
 
-    def _list_panes(self) -> list[PaneState]:
-        return _parse_panes(
-            self._run([["list-panes", "-s", "-t", self._target, "-F", PANE_FORMAT]])
-        )
-
-    def _reap_lost_exits(self, states: list[PaneState]) -> list[PaneState]:
-        """`states`, after asking tmux to reap any exited pane program it missed.
+    def _ask_to_reap_lost_exits(self, states: list[PaneState]) -> None:
+        """Ask tmux to reap the exited pane programs it missed, if `states` shows one.
 
         tmux 3.3a now and then misses the SIGCHLD of a pane program that exits
         while the machine is busy (about 1 in 7 quick exits under load in our
@@ -987,7 +991,6 @@ class TmuxSession:
         if unreported and now - self._reap_asked_at >= REAP_ASK_INTERVAL_S:
             self._reap_asked_at = now
             self._run([["run-shell", "-b", "-t", self._target, "true"]])
-        return states
 
     def capture(self, pane_ids: Iterable[str], lines: int = 5) -> dict[str, list[str]]:
         """The last `lines` non-empty lines of each pane, from one tmux call.
@@ -1045,7 +1048,8 @@ class TmuxSession:
             alive = {state.pane_id for state in states}
             captured = self.capture([pane for pane in wanted if pane in alive], lines)
             return Snapshot(tuple(states), captured)
-        states = self._reap_lost_exits(_parse_panes(sections[0]))
+        states = _parse_panes(sections[0])
+        self._ask_to_reap_lost_exits(states)
         self._known_panes = tuple(state.pane_id for state in states)
         captured = {
             pane: _last_lines(text, lines) for pane, text in zip(wanted, sections[1:], strict=True)

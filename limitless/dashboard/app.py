@@ -196,7 +196,7 @@ class DashboardApp(App[int]):
         table = self._main(TaskTable)
         table.show(snapshot)
         self._focus = table.selected_id
-        self._main(Ticker).show(snapshot, self._focus)
+        self._show_ticker(snapshot)
         self._main(Detail).show(snapshot.task(self._focus))
         for screen in self.screen_stack:
             if isinstance(screen, View):
@@ -226,6 +226,12 @@ class DashboardApp(App[int]):
         if self.snapshot is not None and self.screen_stack:
             self._main(HeaderBar).show(self.snapshot, self.problem, self._live_note())
 
+    def _show_ticker(self, snapshot: Snapshot) -> None:
+        """The ticker line, only while it shows (tiny panes): no work on other ticks."""
+        ticker = self._main(Ticker)
+        if ticker.display:
+            ticker.show(snapshot, self._focus)
+
     def _live_note(self) -> HeaderNote | None:
         if self._note is not None and time.monotonic() >= self._note.until:
             self._note = None
@@ -239,7 +245,7 @@ class DashboardApp(App[int]):
         if event.data_table.id != "tasks" or self.snapshot is None:
             return
         self._focus = str(event.row_key.value) if event.row_key.value is not None else None
-        self._main(Ticker).show(self.snapshot, self._focus)
+        self._show_ticker(self.snapshot)
         self._main(Detail).show(self.snapshot.task(self._focus))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
