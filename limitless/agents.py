@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 PLACEHOLDERS = frozenset({"prompt", "prompt_file", "task", "worktree", "branch", "model", "python"})
@@ -20,6 +21,10 @@ PLACEHOLDERS = frozenset({"prompt", "prompt_file", "task", "worktree", "branch",
 DEFAULT_PROGRESS_REGEX = r"(?i)\bprogress\b\D{0,20}?(\d{1,3}(?:\.\d+)?)\s*%"
 DEFAULT_COST_REGEX = r"(?i)\b(?:total\s+)?cost\b\D{0,20}?\$\s*(\d+(?:\.\d+)?)"
 DEFAULT_RATE_LIMIT_REGEX = r"(?i)\b(?:rate[ -]?limit(?:ed)?|429 Too Many Requests|quota exceeded)\b"
+DEFAULT_IDLE_DONE_S = 30.0
+
+Changes = Literal["required", "optional"]
+CHANGES: dict[str, Changes] = {"required": "required", "optional": "optional"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,13 @@ class AgentProfile:
     resume_command: tuple[str, ...] = ()
     rate_limit_regex: str | None = DEFAULT_RATE_LIMIT_REGEX
     idle_seconds: float = 30.0
+    adapter: str | None = None
+    """The real program this profile drives (`limitless.programs`): its permission flags,
+    its events and its verdicts; None for a plain argv template."""
+    idle_done_s: float = DEFAULT_IDLE_DONE_S
+    """Interactive: a finished turn with nothing pending becomes done after this long."""
+    changes: Changes = "optional"
+    """`required`: an attempt that leaves the branch unchanged is a failure, not a success."""
 
 
 @dataclass(frozen=True)
@@ -99,11 +111,6 @@ def unknown_placeholders(parts: Sequence[str]) -> list[str]:
     return [name for name in found if name not in PLACEHOLDERS]
 
 
-_CLAUDE_WAITING = (
-    r"(?i)(do you want to (proceed|make this edit|create)|❯\s*1\.\s*yes|"
-    r"\(y/n\)|press enter to continue|waiting for your input)"
-)
-
 # What the built-in agents print when their provider refuses for a while.
 _CLAUDE_RATE_LIMIT = (
     r"(?i)(\brate[ -]?limit(?:ed)?\b|usage limit reached|\b429\b.{0,40}(?:too many|rate)|"
@@ -120,12 +127,13 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
     for profile in (
         AgentProfile(
             name="claude",
-            command=("claude", "-p", "{prompt}"),
+            command=("claude", "-p", "{prompt}", "--output-format", "stream-json", "--verbose"),
             model_args=("--model", "{model}"),
-            waiting_regex=_CLAUDE_WAITING,
-            session_regex=r"(?i)session[ _-]?id\W+([0-9a-f-]{36})",
-            resume_command=("claude", "--resume", "{session}"),
+            cost_regex=None,
+            progress_regex=None,
             rate_limit_regex=_CLAUDE_RATE_LIMIT,
+            adapter="claude",
+            changes="required",
         ),
         AgentProfile(
             name="codex",

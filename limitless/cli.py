@@ -117,6 +117,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from limitless import userconfig
+    from limitless.agentcheck import plan_problems
     from limitless.overlap import overlap_warnings
 
     path = _plan_path(args.plan)
@@ -132,7 +133,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
             count = len(exc.problems)
             print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 2
-    warnings = overlap_warnings(plan)
+    # A program missing here may be there where the plan runs; a refusal is the plan's.
+    programs = plan_problems(plan)
+    warnings = overlap_warnings(plan) + [p.message for p in programs if p.kind != "refused"]
+    refusals = [p.message for p in programs if p.kind == "refused"]
+    if refusals:
+        if args.json:
+            _print_json({"ok": False, "environment": refusals, "warnings": warnings})
+        else:
+            for message in refusals:
+                print(f"{path}: {message}", file=sys.stderr)
+        return 3
     if args.json:
         _print_json({"ok": True, "plan": plan.name, "tasks": len(plan.tasks), "warnings": warnings})
     else:
@@ -164,11 +175,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([vars(check) for check in checks])
     else:
-        width = max(len(check.name) for check in checks)
         for check in checks:
-            mark = "ok  " if check.ok else "FAIL"
+            width = max(len(c.name) for c in checks if c.required == check.required)
+            mark = "ok  " if check.ok else ("FAIL" if check.required else "--  ")
             print(f"{mark} {check.name:<{width}}  {check.detail}")
-    return 0 if all(check.ok for check in checks) else 3
+    return 0 if all(check.ok for check in checks if check.required) else 3
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -23,6 +24,9 @@ class Check:
     name: str
     ok: bool
     detail: str
+    required: bool = True
+    """A failed check that is not required (an agent program the user may not use) is shown
+    but does not fail `doctor`."""
 
 
 def parse_version(text: str) -> tuple[int, int] | None:
@@ -63,7 +67,22 @@ def run_checks(cwd: Path) -> list[Check]:
         _version_check("git", ["git", "--version"], MIN_GIT),
     ]
     checks += _repository_checks(cwd)
+    checks += _agent_checks()
     return checks
+
+
+def _agent_checks() -> list[Check]:
+    from limitless import userconfig
+    from limitless.agentcheck import profile_reports
+    from limitless.agents import BUILTIN_PROFILES
+
+    profiles = dict(BUILTIN_PROFILES)
+    with contextlib.suppress(LimitlessError):  # a broken config is reported by its own commands
+        profiles.update(userconfig.load_config().agents)
+    return [
+        Check(f"agent {report.profile}", report.supported, report.detail, required=False)
+        for report in profile_reports(profiles)
+    ]
 
 
 def _repository_checks(cwd: Path) -> list[Check]:

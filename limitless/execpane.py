@@ -32,6 +32,8 @@ from limitless.agents import (
 )
 from limitless.errors import LimitlessError
 from limitless.plan import Plan, Task
+from limitless.programs import EventStream, PaneLine, Program, adapter
+from limitless.programs.verdict import Verdict, judge_changes, judge_stream
 from limitless.ptyrun import PtyProcess, PtyResult
 from limitless.states import TaskStatus
 from limitless.store import Attempt, Run, Store, TaskRow
@@ -43,6 +45,8 @@ ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x
 PROGRESS_WRITE_INTERVAL = 0.5
 MAX_ARGUMENT_BYTES = 128 * 1024  # Linux MAX_ARG_STRLEN, counting the closing NUL
 BOLD, DIM, GREEN, RED, RESET = "\x1b[1m", "\x1b[2m", "\x1b[32m", "\x1b[31m", "\x1b[0m"
+CYAN = "\x1b[36m"
+LINE_STYLES = {"text": "", "action": CYAN, "dim": DIM, "good": GREEN, "bad": RED}
 
 
 def wake_channel(run_id: str) -> str:
@@ -61,6 +65,11 @@ def argument_too_long(argv: list[str]) -> str | None:
                 "{prompt}: use {prompt_file} in the agent's command instead"
             )
     return None
+
+
+def events_path(store: Store, run_id: str, task_id: str) -> Path:
+    """Where a headless program's raw events are kept (the task log has them as lines)."""
+    return store.log_path(run_id, task_id).with_suffix(".events.jsonl")
 
 
 def prompt_path(store: Store, run_id: str, task_id: str) -> Path:
@@ -117,6 +126,18 @@ class LineParser:
             self.rate_limited = True
             self.rate_limit_line, self.rate_limit_at = line, self.lines
 
+    def note(self, line: str) -> None:
+        """A line shown for the agent (a rendered event): counted, and kept as the last."""
+        self.last_line = line
+        self.lines += 1
+
+    def take(self, progress: float | None, cost: float | None, session: str | None) -> None:
+        """Figures an event reader found; marks a change for the next store write."""
+        for name, value in (("progress", progress), ("cost", cost), ("session", session)):
+            if value is not None and value != getattr(self, name):
+                setattr(self, name, value)
+                self.changed = True
+
     def recent_rate_limit(self) -> str | None:
         """The rate-limit line, if the agent printed one among its last lines."""
         if self.rate_limit_line and self.lines - self.rate_limit_at < ratelimit.RECENT_LINES:
@@ -141,6 +162,8 @@ class Wrapper:
         self.task = task
         self.row = row
         self.profile: AgentProfile = plan.profile(task)
+        self.program: Program | None = adapter(self.profile.adapter)
+        self.stream: EventStream | None = None
         self.worktree = Path(row.worktree)
         self.log_file: BinaryIO | None = None
         self.process: PtyProcess | None = None
@@ -185,6 +208,8 @@ class Wrapper:
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
+        if self.program is not None:
+            env.update(self.program.environment())
         env.update(self.profile.env)
         env.update(self.task.env)
         env.update(
@@ -242,35 +267,108 @@ class Wrapper:
             model=self.task.model,
         )
         argv = self._agent_argv(context)
+        if self.program is not None:
+            argv += self.program.approve_args(self.plan.approve_of(self.task))
         env = self._environment()
         if shutil.which(argv[0], path=env.get("PATH")) is None:
+            install = f" ({self.program.install})" if self.program is not None else ""
             return Outcome(
                 TaskStatus.FAILED,
                 127,
                 f"agent command {argv[0]!r} (profile {self.profile.name}) not found on PATH; "
-                "install it or pick another agent for this task",
+                f"install it{install} or pick another agent for this task",
             )
         oversized = argument_too_long(argv)
         if oversized:
             return Outcome(TaskStatus.FAILED, 126, f"{oversized} (profile {self.profile.name})")
         parser = LineParser(OutputParsers.for_profile(self.profile))
+        if self.program is not None and self.program.headless_stream:
+            self.stream = self.program.stream(self.worktree)
+        events = self._open_events()
         last_write = 0.0
 
         def on_output(data: bytes) -> None:
             nonlocal last_write
-            self._log(data)
-            parser.feed(data)
+            if self.stream is not None:
+                self._show_events(parser, data, events)
+            else:
+                self._log(data)
+                parser.feed(data)
             now = time.monotonic()
             if parser.changed and now - last_write >= PROGRESS_WRITE_INTERVAL:
                 self._store_parsed(parser)
                 last_write = now
 
-        self.process = PtyProcess(argv, cwd=str(self.worktree), env=env, on_output=on_output)
-        self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
-        result = self.process.pump(timeout_s=self.task.timeout_s)
-        parser.finish()
+        try:
+            self.process = PtyProcess(
+                argv,
+                cwd=str(self.worktree),
+                env=env,
+                on_output=on_output,
+                echo_to_stdout=self.stream is None,
+            )
+            self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
+            result = self.process.pump(timeout_s=self.task.timeout_s)
+            if self.stream is not None:
+                self._show_events(parser, b"\n", events)
+            else:
+                parser.finish()
+        finally:
+            if events is not None:
+                events.close()
         self._store_parsed(parser)
-        return self._rate_limited(parser, result) or self._outcome(result)
+        return (
+            self._stream_verdict(result)
+            or self._rate_limited(parser, result)
+            or self._outcome(result)
+        )
+
+    def _open_events(self) -> BinaryIO | None:
+        """The raw event file of a headless program (None when it prints no events)."""
+        if self.stream is None:
+            return None
+        try:
+            return open(events_path(self.store, self.run.id, self.task.id), "ab", buffering=0)
+        except OSError:
+            return None
+
+    def _show_events(self, parser: LineParser, data: bytes, events: BinaryIO | None) -> None:
+        """A headless program's events as readable lines in the pane and the log."""
+        assert self.stream is not None
+        if events is not None:
+            with contextlib.suppress(OSError):
+                events.write(data)
+        text = parser.partial + data.decode("utf-8", errors="replace")
+        pieces = re.split(r"[\r\n]", text)
+        parser.partial = pieces.pop()
+        for piece in pieces:
+            raw = ANSI.sub("", piece).strip()
+            if not raw:
+                continue
+            for line in self.stream.line(raw):
+                self._say_line(line)
+                parser.note(line.text)
+        facts = self.stream.facts
+        parser.take(facts.progress, facts.cost_usd, facts.session_id)
+
+    def _say_line(self, line: PaneLine) -> None:
+        colour = LINE_STYLES[line.style]
+        self._say(f"{colour}{line.text}{RESET}" if colour else line.text)
+
+    def _stream_verdict(self, result: PtyResult) -> Outcome | None:
+        """A headless program's own account of a failure its exit code may hide."""
+        if self.stream is None or self.program is None or result.timed_out or result.stopped:
+            return None
+        verdict = judge_stream(
+            self.stream.facts,
+            result.exit_code,
+            self.plan.approve_of(self.task),
+            self.program.display,
+        )
+        if verdict is None:
+            return None
+        reason = ratelimit.reason_for(verdict.rate_limit) if verdict.rate_limit else verdict.reason
+        return Outcome(TaskStatus.FAILED, result.exit_code, reason)
 
     def _agent_argv(self, context: AgentContext) -> list[str]:
         """The agent's argv: its resume command when this attempt continues a conversation."""
@@ -333,6 +431,10 @@ class Wrapper:
             except LimitlessError as exc:
                 reason = f"{reason}; autocommit failed: {exc}".lstrip("; ")
         state = worktrees.inspect(self.worktree, self.row.start_sha or self.run.base_sha)
+        unchanged = self._unchanged(outcome, state)
+        if unchanged is not None:
+            outcome = Outcome(TaskStatus.FAILED, outcome.exit_code, unchanged.reason)
+            reason = "; ".join(part for part in (outcome.reason, self.log_error) if part)
         now = time.time()
         fields: dict[str, object] = {
             "exit_code": outcome.exit_code,
@@ -380,6 +482,15 @@ class Wrapper:
             f"{state.files_changed} file{'s' if state.files_changed != 1 else ''} "
             f"+{state.insertions} −{state.deletions}{detail}"
         )
+
+    def _unchanged(self, outcome: Outcome, state: worktrees.WorktreeState) -> Verdict | None:
+        """A done attempt that changed nothing, of a task that must change something."""
+        if outcome.status is not TaskStatus.DONE or not self.plan.changes_required(self.task):
+            return None
+        if self.store.get_task(self.run.id, self.task.id).status is TaskStatus.DONE:
+            return None  # marked done by the user: their word counts
+        said = self.stream.facts.final_text if self.stream is not None else ""
+        return judge_changes(state.ahead > 0 or bool(state.dirty_files), said)
 
     def _wake_supervisor(self) -> None:
         from limitless.tmux import TmuxSession

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from limitless import worktrees
-from limitless.agents import AgentContext, render_argv
 from limitless.doctor import MIN_GIT, MIN_TMUX
 from limitless.errors import EnvironmentProblem, TmuxError, UsageError
 from limitless.plan import Plan
@@ -70,29 +67,13 @@ def apply_options(plan: Plan, options: RunOptions) -> Plan:
 
 
 def check_agent_programs(plan: Plan) -> None:
-    """Every agent program the plan's tasks start is on PATH, or EnvironmentProblem
-    (exit 3) before anything is created: better than a task failing after its setup."""
-    missing: dict[tuple[str, str], list[str]] = {}
-    for task in plan.tasks:
-        profile = plan.profile(task)
-        context = AgentContext(prompt="", prompt_file="", task=task.id, worktree="", branch="")
-        program = render_argv(profile, context)[0]
-        path = task.env.get("PATH") or profile.env.get("PATH") or os.environ.get("PATH")
-        if shutil.which(program, path=path) is None:
-            missing.setdefault((program, profile.name), []).append(task.id)
-    if not missing:
-        return
-    (program, profile_name), users = next(iter(missing.items()))
-    shown = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
-    msg = (
-        f"agent command {program!r} (profile {profile_name}, for {shown}) is not on PATH; "
-        "install it, or give these tasks another agent (`agent:` in the plan, "
-        "`--agent` with --prompt)"
-    )
-    others = [f"{name!r} (profile {prof})" for name, prof in list(missing)[1:]]
-    if others:
-        msg += f"; also missing: {', '.join(others)}"
-    raise EnvironmentProblem(msg)
+    """Every agent program the plan's tasks start is on PATH, new enough and allowed to run
+    as the plan asks, or EnvironmentProblem (exit 3) before anything is created."""
+    from limitless.agentcheck import plan_problems
+
+    problems = plan_problems(plan)
+    if problems:
+        raise EnvironmentProblem("; ".join(problem.message for problem in problems))
 
 
 def check_environment() -> None:

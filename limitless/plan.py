@@ -27,9 +27,17 @@ import yaml
 from yaml.events import AliasEvent, Event, NodeEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from limitless.agents import BUILTIN_PROFILES, PLACEHOLDERS, AgentProfile, unknown_placeholders
+from limitless.agents import (
+    BUILTIN_PROFILES,
+    CHANGES,
+    PLACEHOLDERS,
+    AgentProfile,
+    Changes,
+    unknown_placeholders,
+)
 from limitless.errors import PlanError, Problem, UsageError
 from limitless.graph import find_cycles
+from limitless.programs import ADAPTERS, APPROVE_CHOICES, DEFAULT_APPROVE, Approve
 
 DEFAULT_PLAN_FILE = "limitless.yaml"
 
@@ -64,19 +72,21 @@ _OVERLAP: dict[str, Overlap] = {"warn": "warn", "serialize": "serialize"}
 _ROOT_KEYS = (
     "name", "base", "max_concurrency", "agent", "layout", "worktree_root", "setup", "copy",
     "link", "merge", "agents", "budget", "stages", "autocommit", "artifacts", "overlap",
-    "ports", "hooks", "tasks",
+    "ports", "hooks", "approve", "idle_done", "changes", "tasks",
 )  # fmt: skip
 _TASK_KEYS = (
     "id", "prompt", "prompt_file", "agent", "depends_on", "after", "files", "priority",
     "retries", "timeout", "estimate", "epic", "env", "model", "exclusive", "ports", "stages",
+    "approve", "idle_done", "changes",
 )  # fmt: skip
 _MERGE_KEYS = ("strategy", "gate", "on_conflict", "land", "resolver", "resolver_timeout")
 _AGENT_KEYS = (
     "command", "model_args", "interactive", "env", "cost_regex", "progress_regex",
     "waiting_regex", "session_regex", "resume_command", "rate_limit_regex", "idle_seconds",
+    "adapter", "idle_done", "changes",
 )  # fmt: skip
 _BUDGET_KEYS = ("max_cost_usd", "alert_at")
-_STAGE_KEYS = ("name", "prompt", "agent", "model")
+_STAGE_KEYS = ("name", "prompt", "agent", "model", "changes")
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,7 @@ class Stage:
     prompt: str = "{prompt}"
     agent: str | None = None
     model: str | None = None
+    changes: Changes | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,9 @@ class Task:
     prompt_file: Path | None = None
     stage: str | None = None
     origin: str = ""
+    approve: Approve | None = None
+    idle_done_s: float | None = None
+    changes: Changes | None = None
 
     @property
     def worktree_key(self) -> str:
@@ -162,6 +176,9 @@ class Plan:
     overlap: Overlap = "warn"
     ports: int = 0
     hooks: Mapping[str, str] = field(default_factory=dict)
+    approve: Approve = DEFAULT_APPROVE
+    idle_done_s: float | None = None
+    changes: Changes | None = None
     tasks: tuple[Task, ...] = ()
 
     @cached_property
@@ -185,6 +202,25 @@ class Plan:
         except KeyError:
             msg = f"task {task.id!r} names agent profile {task.agent!r}, unknown to this plan"
             raise UsageError(msg) from None
+
+    def approve_of(self, task: Task) -> Approve:
+        """The permission policy `task` runs with: its own, else the plan's."""
+        return task.approve or self.approve
+
+    def idle_done_of(self, task: Task) -> float:
+        """Seconds an interactive agent's finished turn waits before the task is done."""
+        for value in (task.idle_done_s, self.idle_done_s):
+            if value is not None:
+                return value
+        return self.profile(task).idle_done_s
+
+    def changes_required(self, task: Task) -> bool:
+        """Whether an attempt of `task` that changes nothing is a failure."""
+        stage = next((s for s in self.stages if s.name == task.stage), None)
+        choice = (stage.changes if stage else None) or task.changes or self.changes
+        if choice is None and stage is not None and stage is not self.stages[0]:
+            choice = "optional"  # a later stage (a review, a check) may rightly change nothing
+        return (choice or self.profile(task).changes) == "required"
 
     def to_json(self) -> str:
         """The whole plan as JSON; `from_json` turns it back into an equal Plan."""
@@ -908,8 +944,15 @@ def _read_plan(reader: _Reader, root: Node | None, source_path: Path | None) -> 
         overlap=sec.choice("overlap", "warn", _OVERLAP),
         ports=sec.integer("ports", 0, 0, MAX_PORTS),
         hooks=_read_hooks(reader, sec.get("hooks")),
+        approve=sec.choice("approve", DEFAULT_APPROVE, APPROVE_CHOICES),
+        idle_done_s=sec.duration("idle_done"),
+        changes=_changes(sec),
         tasks=tasks,
     )
+
+
+def _changes(sec: _Section) -> Changes | None:
+    return sec.choice("changes", None, CHANGES) if sec.get("changes") is not None else None
 
 
 def _plan_name(sec: _Section, base_dir: Path) -> str:
@@ -985,7 +1028,27 @@ def _read_profile(reader: _Reader, name: str, node: Node) -> AgentProfile | None
         resume_command=sec.argv("resume_command", template.resume_command, frozenset({"session"})),
         rate_limit_regex=sec.regex("rate_limit_regex", template.rate_limit_regex, group=False),
         idle_seconds=sec.number("idle_seconds", template.idle_seconds, 0, MAX_IDLE_SECONDS),
+        adapter=_adapter(sec, template.adapter),
+        idle_done_s=_or(sec.duration("idle_done"), template.idle_done_s),
+        changes=sec.choice("changes", template.changes, CHANGES),
     )
+
+
+def _adapter(sec: _Section, default: str | None) -> str | None:
+    node = sec.get("adapter")
+    if node is None:
+        return default
+    if _is_null(node):
+        return None
+    name = sec.reader.text(node, sec.at("adapter"))
+    if name is None:
+        return default
+    sec.reader.known(node, sec.at("adapter"), name, sorted(ADAPTERS), "agent adapter")
+    return name if name in ADAPTERS else default
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _read_merge(reader: _Reader, node: Node | None, known: Sequence[str]) -> MergePolicy:
@@ -1047,7 +1110,13 @@ def _read_stages(reader: _Reader, node: Node | None, known: Sequence[str]) -> tu
         first_seen[name] = name_node
         agent = _agent_name(sec, "agent", "", known) if sec.get("agent") is not None else None
         stages.append(
-            Stage(name, sec.text("prompt", "{prompt}"), agent or None, sec.optional_text("model"))
+            Stage(
+                name,
+                sec.text("prompt", "{prompt}"),
+                agent or None,
+                sec.optional_text("model"),
+                _changes(sec),
+            )
         )
     return tuple(stages)
 
@@ -1101,6 +1170,13 @@ def _read_task(
         exclusive=sec.flag("exclusive", False),
         ports=sec.integer("ports", 0, 0, MAX_PORTS) if sec.get("ports") is not None else None,
         prompt_file=prompt_file,
+        approve=(
+            sec.choice("approve", DEFAULT_APPROVE, APPROVE_CHOICES)
+            if sec.get("approve") is not None
+            else None
+        ),
+        idle_done_s=sec.duration("idle_done"),
+        changes=_changes(sec),
     )
     staged = sec.flag("stages", True)
     return _Draft(task, path, node, id_node, refs, epic_node, staged)

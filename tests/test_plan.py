@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import textwrap
 from pathlib import Path
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from limitless import plan
-from limitless.agents import BUILTIN_PROFILES, AgentProfile
+from limitless.agents import BUILTIN_PROFILES
 from limitless.errors import PlanError, UsageError
 
 PLANS = Path(__file__).parent / "plans"
@@ -122,20 +123,7 @@ def test_full_plan_agent_profiles() -> None:
     """A plan profile named like a built-in changes only the fields it gives."""
     full = plan.load(PLANS / "full.yaml")
     claude = BUILTIN_PROFILES["claude"]
-    assert full.agents["claude"] == AgentProfile(
-        name="claude",
-        command=claude.command,
-        model_args=claude.model_args,
-        interactive=True,
-        env=claude.env,
-        cost_regex=claude.cost_regex,
-        progress_regex=claude.progress_regex,
-        waiting_regex=claude.waiting_regex,
-        session_regex=claude.session_regex,
-        resume_command=claude.resume_command,
-        rate_limit_regex=claude.rate_limit_regex,
-        idle_seconds=45.0,
-    )
+    assert full.agents["claude"] == dataclasses.replace(claude, interactive=True, idle_seconds=45.0)
     fixer = full.agents["fixer"]
     assert fixer.command == ("codex", "exec", "{prompt}")
     assert fixer.env == {"CODEX_QUIET": "1"}

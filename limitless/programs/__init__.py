@@ -1,0 +1,45 @@
+"""Adapters for the real agent programs (Claude Code, Codex, aider, ...).
+
+A built-in agent profile names its adapter (`AgentProfile.adapter`); the
+in-pane wrapper asks it for the permission flags of the task's `approve`
+policy, the environment of an unattended start, and — for headless programs
+that print JSON events — a reader that turns the events into pane lines and
+facts (session, cost, denials, errors). `verdict` turns those facts into a
+failure reason when the exit code alone would call the task a success.
+
+Imports: only the standard library and `limitless.programs.*`.
+"""
+
+from __future__ import annotations
+
+from limitless.programs.base import (
+    APPROVE_CHOICES,
+    DEFAULT_APPROVE,
+    Approve,
+    EventStream,
+    PaneLine,
+    Program,
+    Refusal,
+    StreamFacts,
+)
+from limitless.programs.claude import CLAUDE
+
+ADAPTERS: dict[str, Program] = {program.name: program for program in (CLAUDE,)}
+
+__all__ = [
+    "ADAPTERS",
+    "APPROVE_CHOICES",
+    "DEFAULT_APPROVE",
+    "Approve",
+    "EventStream",
+    "PaneLine",
+    "Program",
+    "Refusal",
+    "StreamFacts",
+    "adapter",
+]
+
+
+def adapter(name: str | None) -> Program | None:
+    """The adapter called `name`, or None for a profile without one."""
+    return ADAPTERS.get(name) if name else None

@@ -1,0 +1,139 @@
+"""What every agent-program adapter offers, and the values they share.
+
+An adapter knows one real agent program: the flags that set its permission
+mode, the files it needs before an unattended start, how to read the events it
+prints (headless programs) and what its end means. The in-pane wrapper asks
+the adapter; the adapter never touches the store, tmux or git itself.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+Approve = Literal["ask", "edits", "all"]
+APPROVE_CHOICES: dict[str, Approve] = {"ask": "ask", "edits": "edits", "all": "all"}
+DEFAULT_APPROVE: Approve = "edits"
+
+VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+VERSION_TIMEOUT_S = 15.0
+
+
+@dataclass
+class StreamFacts:
+    """What a headless program's event stream said about its run, gathered as it came."""
+
+    session_id: str | None = None
+    cost_usd: float | None = None
+    progress: float | None = None
+    result_seen: bool = False
+    is_error: bool = False
+    error: str = ""  # the program's own words when it ended on an error
+    denials: list[str] = field(default_factory=list)  # "Write(src/app.py)", "Bash(npm test)"
+    rate_limit: str = ""  # the provider's refusal, when the run ended on one
+    final_text: str = ""
+    actions: int = 0  # tool calls the agent made
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class PaneLine:
+    """One readable line for the pane and the log; `style` picks its colour."""
+
+    text: str
+    style: Literal["text", "action", "dim", "good", "bad"] = "text"
+
+
+class EventStream:
+    """Turns a headless program's output lines (JSON events) into pane lines and facts."""
+
+    def __init__(self, worktree: Path) -> None:
+        self.worktree = worktree
+        self.facts = StreamFacts()
+
+    def line(self, raw: str) -> list[PaneLine]:
+        """The pane lines for one output line; facts are updated on the way."""
+        raise NotImplementedError
+
+    def relative(self, path: object) -> str:
+        """`path` as the user knows it: relative to the worktree when inside it."""
+        text = str(path or "")
+        if not text:
+            return "?"
+        candidate = Path(text)
+        if candidate.is_absolute():
+            try:
+                return str(candidate.relative_to(self.worktree)) or "."
+            except ValueError:
+                return text
+        return text
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a program cannot run a task as the plan asks here, and what to do instead."""
+
+    message: str
+
+
+class Program:
+    """One real agent program. Subclasses set the class attributes and override hooks."""
+
+    name: ClassVar[str]  # the adapter's name, as a profile's `adapter:` names it
+    executable: ClassVar[str]
+    display: ClassVar[str]  # "Claude Code"
+    install: ClassVar[str]  # the command that installs the tested version
+    tested_version: ClassVar[str]
+    min_version: ClassVar[tuple[int, int, int]] = (0, 0, 0)
+    interactive: ClassVar[bool] = False
+    headless_stream: ClassVar[bool] = False  # prints JSON events that `stream()` reads
+    expects_changes: ClassVar[bool] = True
+
+    def approve_args(self, approve: Approve) -> tuple[str, ...]:
+        """The program's own flags for the permission policy `approve`."""
+        return ()
+
+    def refusal(self, approve: Approve, env: Mapping[str, str], is_root: bool) -> Refusal | None:
+        """Why the program would refuse to run with `approve` here (checked before a run)."""
+        return None
+
+    def environment(self) -> dict[str, str]:
+        """Variables the program needs to run unattended (the profile's env comes after)."""
+        return {}
+
+    def stream(self, worktree: Path) -> EventStream | None:
+        """A reader of the program's output events, for headless programs that print them."""
+        return None
+
+    def locate(self, path: str | None = None) -> str | None:
+        """Where the program is on `path` (default: PATH), or None."""
+        return shutil.which(self.executable, path=path)
+
+    def version(self, executable: str) -> str | None:
+        """The version `executable --version` reports (`2.1.197`), or None."""
+        try:
+            result = subprocess.run(
+                [executable, "--version"],
+                capture_output=True,
+                text=True,
+                timeout=VERSION_TIMEOUT_S,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        match = VERSION.search(result.stdout or result.stderr or "")
+        return match.group(0) if match else None
+
+    def supports(self, version: str) -> bool:
+        """Whether `version` is one this adapter knows how to drive."""
+        match = VERSION.search(version)
+        if match is None:
+            return False
+        return tuple(int(part) for part in match.groups()) >= self.min_version
