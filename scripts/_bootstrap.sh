@@ -57,12 +57,13 @@ compile_package() {
 # into <repo>/.agents, never into .venv. tests/realagents/programs.py finds them
 # there. Any failure (no node, no registry) prints one line and carries on: the
 # tests that need a missing program skip and say why. LIMITLESS_NO_AGENTS=1
-# skips the whole step. A stamp file names the pinned versions, so a second run
+# skips the whole step; LIMITLESS_AGENTS_DIR=DIR installs (and finds) them in DIR
+# instead, e.g. one copy shared by several checkouts. A stamp file names the pinned versions, so a second run
 # costs nothing.
 AGENTS_NPM_CORE="@anthropic-ai/claude-code@2.1.197 @openai/codex@0.171.0"
 AGENTS_NPM_EXTRA="opencode-ai@1.18.33 @google/gemini-cli@0.61.0"
 AGENTS_AIDER="aider-chat==0.86.2"
-agents_dir="$repo_root/.agents"
+agents_dir="${LIMITLESS_AGENTS_DIR:-$repo_root/.agents}"
 
 install_agents() {
     [ -n "${LIMITLESS_NO_AGENTS:-}" ] && return 0
