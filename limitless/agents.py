@@ -151,10 +151,28 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
         ),
         AgentProfile(
             name="aider",
-            command=("aider", "--yes-always", "--message", "{prompt}"),
+            # Plain lines, whole replies (priced from the provider's usage), input() questions:
+            # what limitless.programs.aider reads. Permission flags come from `approve`.
+            command=(
+                "aider",
+                "--message",
+                "{prompt}",
+                "--no-pretty",
+                "--no-stream",
+                "--no-fancy-input",
+                "--no-gitignore",
+                "--no-check-update",
+                "--no-show-release-notes",
+                "--no-show-model-warnings",
+                "--no-analytics",
+            ),
             model_args=("--model", "{model}"),
             waiting_regex=r"(?i)(\(y\)es/\(n\)o|\[yes\]:|^[\w./ -]*>\s*$)",
+            cost_regex=None,
+            progress_regex=None,
             rate_limit_regex=_AIDER_RATE_LIMIT,
+            adapter="aider",
+            changes="required",
         ),
         AgentProfile(
             name="opencode",

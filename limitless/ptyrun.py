@@ -71,9 +71,11 @@ class PtyProcess:
         env: Mapping[str, str],
         on_output: Callable[[bytes], None],
         echo_to_stdout: bool = True,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.on_output = on_output
         self.echo = echo_to_stdout
+        self.on_tick = on_tick  # called about every 0.2 s, output or not
         self._stop_requested = False
         pid, master = pty.fork()
         if pid == 0:  # child: the agent
@@ -87,6 +89,11 @@ class PtyProcess:
         self.master = master
         if os.isatty(STDOUT):
             _copy_winsize(STDOUT, master)
+
+    def send(self, keys: str) -> None:
+        """Type `keys` into the program's terminal, as if the user had."""
+        with contextlib.suppress(OSError):
+            os.write(self.master, keys.encode())
 
     def request_stop(self) -> None:
         """Ask `pump()` to end the program (from a signal handler)."""
@@ -131,6 +138,8 @@ class PtyProcess:
                     break
                 if STDIN in ready:
                     stdin_open = self._forward_input()
+                if self.on_tick is not None:
+                    self.on_tick()
                 status = self._wait(block=False)
             self._drain()
         finally:

@@ -12,6 +12,7 @@ Imports: only the standard library and `limitless.programs.*`.
 
 from __future__ import annotations
 
+from limitless.programs.aider import AIDER
 from limitless.programs.base import (
     APPROVE_CHOICES,
     DEFAULT_APPROVE,
@@ -19,12 +20,13 @@ from limitless.programs.base import (
     EventStream,
     PaneLine,
     Program,
+    Question,
     Refusal,
     StreamFacts,
 )
 from limitless.programs.claude import CLAUDE
 
-ADAPTERS: dict[str, Program] = {program.name: program for program in (CLAUDE,)}
+ADAPTERS: dict[str, Program] = {program.name: program for program in (CLAUDE, AIDER)}
 
 __all__ = [
     "ADAPTERS",
@@ -34,6 +36,7 @@ __all__ = [
     "EventStream",
     "PaneLine",
     "Program",
+    "Question",
     "Refusal",
     "StreamFacts",
     "adapter",

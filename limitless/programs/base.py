@@ -43,6 +43,22 @@ class StreamFacts:
 
 
 @dataclass(frozen=True)
+class Question:
+    """A yes/no question a headless program printed and now waits on (its prompt has no newline).
+
+    `kind` says what a yes allows: `edit` (create or change a file, or add one to
+    the chat), `command` (run a shell command) or `other`; `label` names it the
+    way a denial does: "Create(hello.txt)", "Run(npm test)".
+    """
+
+    prompt: str  # the prompt as printed: "Create new file? (Y)es/(N)o [Yes]: "
+    text: str  # "Create new file?"
+    subject: str  # "hello.txt", the command, or ""
+    kind: Literal["edit", "command", "other"]
+    label: str
+
+
+@dataclass(frozen=True)
 class PaneLine:
     """One readable line for the pane and the log; `style` picks its colour."""
 
@@ -60,6 +76,13 @@ class EventStream:
     def line(self, raw: str) -> list[PaneLine]:
         """The pane lines for one output line; facts are updated on the way."""
         raise NotImplementedError
+
+    def blank(self) -> None:
+        """An empty output line went by (text programs use them to group lines)."""
+
+    def question(self, partial: str) -> Question | None:
+        """The question the program waits on, when `partial` (the unfinished last line) is one."""
+        return None
 
     def relative(self, path: object) -> str:
         """`path` as the user knows it: relative to the worktree when inside it."""
@@ -94,6 +117,9 @@ class Program:
     interactive: ClassVar[bool] = False
     headless_stream: ClassVar[bool] = False  # prints JSON events that `stream()` reads
     expects_changes: ClassVar[bool] = True
+    # Files the program leaves in the worktree for itself (chat history, caches): the
+    # wrapper names them in the repository's info/exclude so they never reach a commit.
+    private_files: ClassVar[tuple[str, ...]] = ()
 
     def approve_args(self, approve: Approve) -> tuple[str, ...]:
         """The program's own flags for the permission policy `approve`."""
@@ -102,6 +128,14 @@ class Program:
     def refusal(self, approve: Approve, env: Mapping[str, str], is_root: bool) -> Refusal | None:
         """Why the program would refuse to run with `approve` here (checked before a run)."""
         return None
+
+    def answer(self, approve: Approve, question: Question) -> str | None:
+        """The keys that answer `question` under `approve`, or None to leave it to the user."""
+        return None
+
+    def decline(self, question: Question) -> str:
+        """The keys that say no to `question` (typed when nobody answered in time)."""
+        return "n\r"
 
     def environment(self) -> dict[str, str]:
         """Variables the program needs to run unattended (the profile's env comes after)."""
