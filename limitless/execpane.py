@@ -343,7 +343,7 @@ class Wrapper:
             with contextlib.suppress(OSError):
                 events.write(data)
         text = parser.partial + data.decode("utf-8", errors="replace")
-        pieces = re.split(r"[\r\n]", text)
+        pieces = re.split(r"\r\n|[\r\n]", text)  # CRLF is one break: blank lines mean something
         parser.partial = pieces.pop()
         for piece in pieces:
             raw = ANSI.sub("", piece).strip()

@@ -123,6 +123,9 @@ class AiderStream(EventStream):
         self.block: list[str] = []  # lines since the last blank one: a question's subject
         self.fence_lines: int | None = None  # lines inside an open ``` block
         self.asked: Question | None = None  # the last question seen, answered or not
+        self.lasting = ""  # a problem no later reply undoes (an edit aider would not make)
+        self.trouble = ""  # the last reply whose edits did not apply, in aider's words
+        self.trouble_open = False  # its detail is the next line aider prints
 
     # ------------------------------------------------------------ lines
 
@@ -147,6 +150,10 @@ class AiderStream(EventStream):
         if self.fence_lines is not None:
             self.fence_lines += 1
             return []
+        if self.trouble_open:  # aider's own words on why the edit did not apply
+            self.trouble, self.trouble_open = f"{self.trouble} {text}", False
+            self.facts.error = self.trouble
+            return [PaneLine(f"  {_cut(text)}", "bad")]
         self.block.append(text)
         self.facts.final_text = text
         return [PaneLine(_cut(text))]
@@ -177,19 +184,25 @@ class AiderStream(EventStream):
             return self._answered(text, match)
         if match := SKIPPED.match(text):
             path = match[1]
-            asked = self.asked
-            verb = "Create" if asked and asked.text == "Create new file?" else "Edit"
-            self._deny(f"{verb}({path})")
+            if text.endswith("ignore spec."):
+                self.lasting = f"its edit of {path} was skipped: git ignores that file"
+                facts.is_error, facts.error = True, self.lasting
+            else:
+                asked = self.asked
+                verb = "Create" if asked and asked.text == "Create new file?" else "Edit"
+                self._deny(f"{verb}({path})")
             return [PaneLine(f"✗ {text}", "bad")]
         if match := API_ERROR.match(text):
             return self._api_error(match[1], match[2])
         if match := RETRYING.match(text):
             return [PaneLine(f"↻ aider retries in {match[1]}s", "dim")]
         if EDIT_TROUBLE.match(text):
+            self.trouble, self.trouble_open = text, True
             facts.is_error, facts.error = True, text
             return [PaneLine(f"✗ {text}", "bad")]
         if GAVE_UP.match(text):
-            facts.is_error, facts.error = True, text
+            said = f"{text} (the last: {self.trouble})" if self.trouble else text
+            facts.is_error, facts.error = True, said
             return [PaneLine(f"✗ {text}", "bad")]
         if UNABLE.match(text):
             facts.is_error, facts.error = True, text
@@ -213,7 +226,8 @@ class AiderStream(EventStream):
         """A reply, an edit or a commit came after the last error: aider got past it."""
         facts = self.facts
         facts.rate_limit = ""
-        facts.is_error, facts.error = False, ""
+        facts.is_error, facts.error = bool(self.lasting), self.lasting
+        self.trouble_open = False
 
     def _deny(self, label: str) -> None:
         """A refused edit or command, once (the wrapper may have named it unanswered first)."""
