@@ -52,7 +52,7 @@ from tests.realagents.dialects import (
     ScriptProblem,
     dialect_for,
 )
-from tests.realagents.script import ZERO_USAGE, Action, Script, Usage
+from tests.realagents.script import ZERO_USAGE, Action, Fail, Script, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ class ModelServer:
                     return script, index
         return None
 
-    def _take_failure(self, script: Script, turn: int, errors: tuple[Any, ...]) -> Any:
+    def _take_failure(self, script: Script, turn: int, errors: tuple[Fail, ...]) -> Fail | None:
         """The error step that fails this request, counting it; None when all are spent."""
         with self._lock:
             for position, fail in enumerate(errors):
