@@ -144,10 +144,15 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
         ),
         AgentProfile(
             name="gemini",
-            command=("gemini", "-p", "{prompt}"),
+            # --skip-trust: trust the task's worktree for this run only (no global setting).
+            command=("gemini", "-p", "{prompt}", "--output-format", "stream-json", "--skip-trust"),
             model_args=("-m", "{model}"),
             waiting_regex=r"(?i)(allow execution\?|waiting for user confirmation|\(y/n\))",
+            cost_regex=None,
+            progress_regex=None,
             rate_limit_regex=_GEMINI_RATE_LIMIT,
+            adapter="gemini",
+            changes="required",
         ),
         AgentProfile(
             name="aider",
@@ -176,8 +181,12 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
         ),
         AgentProfile(
             name="opencode",
-            command=("opencode", "run", "{prompt}"),
+            command=("opencode", "run", "--format", "json", "{prompt}"),
             model_args=("-m", "{model}"),
+            cost_regex=None,
+            progress_regex=None,
+            adapter="opencode",
+            changes="required",
         ),
         AgentProfile(
             name="shell",

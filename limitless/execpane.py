@@ -212,6 +212,7 @@ class Wrapper:
         env = dict(os.environ)
         if self.program is not None:
             env.update(self.program.environment())
+            env.update(self.program.approve_env(self.plan.approve_of(self.task)))
         env.update(self.profile.env)
         env.update(self.task.env)
         env.update(
@@ -222,6 +223,9 @@ class Wrapper:
                 "LIMITLESS_BRANCH": self.row.branch,
                 "LIMITLESS_ATTEMPT": str(self.row.attempt),
                 "LIMITLESS_STATE_DIR": str(self.store.state_dir),
+                # The agent starts in the worktree; a PWD left from the pane would say otherwise
+                # (opencode works in $PWD, not in its process's working directory).
+                "PWD": str(self.worktree),
             }
         )
         return env

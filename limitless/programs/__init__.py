@@ -25,8 +25,12 @@ from limitless.programs.base import (
     StreamFacts,
 )
 from limitless.programs.claude import CLAUDE
+from limitless.programs.gemini import GEMINI
+from limitless.programs.opencode import OPENCODE
 
-ADAPTERS: dict[str, Program] = {program.name: program for program in (CLAUDE, AIDER)}
+ADAPTERS: dict[str, Program] = {
+    program.name: program for program in (CLAUDE, AIDER, GEMINI, OPENCODE)
+}
 
 __all__ = [
     "ADAPTERS",

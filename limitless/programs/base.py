@@ -125,6 +125,10 @@ class Program:
         """The program's own flags for the permission policy `approve`."""
         return ()
 
+    def approve_env(self, approve: Approve) -> dict[str, str]:
+        """Variables that set the permission policy `approve`, for programs without flags for it."""
+        return {}
+
     def refusal(self, approve: Approve, env: Mapping[str, str], is_root: bool) -> Refusal | None:
         """Why the program would refuse to run with `approve` here (checked before a run)."""
         return None
