@@ -253,6 +253,7 @@ def test_an_edit_aider_will_not_make_fails_the_task(
     assert row.reason == (
         "aider ended on an error: its edit of build/out.txt was skipped: git ignores that file"
     )
+    assert (Path(row.worktree) / ".gitignore").read_text() == "build/\n"  # aider left it alone
 
 
 def test_a_short_429_is_retried_by_aider_itself(

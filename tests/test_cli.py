@@ -149,7 +149,12 @@ def test_doctor_passes_in_a_repository_and_fails_outside(repo: Path, tmp_path: P
     names = [line.split()[1] for line in inside.stdout.splitlines()]
     assert names[:5] == ["python", "tmux", "git", "repository", "store"]
     agents = [line for line in inside.stdout.splitlines() if line.split()[1] == "agent"]
-    assert [line.split()[2] for line in agents] == ["claude"]  # each profile with an adapter
+    assert [line.split()[2] for line in agents] == [
+        "claude",
+        "gemini",
+        "aider",
+        "opencode",
+    ]  # adapters
     outside_dir = tmp_path / "nothing"
     outside_dir.mkdir()
     outside = cli(outside_dir, "doctor")

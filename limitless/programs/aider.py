@@ -67,18 +67,23 @@ EDIT_TROUBLE = re.compile(
 )
 GAVE_UP = re.compile(
     r"^(Only \d+ reflections allowed, stopping\.|.*has hit a token limit!"
-    r"|Your estimated chat context of .* exceeds the .* token limit.*)$"
+    r"|Your estimated chat context of .* exceeds the .* token limit.*"
+    r"|No LLM model was specified and no API keys were provided\."
+    r"|OpenRouter authentication did not complete successfully\.)$"
 )
 QUIET = re.compile(
     r"^(Weak model:|Git repo:|Git working dir:|Repo-map:|Use /help|Update git (?:name|email) with"
-    r"|https://aider\.chat/docs/|Added .* to the chat\.?$|Analytics have been permanently disabled)"
+    r"|Added .* to the chat\.?$|Analytics have been permanently disabled)"
 )
 DIM = re.compile(
     r"^(The API provider |HTTPSConnectionPool\(|Warning: |Can't initialize prompt toolkit"
     r"|Failed to generate commit message!)"
 )
+SPINNER = re.compile(r"^[\[\]░█#=\s]*[░█][\[\]░█#=\s]*$")  # a frame of aider's waiting spinner
 FENCE = "```"
+DOCS = "https://aider.chat/docs/"
 TEXT_WIDTH = 200  # a longer line is cut in the pane (the log keeps it whole)
+NO_WRAP_COLUMNS = 4000
 
 
 class Aider(Program):
@@ -107,9 +112,14 @@ class Aider(Program):
         return "y\r"
 
     def environment(self) -> dict[str, str]:
-        # aider offers to open documentation URLs after some errors; with --yes-always it
-        # opens them, and a text-mode browser found on PATH would take over the pane.
-        return {"BROWSER": "true"}
+        return {
+            # aider (rich) wraps its lines at the terminal's width, and a slot pane may be 40
+            # columns wide: "Tokens: … Cost: …" would arrive in pieces no pattern knows.
+            "COLUMNS": str(NO_WRAP_COLUMNS),
+            # aider offers to open documentation URLs after some errors; with --yes-always it
+            # opens them, and a text-mode browser found on PATH would take over the pane.
+            "BROWSER": "true",
+        }
 
     def stream(self, worktree: Path) -> EventStream:
         return AiderStream(worktree)
@@ -136,6 +146,11 @@ class AiderStream(EventStream):
         text = erase_backspaces(raw).strip()
         if not text:
             self.blank()
+            return []
+        if SPINNER.match(text):
+            return []
+        if text.startswith(DOCS):  # aider points at its docs: kept as a question's subject only
+            self.block.append(text)
             return []
         known = self._known(text)
         if known is not None:
