@@ -377,6 +377,10 @@ class Wrapper:
     def _question(self, partial: str) -> None:
         """A headless program waits on a yes/no question: answer it, or leave it to the user."""
         assert self.stream is not None and self.program is not None
+        if self.asking and partial != self.asking:
+            self.asking = (
+                ""  # that line moved on: the same question may come again, for another file
+            )
         if self.pending is not None and not partial.startswith(self.pending[0].prompt.rstrip()):
             self.pending = None  # answered (the user typed it in the pane)
             self._signal("working", "question answered")

@@ -84,7 +84,7 @@ def test_three_aider_tasks_write_edit_commit_merge_and_land(
     depends_on: [notes]
     prompt: "Add a second note to notes.txt. {scripts["more"].marker}"
 """,
-            extra="max_concurrency: 2\n",
+            extra="max_concurrency: 3\n",  # slot panes ~66 columns wide: no wrapping allowed
         ),
     )
     started = time.time()
@@ -345,3 +345,31 @@ def test_edits_that_never_apply_fail_the_task(
         "not conform to the edit format. No filename provided before ``` in file listing)"
     )
     assert row.cost_usd == pytest.approx(4 * TURN_COST)
+
+
+def test_the_same_question_twice_is_answered_twice(
+    aider_env: AgentSetup, model_server: ModelServer, repo: Path
+) -> None:
+    """`approve: all`: one reply creating two files asks "Create new file?" twice; both yes."""
+    two_files = "a.txt\n```\nA\n```\n\nb.txt\n```\nB\n```\n"
+    script = Script("two-files", [say(two_files, usage=TURN)])
+    model_server.add(script)
+    write_plan(
+        repo,
+        _plan(
+            f'  - id: two\n    prompt: "Write a and b. {script.marker}"\n',
+            approve="all",
+            extra="merge: {land: manual}\n",
+        ),
+    )
+
+    result = cli(repo, "run", "--headless", timeout=120)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    row = tasks_of(repo, latest_run(repo).id)["two"]
+    assert (git(repo, "show", f"{row.branch}:a.txt"), git(repo, "show", f"{row.branch}:b.txt")) == (
+        "A",
+        "B",
+    )
+    pane = _pane_text(repo, row.run_id, "two")
+    assert pane.count("? Create new file? ") == 2, pane
