@@ -677,24 +677,23 @@ def commit_all(worktree: Path, message: str, *, verify: bool = False) -> str | N
 def exclude_untracked(worktree: Path, patterns: Sequence[str]) -> list[str]:
     """Name `patterns` in the repository's `info/exclude` (shared by all its worktrees).
 
-    Files an agent program keeps for itself (aider's `.aider*`) then stay out of
-    `commit_all` and out of the dirty count, without a `.gitignore` in the
-    user's tree. Patterns already there are left alone; returns those added.
+    Files an agent program keeps for itself (aider's chat history) then stay out
+    of `commit_all` and out of the dirty count, without a `.gitignore` in the
+    user's tree; tracked files are not affected. Patterns already there are
+    left alone; returns those added.
     """
     found = Path(_out(worktree, "rev-parse", "--git-path", "info/exclude"))
     path = found if found.is_absolute() else worktree / found
-    try:
-        present = set(path.read_text(encoding="utf-8").splitlines())
-    except FileNotFoundError:
-        present = set()
-    missing = [pattern for pattern in patterns if pattern not in present]
-    if missing:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = "".join(f"{pattern}\n" for pattern in missing)
-        if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
-            text = "\n" + text
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # several wrappers start at once
+        handle.seek(0)
+        text = handle.read()
+        present = {line.strip() for line in text.splitlines()}
+        missing = [pattern for pattern in patterns if pattern not in present]
+        if missing:
+            lead = "" if not text or text.endswith("\n") else "\n"
+            handle.write(lead + "".join(f"{pattern}\n" for pattern in missing))
     return missing
 
 

@@ -101,7 +101,14 @@ def test_three_aider_tasks_write_edit_commit_merge_and_land(
     tracked = git(repo, "ls-tree", "-r", "--name-only", "main").splitlines()
     assert not [name for name in tracked if name.startswith(".aider")], tracked
     assert ".gitignore" not in tracked
-    assert ".aider*" in (repo / ".git" / "info" / "exclude").read_text().splitlines()
+    excluded = (repo / ".git" / "info" / "exclude").read_text().splitlines()
+    assert excluded[-3:] == [
+        "/.aider.chat.history.md",
+        "/.aider.input.history",
+        "/.aider.tags.cache.v*/",
+    ]
+    worktree = Path(tasks_of(repo, latest_run(repo).id)["notes"].worktree)
+    assert (worktree / ".aider.chat.history.md").exists()  # kept beside the work, not in it
     run_id = latest_run(repo).id
     rows = tasks_of(repo, run_id)
     assert {row.status for row in rows.values()} == {TaskStatus.DONE}

@@ -96,8 +96,13 @@ class Aider(Program):
     tested_version: ClassVar[str] = "0.86.2"
     min_version: ClassVar[tuple[int, int, int]] = (0, 80, 0)
     headless_stream: ClassVar[bool] = True
-    # .aider.chat.history.md, .aider.input.history, .aider.tags.cache.v4/
-    private_files: ClassVar[tuple[str, ...]] = (".aider*",)
+    # Its chat and input history and its repo-map cache, at the top of the worktree (a
+    # user's own .aider.conf.yml or .aiderignore is theirs to commit).
+    private_files: ClassVar[tuple[str, ...]] = (
+        "/.aider.chat.history.md",
+        "/.aider.input.history",
+        "/.aider.tags.cache.v*/",
+    )
 
     def approve_args(self, approve: Approve) -> tuple[str, ...]:
         return APPROVE_ARGS[approve]
