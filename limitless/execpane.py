@@ -223,8 +223,7 @@ class Wrapper:
                 "LIMITLESS_BRANCH": self.row.branch,
                 "LIMITLESS_ATTEMPT": str(self.row.attempt),
                 "LIMITLESS_STATE_DIR": str(self.store.state_dir),
-                # The agent starts in the worktree; a PWD left from the pane would say otherwise
-                # (opencode works in $PWD, not in its process's working directory).
+                # Some agents (opencode) work in $PWD rather than their real folder.
                 "PWD": str(self.worktree),
             }
         )
