@@ -213,6 +213,7 @@ class Wrapper:
         if self.program is not None:
             env.update(self.program.environment())
             env.update(self.program.approve_env(self.plan.approve_of(self.task)))
+            env.update(self.program.state_env(self._state_folder()))
         env.update(self.profile.env)
         env.update(self.task.env)
         env.update(
@@ -228,6 +229,13 @@ class Wrapper:
             }
         )
         return env
+
+    def _state_folder(self) -> Path:
+        """Where the task's agent program may keep state of its own (beside the task logs)."""
+        folder = self.store.run_dir(self.run.id) / "agents" / self.task.id
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def _setup(self) -> Outcome | None:
         """Run the plan's setup commands once per worktree; None when all passed."""
@@ -363,7 +371,7 @@ class Wrapper:
     # ------------------------------------------------------------ questions
 
     def _exclude_private_files(self) -> None:
-        """Keep the program's own files (aider's `.aider*`) out of every commit."""
+        """Keep the program's own files (aider's chat history) out of every commit."""
         if self.program is None or not self.program.private_files:
             return
         try:
@@ -377,9 +385,8 @@ class Wrapper:
         """A headless program waits on a yes/no question: answer it, or leave it to the user."""
         assert self.stream is not None and self.program is not None
         if self.asking and partial != self.asking:
-            self.asking = (
-                ""  # that line moved on: the same question may come again, for another file
-            )
+            # That line moved on: the same question may come again (for another file).
+            self.asking = ""
         if self.pending is not None and not partial.startswith(self.pending[0].prompt.rstrip()):
             self.pending = None  # answered (the user typed it in the pane)
             self._signal("working", "question answered")

@@ -104,6 +104,12 @@ def test_three_opencode_tasks_write_edit_merge_and_land(
         assert row.cost_usd == pytest.approx(2 * TURN_COST), row.id
     report = json.loads(cli(repo, "report", run_id, "--format", "json").stdout)
     assert report["run"]["total_cost_usd"] == pytest.approx(6 * TURN_COST)
+    # Each task had a session database of its own (parallel starts on one fail at random).
+    with open_store(repo) as store:
+        folder = store.run_dir(run_id) / "agents"
+    assert sorted(path.parent.name for path in folder.glob("*/opencode.db")) == sorted(rows)
+    shared = Path(opencode_env.home) / ".local" / "share" / "opencode"
+    assert not list(shared.glob("*.db")), list(shared.iterdir())
     pane = _pane_text(repo, run_id, "notes")
     assert "✎ write notes.txt" in pane
     assert "● done" in pane

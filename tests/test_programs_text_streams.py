@@ -350,3 +350,14 @@ def test_opencode_permissions_are_set_for_the_run_by_environment() -> None:
         "webfetch": "ask",
     }
     assert json.loads(OPENCODE.approve_env("all")["OPENCODE_PERMISSION"])["bash"] == "allow"
+
+
+def test_opencode_error_on_stderr_keeps_its_detail() -> None:
+    """opencode's "Error: Unexpected error" says what it was on the next line."""
+    stream = OpencodeStream(WORKTREE)
+    feed(stream, "Error: Unexpected error", "", "Failed query: CREATE TABLE `workspace` (")
+    assert stream.facts.error == "Unexpected error (Failed query: CREATE TABLE `workspace` ()"
+
+
+def test_opencode_database_is_the_tasks_own(tmp_path: Path) -> None:
+    assert OPENCODE.state_env(tmp_path) == {"OPENCODE_DB": str(tmp_path / "opencode.db")}

@@ -145,6 +145,11 @@ class Program:
         """Variables the program needs to run unattended (the profile's env comes after)."""
         return {}
 
+    def state_env(self, folder: Path) -> dict[str, str]:
+        """Variables that keep the program's own state for this task in `folder` (limitless's,
+        beside the task log), where tasks running at once would trip over a shared one."""
+        return {}
+
     def stream(self, worktree: Path) -> EventStream | None:
         """A reader of the program's output events, for headless programs that print them."""
         return None

@@ -14,7 +14,9 @@ Permissions: `OPENCODE_PERMISSION` (JSON merged over every config file) sets
 auto-rejecting"), ends the run and exits 0, so a rejected tool is a denial.
 
 opencode works in `$PWD`, not in its process's working directory: the wrapper
-sets `PWD` to the task's worktree.
+sets `PWD` to the task's worktree. Its session database is the task's own
+(`OPENCODE_DB` in the run's folder): parallel runs on the user's one database
+fail at random.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ class Opencode(Program):
         # An unattended agent must not update itself mid-task.
         return {"OPENCODE_DISABLE_AUTOUPDATE": "1"}
 
+    def state_env(self, folder: Path) -> dict[str, str]:
+        # opencode keeps sessions in one SQLite file per user; several `opencode run` starting
+        # at once fail on it ("Failed query: CREATE TABLE …" on a first start, "database is
+        # locked" later: opencode issues 33320, 47566). Each task gets a database of its own.
+        return {"OPENCODE_DB": str(folder / "opencode.db")}
+
     def stream(self, worktree: Path) -> EventStream:
         return OpencodeStream(worktree)
 
@@ -66,6 +74,7 @@ class OpencodeStream(EventStream):
     def __init__(self, worktree: Path) -> None:
         super().__init__(worktree)
         self.cost = 0.0
+        self.error_open = False  # an "Error: …" line came; its detail is the next one
 
     def line(self, raw: str) -> list[PaneLine]:
         text = raw.strip()
@@ -171,7 +180,12 @@ class OpencodeStream(EventStream):
         return [PaneLine(f"✗ {_first_line(message)}", "bad")]
 
     def _stderr(self, text: str) -> list[PaneLine]:
+        if self.error_open:  # the line after "Error: Unexpected error" says what it was
+            self.error_open = False
+            self.facts.error = f"{self.facts.error} ({text[:120]})"
+            return [PaneLine(f"  {text[:200]}", "bad")]
         if text.startswith("Error: "):
+            self.error_open = True
             return self._failed(text.removeprefix("Error: "))
         if "auto-rejecting" in text:
             return [PaneLine(text.lstrip("! ").strip(), "bad")]
