@@ -145,7 +145,13 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
         AgentProfile(
             name="gemini",
             # --skip-trust: trust the task's worktree for this run only (no global setting).
-            command=("gemini", "-p", "{prompt}", "--output-format", "stream-json", "--skip-trust"),
+            command=(
+                "gemini",
+                "--prompt={prompt}",
+                "--output-format",
+                "stream-json",
+                "--skip-trust",
+            ),
             model_args=("-m", "{model}"),
             waiting_regex=r"(?i)(allow execution\?|waiting for user confirmation|\(y/n\))",
             cost_regex=None,
@@ -160,8 +166,7 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
             # what limitless.programs.aider reads. Permission flags come from `approve`.
             command=(
                 "aider",
-                "--message",
-                "{prompt}",
+                "--message={prompt}",  # one element: a prompt like "-x" is not read as a flag
                 "--no-pretty",
                 "--no-stream",
                 "--no-fancy-input",
@@ -181,7 +186,7 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
         ),
         AgentProfile(
             name="opencode",
-            command=("opencode", "run", "--format", "json", "{prompt}"),
+            command=("opencode", "run", "--format", "json", "--", "{prompt}"),
             model_args=("-m", "{model}"),
             cost_regex=None,
             progress_regex=None,

@@ -50,6 +50,11 @@ def aider_env(
     """
     aider_agent.export(monkeypatch)
     monkeypatch.delenv("AIDER_YES_ALWAYS", raising=False)
+    # A user's git knows who they are; without it aider writes placeholders into the
+    # repository's .git/config at start, and two aiders starting at once race on its lock.
+    (aider_agent.home / ".gitconfig").write_text(
+        "[user]\n\tname = Limitless Test\n\temail = test@limitless.invalid\n"
+    )
     return aider_agent
 
 
@@ -101,6 +106,7 @@ def test_three_aider_tasks_write_edit_commit_merge_and_land(
     tracked = git(repo, "ls-tree", "-r", "--name-only", "main").splitlines()
     assert not [name for name in tracked if name.startswith(".aider")], tracked
     assert ".gitignore" not in tracked
+    assert "Your Name" not in (repo / ".git" / "config").read_text()  # git knew the user
     excluded = (repo / ".git" / "info" / "exclude").read_text().splitlines()
     assert excluded[-3:] == [
         "/.aider.chat.history.md",

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import pytest
 
+from limitless.agents import BUILTIN_PROFILES, AgentContext, render_argv
 from limitless.programs.aider import AIDER, AiderStream, erase_backspaces
 from limitless.programs.base import EventStream, Question
 from limitless.programs.gemini import GeminiStream
@@ -225,6 +226,35 @@ def test_aider_ignored_file_and_edits_that_never_apply_are_errors() -> None:
     )
 
 
+def test_aider_crash_is_an_error_and_its_browser_question_is_declined() -> None:
+    """Two aiders starting at once raced on .git/config: the crash is named, its question "no"."""
+    stream = AiderStream(WORKTREE)
+    shown = feed(
+        stream,
+        "# Uncaught OSError in util.py line 1045",
+        "Aider version: 0.86.2",
+        "An uncaught exception occurred:",
+        "",
+        "```",
+        "Traceback (most recent call last):",
+        '  File "util.py", line 1045, in _obtain_lock_or_raise',
+        "OSError: Lock for file '/r/.git/config' did already exist",
+        "```",
+        "",
+        "Please consider reporting this bug to help improve aider!",
+    )
+    assert shown[0] == "✗ Uncaught OSError in util.py line 1045"
+    assert shown[-2] == "✗ OSError: Lock for file '/r/.git/config' did already exist"
+    assert (
+        stream.facts.error == "uncaught OSError: Lock for file '/r/.git/config' did already exist"
+    )
+    asked = stream.question(
+        "Open a GitHub Issue pre-filled with the above error in your browser? (Y/n) "
+    )
+    assert asked is not None and asked.kind == "other"
+    assert AIDER.answer("ask", asked) == "n\r"  # not left waiting, even under `ask`
+
+
 def test_backspaces_are_erased_as_a_terminal_would() -> None:
     assert erase_backspaces(f"{SPIN}{SPIN}Commit abc") == "Commit abc"
     assert erase_backspaces("\b\bx") == "x"
@@ -361,3 +391,27 @@ def test_opencode_error_on_stderr_keeps_its_detail() -> None:
 
 def test_opencode_database_is_the_tasks_own(tmp_path: Path) -> None:
     assert OPENCODE.state_env(tmp_path) == {"OPENCODE_DB": str(tmp_path / "opencode.db")}
+
+
+class PromptArg(NamedTuple):
+    test_id: str
+    profile: str
+    carried: tuple[str, ...]  # the argv elements that carry the prompt
+
+
+PROMPT_ARGS = [
+    PromptArg("aider", "aider", ("--message=--version",)),
+    PromptArg("gemini", "gemini", ("--prompt=--version",)),
+    PromptArg("opencode", "opencode", ("--", "--version")),
+]
+
+
+@pytest.mark.parametrize("case", PROMPT_ARGS, ids=[case.test_id for case in PROMPT_ARGS])
+def test_a_prompt_that_looks_like_a_flag_stays_the_prompt(case: PromptArg) -> None:
+    """`--version` as a prompt reaches the program as its prompt, not as an option."""
+    argv = render_argv(
+        BUILTIN_PROFILES[case.profile], AgentContext("--version", "/p", "t", "/w", "b")
+    )
+    at = argv.index(case.carried[0])
+    assert tuple(argv[at : at + len(case.carried)]) == case.carried
+    assert argv.count("--version") == (1 if case.profile == "opencode" else 0)

@@ -47,6 +47,9 @@ QUESTION = re.compile(
     r"^(?P<text>\S.*?\?) \(Y\)es/\(N\)o(?:/\(A\)ll)?(?:/\(S\)kip all)?"
     r"(?:/\(D\)on't ask again)? \[(?:Yes|No)\]:(?: (?P<answer>.*))?$"
 )
+# aider's crash report asks with plain input(), outside its own confirmations.
+PLAIN_QUESTION = re.compile(r"^(?P<text>\S.*?\?) \(Y/n\)(?P<answer>.*)$")
+CRASH = re.compile(r"^# Uncaught (\w+) in (\S+) line \d+")
 VERSION = re.compile(r"^Aider v(\S+)$")
 MAIN_MODEL = re.compile(r"^(?:Main model|Model): (\S+) with (\S+) edit format")
 TOKENS = re.compile(
@@ -108,10 +111,13 @@ class Aider(Program):
         return APPROVE_ARGS[approve]
 
     def answer(self, approve: Approve, question: Question) -> str | None:
+        if question.kind == "other" and question.text.lower().startswith("open "):
+            # "Open URL for more info?", "Open a GitHub Issue … in your browser?" (after a
+            # crash, asked with input(), whatever --yes-always says): a browser in a pane
+            # nobody watches helps nobody, and unanswered it would hold the task forever.
+            return "n\r"
         if approve == "ask":
             return None
-        if question.kind == "other" and question.text.lower().startswith("open "):
-            return "n\r"  # "Open URL for more info?": a browser in a headless pane helps nobody
         if question.kind == "command" and approve != "all":
             return "n\r"
         return "y\r"
@@ -141,6 +147,8 @@ class AiderStream(EventStream):
         self.lasting = ""  # a problem no later reply undoes (an edit aider would not make)
         self.trouble = ""  # the last reply whose edits did not apply, in aider's words
         self.trouble_open = False  # its detail is the next line aider prints
+        self.crash = ""  # aider reported an uncaught exception; its traceback follows, fenced
+        self.fenced = ""  # the last line inside the open ``` block
 
     # ------------------------------------------------------------ lines
 
@@ -166,9 +174,15 @@ class AiderStream(EventStream):
                 self.fence_lines = 0
                 return []
             count, self.fence_lines = self.fence_lines, None
+            if self.crash and self.fenced:  # the traceback's last line: the exception itself
+                self.lasting = f"uncaught {self.fenced}"
+                self.facts.is_error, self.facts.error = True, self.lasting
+                self.crash = ""
+                return [PaneLine(f"✗ {_cut(self.fenced)}", "bad")]
             return [PaneLine(f"  ``` {count} line{'s' if count != 1 else ''}", "dim")]
         if self.fence_lines is not None:
             self.fence_lines += 1
+            self.fenced = text
             return []
         if self.trouble_open:  # aider's own words on why the edit did not apply
             self.trouble, self.trouble_open = f"{self.trouble} {text}", False
@@ -200,8 +214,13 @@ class AiderStream(EventStream):
         if match := COMMIT.match(text):
             self._resolved()
             return [PaneLine(f"✓ commit {match[1]} {_cut(match[2])}", "good")]
-        if match := QUESTION.match(text):
+        if match := QUESTION.match(text) or PLAIN_QUESTION.match(text):
             return self._answered(text, match)
+        if match := CRASH.match(text):
+            self.crash = match[1]
+            self.lasting = f"uncaught {match[1]} in {match[2]}"
+            facts.is_error, facts.error = True, self.lasting
+            return [PaneLine(f"✗ {text.lstrip('# ')}", "bad")]
         if match := SKIPPED.match(text):
             path = match[1]
             if text.endswith("ignore spec."):
@@ -275,7 +294,7 @@ class AiderStream(EventStream):
 
     def question(self, partial: str) -> Question | None:
         text = erase_backspaces(partial).strip()
-        match = QUESTION.match(text)
+        match = QUESTION.match(text) or PLAIN_QUESTION.match(text)
         if match is None or match["answer"]:
             return None
         self.asked = self._make(text, match["text"])
