@@ -51,3 +51,93 @@ bootstrap() {
 compile_package() {
     "$venv/bin/python" -m compileall -q "$repo_root/limitless" >/dev/null 2>&1 || true
 }
+
+# ---------------------------------------------------------------------------
+# Real agent programs for the tests (the dev bootstrap only): pinned, installed
+# into <repo>/.agents, never into .venv. tests/realagents/programs.py finds them
+# there. Any failure (no node, no registry) prints one line and carries on: the
+# tests that need a missing program skip and say why. LIMITLESS_NO_AGENTS=1
+# skips the whole step; LIMITLESS_AGENTS_DIR=DIR installs (and finds) them in DIR
+# instead, e.g. one copy shared by several checkouts. A stamp file names the pinned versions, so a second run
+# costs nothing.
+AGENTS_NPM_CORE="@anthropic-ai/claude-code@2.1.197 @openai/codex@0.171.0"
+AGENTS_NPM_EXTRA="opencode-ai@1.18.33 @google/gemini-cli@0.61.0"
+AGENTS_AIDER="aider-chat==0.86.2"
+agents_dir="${LIMITLESS_AGENTS_DIR:-$repo_root/.agents}"
+
+install_agents() {
+    [ -n "${LIMITLESS_NO_AGENTS:-}" ] && return 0
+    mkdir -p "$agents_dir" || return 0
+    install_agents_npm
+    install_agents_aider
+}
+
+install_agents_npm() {
+    local prefix="$agents_dir/npm" stamp want
+    stamp="$prefix/.limitless-install"
+    want="$AGENTS_NPM_CORE $AGENTS_NPM_EXTRA"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+        echo "limitless: node/npm not found: claude, codex, opencode and gemini not installed (their tests skip)" >&2
+        return 0
+    fi
+    echo "limitless: installing agent programs into $prefix ($want)" >&2
+    mkdir -p "$prefix" || return 0
+    # shellcheck disable=SC2086
+    if agents_npm_install "$prefix" $want; then
+        echo "$want" >"$stamp"
+    elif agents_npm_install "$prefix" $AGENTS_NPM_CORE; then
+        # The core pair is what most tests need; the extra programs are checks.
+        echo "limitless: opencode/gemini not installed (npm failed); claude and codex are" >&2
+        echo "$AGENTS_NPM_CORE" >"$stamp.partial"
+    else
+        echo "limitless: npm could not install the agent programs (registry unreachable?): their tests skip" >&2
+    fi
+    return 0
+}
+
+agents_npm_install() {
+    local prefix="$1"
+    shift
+    timeout 600 npm install --prefix "$prefix" --no-audit --no-fund \
+        --loglevel=error --fetch-retries=1 "$@" >"$prefix/.npm-install.log" 2>&1 &&
+        "$prefix/node_modules/.bin/claude" --version >/dev/null 2>&1
+}
+
+install_agents_aider() {
+    local venv_dir="$agents_dir/aider-venv" stamp python candidate
+    stamp="$venv_dir/.limitless-install"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$AGENTS_AIDER" ]; then
+        return 0
+    fi
+    python=""
+    # aider 0.86 supports Python 3.10 to 3.12.
+    for candidate in python3.11 python3.12 python3.10 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info < (3, 13) else 1)' 2>/dev/null; then
+            python="$(command -v "$candidate")"
+            break
+        fi
+    done
+    if [ -z "$python" ]; then
+        echo "limitless: no Python 3.10-3.12 for aider: aider not installed (its tests skip)" >&2
+        return 0
+    fi
+    echo "limitless: installing $AGENTS_AIDER into $venv_dir" >&2
+    if [ ! -x "$venv_dir/bin/python" ]; then
+        "$python" -m venv "$venv_dir" >/dev/null 2>&1 || {
+            echo "limitless: could not make $venv_dir: aider not installed (its tests skip)" >&2
+            return 0
+        }
+    fi
+    if timeout 900 "$venv_dir/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "$AGENTS_AIDER" >"$venv_dir/.pip-install.log" 2>&1 &&
+        "$venv_dir/bin/aider" --version >/dev/null 2>&1; then
+        echo "$AGENTS_AIDER" >"$stamp"
+    else
+        echo "limitless: pip could not install $AGENTS_AIDER (registry unreachable? see $venv_dir/.pip-install.log): its tests skip" >&2
+    fi
+    return 0
+}

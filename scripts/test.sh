@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Bootstrap .venv with the dev extra, then lint, type-check and run the whole suite.
+# Bootstrap .venv with the dev extra and the real agent programs (.agents/), then lint, type-check and run the whole suite.
 # Extra arguments go to pytest (e.g. ./scripts/test.sh -k plan -x).
 set -euo pipefail
 # shellcheck source=scripts/_bootstrap.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/_bootstrap.sh"
 bootstrap "dev"
+install_agents
 cd "$repo_root"
 echo "== ruff check" && "$venv/bin/ruff" check limitless tests scripts
 echo "== ruff format --check" && "$venv/bin/ruff" format --check limitless tests scripts

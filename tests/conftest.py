@@ -18,6 +18,15 @@ from pathlib import Path
 import pytest
 
 from limitless.tmux import socket_path
+from tests.realagents.fixtures import (  # noqa: F401  (fixtures of the real-agent harness)
+    agent_path,
+    aider_agent,
+    claude_agent,
+    codex_agent,
+    gemini_agent,
+    model_server,
+    opencode_agent,
+)
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Limitless Test",
