@@ -37,6 +37,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -83,11 +85,113 @@ class AgentSetup:
             pytest.skip(self.missing or f"{self.program} is not installed")
         return [str(self.executable), *self.args, *args]
 
+    def start(self, *args: str, cwd: Path, env: Mapping[str, str] | None = None) -> RunningAgent:
+        """Start the program (its own process group, stdin closed); see `RunningAgent`."""
+        argv = self.argv(*args)
+        environ = self.environ()
+        # opencode takes its working directory from $PWD, not from the process's
+        # cwd: without this it works in whatever folder the test was started from.
+        environ["PWD"] = str(cwd)
+        environ.update(env or {})
+        started = time.monotonic()
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        return RunningAgent(argv, process, started)
+
+    def run(
+        self,
+        *args: str,
+        cwd: Path,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> Finished:
+        """Run the program to its end (killed, with its group, after `timeout` s)."""
+        return self.start(*args, cwd=cwd, env=env).wait(timeout)
+
     def export(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Put the variables (and the agent PATH) into os.environ for the test."""
         for name, value in self.env.items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("PATH", agent_path(os.environ.get("PATH", "")))
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A program run that ended: exit code, output, and when it started and ended."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    started: float  # time.monotonic(), comparable with RecordedRequest.at
+    ended: float
+
+    @property
+    def elapsed(self) -> float:
+        return self.ended - self.started
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        """The stdout lines that are JSON objects (stream-json, codex --json)."""
+        found: list[dict[str, Any]] = []
+        for line in self.stdout.splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(value, dict):
+                    found.append(value)
+        return found
+
+    def describe(self) -> str:
+        """For assertion messages: the command, exit code and the output's tails."""
+        return (
+            f"{' '.join(self.argv)} -> {self.returncode} in {self.elapsed:.1f} s\n"
+            f"stdout: {self.stdout[-3000:]}\nstderr: {self.stderr[-3000:]}"
+        )
+
+
+@dataclass
+class RunningAgent:
+    """A started program. `wait()` ends it (and whatever it started) by its deadline."""
+
+    argv: list[str]
+    process: subprocess.Popen[str]
+    started: float
+
+    def wait(self, timeout: float = 60.0) -> Finished:
+        try:
+            stdout, stderr = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            stdout, stderr = self.process.communicate()
+            stderr += f"\n[harness] killed after {timeout} s"
+        finally:
+            self.kill_group()
+        return Finished(
+            self.argv, self.process.returncode, stdout, stderr, self.started, time.monotonic()
+        )
+
+    def kill(self) -> None:
+        """Kill the program and its process group (only what this test started)."""
+        self.kill_group()
+        if self.process.poll() is None:
+            self.process.kill()
+
+    def kill_group(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _setup(program: str, home: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> AgentSetup:
