@@ -116,6 +116,8 @@ _CLAUDE_RATE_LIMIT = (
     r"(?i)(\brate[ -]?limit(?:ed)?\b|usage limit reached|\b429\b.{0,40}(?:too many|rate)|"
     r"overloaded_error|quota exceeded)"
 )
+# The TUI retries by itself; its retry and error lines, not any text of the conversation.
+_CLAUDE_TUI_RATE_LIMIT = r"(?i)API Error\b.{0,40}\b(?:429|529)\b|rate_limit_error|overloaded_error"
 _CODEX_RATE_LIMIT = (
     r"(?i)(\brate[ -]?limit(?:ed)?\b|usage limit|429 Too Many Requests|quota exceeded)"
 )
@@ -133,6 +135,18 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
             progress_regex=None,
             rate_limit_regex=_CLAUDE_RATE_LIMIT,
             adapter="claude",
+            changes="required",
+        ),
+        AgentProfile(
+            name="claude-interactive",
+            command=("claude", "{prompt}"),
+            model_args=("--model", "{model}"),
+            interactive=True,
+            cost_regex=None,
+            progress_regex=None,
+            rate_limit_regex=_CLAUDE_TUI_RATE_LIMIT,
+            idle_seconds=0,  # its hooks and its screen tell when it is idle
+            adapter="claude-interactive",
             changes="required",
         ),
         AgentProfile(

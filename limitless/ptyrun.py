@@ -71,8 +71,12 @@ class PtyProcess:
         env: Mapping[str, str],
         on_output: Callable[[bytes], None],
         echo_to_stdout: bool = True,
+        on_input: Callable[[bytes], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.on_output = on_output
+        self.on_input = on_input  # keys the user typed in the pane (already forwarded)
+        self.on_tick = on_tick  # called at least every 0.2 s while the program runs
         self.echo = echo_to_stdout
         self._stop_requested = False
         pid, master = pty.fork()
@@ -91,6 +95,11 @@ class PtyProcess:
     def request_stop(self) -> None:
         """Ask `pump()` to end the program (from a signal handler)."""
         self._stop_requested = True
+
+    def send(self, data: bytes) -> None:
+        """Type `data` into the program, as if on its keyboard."""
+        with contextlib.suppress(OSError):
+            os.write(self.master, data)
 
     def pump(self, *, timeout_s: float | None = None) -> PtyResult:
         """Copy output and input until the program exits, times out or is stopped."""
@@ -131,6 +140,8 @@ class PtyProcess:
                     break
                 if STDIN in ready:
                     stdin_open = self._forward_input()
+                if self.on_tick is not None:
+                    self.on_tick()
                 status = self._wait(block=False)
             self._drain()
         finally:
@@ -170,6 +181,8 @@ class PtyProcess:
             return False
         with contextlib.suppress(OSError):
             os.write(self.master, data)
+        if self.on_input is not None:
+            self.on_input(data)
         return True
 
     def _drain(self, limit_s: float = 0.5) -> None:

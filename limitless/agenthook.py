@@ -1,0 +1,294 @@
+"""The command Claude Code's hooks run: the agent's state, recorded fast.
+
+    python -S -I <this file> [--stop idle|done]      (the hook's JSON on stdin)
+
+Claude Code waits for a command hook before it goes on, and PreToolUse and
+PostToolUse run on every tool call, so this file imports the standard library
+only — no limitless module (10–20 ms a call instead of 60+) — and writes the
+store with plain SQL. The columns it touches are pinned by a test against the
+real `Store` (tests/test_claude_interactive.py).
+
+Which task: LIMITLESS_STATE_DIR / LIMITLESS_RUN / LIMITLESS_TASK when the agent
+inherited them (it runs in a task's pane); else from the payload alone: `cwd`
+→ the worktree holding it (its `.git` file) → the repository's common git dir
+→ `limitless/state.db` → the running or waiting task whose worktree that is
+(or whose session id the payload names). So a `claude` started by hand in a
+task's worktree reports to that task too.
+
+Event → signal (`tasks.last_signal`, read by `agentstate.StateWatcher`):
+
+- UserPromptSubmit, PreToolUse, PostToolUse, PostToolUseFailure → `working`
+- PermissionRequest, Notification of a permission prompt or a question → `waiting`
+  (needs input)
+- Stop → `idle` (the turn ended; `working` while background tasks still run;
+  `done` with `--stop done`), Notification `idle_prompt` → `idle`
+- SessionStart, SessionEnd and the rest → no signal
+
+A repeated `working` writes nothing (the common case: one read, no write).
+Every call is also appended to `runs/<run>/hooks/<task>.jsonl` (event, time,
+session, transcript path: the wrapper prices the transcripts from there).
+
+It prints nothing on stdout (Claude Code reads some hooks' stdout as context
+for the model) and always exits 0: a hook must never fail its agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Mapping
+
+STDIN_LIMIT = 1 << 20
+BUSY_TIMEOUT_MS = 5000
+WORKING_EVENTS = frozenset({"UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure"})
+QUESTION_NOTIFICATIONS = frozenset({"permission_prompt", "elicitation_dialog"})
+ACTIVE = ("running", "waiting")
+EDIT_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit", "Read"})
+
+
+def main(argv: list[str]) -> int:
+    started = time.time()
+    try:
+        raw = sys.stdin.read(STDIN_LIMIT)
+        payload = json.loads(raw or "{}")
+    except (OSError, ValueError):
+        return 0
+    if not isinstance(payload, dict):
+        return 0
+    on_stop = "done" if argv[1:3] == ["--stop", "done"] else "idle"
+    try:
+        record(payload, started, on_stop, os.environ)
+    except (OSError, sqlite3.Error, ValueError) as exc:
+        print(f"limitless hook: {exc}", file=sys.stderr)
+    return 0
+
+
+def signal_of(payload: dict[str, object], on_stop: str = "idle") -> tuple[str, str] | None:
+    """The (signal, note) a hook payload means, or None for events that tell no state."""
+    event = str(payload.get("hook_event_name") or "")
+    tool = _tool_label(payload)
+    if event in WORKING_EVENTS:
+        return "working", f"{event} {tool}".strip() if tool else event
+    if event == "PermissionRequest":
+        return "waiting", f"permission for {tool or 'a tool'}"
+    if event == "Notification":
+        kind = str(payload.get("notification_type") or "")
+        message = " ".join(str(payload.get("message") or "").split())[:160]
+        if kind in QUESTION_NOTIFICATIONS:
+            return "waiting", message or kind.replace("_", " ")
+        if kind == "idle_prompt":
+            return "idle", message or "waiting for your next prompt"
+        return None
+    if event == "Stop":
+        background = payload.get("background_tasks")
+        if isinstance(background, list) and background:
+            count = len(background)
+            return "working", f"turn ended; {count} background task{'s' * (count != 1)} still run"
+        return on_stop, "turn ended"
+    return None
+
+
+def _tool_label(payload: dict[str, object]) -> str:
+    name = payload.get("tool_name")
+    if not isinstance(name, str) or not name:
+        return ""
+    raw = payload.get("tool_input")
+    tool_input = raw if isinstance(raw, dict) else {}
+    if name in EDIT_TOOLS:
+        path = str(tool_input.get("file_path") or tool_input.get("notebook_path") or "")
+        cwd = str(payload.get("cwd") or "")
+        if cwd and path.startswith(cwd.rstrip("/") + "/"):
+            path = path[len(cwd.rstrip("/")) + 1 :]
+        return f"{name}({path})"
+    if name == "Bash":
+        return f"Bash({' '.join(str(tool_input.get('command') or '').split())[:80]})"
+    return name
+
+
+# ---------------------------------------------------------------- finding the task
+
+
+def find_state_dir(cwd: str) -> tuple[str, str] | None:
+    """(the worktree holding `cwd`, the limitless state dir of its repository), or None."""
+    folder = os.path.realpath(cwd)
+    while True:
+        dot_git = os.path.join(folder, ".git")
+        if os.path.isfile(dot_git):
+            common = _common_dir_of_worktree(dot_git)
+            return (folder, os.path.join(common, "limitless")) if common else None
+        if os.path.isdir(dot_git):
+            return folder, os.path.join(dot_git, "limitless")
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def _common_dir_of_worktree(dot_git: str) -> str | None:
+    with open(dot_git, encoding="utf-8") as handle:
+        first = handle.readline().strip()
+    if not first.startswith("gitdir:"):
+        return None
+    git_dir = first[len("gitdir:") :].strip()
+    if not os.path.isabs(git_dir):
+        git_dir = os.path.join(os.path.dirname(dot_git), git_dir)
+    try:
+        with open(os.path.join(git_dir, "commondir"), encoding="utf-8") as handle:
+            common = handle.readline().strip()
+    except FileNotFoundError:
+        return os.path.realpath(git_dir)
+    return os.path.realpath(common if os.path.isabs(common) else os.path.join(git_dir, common))
+
+
+def _connect(state_dir: str) -> sqlite3.Connection | None:
+    path = os.path.join(state_dir, "state.db")
+    if not os.path.isfile(path):
+        return None
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+COLUMNS = "run_id, id, status, attempt, worktree, session_id, last_signal, started_at"
+
+
+def _task_row(
+    conn: sqlite3.Connection,
+    env: Mapping[str, str],
+    worktree: str | None,
+    session: str | None,
+) -> sqlite3.Row | None:
+    run_id, task_id = env.get("LIMITLESS_RUN"), env.get("LIMITLESS_TASK")
+    if run_id and task_id:
+        return conn.execute(  # type: ignore[no-any-return]
+            f"SELECT {COLUMNS} FROM tasks WHERE run_id = ? AND id = ?", (run_id, task_id)
+        ).fetchone()
+    marks = ", ".join("?" for _ in ACTIVE)
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM tasks WHERE status IN ({marks}) ORDER BY started_at DESC", ACTIVE
+    ).fetchall()
+    if session:
+        for row in rows:
+            if row["session_id"] == session:
+                return row  # type: ignore[no-any-return]
+    for row in rows:
+        if worktree and os.path.realpath(row["worktree"]) == worktree:
+            return row  # type: ignore[no-any-return]
+    return None
+
+
+# ---------------------------------------------------------------- recording
+
+
+def record(
+    payload: dict[str, object],
+    now: float,
+    on_stop: str = "idle",
+    env: Mapping[str, str] = os.environ,
+) -> str | None:
+    """Record what the hook says for its task; returns the signal written (None: none)."""
+    raw_session = payload.get("session_id")
+    session = raw_session if isinstance(raw_session, str) and raw_session else None
+    cwd = str(payload.get("cwd") or os.getcwd())
+    state_dir = env.get("LIMITLESS_STATE_DIR")
+    worktree = None
+    if not state_dir or not env.get("LIMITLESS_RUN") or not env.get("LIMITLESS_TASK"):
+        found = find_state_dir(cwd)
+        if found is None:
+            return None
+        worktree, state_dir = found
+        env = {}  # the variables name another task (or none): go by the payload
+    conn = _connect(state_dir)
+    if conn is None:
+        return None
+    try:
+        row = _task_row(conn, env, worktree, session)
+        if row is None or row["status"] not in ACTIVE:
+            return None
+        _log(state_dir, row, payload, now)
+        meant = signal_of(payload, on_stop)
+        if meant is None:
+            if session and session != row["session_id"]:
+                _write(conn, row, None, session, now)
+            return None
+        kind, note = meant
+        current = str(row["last_signal"] or "").partition(":")[0].strip()
+        if kind == current == "working" and (not session or session == row["session_id"]):
+            return None
+        _write(
+            conn, row, (kind, note), session, now, source=f"claude-{payload.get('hook_event_name')}"
+        )
+        return kind
+    finally:
+        conn.close()
+
+
+def _write(
+    conn: sqlite3.Connection,
+    row: sqlite3.Row,
+    signal: tuple[str, str] | None,
+    session: str | None,
+    now: float,
+    source: str = "",
+) -> None:
+    key = (row["run_id"], row["id"])
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if signal is None:
+            conn.execute(
+                "UPDATE tasks SET session_id = ? WHERE run_id = ? AND id = ?", (session, *key)
+            )
+        else:
+            kind, note = signal
+            note = " ".join(note.split())[:200]
+            conn.execute(
+                "UPDATE tasks SET last_signal = ?, last_signal_at = ?, "
+                "session_id = COALESCE(?, session_id) WHERE run_id = ? AND id = ?",
+                (f"{kind}: {note}" if note else kind, now, session, *key),
+            )
+            data = json.dumps({"note": note, "signal": kind, "source": source}, sort_keys=True)
+            conn.execute(
+                "INSERT INTO events (run_id, task_id, ts, kind, data) VALUES (?, ?, ?, ?, ?)",
+                (*key, now, "task_signal", data),
+            )
+            if kind == "done":
+                conn.execute(
+                    "INSERT INTO controls (run_id, task_id, action, source, created_at) "
+                    "VALUES (?, ?, 'done', ?, ?)",
+                    (*key, f"signal ({source})", now),
+                )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def hook_log_path(state_dir: str, run_id: str, task_id: str) -> str:
+    """`runs/<run>/hooks/<task>.jsonl`: one line per hook call of the task."""
+    return os.path.join(state_dir, "runs", run_id, "hooks", f"{task_id}.jsonl")
+
+
+def _log(state_dir: str, row: sqlite3.Row, payload: dict[str, object], now: float) -> None:
+    path = hook_log_path(state_dir, row["run_id"], row["id"])
+    entry = {
+        "t": round(now, 3),
+        "event": payload.get("hook_event_name"),
+        "attempt": row["attempt"],
+        "session_id": payload.get("session_id"),
+        "transcript_path": payload.get("transcript_path"),
+    }
+    for key in ("tool_name", "notification_type", "reason"):
+        if payload.get(key):
+            entry[key] = payload[key]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
