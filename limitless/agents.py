@@ -151,10 +151,13 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
         ),
         AgentProfile(
             name="codex",
-            command=("codex", "exec", "{prompt}"),
+            command=("codex", "exec", "--json", "{prompt}"),
             model_args=("-m", "{model}"),
-            waiting_regex=r"(?i)(allow command\?|approve\?|\[y/n\]|\(y/n\))",
+            cost_regex=None,
+            progress_regex=None,
             rate_limit_regex=_CODEX_RATE_LIMIT,
+            adapter="codex",
+            changes="required",
         ),
         AgentProfile(
             name="gemini",

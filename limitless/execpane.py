@@ -288,7 +288,7 @@ class Wrapper:
             return hooks_failed
         parser = LineParser(OutputParsers.for_profile(self.profile))
         if self.program is not None and self.program.headless_stream:
-            self.stream = self.program.stream(self.worktree)
+            self.stream = self.program.stream(self.worktree, env)
         if self.profile.interactive:
             self.driver = InteractiveDriver(
                 self.store,
@@ -330,6 +330,7 @@ class Wrapper:
             result = self.process.pump(timeout_s=self.task.timeout_s)
             if self.stream is not None:
                 self._show_events(parser, b"\n", events)
+                self._finish_events(parser)
             else:
                 parser.finish()
         finally:
@@ -403,6 +404,16 @@ class Wrapper:
         facts = self.stream.facts
         parser.take(facts.progress, facts.cost_usd, facts.session_id)
 
+    def _finish_events(self, parser: LineParser) -> None:
+        """The stream's last words once the program ended (what it left on disk)."""
+        if self.stream is None:
+            return
+        for line in self.stream.finish():
+            self._say_line(line)
+            parser.note(line.text)
+        facts = self.stream.facts
+        parser.take(facts.progress, facts.cost_usd, facts.session_id)
+
     def _say_line(self, line: PaneLine) -> None:
         colour = LINE_STYLES[line.style]
         self._say(f"{colour}{line.text}{RESET}" if colour else line.text)
@@ -416,6 +427,7 @@ class Wrapper:
             result.exit_code,
             self.plan.approve_of(self.task),
             self.program.display,
+            self.program.approve_hint(self.plan.approve_of(self.task)),
         )
         if verdict is None:
             return None

@@ -26,8 +26,11 @@ from limitless.programs.base import (
 )
 from limitless.programs.claude import CLAUDE
 from limitless.programs.claude_tui import CLAUDE_INTERACTIVE
+from limitless.programs.codex import CODEX
 
-ADAPTERS: dict[str, Program] = {program.name: program for program in (CLAUDE, CLAUDE_INTERACTIVE)}
+ADAPTERS: dict[str, Program] = {
+    program.name: program for program in (CLAUDE, CLAUDE_INTERACTIVE, CODEX)
+}
 
 __all__ = [
     "ADAPTERS",

@@ -61,6 +61,10 @@ class EventStream:
         """The pane lines for one output line; facts are updated on the way."""
         raise NotImplementedError
 
+    def finish(self) -> list[PaneLine]:
+        """The program has ended: last lines and facts from what it left on disk, if any."""
+        return []
+
     def relative(self, path: object) -> str:
         """`path` as the user knows it: relative to the worktree when inside it."""
         text = str(path or "")
@@ -147,8 +151,13 @@ class Program:
         """Variables the program needs to run unattended (the profile's env comes after)."""
         return {}
 
-    def stream(self, worktree: Path) -> EventStream | None:
-        """A reader of the program's output events, for headless programs that print them."""
+    def stream(self, worktree: Path, env: Mapping[str, str] | None = None) -> EventStream | None:
+        """A reader of the program's output events, for headless programs that print them;
+        `env` is the environment the program runs with."""
+        return None
+
+    def approve_hint(self, approve: Approve) -> str | None:
+        """What a looser `approve` would let through, when the generic words are wrong."""
         return None
 
     def locate(self, path: str | None = None) -> str | None:
