@@ -8,6 +8,8 @@ on the base branch, `limitless status`/`report`, the task's pane lines.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,15 @@ from limitless.programs import EventStream
 from limitless.programs.codex import CODEX
 from limitless.states import TaskStatus
 from tests.conftest import git
-from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan
+from tests.engine_helpers import (
+    LIMITLESS,
+    cli,
+    latest_run,
+    open_store,
+    tasks_of,
+    wait_for,
+    write_plan,
+)
 from tests.realagents.costs import codex_cost
 from tests.realagents.homes import AgentSetup, Finished
 from tests.realagents.modelserver import ModelServer
@@ -356,3 +366,101 @@ def test_a_model_without_a_known_price_records_no_cost(
     assert stream.facts.cost_usd is None
     assert stream.facts.input_tokens == 200
     assert (repo / "a.txt").read_text() == "a\n"
+
+
+PLAN_EDITS_AND_ALL = """\
+name: checked
+agent: codex
+tasks:
+  - id: edits
+    prompt: "Write a file."
+  - id: all
+    approve: all
+    prompt: "Write a file."
+"""
+
+
+def _nothing_made(repo: Path) -> None:
+    assert git(repo, "branch", "--format=%(refname:short)") == "main"
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert not (repo.parent / f"{repo.name}.worktrees").exists()
+
+
+def test_a_missing_or_too_old_codex_is_refused_before_anything_starts(
+    codex_env: AgentSetup, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No codex on PATH, or one older than the adapter supports: `run` exits 3 naming the
+    install command, and makes no branch, worktree or run."""
+    write_plan(repo, PLAN_EDITS_AND_ALL)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    missing = cli(repo, "run", "--headless")
+    assert missing.returncode == 3, missing.stdout + missing.stderr
+    assert missing.stderr.strip() == (
+        "limitless: error: agent command 'codex' (profile codex, for edits, all) is not on "
+        "PATH; install it (npm install -g @openai/codex@0.171.0), or give these tasks another "
+        "agent (`agent:` in the plan, `--agent` with --prompt)"
+    )
+    # No older Codex can be installed here (the registry mirror is offline for old
+    # versions); a stand-in answers `--version` as Codex 0.150 did.
+    old = tmp_path / "old-codex"
+    old.mkdir()
+    (old / "codex").write_text('#!/bin/sh\necho "codex-cli 0.150.0"\n')
+    (old / "codex").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{old}:/usr/bin:/bin")
+    too_old = cli(repo, "run", "--headless")
+    assert too_old.returncode == 3, too_old.stdout + too_old.stderr
+    assert too_old.stderr.strip() == (
+        "limitless: error: Codex 0.150.0 (profile codex, for edits, all) is older than "
+        "limitless supports (0.171.0; tested with 0.171.0); upgrade it: npm install -g "
+        "@openai/codex@0.171.0"
+    )
+    _nothing_made(repo)
+    with open_store(repo) as store:
+        assert store.latest_run() is None
+
+
+def test_codex_that_cannot_start_as_the_plan_asks_is_refused_by_validate(
+    codex_env: AgentSetup, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where Codex's sandbox cannot start (no user namespaces: here a user namespace
+    whose limit is 0), `validate` and `run` refuse the tasks that would run inside it,
+    saying what the sandbox said; `approve: all` is not refused. A CODEX_HOME that is not
+    a folder is refused for every task."""
+    write_plan(repo, PLAN_EDITS_AND_ALL)
+    ok = cli(repo, "validate")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    unshare = shutil.which("unshare")
+    probe = subprocess.run(
+        [unshare or "unshare", "-U", "-r", "true"], capture_output=True, check=False
+    )
+    if unshare is None or probe.returncode != 0:
+        pytest.skip(f"cannot make a user namespace to take them away in: {probe.stderr!r}")
+    limit = 'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"'
+    for command in ("validate", "run"):
+        refused = subprocess.run(
+            [unshare, "-U", "-r", "sh", "-c", limit, "sh", *LIMITLESS, command],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+        said = refused.stdout + refused.stderr
+        assert (
+            "Codex's sandbox cannot start here (`codex sandbox` said: bwrap: Creating new "
+            "namespace failed: nesting depth or /proc/sys/user/max_*_namespaces exceeded "
+            "(ENOSPC)), and `approve: edits` runs Codex inside it; every write and command "
+            "would fail."
+        ) in said
+        assert said.rstrip().endswith("(tasks edits)"), said
+    _nothing_made(repo)
+    monkeypatch.setenv("CODEX_HOME", str(repo / "no-such-folder"))
+    missing_home = cli(repo, "validate")
+    assert missing_home.returncode == 3
+    assert (missing_home.stdout + missing_home.stderr).strip() == (
+        f"limitless.yaml: CODEX_HOME is {repo / 'no-such-folder'}, which is not a folder; "
+        "Codex stops at once ('failed to resolve CODEX_HOME'): create it, or unset "
+        "CODEX_HOME (tasks edits, all)"
+    )
