@@ -492,7 +492,8 @@ class Explanation:
     history: list[str]
 
     def lines(self) -> list[str]:
-        head = f"{self.task_id} ({self.run_id}, attempt {self.attempt}): {self.status}"
+        shown = self.status.replace("_", " ")
+        head = f"{self.task_id} ({self.run_id}, attempt {self.attempt}): {shown}"
         out = [head + (f" — {self.reason}" if self.reason else ""), "", "signals, strongest first:"]
         width = max(len(name) for name, _ in self.signals)
         out += [f"  {name.ljust(width)}  {text}" for name, text in self.signals]
@@ -565,7 +566,7 @@ def explain(store: Store, run_id: str, task_id: str, *, now: float | None = None
         session += f" (a retry runs: {' '.join(profile.resume_command)})"
     signals.append(("session", session))
     reason = row.waiting_reason if row.status is TaskStatus.WAITING else row.reason
-    status = task_state(row.status, row.waiting_kind).replace("_", " ")
+    status = task_state(row.status, row.waiting_kind)
     history = [
         _event_text(event.ts, event.kind, event.data)
         for event in store.events(run_id)
@@ -616,7 +617,10 @@ def _screen_text(program: Program, seen: Evidence | None, live: bool) -> str:
         return f"what {program.display}'s screen shows — not being watched now"
     if seen.source == "screen":
         return f"{seen.observed.replace('_', ' ')}: {seen.reason}"
-    return "no dialog, running turn or idle prompt recognised in the last lines"
+    shown = program.screen(seen.last_lines)
+    if shown is None:
+        return "no dialog, running turn or idle prompt recognised in the last lines"
+    return f"{shown.state}: {shown.reason} (a stronger signal decides)"
 
 
 def _idle_done_text(row: TaskRow, idle_done: float, now: float) -> str:

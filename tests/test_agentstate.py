@@ -208,7 +208,11 @@ def test_evidence_file_names_the_matched_line(store: Store, tmp_path: Path) -> N
     w.look(store.get_task("state-1", "talk"), ["x", "Go? (y/n)"], 1000.25)
     evidence = read_evidence(store, "state-1", "talk")
     assert evidence is not None
-    assert (evidence.status, evidence.source, evidence.line) == ("waiting", "regex", "Go? (y/n)")
+    assert (evidence.status, evidence.source, evidence.line) == (
+        "needs_input",
+        "regex",
+        "Go? (y/n)",
+    )
     assert evidence.last_lines == ["x", "Go? (y/n)"]
 
 
