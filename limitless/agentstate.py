@@ -42,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from limitless import agenthook
 from limitless.agents import AgentProfile
 from limitless.errors import LimitlessError, TmuxError, UsageError
 from limitless.plan import Plan
@@ -446,6 +447,8 @@ def record_signal(
     now = time.time()
     fields.update(last_signal=f"{kind}: {note}" if note else kind, last_signal_at=now)
     store.update_task(run_id, task_id, **fields)
+    with contextlib.suppress(OSError):  # the hook relay's memory of its last signal is old now
+        os.unlink(agenthook.last_path(str(store.state_dir), run_id, task_id))
     store.add_event(run_id, "task_signal", task_id, signal=kind, note=note, source=source)
     if kind == "done":
         store.request(run_id, ControlAction.DONE, task_id, source=f"signal ({source})")
