@@ -293,11 +293,11 @@ class StateWatcher:
             return None
         waiting = SIGNAL_WAITING.get(kind)
         state = TaskStatus.RUNNING if waiting is None else TaskStatus.WAITING
-        detail = f": {note}" if note else ""
+        # what the signal says is the reason a user reads; `explain` shows when it came
         return Observation(
             state,
             "signal",
-            f"signal {kind} at {clock(at)}{detail}",
+            note or f"signal {kind} at {clock(at)}",
             kind=waiting or Waiting.OTHER,
         )
 

@@ -476,19 +476,28 @@ def tick_until(driver: InteractiveDriver, condition: object, seconds: float = 10
         time.sleep(0.05)
 
 
-def test_idle_done_counts_down_typing_cancels_and_the_next_turn_closes(
+def signal(store: Store, text: str) -> None:
+    store.update_task("r-1", "t1", last_signal=text, last_signal_at=time.time())
+
+
+def test_idle_done_counts_down_after_a_turn_typing_cancels_and_the_next_turn_closes(
     task_repo: tuple[Store, Path],
 ) -> None:
-    """Idle after a turn: a deadline in the row (shown as a countdown); a key in the pane
-    cancels it; the next turn's end starts it again and at the deadline `/exit` is typed."""
+    """Idle before any turn: nothing. After a turn's Stop: a deadline in the row (shown as a
+    countdown); a key in the pane cancels it; the next turn's end starts it again, and at
+    the deadline `/exit` is typed into the agent."""
     store, _ = task_repo
     sent = Sent()
-    row = store.get_task("r-1", "t1")
-    driver = InteractiveDriver(store, row, CLAUDE_INTERACTIVE, 0.6, sent.send, sent.stop)
+    driver = InteractiveDriver(
+        store, store.get_task("r-1", "t1"), CLAUDE_INTERACTIVE, 0.6, sent.send, sent.stop
+    )
     store.update_task("r-1", "t1", status=TaskStatus.WAITING, waiting_kind=Waiting.IDLE)
+    tick_until(driver, lambda: driver.idle_seen_at is not None)
+    signal(store, "working: UserPromptSubmit")  # the prompt went in; the row still reads idle
+    time.sleep(0.6)
     driver.tick()
-    assert store.get_task("r-1", "t1").idle_done_at is None  # no turn ran yet: not done
-    driver.output(b"\x1b[2m esc to interrupt \x1b[0m")  # a turn runs
+    assert store.get_task("r-1", "t1").idle_done_at is None
+    signal(store, "idle: turn ended")  # the Stop hook
     tick_until(driver, lambda: store.get_task("r-1", "t1").idle_done_at is not None)
     waiting = store.get_task("r-1", "t1")
     assert state_of(waiting) == "idle"
@@ -500,8 +509,9 @@ def test_idle_done_counts_down_typing_cancels_and_the_next_turn_closes(
     time.sleep(0.8)
     driver.tick()
     assert (sent.keys, driver.closed) == ([], False)
+    driver.output(b"\x1b[2m esc to interrupt \x1b[0m")  # the user's prompt: a new turn
     store.update_task("r-1", "t1", status=TaskStatus.RUNNING, waiting_kind=Waiting.OTHER)
-    tick_until(driver, lambda: driver.idle_since is None)
+    tick_until(driver, lambda: driver.idle_seen_at is None)
     store.update_task("r-1", "t1", status=TaskStatus.WAITING, waiting_kind=Waiting.IDLE)
     tick_until(driver, lambda: sent.keys == [b"/exit", b"\r"])
     assert driver.closed and sent.stopped == 0
@@ -512,6 +522,24 @@ def test_idle_done_counts_down_typing_cancels_and_the_next_turn_closes(
         "task_countdown",
         "task_closing",
     ]
+
+
+def test_a_turn_too_short_to_show_as_running_still_ends_in_a_countdown(
+    task_repo: tuple[Store, Path],
+) -> None:
+    """No hooks, a turn over before the watcher could show it running: the row reads idle
+    all along; once the turn began long enough ago, its end is counted down."""
+    store, _ = task_repo
+    sent = Sent()
+    driver = InteractiveDriver(
+        store, store.get_task("r-1", "t1"), CLAUDE_INTERACTIVE, 30.0, sent.send, sent.stop
+    )
+    store.update_task("r-1", "t1", status=TaskStatus.WAITING, waiting_kind=Waiting.IDLE)
+    tick_until(driver, lambda: driver.idle_seen_at is not None)
+    driver.output(b"esc to interrupt")
+    started = time.monotonic()
+    tick_until(driver, lambda: store.get_task("r-1", "t1").idle_done_at is not None)
+    assert time.monotonic() - started >= 1.5
 
 
 def test_typed_keys_are_told_from_terminal_replies() -> None:

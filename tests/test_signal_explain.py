@@ -204,7 +204,7 @@ tasks:
     wait_for(lambda: tasks_of(repo, run.id)["talk"].status is TaskStatus.WAITING, 60, "waiting")
     row = tasks_of(repo, run.id)["talk"]
     assert row.session_id == payload["session_id"]
-    assert row.waiting_reason.endswith(": Claude needs your permission to use Bash")
+    assert row.waiting_reason == "Claude needs your permission to use Bash"
     explained = cli(repo, "explain", run.id, "talk", "--json")
     document = json.loads(explained.stdout)
     by_name = {s["signal"]: s["evidence"] for s in document["signals"]}
