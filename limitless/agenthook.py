@@ -24,8 +24,9 @@ Event → signal (`tasks.last_signal`, read by `agentstate.StateWatcher`):
   `done` with `--stop done`), Notification `idle_prompt` → `idle`
 - SessionStart, SessionEnd and the rest → no signal
 
-A repeated `working` writes nothing (the common case: one read, no write).
-Every call is also appended to `runs/<run>/hooks/<task>.jsonl` (event, time,
+A repeated `working` writes nothing: with the pane's variables it does not even
+open the store (`runs/<run>/hooks/<task>.last` remembers the last signal it
+wrote). Every call is appended to `runs/<run>/hooks/<task>.jsonl` (event, time,
 session, transcript path: the wrapper prices the transcripts from there).
 
 It prints nothing on stdout (Claude Code reads some hooks' stdout as context
@@ -36,10 +37,13 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 import time
-from collections.abc import Mapping
+
+TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs a hook 3 ms
+if TYPE_CHECKING:
+    import sqlite3  # loaded by `_connect` only, off the fast path
+    from collections.abc import Mapping
 
 STDIN_LIMIT = 1 << 20
 BUSY_TIMEOUT_MS = 5000
@@ -61,7 +65,7 @@ def main(argv: list[str]) -> int:
     on_stop = "done" if argv[1:3] == ["--stop", "done"] else "idle"
     try:
         record(payload, started, on_stop, os.environ)
-    except (OSError, sqlite3.Error, ValueError) as exc:
+    except Exception as exc:  # sqlite3.Error, OSError, ...: a hook never fails its agent
         print(f"limitless hook: {exc}", file=sys.stderr)
     return 0
 
@@ -144,16 +148,21 @@ def _common_dir_of_worktree(dot_git: str) -> str | None:
 
 
 def _connect(state_dir: str) -> sqlite3.Connection | None:
+    import sqlite3
+
     path = os.path.join(state_dir, "state.db")
     if not os.path.isfile(path):
         return None
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA synchronous = NORMAL")  # as the Store: WAL, no fsync per commit
     conn.row_factory = sqlite3.Row
     return conn
 
 
-COLUMNS = "run_id, id, status, attempt, worktree, session_id, last_signal, started_at"
+COLUMNS = (
+    "run_id, id, status, attempt, worktree, session_id, last_signal, last_signal_at, started_at"
+)
 
 
 def _task_row(
@@ -193,15 +202,24 @@ def record(
     """Record what the hook says for its task; returns the signal written (None: none)."""
     raw_session = payload.get("session_id")
     session = raw_session if isinstance(raw_session, str) and raw_session else None
+    meant = signal_of(payload, on_stop)
+    named = _named_task(env)
+    if named is not None and meant is not None and meant[0] == "working":
+        # the common case, every tool call: nothing new to say, and no sqlite to load
+        state_dir, run_id, task_id, attempt = named
+        if _last(state_dir, run_id, task_id) == [attempt, session, "working"]:
+            _log(state_dir, run_id, task_id, attempt, payload, now)
+            return None
     cwd = str(payload.get("cwd") or os.getcwd())
-    state_dir = env.get("LIMITLESS_STATE_DIR")
     worktree = None
-    if not state_dir or not env.get("LIMITLESS_RUN") or not env.get("LIMITLESS_TASK"):
+    if named is None:
         found = find_state_dir(cwd)
         if found is None:
             return None
         worktree, state_dir = found
-        env = {}  # the variables name another task (or none): go by the payload
+        env = {}  # the variables name no task (or another repository's): go by the payload
+    else:
+        state_dir = named[0]
     conn = _connect(state_dir)
     if conn is None:
         return None
@@ -209,22 +227,65 @@ def record(
         row = _task_row(conn, env, worktree, session)
         if row is None or row["status"] not in ACTIVE:
             return None
-        _log(state_dir, row, payload, now)
-        meant = signal_of(payload, on_stop)
+        key = (state_dir, row["run_id"], row["id"])
+        _log(*key, row["attempt"], payload, now)
         if meant is None:
             if session and session != row["session_id"]:
                 _write(conn, row, None, session, now)
             return None
         kind, note = meant
         current = str(row["last_signal"] or "").partition(":")[0].strip()
-        if kind == current == "working" and (not session or session == row["session_id"]):
+        stale = row["started_at"] is not None and (row["last_signal_at"] or 0) < row["started_at"]
+        if kind == current == "working" and not stale and session in (None, row["session_id"]):
+            _remember(*key, row["attempt"], session, kind)
             return None
-        _write(
-            conn, row, (kind, note), session, now, source=f"claude-{payload.get('hook_event_name')}"
-        )
+        source = f"claude-{payload.get('hook_event_name')}"
+        if not _write(conn, row, (kind, note), session, now, source=source):
+            return None
+        _remember(*key, row["attempt"], session, kind)
         return kind
     finally:
         conn.close()
+
+
+def _named_task(env: Mapping[str, str]) -> tuple[str, str, str, int] | None:
+    """(state dir, run, task, attempt) from the variables a task's pane sets, if all are set."""
+    state_dir, run_id, task_id = (
+        env.get("LIMITLESS_STATE_DIR"),
+        env.get("LIMITLESS_RUN"),
+        env.get("LIMITLESS_TASK"),
+    )
+    if not (state_dir and run_id and task_id):
+        return None
+    try:
+        attempt = int(env.get("LIMITLESS_ATTEMPT") or 0)
+    except ValueError:
+        attempt = 0
+    return state_dir, run_id, task_id, attempt
+
+
+def last_path(state_dir: str, run_id: str, task_id: str) -> str:
+    """`runs/<run>/hooks/<task>.last`: the last signal the relay wrote (for its fast path)."""
+    return os.path.join(state_dir, "runs", run_id, "hooks", f"{task_id}.last")
+
+
+def _last(state_dir: str, run_id: str, task_id: str) -> object:
+    try:
+        with open(last_path(state_dir, run_id, task_id), encoding="utf-8") as handle:
+            return json.loads(handle.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _remember(
+    state_dir: str, run_id: str, task_id: str, attempt: int, session: str | None, kind: str
+) -> None:
+    path = last_path(state_dir, run_id, task_id)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps([attempt, session, kind]))
+    os.replace(temporary, path)
 
 
 def _write(
@@ -234,7 +295,8 @@ def _write(
     session: str | None,
     now: float,
     source: str = "",
-) -> None:
+) -> bool:
+    """Write the signal (or just the session); False when a newer signal is there already."""
     key = (row["run_id"], row["id"])
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -245,11 +307,16 @@ def _write(
         else:
             kind, note = signal
             note = " ".join(note.split())[:200]
-            conn.execute(
+            # hooks of one agent may overlap: the one that started last has the last word
+            written = conn.execute(
                 "UPDATE tasks SET last_signal = ?, last_signal_at = ?, "
-                "session_id = COALESCE(?, session_id) WHERE run_id = ? AND id = ?",
-                (f"{kind}: {note}" if note else kind, now, session, *key),
-            )
+                "session_id = COALESCE(?, session_id) WHERE run_id = ? AND id = ? "
+                "AND (last_signal_at IS NULL OR last_signal_at <= ?)",
+                (f"{kind}: {note}" if note else kind, now, session, *key, now),
+            ).rowcount
+            if not written:
+                conn.execute("ROLLBACK")
+                return False
             data = json.dumps({"note": note, "signal": kind, "source": source}, sort_keys=True)
             conn.execute(
                 "INSERT INTO events (run_id, task_id, ts, kind, data) VALUES (?, ?, ?, ?, ?)",
@@ -266,6 +333,7 @@ def _write(
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return True
 
 
 def hook_log_path(state_dir: str, run_id: str, task_id: str) -> str:
@@ -273,12 +341,14 @@ def hook_log_path(state_dir: str, run_id: str, task_id: str) -> str:
     return os.path.join(state_dir, "runs", run_id, "hooks", f"{task_id}.jsonl")
 
 
-def _log(state_dir: str, row: sqlite3.Row, payload: dict[str, object], now: float) -> None:
-    path = hook_log_path(state_dir, row["run_id"], row["id"])
+def _log(
+    state_dir: str, run_id: str, task_id: str, attempt: int, payload: dict[str, object], now: float
+) -> None:
+    path = hook_log_path(state_dir, run_id, task_id)
     entry = {
         "t": round(now, 3),
         "event": payload.get("hook_event_name"),
-        "attempt": row["attempt"],
+        "attempt": attempt,
         "session_id": payload.get("session_id"),
         "transcript_path": payload.get("transcript_path"),
     }

@@ -42,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from limitless import agenthook
 from limitless.agents import AgentProfile
 from limitless.errors import LimitlessError, TmuxError, UsageError
 from limitless.plan import Plan
@@ -292,11 +293,11 @@ class StateWatcher:
             return None
         waiting = SIGNAL_WAITING.get(kind)
         state = TaskStatus.RUNNING if waiting is None else TaskStatus.WAITING
-        detail = f": {note}" if note else ""
+        # what the signal says is the reason a user reads; `explain` shows when it came
         return Observation(
             state,
             "signal",
-            f"signal {kind} at {clock(at)}{detail}",
+            note or f"signal {kind} at {clock(at)}",
             kind=waiting or Waiting.OTHER,
         )
 
@@ -446,6 +447,8 @@ def record_signal(
     now = time.time()
     fields.update(last_signal=f"{kind}: {note}" if note else kind, last_signal_at=now)
     store.update_task(run_id, task_id, **fields)
+    with contextlib.suppress(OSError):  # the hook relay's memory of its last signal is old now
+        os.unlink(agenthook.last_path(str(store.state_dir), run_id, task_id))
     store.add_event(run_id, "task_signal", task_id, signal=kind, note=note, source=source)
     if kind == "done":
         store.request(run_id, ControlAction.DONE, task_id, source=f"signal ({source})")
@@ -492,7 +495,8 @@ class Explanation:
     history: list[str]
 
     def lines(self) -> list[str]:
-        head = f"{self.task_id} ({self.run_id}, attempt {self.attempt}): {self.status}"
+        shown = self.status.replace("_", " ")
+        head = f"{self.task_id} ({self.run_id}, attempt {self.attempt}): {shown}"
         out = [head + (f" — {self.reason}" if self.reason else ""), "", "signals, strongest first:"]
         width = max(len(name) for name, _ in self.signals)
         out += [f"  {name.ljust(width)}  {text}" for name, text in self.signals]
@@ -565,7 +569,7 @@ def explain(store: Store, run_id: str, task_id: str, *, now: float | None = None
         session += f" (a retry runs: {' '.join(profile.resume_command)})"
     signals.append(("session", session))
     reason = row.waiting_reason if row.status is TaskStatus.WAITING else row.reason
-    status = task_state(row.status, row.waiting_kind).replace("_", " ")
+    status = task_state(row.status, row.waiting_kind)
     history = [
         _event_text(event.ts, event.kind, event.data)
         for event in store.events(run_id)
@@ -616,7 +620,10 @@ def _screen_text(program: Program, seen: Evidence | None, live: bool) -> str:
         return f"what {program.display}'s screen shows — not being watched now"
     if seen.source == "screen":
         return f"{seen.observed.replace('_', ' ')}: {seen.reason}"
-    return "no dialog, running turn or idle prompt recognised in the last lines"
+    shown = program.screen(seen.last_lines)
+    if shown is None:
+        return "no dialog, running turn or idle prompt recognised in the last lines"
+    return f"{shown.state}: {shown.reason} (a stronger signal decides)"
 
 
 def _idle_done_text(row: TaskRow, idle_done: float, now: float) -> str:

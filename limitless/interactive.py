@@ -40,6 +40,7 @@ from limitless.store import Store, TaskRow
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # how often the task's row is read
+FLIP_GRACE_S = 2.0  # a turn longer than this shows as running (the watcher needs 0.5 s)
 KEY_GAP_S = 0.3  # between the close keys (a TUI draws its command menu in between)
 CLOSE_GRACE_S = 10.0  # after the close keys, the process tree is ended
 DIALOG_PAUSE_S = 1.0  # the same dialog is not answered twice within this
@@ -86,10 +87,11 @@ class InteractiveDriver:
         self.text = ""  # recent output, escapes and whitespace removed
         self.startup = program is not None  # dialogs are answered until a turn ran
         self.answered: dict[str, float] = {}
-        self.turn_seen = False
-        self.idle_since: float | None = None
+        self.turn_at: float | None = None  # the latest evidence of a turn (its start, a tool)
+        self.idle_seen_at: float | None = None  # first poll of the row's current idle spell
+        self.counting_for: float | None = None  # the turn whose end is being counted down
+        self.cancelled_for: float | None = None  # the turn whose countdown the user stopped
         self.deadline: float | None = None
-        self.cancelled = False
         self.closing_at: float | None = None
         self.keys: list[tuple[float, bytes]] = []
         self.closed = False  # it closed the agent after idle_done
@@ -133,10 +135,9 @@ class InteractiveDriver:
         if not typed_keys(data):
             return
         self.startup = False  # a person is at the keyboard: the dialogs are theirs
-        if self.deadline is not None and not self.cancelled and not self.closed:
-            self.cancelled = True
-            self.deadline = None
-            self._update(idle_done_at=None)
+        if self.deadline is not None and not self.closed:
+            self.cancelled_for = self.counting_for
+            self._stop_countdown()
             self._event("task_countdown_cancelled", reason="you typed in the pane")
 
     def tick(self) -> None:
@@ -159,35 +160,61 @@ class InteractiveDriver:
     # ------------------------------------------------------------ the countdown
 
     def _follow(self, row: TaskRow) -> None:
-        kind, _, _ = (row.last_signal or "").partition(":")
-        fresh = row.last_signal_at is not None and row.last_signal_at >= self.started - 1.0
-        if fresh and kind.strip() == "working":
-            self._turn_ran()
+        """The countdown runs while the row is idle after the latest turn ended.
+
+        "After": the idle state's evidence is newer than the turn's (its start in
+        the output, or a working signal) — the Stop hook's time, or when this
+        driver first saw the row idle. When neither is newer but the row has been
+        idle for FLIP_GRACE_S since the turn's evidence, the turn was too short for
+        the watcher to show it running: it is over too.
+        """
+        now = time.time()
+        kind = (row.last_signal or "").partition(":")[0].strip()
+        signal_at = row.last_signal_at or 0.0
+        fresh = signal_at >= self.started - 1.0
+        if fresh and kind == "working":
+            self._turn_ran(signal_at)
         idle = row.status is TaskStatus.WAITING and row.waiting_kind is Waiting.IDLE
         if not idle:
-            if self.idle_since is not None:
-                self.idle_since = None
-                self.cancelled = False
-                if self.deadline is not None:
-                    self.deadline = None
-                    self._update(idle_done_at=None)
+            self.idle_seen_at = None
+            self._stop_countdown()
             return
-        if not self.turn_seen or self.closed:
+        if self.idle_seen_at is None:
+            self.idle_seen_at = now
+        turn = self.turn_at
+        if turn is None or self.closed:
             return
-        now = time.time()
-        if self.idle_since is None:
-            self.idle_since = now
-            self.refresh_cost()
-            if not self.cancelled:
-                self.deadline = now + self.idle_done_s
-                self._update(idle_done_at=self.deadline)
-                self._event("task_countdown", seconds=self.idle_done_s, reason=row.waiting_reason)
+        if self.counting_for is not None and self.counting_for != turn:
+            self._stop_countdown()  # a new turn began while the row still read idle
+        if self.counting_for == turn:
+            if self.deadline is not None and now >= self.deadline:
+                self._close()
             return
-        if self.deadline is not None and now >= self.deadline:
-            self._close()
+        if self.cancelled_for == turn:
+            return
+        ended = (
+            (fresh and kind == "idle" and signal_at > turn)
+            or self.idle_seen_at > turn
+            or now - turn >= FLIP_GRACE_S
+        )
+        if not ended:
+            return
+        self.counting_for = turn
+        self.deadline = now + self.idle_done_s
+        self._update(idle_done_at=self.deadline)
+        self._event("task_countdown", seconds=self.idle_done_s, reason=row.waiting_reason)
+        self.refresh_cost()
 
-    def _turn_ran(self) -> None:
-        self.turn_seen = True
+    def _stop_countdown(self) -> None:
+        self.counting_for = None
+        if self.deadline is not None:
+            self.deadline = None
+            self._update(idle_done_at=None)
+
+    def _turn_ran(self, at: float | None = None) -> None:
+        at = time.time() if at is None else at
+        if self.turn_at is None or at > self.turn_at:
+            self.turn_at = at
         self.startup = False
 
     def _close(self) -> None:
