@@ -497,7 +497,12 @@ class Responses(Dialect):
         return found
 
     def is_side(self, body: JSON) -> bool:
-        return not body.get("tools")
+        # Codex's TUI asks for a thread title on a side thread that carries the prompt
+        # (so its marker) and offers apply_patch: told by its output schema {title}.
+        schema = self.output_schema(body)
+        properties = schema.get("properties") if isinstance(schema, Mapping) else None
+        asks_title = isinstance(properties, Mapping) and set(properties) == {"title"}
+        return not body.get("tools") or asks_title
 
     def output_schema(self, body: JSON) -> Any:
         fmt = (body.get("text") or {}).get("format")
