@@ -1,6 +1,7 @@
 """The command Claude Code's hooks run: the agent's state, recorded fast.
 
     python -S -I <this file> [--stop idle|done]      (the hook's JSON on stdin)
+    python -S -I <this file> --codex-notify JSON     (Codex's `notify` program)
 
 Claude Code waits for a command hook before it goes on, and PreToolUse and
 PostToolUse run on every tool call, so this file imports the standard library
@@ -29,6 +30,13 @@ open the store (`runs/<run>/hooks/<task>.last` remembers the last signal it
 wrote). Every call is appended to `runs/<run>/hooks/<task>.jsonl` (event, time,
 session, transcript path: the wrapper prices the transcripts from there).
 
+Codex (`codex-interactive`) runs it as its `notify` program, which gets one
+JSON argument when a turn completes (`agent-turn-complete`: `thread-id`,
+`cwd`, `last-assistant-message`): that is Codex's Stop. A turn of a side thread
+Codex starts by itself (the session title it asks the model for) keeps no
+session file under CODEX_HOME and is ignored; the main thread's session file is
+its transcript.
+
 It prints nothing on stdout (Claude Code reads some hooks' stdout as context
 for the model) and always exits 0: a hook must never fail its agent.
 """
@@ -56,12 +64,15 @@ EDIT_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit", "Read"})
 def main(argv: list[str]) -> int:
     started = time.time()
     try:
-        raw = sys.stdin.read(STDIN_LIMIT)
-        payload = json.loads(raw or "{}")
-    except (OSError, ValueError):
+        if argv[1:2] == ["--codex-notify"]:
+            loaded = codex_payload(json.loads(argv[-1]), os.environ)
+        else:
+            loaded = json.loads(sys.stdin.read(STDIN_LIMIT) or "{}")
+    except (OSError, ValueError, IndexError):
         return 0
-    if not isinstance(payload, dict):
+    if not isinstance(loaded, dict):
         return 0
+    payload: dict[str, object] = loaded
     on_stop = "done" if argv[1:3] == ["--stop", "done"] else "idle"
     try:
         record(payload, started, on_stop, os.environ)
@@ -92,6 +103,44 @@ def signal_of(payload: dict[str, object], on_stop: str = "idle") -> tuple[str, s
             count = len(background)
             return "working", f"turn ended; {count} background task{'s' * (count != 1)} still run"
         return on_stop, "turn ended"
+    return None
+
+
+def codex_payload(notification: object, env: Mapping[str, str]) -> dict[str, object] | None:
+    """Codex's `notify` JSON as the hook payload it stands for (a turn's end: Stop), or
+    None for other notifications and for a side thread, which keeps no session file."""
+    if not isinstance(notification, dict) or notification.get("type") != "agent-turn-complete":
+        return None
+    thread = str(notification.get("thread-id") or "")
+    transcript = codex_session_file(thread, env)
+    if transcript is None:
+        return None
+    return {
+        "hook_event_name": "Stop",
+        "session_id": thread,
+        "cwd": notification.get("cwd"),
+        "transcript_path": transcript,
+        "limitless_source": "codex-notify",
+    }
+
+
+def codex_session_file(thread: str, env: Mapping[str, str]) -> str | None:
+    """`$CODEX_HOME/sessions/Y/M/D/rollout-…-<thread>.jsonl`, if Codex keeps one."""
+    home = env.get("CODEX_HOME") or os.path.join(env.get("HOME") or "~", ".codex")
+    sessions = os.path.join(os.path.expanduser(home), "sessions")
+    if not thread or os.sep in thread:
+        return None
+    suffix = f"-{thread}.jsonl"
+    try:  # newest day first: the session began a moment ago
+        for year in sorted(os.listdir(sessions), reverse=True):
+            for month in sorted(os.listdir(os.path.join(sessions, year)), reverse=True):
+                for day in sorted(os.listdir(os.path.join(sessions, year, month)), reverse=True):
+                    folder = os.path.join(sessions, year, month, day)
+                    for name in os.listdir(folder):
+                        if name.startswith("rollout-") and name.endswith(suffix):
+                            return os.path.join(folder, name)
+    except OSError:
+        return None
     return None
 
 
@@ -239,7 +288,8 @@ def record(
         if kind == current == "working" and not stale and session in (None, row["session_id"]):
             _remember(*key, row["attempt"], session, kind)
             return None
-        source = f"claude-{payload.get('hook_event_name')}"
+        event = payload.get("hook_event_name")
+        source = str(payload.get("limitless_source") or f"claude-{event}")
         if not _write(conn, row, (kind, note), session, now, source=source):
             return None
         _remember(*key, row["attempt"], session, kind)

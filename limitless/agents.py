@@ -121,6 +121,8 @@ _CLAUDE_TUI_RATE_LIMIT = r"(?i)API Error\b.{0,40}\b(?:429|529)\b|rate_limit_erro
 _CODEX_RATE_LIMIT = (
     r"(?i)(\brate[ -]?limit(?:ed)?\b|usage limit|429 Too Many Requests|quota exceeded)"
 )
+# The TUI's own error line once it gave up on the model, not any text of the conversation.
+_CODEX_TUI_RATE_LIMIT = r"(?i)^\s*■.*(?:429 Too Many Requests|usage limit|rate limit)"
 _GEMINI_RATE_LIMIT = r"(?i)(\brate[ -]?limit(?:ed)?\b|RESOURCE_EXHAUSTED|quota exceeded|\b429\b)"
 _AIDER_RATE_LIMIT = r"(?i)(RateLimitError|\brate[ -]?limit(?:ed)?\b|quota exceeded)"
 
@@ -157,6 +159,18 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
             progress_regex=None,
             rate_limit_regex=_CODEX_RATE_LIMIT,
             adapter="codex",
+            changes="required",
+        ),
+        AgentProfile(
+            name="codex-interactive",
+            command=("codex", "--no-daemon", "-C", "{worktree}", "{prompt}"),
+            model_args=("-m", "{model}"),
+            interactive=True,
+            cost_regex=None,
+            progress_regex=None,
+            rate_limit_regex=_CODEX_TUI_RATE_LIMIT,
+            idle_seconds=0,  # its notify program and its screen tell when it is idle
+            adapter="codex-interactive",
             changes="required",
         ),
         AgentProfile(

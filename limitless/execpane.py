@@ -35,7 +35,7 @@ from limitless.interactive import InteractiveDriver
 from limitless.plan import Plan, Task
 from limitless.programs import EventStream, PaneLine, Program, adapter
 from limitless.programs.verdict import Verdict, judge_changes, judge_stream
-from limitless.ptyrun import PtyProcess, PtyResult
+from limitless.ptyrun import PtyProcess, PtyResult, end_strays
 from limitless.states import TaskStatus
 from limitless.store import Attempt, Run, Store, TaskRow
 from limitless.views import duration
@@ -336,6 +336,7 @@ class Wrapper:
         finally:
             if events is not None:
                 events.close()
+            self._end_strays()
         self._store_parsed(parser)
         if driver is not None:
             driver.refresh_cost()
@@ -347,6 +348,19 @@ class Wrapper:
             or self._rate_limited(parser, result)
             or self._outcome(result)
         )
+
+    def _end_strays(self) -> None:
+        """End what the agent left running detached (Codex's background app-server)."""
+        markers = self.program.stray_markers if self.program is not None else ()
+        if not markers:
+            return
+        mine = {
+            "LIMITLESS_RUN": self.run.id,
+            "LIMITLESS_TASK": self.task.id,
+            "LIMITLESS_ATTEMPT": str(self.row.attempt),
+        }
+        for command in end_strays(mine, markers):
+            self._log(f"limitless: ended {command[:200]} (left running by the agent)\n".encode())
 
     def _install_state_hooks(self) -> Outcome | None:
         """Hooks that report the agent's state (Claude Code's), before it starts."""

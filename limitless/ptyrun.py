@@ -54,6 +54,31 @@ def kill_tree(pid: int, grace: float = 2.0) -> None:
     psutil.wait_procs(alive, timeout=grace)
 
 
+def end_strays(variables: Mapping[str, str], markers: Sequence[str]) -> list[str]:
+    """End the processes a program left running detached (a daemon it started, now a
+    child of init): those whose environment holds all of `variables` (the attempt's
+    LIMITLESS_* values, which only what the attempt started inherits) and whose command
+    line contains one of `markers`. Returns the command lines it ended."""
+    if not markers or not variables:
+        return []
+    ended: list[str] = []
+    own = os.getpid()
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if proc.pid == own:
+            continue
+        command = " ".join(proc.info.get("cmdline") or [])
+        if not any(marker in command for marker in markers):
+            continue
+        try:
+            environ = proc.environ()
+        except psutil.Error:
+            continue  # gone, or another user's
+        if all(environ.get(name) == value for name, value in variables.items()):
+            kill_tree(proc.pid)
+            ended.append(command)
+    return ended
+
+
 def _copy_winsize(source_fd: int, target_fd: int) -> None:
     with contextlib.suppress(OSError):
         size = fcntl.ioctl(source_fd, termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))

@@ -27,9 +27,10 @@ from limitless.programs.base import (
 from limitless.programs.claude import CLAUDE
 from limitless.programs.claude_tui import CLAUDE_INTERACTIVE
 from limitless.programs.codex import CODEX
+from limitless.programs.codex_tui import CODEX_INTERACTIVE
 
 ADAPTERS: dict[str, Program] = {
-    program.name: program for program in (CLAUDE, CLAUDE_INTERACTIVE, CODEX)
+    program.name: program for program in (CLAUDE, CLAUDE_INTERACTIVE, CODEX, CODEX_INTERACTIVE)
 }
 
 __all__ = [

@@ -122,6 +122,9 @@ class Program:
     state_hooks: ClassVar[str | None] = None  # "claude": report state through Claude Code hooks
     close_keys: ClassVar[tuple[bytes, ...]] = ()  # typed (0.3 s apart) to end it cleanly
     busy_marker: ClassVar[str] = ""  # in its output (lower case, no whitespace) while a turn runs
+    # Words in the command line of a process it leaves running detached (a background
+    # server): one that carries the attempt's LIMITLESS_* variables is ended after it.
+    stray_markers: ClassVar[tuple[str, ...]] = ()
 
     def approve_args(self, approve: Approve) -> tuple[str, ...]:
         """The program's own flags for the permission policy `approve`."""
