@@ -16,6 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from limitless.programs.codex_tui import CODEX_INTERACTIVE
+from limitless.ptyrun import end_strays
 from limitless.states import TaskStatus
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan
@@ -142,3 +144,93 @@ tasks:
     assert not [e for e in events if e.kind == "task_dialog"]  # -c settings, no questions
     assert task_processes(run_row.id, "hello") == []
     assert model_server.problems() == []
+
+
+def test_a_background_server_left_by_codex_is_ended_only_for_its_own_task(
+    codex_agent: AgentSetup, repo: Path, tmux_socket: str
+) -> None:
+    """Started without `-c` settings or `--no-daemon`, Codex's TUI starts a shared
+    `codex app-server` detached, which outlives its pane. `end_strays` ends the one that
+    carries a task's variables, and leaves it alone for any other task."""
+    codex_home = Path(codex_agent.env["CODEX_HOME"])
+    with (codex_home / "config.toml").open("a") as config:
+        config.write(f'\n[projects."{repo}"]\ntrust_level = "trusted"\n')
+        config.write('\n[notice.model_migrations]\n"gpt-5.5" = "gpt-6-sol"\n')
+    mine = {"LIMITLESS_RUN": "strays-1", "LIMITLESS_TASK": "t", "LIMITLESS_ATTEMPT": "1"}
+    env = [f"{name}={value}" for name, value in {**codex_agent.env, **mine}.items()]
+    command = [*codex_agent.argv(), "--", "hello"]
+    subprocess.run(
+        [
+            "tmux",
+            "-L",
+            tmux_socket,
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-x",
+            "120",
+            "-y",
+            "35",
+            "-c",
+            str(repo),
+            *[a for pair in env for a in ("-e", pair)],
+            "--",
+            *command,
+        ],
+        check=True,
+    )
+
+    def servers() -> list[str]:
+        return [c for c in task_processes("strays-1", "t") if "app-server" in c]
+
+    try:
+        wait_for(lambda: servers() != [], 30, "Codex's background app-server")
+        subprocess.run(["tmux", "-L", tmux_socket, "kill-server"], check=True)
+        wait_for(lambda: all("app-server" in c for c in task_processes("strays-1", "t")), 10)
+        assert servers() != []  # the pane and the TUI are gone; the server is not
+        others = {**mine, "LIMITLESS_TASK": "another"}
+        assert end_strays(others, CODEX_INTERACTIVE.stray_markers) == []
+        assert servers() != []
+        ended = end_strays(mine, CODEX_INTERACTIVE.stray_markers)
+        assert ended and all("app-server" in command for command in ended)
+        wait_for(lambda: servers() == [], 10, "the background server ended")
+    finally:
+        end_strays(mine, ("app-server",))  # what this test started, should it fail
+
+
+def test_a_refused_approval_is_seen_on_the_screen_and_fails_as_no_change(
+    codex_env: AgentSetup, model_server: ModelServer, repo: Path, tmux_socket: str
+) -> None:
+    """Esc on Codex's approval ends its turn without a notify ("■ Conversation
+    interrupted"): the screen says idle, idle_done closes it, and the untouched branch
+    fails the task with the reason a user needs."""
+    script = Script("refuse", [write("refused.txt", "no\n"), say("never")])
+    model_server.add(script)
+    write_plan(
+        repo,
+        f"""\
+name: refuse
+agent: codex-interactive
+approve: ask
+idle_done: 1s
+tasks:
+  - id: refuse
+    prompt: "Create refused.txt {script.marker}"
+""",
+    )
+    assert cli(repo, "run", "--detach").returncode == 0
+    run_row = latest_run(repo)
+    wait_for(lambda: "? needs input" in status_line(repo, "refuse"), 60, "needs input")
+    pane = tasks_of(repo, run_row.id)["refuse"].pane_id or ""
+    subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", pane, "Escape"], check=True)
+    finished = cli(repo, "wait", run_row.id, "--timeout", "90", timeout=120)
+    assert finished.returncode == 1, finished.stdout + finished.stderr
+    row = tasks_of(repo, run_row.id)["refuse"]
+    assert row.status is TaskStatus.FAILED
+    assert row.reason.startswith("the agent changed nothing"), row.reason
+    with open_store(repo) as store:
+        events = [e for e in store.events(run_row.id) if e.task_id == "refuse"]
+    idle = [e for e in events if e.kind == "task_idle"]
+    assert idle and "■ Conversation interrupted" in str(idle[-1].data.get("reason"))
+    assert git(repo, "ls-tree", "--name-only", "main") == "README.md"

@@ -64,7 +64,6 @@ DIALOG_FOOTER = re.compile(
     r"(?i)press enter to (?:confirm|continue)|\benter(?:/esc)? (?:confirm|continue)\b|"
     r"\besc to cancel\b"
 )
-QUESTION = re.compile(r"\?\s*$")
 DETAIL = re.compile(r"^\s*(?:\$ .+|Destination: .+)$")
 IDLE_FOOTER = "for shortcuts"  # "← for agents · ? for shortcuts" under an empty prompt
 # What a turn leaves above the prompt when it ends: "Worked for 4s • 14:51", or a "■"
@@ -135,11 +134,11 @@ class CodexInteractive(Program):
 
     def screen(self, lines: Sequence[str]) -> ScreenState | None:
         """A question (an approval, a dialog), a turn running, or the idle prompt."""
-        if any(CHOICE.match(line) for line in lines) and any(
-            DIALOG_FOOTER.search(line) for line in lines
-        ):
-            question = next((ln.strip() for ln in reversed(lines) if QUESTION.search(ln)), "")
-            shown = question or next(ln.strip() for ln in lines if CHOICE.match(ln))
+        choice = next((index for index, line in enumerate(lines) if CHOICE.match(line)), None)
+        if choice is not None and any(DIALOG_FOOTER.search(line) for line in lines):
+            asked = [ln.strip() for ln in lines[:choice] if "?" in ln]
+            question = asked[-1][: asked[-1].index("?") + 1] if asked else ""
+            shown = question or lines[choice].strip().lstrip("›> ")
             detail = next((ln.strip() for ln in lines if DETAIL.match(ln)), "")
             reason = f"Codex asks: {shown}" + (f" ({detail})" if detail else "")
             return ScreenState("input", reason, shown)
