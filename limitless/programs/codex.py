@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -56,8 +57,7 @@ APPROVE_HINTS: dict[Approve, str] = {
     "outside the worktree)",
     "all": "Codex refused them itself",
 }
-# Its log level: errors (the default) and the sandbox's refusals.
-RUST_LOG = "error,codex_sandboxing=warn"
+SANDBOX_LOG = "codex_sandboxing=warn"  # its log target that names a sandbox's refusal
 RATE_LIMIT = re.compile(
     r"(?i)(\b429\b|too many requests|rate[ _-]?limit|usage limit|quota exceeded|\b529\b|"
     r"overloaded|high demand)"
@@ -100,7 +100,10 @@ class Codex(Program):
         return APPROVE_HINTS[approve]
 
     def environment(self) -> dict[str, str]:
-        return {"RUST_LOG": RUST_LOG}
+        # Codex's log level, raised for its sandbox's refusals only (the commands it runs
+        # inherit it: a RUST_LOG of the user's is kept, with that one target added).
+        mine = os.environ.get("RUST_LOG", "").strip()
+        return {"RUST_LOG": f"{mine},{SANDBOX_LOG}" if mine else f"error,{SANDBOX_LOG}"}
 
     def refusal(self, approve: Approve, env: Mapping[str, str], is_root: bool) -> Refusal | None:
         return codex_refusal(self, approve, env)
