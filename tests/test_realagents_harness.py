@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,13 @@ import pytest
 from tests.conftest import git
 from tests.engine_helpers import wait_for
 from tests.realagents.costs import claude_cost
-from tests.realagents.homes import AgentSetup, Finished, claude_setup, codex_setup
+from tests.realagents.homes import (
+    AgentSetup,
+    Finished,
+    claude_setup,
+    codex_setup,
+    reap_started,
+)
 from tests.realagents.modelserver import ModelServer
 from tests.realagents.programs import PINNED, REPO_ROOT, find
 from tests.realagents.script import Script, Usage, edit, error, run, say, write
@@ -69,6 +77,15 @@ def test_an_installed_program_has_its_pinned_version(name: str) -> None:
         check=False,
     )
     assert version in result.stdout, result.stdout + result.stderr
+
+
+def test_a_program_left_running_is_reaped(tmp_path: Path) -> None:
+    """reap_started (the autouse reap_agents fixture) kills what a test left running."""
+    sleeper = AgentSetup("sleep", Path("/bin/sleep"), tmp_path)
+    agent = sleeper.start("300", cwd=tmp_path)
+    assert agent.process.poll() is None
+    assert reap_started() == [["/bin/sleep", "300"]]
+    assert agent.process.returncode == -signal.SIGKILL
 
 
 # -- Claude Code ---------------------------------------------------------------
@@ -211,11 +228,12 @@ def test_two_claudes_at_once_each_follow_their_own_script(
 ) -> None:
     """Two claude processes on one server at the same time: each gets its own steps."""
     first, second = make_repo("first"), make_repo("second")
+    both_asked = threading.Event()  # the first turns are answered once both are waiting
     scripts = {
         repo: Script(
             f"claude-{repo.name}",
             [
-                write("who.txt", f"{repo.name}\n", delay=0.5),
+                write("who.txt", f"{repo.name}\n", gate=both_asked),
                 run("cat who.txt"),
                 say(f"{repo.name} done"),
             ],
@@ -228,7 +246,11 @@ def test_two_claudes_at_once_each_follow_their_own_script(
         setup.start("-p", s.marker, "--permission-mode", "acceptEdits", *CLAUDE_PRINT, cwd=repo)
         for repo, s in scripts.items()
     ]
-    finished = [agent.wait(60) for agent in running]
+    try:
+        model_server.wait_until_held(*(s.name for s in scripts.values()), timeout=30)
+    finally:
+        both_asked.set()
+        finished = [agent.wait(60) for agent in running]
 
     for done, (repo, script) in zip(finished, scripts.items(), strict=True):
         assert done.returncode == 0, done.describe()
@@ -237,10 +259,7 @@ def test_two_claudes_at_once_each_follow_their_own_script(
         turns = model_server.main_requests(script.name)
         assert [r.turn for r in turns] == [0, 1, 2]
         assert turns[2].last_tool_result == repo.name
-    # They overlapped: both first requests came before either conversation ended.
-    firsts = [model_server.main_requests(s.name)[0].at for s in scripts.values()]
-    lasts = [model_server.main_requests(s.name)[-1].at for s in scripts.values()]
-    assert max(firsts) < min(lasts)
+    assert model_server.problems() == []
 
 
 def test_the_readme_example_runs(
