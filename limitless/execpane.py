@@ -222,6 +222,8 @@ class Wrapper:
                 "LIMITLESS_BRANCH": self.row.branch,
                 "LIMITLESS_ATTEMPT": str(self.row.attempt),
                 "LIMITLESS_STATE_DIR": str(self.store.state_dir),
+                # Some agents (opencode) work in $PWD rather than their real folder.
+                "PWD": str(self.worktree),
             }
         )
         return env

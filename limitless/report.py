@@ -15,6 +15,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from limitless import fmt
 from limitless.graph import Dag
 from limitless.plan import Plan
 from limitless.states import MergeStatus, task_state
@@ -313,7 +314,7 @@ def _as_list(value: object) -> list[object]:
 
 def short_lines(report: Report) -> list[str]:
     """The few lines a headless run ends with."""
-    cost = f" · cost ${report.total_cost_usd:.2f}" if report.total_cost_usd is not None else ""
+    cost = f" · cost {_cost(report.total_cost_usd)}" if report.total_cost_usd is not None else ""
     lines = [
         f"run {report.run_id} {report.status}: {report.done}/{len(report.tasks)} tasks done",
         f"wall time {duration(report.wall_s)} · sum of task times {duration(report.task_s)} "
@@ -426,7 +427,7 @@ def render_json(report: Report) -> str:
 
 
 def _cost(value: float | None) -> str:
-    return "-" if value is None else f"${value:.2f}"
+    return "-" if value is None else fmt.money(value)
 
 
 def _merge_cell(task: TaskReport) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from limitless import fmt
 from limitless.errors import UsageError
 from limitless.plan import Budget, Plan
 from limitless.states import TaskStatus
@@ -202,7 +203,7 @@ def _cells(row: StatsRow) -> tuple[str, ...]:
         str(row.done),
         f"{rate:.0%}" if rate is not None else "-",
         duration(row.time_s),
-        f"${row.cost_usd:.2f}" if row.cost_usd is not None else "-",
+        fmt.money(row.cost_usd) if row.cost_usd is not None else "-",
     )
 
 

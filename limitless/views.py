@@ -192,11 +192,19 @@ def print_runs_table(summaries: list[dict[str, object]]) -> None:
     Console(soft_wrap=True).print(table)
 
 
+PIPED_WIDTH = 1000  # piped status keeps each task on one line, for grep and scripts
+
+
 def print_status(document: dict[str, object]) -> None:
     from rich.console import Console
 
-    console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
-    console.print(status_renderable(document))
+    if sys.stdout.isatty():
+        Console(highlight=False).print(status_renderable(document))
+        return
+    console = Console(highlight=False, width=PIPED_WIDTH, no_color=True)
+    with console.capture() as captured:
+        console.print(status_renderable(document))
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def status_renderable(document: dict[str, object]) -> object:

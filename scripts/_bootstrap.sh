@@ -67,14 +67,24 @@ agents_dir="${LIMITLESS_AGENTS_DIR:-$repo_root/.agents}"
 
 install_agents() {
     [ -n "${LIMITLESS_NO_AGENTS:-}" ] && return 0
-    mkdir -p "$agents_dir" || return 0
+    mkdir -p "$agents_dir" 2>/dev/null || return 0
     install_agents_npm
     install_agents_aider
+    return 0
+}
+
+# A failed install is not tried again for an hour (a machine without the
+# registries would wait for their timeouts on every test run): delete the
+# .limitless-failed file to try at once.
+recently_failed() {
+    local failed="$1"
+    [ -f "$failed" ] && [ -n "$(find "$failed" -mmin -60 2>/dev/null)" ]
 }
 
 install_agents_npm() {
-    local prefix="$agents_dir/npm" stamp want
+    local prefix="$agents_dir/npm" stamp failed want
     stamp="$prefix/.limitless-install"
+    failed="$prefix/.limitless-failed"
     want="$AGENTS_NPM_CORE $AGENTS_NPM_EXTRA"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
@@ -83,17 +93,24 @@ install_agents_npm() {
         echo "limitless: node/npm not found: claude, codex, opencode and gemini not installed (their tests skip)" >&2
         return 0
     fi
+    mkdir -p "$prefix" 2>/dev/null || return 0
+    if recently_failed "$failed"; then
+        echo "limitless: agent programs not installed: npm failed within the hour (see $prefix/.npm-install.log; delete $failed to retry now)" >&2
+        return 0
+    fi
     echo "limitless: installing agent programs into $prefix ($want)" >&2
-    mkdir -p "$prefix" || return 0
     # shellcheck disable=SC2086
     if agents_npm_install "$prefix" $want; then
         echo "$want" >"$stamp"
-    elif agents_npm_install "$prefix" $AGENTS_NPM_CORE; then
-        # The core pair is what most tests need; the extra programs are checks.
-        echo "limitless: opencode/gemini not installed (npm failed); claude and codex are" >&2
-        echo "$AGENTS_NPM_CORE" >"$stamp.partial"
+        rm -f "$failed"
+    elif ! grep -qE 'ECONNREFUSED|ENOTFOUND|ETIMEDOUT|EAI_AGAIN|ECONNRESET|ENETUNREACH' "$prefix/.npm-install.log" &&
+        agents_npm_install "$prefix" $AGENTS_NPM_CORE; then
+        # The core pair is what most tests need; opencode and gemini are checks.
+        echo "limitless: opencode/gemini not installed (npm failed, see $prefix/.npm-install.log); claude and codex are" >&2
+        date >"$failed"
     else
-        echo "limitless: npm could not install the agent programs (registry unreachable?): their tests skip" >&2
+        echo "limitless: npm could not install the agent programs (registry unreachable? see $prefix/.npm-install.log): their tests skip" >&2
+        date >"$failed"
     fi
     return 0
 }
@@ -101,15 +118,21 @@ install_agents_npm() {
 agents_npm_install() {
     local prefix="$1"
     shift
-    timeout 600 npm install --prefix "$prefix" --no-audit --no-fund \
-        --loglevel=error --fetch-retries=1 "$@" >"$prefix/.npm-install.log" 2>&1 &&
+    timeout 600 npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error \
+        --fetch-retries=1 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=5000 \
+        --fetch-timeout=30000 "$@" >"$prefix/.npm-install.log" 2>&1 &&
         "$prefix/node_modules/.bin/claude" --version >/dev/null 2>&1
 }
 
 install_agents_aider() {
-    local venv_dir="$agents_dir/aider-venv" stamp python candidate
+    local venv_dir="$agents_dir/aider-venv" stamp failed python candidate
     stamp="$venv_dir/.limitless-install"
+    failed="$venv_dir/.limitless-failed"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$AGENTS_AIDER" ]; then
+        return 0
+    fi
+    if recently_failed "$failed"; then
+        echo "limitless: aider not installed: pip failed within the hour (see $venv_dir/.pip-install.log; delete $failed to retry now)" >&2
         return 0
     fi
     python=""
@@ -133,11 +156,13 @@ install_agents_aider() {
         }
     fi
     if timeout 900 "$venv_dir/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "$AGENTS_AIDER" >"$venv_dir/.pip-install.log" 2>&1 &&
+        --retries 1 --timeout 30 "$AGENTS_AIDER" >"$venv_dir/.pip-install.log" 2>&1 &&
         "$venv_dir/bin/aider" --version >/dev/null 2>&1; then
         echo "$AGENTS_AIDER" >"$stamp"
+        rm -f "$failed"
     else
         echo "limitless: pip could not install $AGENTS_AIDER (registry unreachable? see $venv_dir/.pip-install.log): its tests skip" >&2
+        date >"$failed"
     fi
     return 0
 }

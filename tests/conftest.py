@@ -26,6 +26,7 @@ from tests.realagents.fixtures import (  # noqa: F401  (fixtures of the real-age
     gemini_agent,
     model_server,
     opencode_agent,
+    reap_agents,
 )
 
 GIT_IDENTITY = {

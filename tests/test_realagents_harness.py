@@ -9,7 +9,10 @@ installed (the bootstrap could not reach npm or PyPI).
 from __future__ import annotations
 
 import re
+import shlex
+import signal
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,8 +20,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import git
+from tests.engine_helpers import wait_for
 from tests.realagents.costs import claude_cost
-from tests.realagents.homes import AgentSetup, Finished, claude_setup
+from tests.realagents.homes import (
+    AgentSetup,
+    Finished,
+    claude_setup,
+    codex_setup,
+    reap_started,
+)
 from tests.realagents.modelserver import ModelServer
 from tests.realagents.programs import PINNED, REPO_ROOT, find
 from tests.realagents.script import Script, Usage, edit, error, run, say, write
@@ -67,6 +77,15 @@ def test_an_installed_program_has_its_pinned_version(name: str) -> None:
         check=False,
     )
     assert version in result.stdout, result.stdout + result.stderr
+
+
+def test_a_program_left_running_is_reaped(tmp_path: Path) -> None:
+    """reap_started (the autouse reap_agents fixture) kills what a test left running."""
+    sleeper = AgentSetup("sleep", Path("/bin/sleep"), tmp_path)
+    agent = sleeper.start("300", cwd=tmp_path)
+    assert agent.process.poll() is None
+    assert reap_started() == [["/bin/sleep", "300"]]
+    assert agent.process.returncode == -signal.SIGKILL
 
 
 # -- Claude Code ---------------------------------------------------------------
@@ -209,11 +228,12 @@ def test_two_claudes_at_once_each_follow_their_own_script(
 ) -> None:
     """Two claude processes on one server at the same time: each gets its own steps."""
     first, second = make_repo("first"), make_repo("second")
+    both_asked = threading.Event()  # the first turns are answered once both are waiting
     scripts = {
         repo: Script(
             f"claude-{repo.name}",
             [
-                write("who.txt", f"{repo.name}\n", delay=0.5),
+                write("who.txt", f"{repo.name}\n", gate=both_asked),
                 run("cat who.txt"),
                 say(f"{repo.name} done"),
             ],
@@ -226,7 +246,11 @@ def test_two_claudes_at_once_each_follow_their_own_script(
         setup.start("-p", s.marker, "--permission-mode", "acceptEdits", *CLAUDE_PRINT, cwd=repo)
         for repo, s in scripts.items()
     ]
-    finished = [agent.wait(60) for agent in running]
+    try:
+        model_server.wait_until_held(*(s.name for s in scripts.values()), timeout=30)
+    finally:
+        both_asked.set()
+        finished = [agent.wait(60) for agent in running]
 
     for done, (repo, script) in zip(finished, scripts.items(), strict=True):
         assert done.returncode == 0, done.describe()
@@ -235,10 +259,86 @@ def test_two_claudes_at_once_each_follow_their_own_script(
         turns = model_server.main_requests(script.name)
         assert [r.turn for r in turns] == [0, 1, 2]
         assert turns[2].last_tool_result == repo.name
-    # They overlapped: both first requests came before either conversation ended.
-    firsts = [model_server.main_requests(s.name)[0].at for s in scripts.values()]
-    lasts = [model_server.main_requests(s.name)[-1].at for s in scripts.values()]
-    assert max(firsts) < min(lasts)
+    assert model_server.problems() == []
+
+
+def test_the_readme_example_runs(
+    claude_agent: AgentSetup, model_server: ModelServer, repo: Path
+) -> None:
+    """The worked example of tests/realagents/README.md, as written there."""
+    script = Script(
+        "greet",
+        [
+            write("hello.txt", "hi\n", usage=Usage(1000, 50)),
+            error(429),
+            edit("hello.txt", "hi", "hello"),
+            run("git add -A && git commit -qm greet"),
+            say("Done."),
+        ],
+    )
+    model_server.add(script)
+    finished = claude_agent.run(
+        "-p",
+        f"Greet. {script.marker}",
+        "--permission-mode",
+        "acceptEdits",
+        "--allowedTools",
+        "Bash",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        cwd=repo,
+    )
+    assert finished.returncode == 0, finished.describe()
+    assert (repo / "hello.txt").read_text() == "hello\n"
+    assert git(repo, "log", "-1", "--format=%s") == "greet"
+    result = [line for line in finished.json_lines() if line["type"] == "result"][-1]
+    usages = [Usage(1000, 50), *[script.default_usage] * 3]
+    assert result["total_cost_usd"] == pytest.approx(claude_cost(None, usages))
+    assert model_server.main_requests("greet")[1].tool_results
+    assert model_server.problems() == []
+
+
+def test_claude_tui_starts_without_questions_and_titles_its_pane(
+    model_server: ModelServer, repo: Path, isolated_env: Path, tmux_socket: str
+) -> None:
+    """Interactive claude in a private tmux pane: straight to the prompt, works, pane titled."""
+    script = Script("claude-tui", [write("tui.txt", "from the tui\n"), say("Wrote tui.txt.")])
+    model_server.add(script)
+    setup = claude_setup(model_server, isolated_env, trust=[repo])
+    env = setup.environ()
+    env["PWD"] = str(repo)
+    command = " ".join(shlex.quote(a) for a in setup.argv("--permission-mode", "acceptEdits"))
+
+    def tmux(*args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", tmux_socket, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=10,
+            check=False,
+        )
+        return done.stdout
+
+    tmux("-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "40", "-c", str(repo), command)
+    wait_for(lambda: "accept edits on" in tmux("capture-pane", "-p"), 30, "claude's prompt")
+    screen = tmux("capture-pane", "-p")
+    assert "trust" not in screen.lower()
+    assert "API key" not in screen
+    tmux("send-keys", "-l", f"Write it. {script.marker}")
+    wait_for(lambda: f"Write it. {script.marker}" in tmux("capture-pane", "-p"), 10, "the prompt")
+    tmux("send-keys", "Enter")
+    wait_for(lambda: "Wrote tui.txt." in tmux("capture-pane", "-p"), 30, "the answer")
+    assert (repo / "tui.txt").read_text() == "from the tui\n"
+    wait_for(
+        lambda: "Scripted session" in tmux("display-message", "-p", "#{pane_title}"),
+        10,
+        "the pane title from the title side request",
+    )
+    side = model_server.of_kind("side")
+    assert side and side[0].body["output_config"]["format"]["type"] == "json_schema"
+    assert [r.turn for r in model_server.main_requests(script.name)] == [0, 1]
 
 
 # -- Codex ---------------------------------------------------------------------
@@ -332,6 +432,25 @@ def test_codex_retries_a_429_only_when_told_when(
     assert [r.status for r in model_server.main_requests(bare.name)] == [429]
 
 
+def test_codex_gives_up_on_lasting_500s_after_its_retry_limits(
+    codex_agent: AgentSetup, model_server: ModelServer, repo: Path
+) -> None:
+    """500 every time: (request_max_retries+1) × (stream_max_retries+1) requests, then exit 1."""
+    codex_home = Path(codex_agent.env["CODEX_HOME"])
+    setup = codex_setup(
+        model_server, codex_home, home=codex_agent.home, request_max_retries=1, stream_max_retries=1
+    )
+    script = Script("codex-500", [error(500, times=None), say("never")])
+    model_server.add(script)
+    finished = setup.run("exec", "--json", script.marker, cwd=repo)
+
+    assert finished.returncode == 1, finished.describe()
+    assert [r.status for r in model_server.main_requests(script.name)] == [500] * 4
+    events = finished.json_lines()
+    assert events[-1]["type"] == "turn.failed"
+    assert any(e.get("message", "").startswith("Reconnecting... 1/1") for e in events)
+
+
 # -- aider -----------------------------------------------------------------------
 
 
@@ -395,3 +514,35 @@ def test_gemini_runs_against_the_server(
     assert turns[0].path.endswith(":streamGenerateContent?alt=sse")
     assert "Successfully created and wrote to new file" in turns[1].tool_results[0]
     assert model_server.problems() == []
+
+
+# -- lasting errors (slow: the programs' own back-off takes over a minute) -----------
+
+
+@pytest.mark.slow
+def test_aider_gives_up_on_a_lasting_429_and_still_exits_0(
+    aider_agent: AgentSetup, model_server: ModelServer, repo: Path
+) -> None:
+    """aider retries for about 80 s (27 requests), says it was rate limited, exits 0."""
+    script = Script("aider-429", [error(429, times=None), say("never")])
+    model_server.add(script)
+    finished = aider_agent.run("--message", script.marker, "README.md", cwd=repo, timeout=180)
+
+    assert finished.returncode == 0, finished.describe()
+    assert "The API provider has rate limited you." in finished.stdout
+    assert len(model_server.main_requests(script.name)) == 27
+    assert git(repo, "rev-list", "--count", "HEAD") == "1"
+
+
+@pytest.mark.slow
+def test_opencode_gives_up_on_a_lasting_429_with_exit_1(
+    opencode_agent: AgentSetup, model_server: ModelServer, repo: Path
+) -> None:
+    """opencode retries 5 times over about 75 s, then prints the error and exits 1."""
+    script = Script("opencode-429", [error(429, times=None), say("never")])
+    model_server.add(script)
+    finished = opencode_agent.run("run", script.marker, cwd=repo, timeout=180)
+
+    assert finished.returncode == 1, finished.describe()
+    assert "scripted error 429" in finished.stderr
+    assert len(model_server.main_requests(script.name)) == 6

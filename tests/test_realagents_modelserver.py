@@ -367,6 +367,26 @@ def test_a_delayed_step_is_answered_after_its_delay(model_server: ModelServer) -
     assert time.monotonic() - started >= 0.3
 
 
+def test_a_gated_step_waits_for_its_event(model_server: ModelServer) -> None:
+    """gate= holds the answer until the test sets the event."""
+    gate = threading.Event()
+    model_server.add(Script("g", [say("released", gate=gate)]))
+    answers: list[Response] = []
+    asking = threading.Thread(
+        target=lambda: answers.append(
+            post(model_server, "/v1/messages", claude_body(user("[script:g]")))
+        )
+    )
+    asking.start()
+    model_server.wait_until_held("g", timeout=10)
+    assert model_server.held() == [("g", 0)]
+    assert model_server.requests == []  # recorded once answered
+    gate.set()
+    asking.join(timeout=10)
+    assert answers[0].events()[2][1]["delta"]["text"] == "released"
+    assert model_server.held() == []
+
+
 def test_wait_for_fails_naming_what_it_saw(model_server: ModelServer) -> None:
     """wait_for raises AssertionError after its timeout, listing the requests seen."""
     with pytest.raises(AssertionError, match=r"no main request in 0\.1 s"):

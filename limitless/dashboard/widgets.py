@@ -25,6 +25,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Label, RichLog, Static
 from textual.widgets.data_table import RowDoesNotExist
 
+from limitless import fmt
 from limitless.errors import LimitlessError
 from limitless.graph import Dag
 from limitless.monitor import Monitor, Snapshot, TaskView
@@ -121,9 +122,7 @@ def megabytes(value: float | None) -> str:
 
 
 def money(value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"${value:.2f}" if value < 100 else f"${value:.0f}"
+    return "" if value is None else fmt.money(value)
 
 
 def changes_text(task: TaskView) -> Text:

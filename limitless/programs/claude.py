@@ -27,6 +27,7 @@ PERMISSION_MODES: dict[Approve, str] = {
 RATE_LIMIT = re.compile(
     r"(?i)(\b429\b|rate[ _-]?limit|overloaded|\b529\b|usage limit reached|quota exceeded)"
 )
+RATE_LIMIT_STATUSES = frozenset({429, 529})  # too many requests, overloaded
 EDIT_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit"})
 TEXT_LINES = 12  # an assistant message longer than this is cut in the pane (the log keeps all)
 
@@ -98,15 +99,20 @@ class ClaudeStream(EventStream):
     def _system(self, event: dict[str, Any]) -> list[PaneLine]:
         subtype = event.get("subtype")
         if subtype == "init":
-            model = event.get("model") or "?"
+            # "claude-opus-4-8[1m]": the model with its 1M-token context window
+            model = str(event.get("model") or "?").replace("[1m]", " (1M)")
             mode = event.get("permissionMode") or "?"
             version = event.get("claude_code_version")
             program = f"Claude Code {version}" if version else "Claude Code"
-            return [PaneLine(f"{program} · model {model} · permission mode {mode}", "dim")]
-        if subtype == "api_retry" or "retry" in str(subtype):
-            detail = event.get("error") or event.get("message") or ""
-            attempt = event.get("attempt")
-            return [PaneLine(f"↻ model API retry {attempt or ''} {detail}".rstrip(), "dim")]
+            return [PaneLine(f"{program} · {model} · {mode}", "dim")]
+        if subtype == "api_retry":
+            status = event.get("error_status")
+            error = event.get("error") or "error"
+            delay = event.get("retry_delay_ms")
+            wait = f" in {delay / 1000:.1f}s" if isinstance(delay, int | float) else ""
+            attempt, most = event.get("attempt"), event.get("max_retries")
+            what = f"{status} {error}" if status else str(error)
+            return [PaneLine(f"↻ model API {what}: retry {attempt}/{most}{wait}", "dim")]
         return []
 
     def _assistant(self, event: dict[str, Any]) -> list[PaneLine]:
@@ -148,6 +154,8 @@ class ClaudeStream(EventStream):
             self._todo_progress(tool_input.get("todos"))
         if name in EDIT_TOOLS:
             return PaneLine(f"✎ {name} {self.relative(_path_of(tool_input))}", "action")
+        if name == "Read":
+            return PaneLine(f"→ Read {self.relative(_path_of(tool_input))}", "action")
         if name == "Bash":
             command = str(tool_input.get("command") or "").strip().splitlines()
             return PaneLine(f"$ {command[0] if command else ''}", "action")
@@ -217,7 +225,9 @@ class ClaudeStream(EventStream):
         summary = " · ".join(part for part in parts if part)
         if facts.is_error:
             facts.error = result_text or subtype or "error"
-            if RATE_LIMIT.search(facts.error):
+            if event.get("api_error_status") in RATE_LIMIT_STATUSES or RATE_LIMIT.search(
+                facts.error
+            ):
                 facts.rate_limit = " ".join(facts.error.split())
             shown = f"✗ {subtype or 'error'}: {_first_line(facts.error)} · {summary}"
             return [PaneLine(shown, "bad")]

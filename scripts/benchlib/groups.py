@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from benchlib import agents as agent_programs
 from benchlib import dags
 from benchlib.harness import (
     BenchError,
@@ -315,12 +316,25 @@ def scale(h: Harness, quick: bool) -> list[Figure]:
     ]
 
 
+def agents(h: Harness, quick: bool) -> list[Figure]:
+    """Each real agent program: task start → its first model request, and alone beside it."""
+    figures: list[Figure] = []
+    for startup in agent_programs.measure(h):
+        name = f"agents.{startup.profile}"
+        figures.append(info(f"{name}.first_request", startup.through_limitless * 1000, "ms"))
+        figures.append(info(f"{name}.alone", startup.alone * 1000, "ms"))
+        share = (startup.through_limitless - startup.alone) * 1000
+        figures.append(info(f"{name}.limitless_share", share, "ms"))
+    return figures
+
+
 GROUPS: dict[str, Callable[[Harness, bool], list[Figure]]] = {
     "setup": setup,
     "detection": detection,
     "merge": merge,
     "dashboard": dashboard,
     "scale": scale,
+    "agents": agents,
     "scheduling": scheduling,  # the longest group last
 }
 

@@ -525,8 +525,11 @@ class Responses(Dialect):
                 args["justification"] = "The scripted step needs to run outside the sandbox."
         elif isinstance(action, Read):
             args = {"cmd": f"cat {shlex.quote(action.path)}"}
-        else:
+        elif isinstance(action, Write | Edit):
             args = {"cmd": shell_write(action)}
+        else:
+            msg = f"cannot render {action!r} for Codex"
+            raise ScriptProblem(msg)
         return Reply(calls=(ToolCall("exec_command", args),), usage=usage)
 
     @staticmethod

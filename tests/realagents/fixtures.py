@@ -9,6 +9,8 @@
   `gemini_agent`: an `AgentSetup` for that program against `model_server`
   in the test's HOME (skips, naming why, when the program is not installed).
   `codex_agent` gets a CODEX_HOME outside /tmp, removed after the test.
+- `reap_agents` (autouse): after each test, kills whatever a test started
+  with `AgentSetup.start`/`run` and left running (with its process group).
 """
 
 from __future__ import annotations
@@ -27,10 +29,18 @@ from tests.realagents.homes import (
     codex_setup,
     gemini_setup,
     opencode_setup,
+    reap_started,
 )
 from tests.realagents.modelserver import ModelServer
 from tests.realagents.programs import agent_path as _agent_path
 from tests.realagents.programs import program
+
+
+@pytest.fixture(autouse=True)
+def reap_agents() -> Iterator[None]:
+    """Programs a test started and left running are killed when it ends."""
+    yield
+    reap_started()
 
 
 @pytest.fixture

@@ -104,7 +104,9 @@ class AgentSetup:
             text=True,
             start_new_session=True,
         )
-        return RunningAgent(argv, process, started)
+        agent = RunningAgent(argv, process, started)
+        _STARTED.append(agent)
+        return agent
 
     def run(
         self,
@@ -192,6 +194,22 @@ class RunningAgent:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+# Every program started through AgentSetup.start/run, so that a test's leftovers
+# can be killed when it ends (the `reap_agents` fixture).
+_STARTED: list[RunningAgent] = []
+
+
+def reap_started() -> list[list[str]]:
+    """Kill the started programs still running (and their groups); return their argv."""
+    leftovers = [agent.argv for agent in _STARTED if agent.process.poll() is None]
+    for agent in _STARTED:
+        agent.kill()
+        if agent.process.poll() is None:
+            agent.process.wait(timeout=10)
+    _STARTED.clear()
+    return leftovers
 
 
 def _setup(program: str, home: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> AgentSetup:

@@ -52,7 +52,7 @@ from tests.realagents.dialects import (
     ScriptProblem,
     dialect_for,
 )
-from tests.realagents.script import ZERO_USAGE, Action, Script, Usage
+from tests.realagents.script import ZERO_USAGE, Action, Fail, Script, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ class ModelServer:
         self._scripts: dict[str, Script] = {}
         self._failures: dict[tuple[str, int, int], int] = {}
         self._records: list[RecordedRequest] = []
+        self._held: list[tuple[str, int]] = []
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -324,6 +325,8 @@ class ModelServer:
         action = turn.action
         if action.delay > 0:
             self._stopping.wait(action.delay)
+        if action.gate is not None:
+            self._hold(script.name, turn_index, action.gate)
         try:
             reply = dialect.render_action(body, action, script.usage_of(action))
         except ScriptProblem as problem:
@@ -331,6 +334,40 @@ class ModelServer:
             answer = dialect.answer(body, path, Reply(text=text, usage=self.side_usage))
             return record("bad", answer, error=str(problem), **where)
         return record("main", dialect.answer(body, path, reply), step=action, **where)
+
+    def _hold(self, script: str, turn: int, gate: threading.Event) -> None:
+        """Keep this request waiting (listed in `held()`) until `gate` is set or we stop."""
+        entry = (script, turn)
+        with self._changed:
+            self._held.append(entry)
+            self._changed.notify_all()
+        try:
+            while not gate.wait(0.05) and not self._stopping.is_set():
+                pass
+        finally:
+            with self._changed:
+                self._held.remove(entry)
+                self._changed.notify_all()
+
+    def held(self) -> list[tuple[str, int]]:
+        """(script, turn) of the requests waiting at a gate now."""
+        with self._lock:
+            return list(self._held)
+
+    def wait_until_held(self, *scripts: str, timeout: float = 30.0) -> None:
+        """Block until a request of each named script waits at a gate."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not set(scripts) <= {name for name, _ in self._held}:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [(r.kind, r.script, r.turn, r.status) for r in self._records]
+                    msg = (
+                        f"model server: {sorted(scripts)} not all held at a gate in {timeout} s;"
+                        f" held {self._held}, saw {seen}"
+                    )
+                    raise AssertionError(msg)
+                self._changed.wait(left)
 
     def _route(self, messages: list[Message]) -> tuple[Script, int] | None:
         """The script whose key appears in the earliest user message, and that message."""
@@ -344,7 +381,7 @@ class ModelServer:
                     return script, index
         return None
 
-    def _take_failure(self, script: Script, turn: int, errors: tuple[Any, ...]) -> Any:
+    def _take_failure(self, script: Script, turn: int, errors: tuple[Fail, ...]) -> Fail | None:
         """The error step that fails this request, counting it; None when all are spent."""
         with self._lock:
             for position, fail in enumerate(errors):

@@ -25,6 +25,7 @@ conversations and restarts of the same program each get the right step.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -64,6 +65,9 @@ class Action:
     # Seconds the server waits before answering this turn (stopped early when
     # the server stops). Lets a test see an agent busy.
     delay: float = field(default=0.0, kw_only=True)
+    # The server answers this turn only once the event is set (or it stops):
+    # the test decides when the agent may go on.
+    gate: threading.Event | None = field(default=None, kw_only=True, compare=False)
 
 
 @dataclass(frozen=True)
@@ -122,26 +126,44 @@ class Fail:
 Step = Action | Fail
 
 
-def write(path: str, text: str, *, usage: Usage | None = None, delay: float = 0.0) -> Write:
-    return Write(path, text, usage=usage, delay=delay)
+Gate = threading.Event | None
 
 
-def edit(path: str, old: str, new: str, *, usage: Usage | None = None, delay: float = 0.0) -> Edit:
-    return Edit(path, old, new, usage=usage, delay=delay)
+def write(
+    path: str, text: str, *, usage: Usage | None = None, delay: float = 0.0, gate: Gate = None
+) -> Write:
+    return Write(path, text, usage=usage, delay=delay, gate=gate)
 
 
-def read(path: str, *, usage: Usage | None = None, delay: float = 0.0) -> Read:
-    return Read(path, usage=usage, delay=delay)
+def edit(
+    path: str,
+    old: str,
+    new: str,
+    *,
+    usage: Usage | None = None,
+    delay: float = 0.0,
+    gate: Gate = None,
+) -> Edit:
+    return Edit(path, old, new, usage=usage, delay=delay, gate=gate)
+
+
+def read(path: str, *, usage: Usage | None = None, delay: float = 0.0, gate: Gate = None) -> Read:
+    return Read(path, usage=usage, delay=delay, gate=gate)
 
 
 def run(
-    command: str, *, escalate: bool = False, usage: Usage | None = None, delay: float = 0.0
+    command: str,
+    *,
+    escalate: bool = False,
+    usage: Usage | None = None,
+    delay: float = 0.0,
+    gate: Gate = None,
 ) -> Run:
-    return Run(command, escalate, usage=usage, delay=delay)
+    return Run(command, escalate, usage=usage, delay=delay, gate=gate)
 
 
-def say(text: str, *, usage: Usage | None = None, delay: float = 0.0) -> Say:
-    return Say(text, usage=usage, delay=delay)
+def say(text: str, *, usage: Usage | None = None, delay: float = 0.0, gate: Gate = None) -> Say:
+    return Say(text, usage=usage, delay=delay, gate=gate)
 
 
 def error(
