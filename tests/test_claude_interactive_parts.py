@@ -433,7 +433,12 @@ SIGNALS = [
     SignalCase(
         "stop with a background shell",
         {"hook_event_name": "Stop", "background_tasks": [{"id": "b1"}]},
-        ("working", "turn ended; 1 background task still run"),
+        ("working", "turn ended; 1 background task pending"),
+    ),
+    SignalCase(
+        "api error",
+        {"hook_event_name": "StopFailure", "error": "rate_limit", "error_details": "429"},
+        ("idle", "turn ended on an error: rate_limit 429"),
     ),
     SignalCase("session start", {"hook_event_name": "SessionStart"}, None),
 ]
