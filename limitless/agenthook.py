@@ -21,8 +21,9 @@ Event → signal (`tasks.last_signal`, read by `agentstate.StateWatcher`):
 - UserPromptSubmit, PreToolUse, PostToolUse, PostToolUseFailure → `working`
 - PermissionRequest, Notification of a permission prompt or a question → `waiting`
   (needs input)
-- Stop → `idle` (the turn ended; `working` while background tasks still run;
-  `done` with `--stop done`), Notification `idle_prompt` → `idle`
+- Stop, StopFailure → `idle` (the turn ended; `working` while background tasks or
+  scheduled wake-ups are pending; `done` with `--stop done`), Notification
+  `idle_prompt` → `idle`
 - SessionStart, SessionEnd and the rest → no signal
 
 A repeated `working` writes nothing: with the pane's variables it does not even
@@ -98,11 +99,20 @@ def signal_of(payload: dict[str, object], on_stop: str = "idle") -> tuple[str, s
             return "idle", message or "waiting for your next prompt"
         return None
     if event == "Stop":
-        background = payload.get("background_tasks")
-        if isinstance(background, list) and background:
-            count = len(background)
-            return "working", f"turn ended; {count} background task{'s' * (count != 1)} still run"
+        for key, what in (("background_tasks", "background task"), ("session_crons", "wake-up")):
+            pending = payload.get(key)
+            if isinstance(pending, list) and pending:  # it goes on by itself: not idle
+                count = len(pending)
+                return "working", f"turn ended; {count} {what}{'s' * (count != 1)} pending"
         return on_stop, "turn ended"
+    if event == "StopFailure":
+        error = " ".join(
+            f"{payload.get('error') or ''} {payload.get('error_details') or ''}".split()
+        )
+        return (
+            on_stop,
+            f"turn ended on an error: {error[:160]}" if error else "turn ended on an error",
+        )
     return None
 
 

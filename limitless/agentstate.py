@@ -125,6 +125,7 @@ class _Track:
     signal_at: float | None = None
     signal_screen: tuple[str, ...] | None = None
     signal_stale: bool = False
+    turn_seen: bool = False  # a turn ran in this attempt (an idle screen before one is startup)
     written: str = ""
     written_at: float = 0.0
 
@@ -259,7 +260,12 @@ class StateWatcher:
             if line is not None:
                 return Observation(TaskStatus.WAITING, "rate_limit", f"rate limited: {line}", line)
             shown = _screen_observation(adapter(profile.adapter), screen)
-            if shown is not None:
+            started = row.started_at or 0.0
+            if shown is not None and shown.state is TaskStatus.RUNNING:
+                track.turn_seen = True
+            elif (row.last_signal_at or 0.0) >= started and row.last_signal:
+                track.turn_seen = True  # its hooks report: a Stop will say when a turn ends
+            if shown is not None and (track.turn_seen or shown.kind is not Waiting.IDLE):
                 return shown
             idle = now - track.changed_at
             if profile.idle_seconds > 0 and idle >= profile.idle_seconds:

@@ -570,6 +570,8 @@ class Wrapper:
         if self.store.get_task(self.run.id, self.task.id).status is TaskStatus.DONE:
             return None  # marked done by the user: their word counts
         said = self.stream.facts.final_text if self.stream is not None else ""
+        if self.driver is not None and self.driver.closed:
+            said = self.driver.last_words
         return judge_changes(state.ahead > 0 or bool(state.dirty_files), said)
 
     def _wake_supervisor(self) -> None:

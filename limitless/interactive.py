@@ -97,6 +97,7 @@ class InteractiveDriver:
         self.closed = False  # it closed the agent after idle_done
         self.failure = ""  # why it stopped the agent (a dialog it cannot answer)
         self.notes: list[str] = []  # what it did, for the task log
+        self.last_words = ""  # why the agent was idle when its countdown began
         self.last_poll = 0.0
 
     # ------------------------------------------------------------ callbacks
@@ -200,6 +201,7 @@ class InteractiveDriver:
         if not ended:
             return
         self.counting_for = turn
+        self.last_words = row.waiting_reason
         self.deadline = now + self.idle_done_s
         self._update(idle_done_at=self.deadline)
         self._event("task_countdown", seconds=self.idle_done_s, reason=row.waiting_reason)

@@ -138,6 +138,8 @@ class TaskView:
     """`git diff --stat` since its start point; only filled for the focused task."""
     waiting: Waiting = Waiting.OTHER
     """What a waiting task waits for: input (needs input), idle (its turn ended), other."""
+    idle_done_at: float | None = None
+    """When an idle interactive agent is closed (its task done) unless the user types."""
 
     @property
     def state(self) -> str:
@@ -877,6 +879,7 @@ class Monitor:
             tail=tail,
             diffstat=seen.diffstat if seen is not None and row.id == focus else "",
             waiting=row.waiting_kind,
+            idle_done_at=row.idle_done_at if row.status is TaskStatus.WAITING else None,
         )
 
     def _notices(self, run: Run, rows: Sequence[TaskRow], events: Sequence[Event]) -> list[Notice]:

@@ -67,6 +67,12 @@ def status_line(repo: Path, task: str) -> str:
     return next((line for line in shown.splitlines() if line.startswith(task + " ")), "")
 
 
+def status_of(repo: Path, task: str) -> dict[str, object]:
+    """The task's entry in `limitless status --json`."""
+    document = json.loads(cli(repo, "status", "--json").stdout)
+    return next(entry for entry in document["tasks"] if entry["id"] == task)
+
+
 def hello_script() -> Script:
     return Script(
         "hello", [write("hello.txt", "hi\n", usage=WRITE_USAGE), say("done", usage=SAY_USAGE)]
@@ -164,6 +170,28 @@ def test_edits_writes_without_asking_and_first_run_dialogs_never_stall(
     assert report["run"]["total_cost_usd"] == pytest.approx(expected, abs=1e-9)
 
 
+def test_bypass_mode_never_stops_at_its_warning(
+    claude_env: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    tmux_socket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """approve: all (as root with IS_SANDBOX=1): the one-time Bypass Permissions warning is
+    accepted for this agent only; nothing is written to ~/.claude/settings.json."""
+    monkeypatch.setenv("IS_SANDBOX", "1")
+    script = hello_script()
+    model_server.add(script)
+    write_plan(repo, plan_text("all", script.marker, idle_done="1s"))
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stdout + started.stderr
+    run = latest_run(repo)
+    finished = cli(repo, "wait", run.id, "--timeout", "90", timeout=120)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert git(repo, "show", "main:hello.txt") == "hi"
+    assert not (claude_env.home / ".claude" / "settings.json").exists()
+
+
 @pytest.mark.slow
 def test_typing_in_the_pane_keeps_an_idle_agent_open(
     claude_env: AgentSetup, model_server: ModelServer, repo: Path, tmux_socket: str
@@ -175,18 +203,26 @@ def test_typing_in_the_pane_keeps_an_idle_agent_open(
     write_plan(repo, plan_text("edits", script.marker, idle_done="3s"))
     assert cli(repo, "run", "--detach").returncode == 0
     run = latest_run(repo)
-    wait_for(lambda: "unless you type" in status_line(repo, "hello"), 90, "the countdown")
+    wait_for(
+        lambda: "unless you type in its pane" in str(status_of(repo, "hello")["reason"]),
+        90,
+        "the countdown",
+    )
     assert "◌ idle" in status_line(repo, "hello")
     pane = tasks_of(repo, run.id)["hello"].pane_id or ""
     subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", pane, "x"], check=True)
     wait_for(lambda: tasks_of(repo, run.id)["hello"].idle_done_at is None, 10, "cancelled")
-    time.sleep(4.0)  # longer than idle_done: the agent is still there
+    time.sleep(4.0)  # an absence is what is tested: past idle_done, the agent is still there
     row = tasks_of(repo, run.id)["hello"]
     assert (row.status, row.waiting_kind) == (TaskStatus.WAITING, Waiting.IDLE)
-    assert "unless you type" not in status_line(repo, "hello")
+    assert "unless you type" not in str(status_of(repo, "hello")["reason"])
     keys = ["BSpace", "/exit"]
     subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", pane, *keys], check=True)
-    time.sleep(0.5)  # the command menu opens before Enter picks /exit
+    wait_for(  # Enter picks /exit once its command menu is drawn
+        lambda: "/exit" in pane_text(run.id, tmux_socket, pane).split("❯", 1)[-1],
+        10,
+        "the /exit command typed",
+    )
     subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", pane, "Enter"], check=True)
     finished = cli(repo, "wait", run.id, "--timeout", "60", timeout=90)
     assert finished.returncode == 0, finished.stdout + finished.stderr
@@ -215,8 +251,8 @@ def test_a_refused_permission_is_seen_on_the_screen_and_fails_as_no_change(
     assert row.reason.startswith("the agent changed nothing")
     with open_store(repo) as store:
         idle = [e for e in store.events(run.id) if e.kind == "task_idle"]
-    assert idle and idle[0].data["source"] == "screen"
-    assert "User rejected write to hello.txt" in idle[0].data["reason"]
+    assert [e.data["source"] for e in idle] == ["screen"]
+    assert "User rejected write to hello.txt" in str(idle[0].data["reason"])
 
 
 def _title(socket: str, pane: str) -> str:

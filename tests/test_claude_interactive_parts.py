@@ -228,6 +228,20 @@ def test_refusal_names_an_unfinished_onboarding_and_root_bypass(tmp_path: Path) 
     assert CLAUDE_INTERACTIVE.refusal("all", {**env, "IS_SANDBOX": "1"}, is_root=True) is None
 
 
+def test_run_refuses_before_anything_when_claude_code_was_never_set_up(
+    repo: Path, agent_path: str
+) -> None:
+    """A user whose Claude Code never finished its onboarding: `run` says so and how to
+    fix it, exit 3, before any worktree or tmux session exists."""
+    from tests.engine_helpers import cli, write_plan
+
+    write_plan(repo, "name: x\nagent: claude-interactive\ntasks:\n  - {id: a, prompt: go}\n")
+    refused = cli(repo, "run", "--detach")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "run `claude` once in a terminal and finish it, then start the run" in refused.stderr
+    assert not (repo.parent / f"{repo.name}.worktrees").exists()
+
+
 # ---------------------------------------------------------------- cost
 
 
@@ -419,7 +433,12 @@ SIGNALS = [
     SignalCase(
         "stop with a background shell",
         {"hook_event_name": "Stop", "background_tasks": [{"id": "b1"}]},
-        ("working", "turn ended; 1 background task still run"),
+        ("working", "turn ended; 1 background task pending"),
+    ),
+    SignalCase(
+        "api error",
+        {"hook_event_name": "StopFailure", "error": "rate_limit", "error_details": "429"},
+        ("idle", "turn ended on an error: rate_limit 429"),
     ),
     SignalCase("session start", {"hook_event_name": "SessionStart"}, None),
 ]

@@ -99,7 +99,11 @@ def bar(fraction: float, width: int, style: str = "green") -> Text:
 
 
 def progress_text(task: TaskView, width: int = 4) -> Text:
-    """`███▌ 62%` (the agent's figure) or the same dimmed (an estimate); blank if unknown."""
+    """`███▌ 62%` (the agent's figure) or the same dimmed (an estimate); blank if unknown;
+    `✓ in 24s` for an idle agent whose task is done then unless the user types."""
+    if task.idle_done_at is not None and task.state == "idle":
+        left = max(0.0, task.idle_done_at - time.time())
+        return Text(f"✓ in {left:.0f}s", style=STATUS_STYLES["idle"])
     if task.progress is None:
         return Text("")
     style = "dim " + STATUS_STYLES.get(str(task.status), "") if task.progress_estimated else ""
