@@ -88,13 +88,9 @@ class Codex(Program):
     def command(self, argv: Sequence[str], approve: Approve, prompt: str) -> list[str]:
         """The permission flags after the profile's own; the prompt last, after `--`, so
         that a prompt starting with `-` is not read as an option."""
-        rest = list(argv)
-        if prompt and prompt in rest[1:]:
-            rest.reverse()
-            rest.remove(prompt)
-            rest.reverse()
-            return [*rest, *self.approve_args(approve), "--", prompt]
-        return [*rest, *self.approve_args(approve)]
+        rest = without_prompt(argv, prompt)
+        tail = ["--", prompt] if len(rest) < len(argv) else []
+        return [*rest, *self.approve_args(approve), *tail]
 
     def approve_hint(self, approve: Approve) -> str | None:
         return APPROVE_HINTS[approve]
@@ -110,6 +106,16 @@ class Codex(Program):
 
     def stream(self, worktree: Path, env: Mapping[str, str] | None = None) -> EventStream:
         return CodexStream(worktree, codex_home(env or {}))
+
+
+def without_prompt(argv: Sequence[str], prompt: str) -> list[str]:
+    """`argv` without its last element equal to `prompt` (the profile's `{prompt}`)."""
+    rest = list(argv)
+    for index in range(len(rest) - 1, 0, -1):
+        if prompt and rest[index] == prompt:
+            del rest[index]
+            break
+    return rest
 
 
 def codex_refusal(program: Program, approve: Approve, env: Mapping[str, str]) -> Refusal | None:
