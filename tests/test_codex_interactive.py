@@ -234,3 +234,44 @@ tasks:
     idle = [e for e in events if e.kind == "task_idle"]
     assert idle and "■ Conversation interrupted" in str(idle[-1].data.get("reason"))
     assert git(repo, "ls-tree", "--name-only", "main") == "README.md"
+
+
+def test_edits_and_all_never_ask_and_land(
+    codex_env: AgentSetup, model_server: ModelServer, repo: Path
+) -> None:
+    """approve: edits writes in the worktree without a question; approve: all also runs
+    the agent's own commit (outside the sandbox); neither needs input; both land."""
+    notes = Script("notes", [write("notes.md", "# Notes\n"), say("Wrote notes.")])
+    commit = Script(
+        "commit",
+        [
+            write("all.txt", "all\n"),
+            run("git add -A && git commit -q -m 'all: by the agent'"),
+            say("Committed."),
+        ],
+    )
+    model_server.add(notes, commit)
+    write_plan(
+        repo,
+        f"""\
+name: quiet
+agent: codex-interactive
+idle_done: 1s
+tasks:
+  - id: notes
+    prompt: "Write notes.md {notes.marker}"
+  - id: commit
+    approve: all
+    prompt: "Write and commit all.txt {commit.marker}"
+""",
+    )
+    finished = cli(repo, "run", "--headless", timeout=RUN_DEADLINE_S)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert git(repo, "show", "main:notes.md") == "# Notes"
+    assert git(repo, "show", "main:all.txt") == "all"
+    assert "all: by the agent" in git(repo, "log", "--format=%s", "main").splitlines()
+    run_id = latest_run(repo).id
+    with open_store(repo) as store:
+        kinds = {e.kind for e in store.events(run_id)}
+    assert "task_waiting" not in kinds
+    assert task_processes(run_id, "notes") == task_processes(run_id, "commit") == []
