@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from limitless import ratelimit, worktrees
+from limitless import claude_hooks, ratelimit, worktrees
 from limitless.agents import (
     AgentContext,
     AgentProfile,
@@ -31,10 +31,11 @@ from limitless.agents import (
     render_resume_argv,
 )
 from limitless.errors import LimitlessError
+from limitless.interactive import InteractiveDriver
 from limitless.plan import Plan, Task
 from limitless.programs import EventStream, PaneLine, Program, adapter
 from limitless.programs.verdict import Verdict, judge_changes, judge_stream
-from limitless.ptyrun import PtyProcess, PtyResult
+from limitless.ptyrun import PtyProcess, PtyResult, end_strays
 from limitless.states import TaskStatus
 from limitless.store import Attempt, Run, Store, TaskRow
 from limitless.views import duration
@@ -167,6 +168,7 @@ class Wrapper:
         self.worktree = Path(row.worktree)
         self.log_file: BinaryIO | None = None
         self.process: PtyProcess | None = None
+        self.driver: InteractiveDriver | None = None
         self.signalled: int | None = None
         self.log_error = ""  # set when the task log could not be written (a full disk)
 
@@ -270,7 +272,7 @@ class Wrapper:
         )
         argv = self._agent_argv(context)
         if self.program is not None:
-            argv += self.program.approve_args(self.plan.approve_of(self.task))
+            argv = self.program.command(argv, self.plan.approve_of(self.task), prompt)
         env = self._environment()
         if shutil.which(argv[0], path=env.get("PATH")) is None:
             install = f" ({self.program.install})" if self.program is not None else ""
@@ -283,9 +285,22 @@ class Wrapper:
         oversized = argument_too_long(argv)
         if oversized:
             return Outcome(TaskStatus.FAILED, 126, f"{oversized} (profile {self.profile.name})")
+        hooks_failed = self._install_state_hooks()
+        if hooks_failed is not None:
+            return hooks_failed
         parser = LineParser(OutputParsers.for_profile(self.profile))
         if self.program is not None and self.program.headless_stream:
-            self.stream = self.program.stream(self.worktree)
+            self.stream = self.program.stream(self.worktree, env)
+        if self.profile.interactive:
+            self.driver = InteractiveDriver(
+                self.store,
+                self.store.get_task(self.run.id, self.task.id),
+                self.program,
+                self.plan.idle_done_of(self.task),
+                send=self._send,
+                stop=self._stop_agent,
+            )
+        driver = self.driver
         events = self._open_events()
         last_write = 0.0
 
@@ -296,6 +311,8 @@ class Wrapper:
             else:
                 self._log(data)
                 parser.feed(data)
+            if driver is not None:
+                driver.output(data)
             now = time.monotonic()
             if parser.changed and now - last_write >= PROGRESS_WRITE_INTERVAL:
                 self._store_parsed(parser)
@@ -308,22 +325,72 @@ class Wrapper:
                 env=env,
                 on_output=on_output,
                 echo_to_stdout=self.stream is None,
+                on_input=driver.typed if driver is not None else None,
+                on_tick=driver.tick if driver is not None else None,
             )
             self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
             result = self.process.pump(timeout_s=self.task.timeout_s)
             if self.stream is not None:
                 self._show_events(parser, b"\n", events)
+                self._finish_events(parser)
             else:
                 parser.finish()
         finally:
             if events is not None:
                 events.close()
+            self._end_strays()
         self._store_parsed(parser)
+        if driver is not None:
+            driver.refresh_cost()
+            for note in driver.notes:
+                self._log(f"limitless: {note}\n".encode())
         return (
-            self._stream_verdict(result)
+            self._driver_outcome(result)
+            or self._stream_verdict(result)
             or self._rate_limited(parser, result)
             or self._outcome(result)
         )
+
+    def _end_strays(self) -> None:
+        """End what the agent left running detached (Codex's background app-server)."""
+        markers = self.program.stray_markers if self.program is not None else ()
+        if not markers:
+            return
+        mine = {
+            "LIMITLESS_RUN": self.run.id,
+            "LIMITLESS_TASK": self.task.id,
+            "LIMITLESS_ATTEMPT": str(self.row.attempt),
+        }
+        for command in end_strays(mine, markers):
+            self._log(f"limitless: ended {command[:200]} (left running by the agent)\n".encode())
+
+    def _install_state_hooks(self) -> Outcome | None:
+        """Hooks that report the agent's state (Claude Code's), before it starts."""
+        if self.program is None or self.program.state_hooks != "claude":
+            return None
+        try:
+            claude_hooks.install(self.worktree)
+        except LimitlessError as exc:
+            return Outcome(TaskStatus.FAILED, None, f"Claude Code hooks not installed: {exc}")
+        return None
+
+    def _send(self, data: bytes) -> None:
+        if self.process is not None:
+            self.process.send(data)
+
+    def _stop_agent(self) -> None:
+        if self.process is not None:
+            self.process.request_stop()
+
+    def _driver_outcome(self, result: PtyResult) -> Outcome | None:
+        """An interactive agent the driver stopped (a dialog) or closed (idle_done)."""
+        if self.driver is None or result.timed_out or self.signalled is not None:
+            return None
+        if self.driver.failure:
+            return Outcome(TaskStatus.FAILED, result.exit_code, self.driver.failure)
+        if self.driver.closed:
+            return Outcome(TaskStatus.DONE, result.exit_code, "")
+        return None
 
     def _open_events(self) -> BinaryIO | None:
         """The raw event file of a headless program (None when it prints no events)."""
@@ -353,6 +420,16 @@ class Wrapper:
         facts = self.stream.facts
         parser.take(facts.progress, facts.cost_usd, facts.session_id)
 
+    def _finish_events(self, parser: LineParser) -> None:
+        """The stream's last words once the program ended (what it left on disk)."""
+        if self.stream is None:
+            return
+        for line in self.stream.finish():
+            self._say_line(line)
+            parser.note(line.text)
+        facts = self.stream.facts
+        parser.take(facts.progress, facts.cost_usd, facts.session_id)
+
     def _say_line(self, line: PaneLine) -> None:
         colour = LINE_STYLES[line.style]
         self._say(f"{colour}{line.text}{RESET}" if colour else line.text)
@@ -366,6 +443,7 @@ class Wrapper:
             result.exit_code,
             self.plan.approve_of(self.task),
             self.program.display,
+            self.program.approve_hint(self.plan.approve_of(self.task)),
         )
         if verdict is None:
             return None
@@ -492,6 +570,8 @@ class Wrapper:
         if self.store.get_task(self.run.id, self.task.id).status is TaskStatus.DONE:
             return None  # marked done by the user: their word counts
         said = self.stream.facts.final_text if self.stream is not None else ""
+        if self.driver is not None and self.driver.closed:
+            said = self.driver.last_words
         return judge_changes(state.ahead > 0 or bool(state.dirty_files), said)
 
     def _wake_supervisor(self) -> None:

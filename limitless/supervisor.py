@@ -32,7 +32,7 @@ from limitless.hooks import HookRunner
 from limitless.overlap import conflicts_by_task, overlapping_pairs
 from limitless.plan import Plan, Task
 from limitless.ports import LeaseBook, lease_key, port_env, ports_in_env
-from limitless.states import ControlAction, RunStatus, TaskStatus
+from limitless.states import ControlAction, RunStatus, TaskStatus, task_state
 from limitless.stats import BudgetWatch
 from limitless.store import ControlRequest, Run, Store, TaskRow
 from limitless.tmux import PaneState, TmuxSession
@@ -857,8 +857,9 @@ class Supervisor:
         progress = (
             f" · {row.progress:.0f}%" if row.progress is not None and row.status in ACTIVE else ""
         )
+        shown = task_state(row.status, row.waiting_kind).replace("_", " ")
         with contextlib.suppress(TmuxError):
-            self.tmux.set_title(slot.pane_id, f"{row.id} · {row.status}{progress} · {elapsed}")
+            self.tmux.set_title(slot.pane_id, f"{row.id} · {shown}{progress} · {elapsed}")
 
     # ---------------------------------------------------------------- finish
 

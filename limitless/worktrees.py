@@ -963,3 +963,32 @@ def _count(values: Iterable[WorktreeHealth]) -> dict[str, int]:
     for value in values:
         counts[value.value] = counts.get(value.value, 0) + 1
     return counts
+
+
+EXCLUDE_NOTE = "# written by limitless: files it puts into task worktrees, kept out of commits"
+
+
+def keep_out_of_commits(worktree: Path, relative: str) -> str:
+    """Keep a file limitless writes into a worktree out of the task's commits, without
+    adding a `.gitignore` to the user's tree: the repository's `info/exclude` names it
+    (`"excluded"`), or — when the repository tracks it — the worktree's own index
+    skips it (`"skip-worktree"`), leaving the main checkout's index alone.
+    """
+    listed = _git(worktree, "ls-files", "--error-unmatch", "--", relative, check=False)
+    if listed.returncode == 0:
+        _git(worktree, "update-index", "--skip-worktree", "--", relative)
+        return "skip-worktree"
+    exclude = Path(_out(worktree, "rev-parse", "--git-path", "info/exclude"))
+    if not exclude.is_absolute():
+        exclude = worktree / exclude
+    pattern = "/" + relative.lstrip("/")
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    with open(exclude, "a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # several wrappers start at once
+        handle.seek(0)
+        text = handle.read()
+        if pattern not in (line.strip() for line in text.splitlines()):
+            lead = "" if not text or text.endswith("\n") else "\n"
+            note = "" if EXCLUDE_NOTE in text else f"{EXCLUDE_NOTE}\n"
+            handle.write(f"{lead}{note}{pattern}\n")
+    return "excluded"

@@ -16,25 +16,34 @@ from limitless.programs.base import (
     APPROVE_CHOICES,
     DEFAULT_APPROVE,
     Approve,
+    DialogAnswer,
     EventStream,
     PaneLine,
     Program,
     Refusal,
+    ScreenState,
     StreamFacts,
 )
 from limitless.programs.claude import CLAUDE
+from limitless.programs.claude_tui import CLAUDE_INTERACTIVE
+from limitless.programs.codex import CODEX
+from limitless.programs.codex_tui import CODEX_INTERACTIVE
 
-ADAPTERS: dict[str, Program] = {program.name: program for program in (CLAUDE,)}
+ADAPTERS: dict[str, Program] = {
+    program.name: program for program in (CLAUDE, CLAUDE_INTERACTIVE, CODEX, CODEX_INTERACTIVE)
+}
 
 __all__ = [
     "ADAPTERS",
     "APPROVE_CHOICES",
     "DEFAULT_APPROVE",
     "Approve",
+    "DialogAnswer",
     "EventStream",
     "PaneLine",
     "Program",
     "Refusal",
+    "ScreenState",
     "StreamFacts",
     "adapter",
 ]

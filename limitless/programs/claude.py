@@ -59,7 +59,7 @@ class Claude(Program):
         # An unattended agent must not update itself or phone home mid-task.
         return {"DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
 
-    def stream(self, worktree: Path) -> EventStream:
+    def stream(self, worktree: Path, env: Mapping[str, str] | None = None) -> EventStream:
         return ClaudeStream(worktree)
 
 
