@@ -133,6 +133,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 2
     warnings = overlap_warnings(plan)
+    environment = _repository_problems(plan.base)
+    if environment:
+        if args.json:
+            _print_json({"ok": False, "problems": [], "environment": environment})
+        else:
+            for message in environment:
+                print(f"{path}: {message}", file=sys.stderr)
+        return 3
     if args.json:
         _print_json({"ok": True, "plan": plan.name, "tasks": len(plan.tasks), "warnings": warnings})
     else:
@@ -140,6 +148,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{path}: warning: {warning}", file=sys.stderr)
         print(f"{path}: ok — plan {plan.name!r}, {len(plan.tasks)} tasks")
     return 0
+
+
+def _repository_problems(base: str | None) -> list[str]:
+    """What the repository here lacks for a run (signing, git-lfs); [] outside a repository."""
+    from limitless import repochecks
+    from limitless.errors import LimitlessError
+    from limitless.worktrees import find_repo
+
+    try:
+        repo = find_repo(Path.cwd())
+        ref = f"refs/heads/{base}" if base else "HEAD"
+        return [f.detail for f in repochecks.findings(repo.root, ref) if not f.ok]
+    except LimitlessError:
+        return []
 
 
 def cmd_graph(args: argparse.Namespace) -> int:

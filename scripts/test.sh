@@ -5,6 +5,7 @@ set -euo pipefail
 # shellcheck source=scripts/_bootstrap.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/_bootstrap.sh"
 bootstrap "dev"
+ensure_git_lfs
 cd "$repo_root"
 echo "== ruff check" && "$venv/bin/ruff" check limitless tests scripts
 echo "== ruff format --check" && "$venv/bin/ruff" format --check limitless tests scripts
