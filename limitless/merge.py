@@ -1174,6 +1174,7 @@ class _Phase:
             why = "no commits beyond base" if nothing else "already on the merged branch"
             self._record_merged(task_id, why, new=False)
             return "merged"
+        self._check_history(task_id, source, prev)
         self._mark(task_id, MergeStatus.MERGING, f"{_MERGING_PREFIX}{prev}")
         crashpoint("merge")
         try:
@@ -1326,6 +1327,24 @@ class _Phase:
             f"unchanged. To continue: cd {self.worktree} && git merge {row.branch}, fix the "
             f"conflicts, git add them and git commit; then run `limitless merge {self.run_id}`."
         )
+        raise _Stop(task_id, message)
+
+    def _check_history(self, task_id: str, source: str, prev: str) -> None:
+        """A shallow clone may lack the history two commits share: stop, asking for it."""
+        if _git(self.repo, "merge-base", prev, source, check=False).returncode == 0:
+            return
+        shallow = _out(self.repo, "rev-parse", "--is-shallow-repository") == "true"
+        if not shallow:
+            return  # unrelated histories: git's own words say it when merging
+        row = self.rows[task_id]
+        message = (
+            f"merge stopped at task {task_id}: this repository is a shallow clone and lacks "
+            f"the history {row.branch} shares with {self.branch} (based on "
+            f"{self.run_row.base} at {self.run_row.base_sha[:12]}), so git cannot merge them. "
+            f"Nothing was landed. Fetch the missing history with `git fetch --unshallow` in "
+            f"{self.repo}, then run `limitless merge {self.run_id}` again."
+        )
+        self._mark(task_id, MergeStatus.UNMERGED, "shallow clone: history missing")
         raise _Stop(task_id, message)
 
     def _rejected_message(self, task_id: str, exc: gitrun.CommitRejected) -> str:

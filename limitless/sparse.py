@@ -38,7 +38,9 @@ def cone(files: Sequence[str], extra: Sequence[str]) -> tuple[str, ...] | None:
         if not folder:
             return None
         folders.append(folder)
-    return tuple(sorted(dict.fromkeys(folders)))
+    unique = sorted(dict.fromkeys(folders))
+    # a folder inside another one adds nothing to the cone
+    return tuple(f for f in unique if not any(f.startswith(g + "/") for g in unique if g != f))
 
 
 def task_cone(plan: Plan, task: Task) -> tuple[str, ...] | None:
