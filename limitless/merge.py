@@ -462,6 +462,18 @@ def undo(worktree: Path, branch: str, sha: str) -> None:
     log.info("merge undone", extra={"worktree": str(worktree), "sha": sha})
 
 
+def _moved_submodules(repo: Path, old: str, new: str) -> list[str]:
+    """Paths of submodules whose recorded commit differs between `old` and `new`."""
+    out = _git(repo, "diff", "--raw", "-z", "--no-renames", old, new, check=False).stdout
+    fields = out.split("\0")
+    moved: list[str] = []
+    for meta, path in zip(fields[::2], fields[1::2], strict=False):
+        parts = meta.lstrip(":").split()
+        if len(parts) >= 2 and "160000" in (parts[0], parts[1]):
+            moved.append(path)
+    return moved
+
+
 def run_gate(
     worktree: Path, gate: str, log_path: Path, env: Mapping[str, str] | None = None
 ) -> GateResult:
@@ -829,6 +841,12 @@ class _Phase:
                 self.run_id, "landed", base=base, sha=merged_sha, how=landing.detail
             )
             message = f"{summary}; landed on {base} at {merged_sha[:12]} ({landing.detail})"
+            moved = _moved_submodules(self.repo, self.run_row.base_sha, merged_sha)
+            if moved and landing.checkout is not None:
+                message += (
+                    f". Submodule pointers moved ({', '.join(moved)}): `git submodule update` "
+                    f"in {landing.checkout} checks them out"
+                )
             return self._outcome(ok=self._clean(), landed=True, message=message)
         if landing.kind is LandingKind.DIRTY:
             message = (

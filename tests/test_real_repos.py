@@ -166,6 +166,9 @@ def test_nested_submodules_are_checked_out_offline_and_a_pointer_change_merges(
     run = latest_run(app)
     rows = tasks_of(app, run.id)
     assert on_branch(app, "main", "seen.txt") == "lib\ndeep"
+    assert f"Submodule pointers moved (lib): `git submodule update` in {app}" in (
+        merge_message(app)
+    )
     bumped = git(app, "rev-parse", "main:lib")
     assert bumped == git(Path(rows["bump"].worktree) / "lib", "rev-parse", "HEAD")
     # the agent's submodule commit is kept in the user's module repository, so a plain
