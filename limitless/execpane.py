@@ -338,7 +338,8 @@ class Wrapper:
                 why = "; ".join(part for part in (outcome.reason, str(exc)) if part)
                 outcome = Outcome(failed or TaskStatus.FAILED, outcome.exit_code, why)
                 reason = "; ".join(part for part in (outcome.reason, self.log_error) if part)
-                self._say(f"{RED}{exc}{RESET}")
+                for line in str(exc).splitlines():
+                    self._say(f"{RED}{line}{RESET}")
             except LimitlessError as exc:
                 reason = f"{reason}; autocommit failed: {exc}".lstrip("; ")
         state = worktrees.inspect(self.worktree, self.row.start_sha or self.run.base_sha)

@@ -102,7 +102,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn
 
-from limitless import gitrun, submodules, worktrees
+from limitless import gitrun, repochecks, submodules, worktrees
 from limitless.agents import AgentContext, AgentProfile, render_argv
 from limitless.crashpoints import crashpoint
 from limitless.errors import EnvironmentProblem, GitError, LimitlessError, UsageError
@@ -795,6 +795,10 @@ class _Phase:
                 self._skip(task_id, f"task {row.status}, not done")
             message = f"nothing to merge: no task is done; {self.run_row.base} left as it was"
             return self._outcome(ok=True, landed=False, message=message)
+        signer = repochecks.signing(self.repo)
+        if signer is not None and not signer.ok:
+            # a signer that stopped working since the run began (an expired gpg cache)
+            return self._outcome(ok=False, landed=False, message=f"nothing merged: {signer.detail}")
         refusal = self._prepare()
         if refusal:
             return self._outcome(ok=False, landed=False, message=refusal)

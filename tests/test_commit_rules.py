@@ -350,3 +350,24 @@ def test_commit_hooks_key_defaults_to_run_and_refuses_other_values(tmp_path: Pat
     assert str(raised.value) == (
         "p.yaml:1:15: commit_hooks: unknown value 'never' (accepted: run, skip)"
     )
+
+
+def test_a_signer_that_stopped_working_refuses_the_merge_phase(
+    tmux_socket: str, repo: Path, isolated_env: Path
+) -> None:
+    """`limitless merge` with a key that now needs a passphrase: nothing merged, the fix named."""
+    key = ssh_signing(repo, isolated_env)
+    base = git(repo, "rev-parse", "main")
+    write_plan(repo, SIGNED.format(strategy="merge"))
+    result = cli(repo, "run", "--headless", "--no-merge")
+    assert result.returncode == 0, result.stdout + result.stderr
+    subprocess.run(
+        ["ssh-keygen", "-q", "-p", "-P", "", "-N", "now secret", "-f", str(key)],
+        check=True,
+        capture_output=True,
+    )
+    merged = cli(repo, "merge", timeout=60)
+    assert merged.returncode == 1, merged.stdout + merged.stderr
+    assert "nothing merged: commit.gpgSign is on" in merged.stdout
+    assert "load the key into ssh-agent" in merged.stdout
+    assert git(repo, "rev-parse", "main") == base
