@@ -86,6 +86,7 @@ def _agent_checks() -> list[Check]:
 
 
 def _repository_checks(cwd: Path) -> list[Check]:
+    from limitless import repochecks
     from limitless.store import Store
     from limitless.worktrees import find_repo, state_dir
 
@@ -102,4 +103,9 @@ def _repository_checks(cwd: Path) -> list[Check]:
         checks.append(Check("store", True, f"{store.path} is writable"))
     except (OSError, LimitlessError) as exc:
         checks.append(Check("store", False, f"{state_dir(repo)} is not writable: {exc}"))
+    try:
+        found = repochecks.findings(repo.root)
+    except LimitlessError as exc:
+        found = [repochecks.Finding("repository checks", False, str(exc))]
+    checks += [Check(finding.name, finding.ok, finding.detail) for finding in found]
     return checks

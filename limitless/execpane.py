@@ -505,9 +505,19 @@ class Wrapper:
                     self.worktree,
                     f"limitless: {self.task.id} — work left uncommitted by the agent "
                     f"(attempt {self.row.attempt})",
+                    hooks=self.plan.commit_hooks == "run",
+                    signing=True,
                 )
                 if sha:
                     self._say(f"{DIM}committed leftovers as {sha[:10]}{RESET}")
+            except worktrees.CommitRejected as exc:
+                # the repository's policy refused the agent's work: the task fails
+                failed = TaskStatus.KILLED if outcome.status is TaskStatus.KILLED else None
+                why = "; ".join(part for part in (outcome.reason, str(exc)) if part)
+                outcome = Outcome(failed or TaskStatus.FAILED, outcome.exit_code, why)
+                reason = "; ".join(part for part in (outcome.reason, self.log_error) if part)
+                for line in str(exc).splitlines():
+                    self._say(f"{RED}{line}{RESET}")
             except LimitlessError as exc:
                 reason = f"{reason}; autocommit failed: {exc}".lstrip("; ")
         state = worktrees.inspect(self.worktree, self.row.start_sha or self.run.base_sha)

@@ -56,6 +56,7 @@ Strategy = Literal["merge", "squash", "rebase"]
 OnConflict = Literal["stop", "skip", "agent"]
 Land = Literal["auto", "manual"]
 Overlap = Literal["warn", "serialize"]
+CommitHooks = Literal["run", "skip"]
 
 HOOK_EVENTS = ("on_task_done", "on_task_failed", "on_waiting", "on_merge_conflict", "on_run_done")
 
@@ -68,11 +69,12 @@ _STRATEGIES: dict[str, Strategy] = {
 _ON_CONFLICT: dict[str, OnConflict] = {"stop": "stop", "skip": "skip", "agent": "agent"}
 _LAND: dict[str, Land] = {"auto": "auto", "manual": "manual"}
 _OVERLAP: dict[str, Overlap] = {"warn": "warn", "serialize": "serialize"}
+_COMMIT_HOOKS: dict[str, CommitHooks] = {"run": "run", "skip": "skip"}
 
 _ROOT_KEYS = (
     "name", "base", "max_concurrency", "agent", "layout", "worktree_root", "setup", "copy",
     "link", "merge", "agents", "budget", "stages", "autocommit", "artifacts", "overlap",
-    "ports", "hooks", "approve", "idle_done", "changes", "tasks",
+    "ports", "hooks", "approve", "idle_done", "changes", "commit_hooks", "sparse", "tasks",
 )  # fmt: skip
 _TASK_KEYS = (
     "id", "prompt", "prompt_file", "agent", "depends_on", "after", "files", "priority",
@@ -180,6 +182,10 @@ class Plan:
     idle_done_s: float | None = None
     changes: Changes | None = None
     tasks: tuple[Task, ...] = ()
+    commit_hooks: CommitHooks = "run"
+    """Whether commits limitless makes run the repository's commit hooks."""
+    sparse: tuple[str, ...] | None = None
+    """Cone folders always checked out; set, a task with `files` gets a sparse worktree."""
 
     @cached_property
     def _by_id(self) -> dict[str, Task]:
@@ -948,11 +954,29 @@ def _read_plan(reader: _Reader, root: Node | None, source_path: Path | None) -> 
         idle_done_s=sec.duration("idle_done"),
         changes=_changes(sec),
         tasks=tasks,
+        commit_hooks=sec.choice("commit_hooks", "run", _COMMIT_HOOKS),
+        sparse=_read_sparse(sec),
     )
 
 
 def _changes(sec: _Section) -> Changes | None:
     return sec.choice("changes", None, CHANGES) if sec.get("changes") is not None else None
+
+
+def _read_sparse(sec: _Section) -> tuple[str, ...] | None:
+    """`sparse`: folders (or globs, cut at their first wildcard) inside the repository."""
+    node = sec.get("sparse")
+    if node is None:
+        return None
+    entries = sec.texts("sparse")
+    items = node.value if isinstance(node, SequenceNode) else []
+    for index, entry in enumerate(entries):
+        where = items[index] if index < len(items) else node
+        parts = Path(entry).parts
+        if Path(entry).is_absolute() or ".." in parts:
+            msg = f"{_show(entry)} must be a folder inside the repository, relative to its top"
+            sec.reader.fail(where, f"sparse[{index}]", msg)
+    return entries
 
 
 def _plan_name(sec: _Section, base_dir: Path) -> str:

@@ -154,10 +154,15 @@ def status_document(store: Store, run_id: str) -> dict[str, object]:
             )
     counts = Counter(state_of(task) for task in tasks)
     from limitless.merge import base_moved
+    from limitless.report import checkout_seconds
 
+    checkouts = checkout_seconds(store.events(run_id))
     return {
         "run": {**run_document(run), "base_moved_to": base_moved(store, run_id)},
-        "tasks": [task_document(task, by_task.get(task.id, [])) for task in tasks],
+        "tasks": [
+            {**task_document(task, by_task.get(task.id, [])), "checkout_s": checkouts.get(task.id)}
+            for task in tasks
+        ],
         "counts": dict(counts),
     }
 
@@ -238,7 +243,8 @@ def status_renderable(document: dict[str, object]) -> object:
             style="yellow",
         )
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("task", "status", "try", "time", "progress", "commits", "merge", "reason"):
+    columns = ("task", "status", "try", "time", "checkout", "progress", "commits", "merge")
+    for column in (*columns, "reason"):
         table.add_column(column, overflow="ellipsis", no_wrap=column != "reason")
     # a task that needs input first: it is what a person is here for
     for task in sorted(tasks, key=lambda task: ATTENTION.get(str(task["status"]), 2)):
@@ -252,12 +258,18 @@ def status_renderable(document: dict[str, object]) -> object:
             ),
             str(task["attempt"]),
             duration(task["duration_s"] if task["started_at"] else None),
+            _seconds(task.get("checkout_s")),
             f"{progress:.0f}%" if isinstance(progress, int | float) else "",
             str(task["commits"] or ""),
             "" if task["merge_status"] == "unmerged" else str(task["merge_status"]),
             str(task["reason"] or ""),
         )
     return Group(headline, table)
+
+
+def _seconds(value: object) -> str:
+    """`0.42s` for a checkout time; "" when there is none."""
+    return f"{value:.2f}s" if isinstance(value, int | float) else ""
 
 
 def watch_status(store: Store, run_id: str, interval: float) -> int:

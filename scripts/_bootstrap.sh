@@ -166,3 +166,25 @@ install_agents_aider() {
     fi
     return 0
 }
+
+# The tests build repositories that use Git LFS. Install git-lfs where apt can
+# (root, apt-get present); otherwise say why and go on: those tests skip.
+# Quick when git-lfs is there already.
+ensure_git_lfs() {
+    command -v git-lfs >/dev/null 2>&1 && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "limitless: git-lfs is missing and apt-get is not available: the LFS tests skip" >&2
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "limitless: git-lfs is missing and this is not root: the LFS tests skip" \
+            "(install it with: sudo apt-get install git-lfs)" >&2
+        return 0
+    fi
+    echo "limitless: installing git-lfs (apt-get)" >&2
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git-lfs; } \
+        >/dev/null 2>&1; then
+        echo "limitless: apt-get could not install git-lfs: the LFS tests skip" >&2
+    fi
+    return 0
+}
