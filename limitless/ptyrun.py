@@ -71,9 +71,11 @@ class PtyProcess:
         env: Mapping[str, str],
         on_output: Callable[[bytes], None],
         echo_to_stdout: bool = True,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.on_output = on_output
         self.echo = echo_to_stdout
+        self.on_tick = on_tick  # called about 5 times a second while the program runs
         self._stop_requested = False
         pid, master = pty.fork()
         if pid == 0:  # child: the agent
@@ -131,6 +133,8 @@ class PtyProcess:
                     break
                 if STDIN in ready:
                     stdin_open = self._forward_input()
+                if self.on_tick is not None:
+                    self.on_tick()
                 status = self._wait(block=False)
             self._drain()
         finally:

@@ -94,6 +94,9 @@ class Program:
     interactive: ClassVar[bool] = False
     headless_stream: ClassVar[bool] = False  # prints JSON events that `stream()` reads
     expects_changes: ClassVar[bool] = True
+    state_paths: ClassVar[tuple[str, ...]] = ()
+    """Where the program keeps its own state (`~/.claude/`, `~/.claude.json`): writable inside
+    a `sandbox: worktree`. A trailing `/` names a folder, made when missing."""
 
     def approve_args(self, approve: Approve) -> tuple[str, ...]:
         """The program's own flags for the permission policy `approve`."""
