@@ -1525,6 +1525,8 @@ max_concurrency: 3                # agents running at once (1..64)
 agent: claude                     # default agent profile for the tasks; built-in ones are
                                   #   claude, codex, gemini, aider, opencode, shell and demo
 # worktree_root: ../shop.worktrees   # default: <repo>/../<repo-name>.worktrees
+# sandbox: worktree              # run agents under bubblewrap: they write their worktree only
+# sandbox_write: ["~/.npm/"]      # ...and these (agent programs' own state is allowed already)
 
 setup:                            # run in every new worktree before its agent starts
   - npm ci

@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -51,7 +52,7 @@ SECRETS = (
     "~/.netrc",
     "~/.git-credentials",
     "~/.config/gh",
-    "~/.docker/config.json",
+    "~/.docker",
     "~/.kube",
     "~/.pypirc",
 )
@@ -62,6 +63,11 @@ PROBE_TIMEOUT_S = 10.0
 PUBLISH_EVERY_S = 1.0
 COMMIT_TIMEOUT_S = 300.0
 DB_FILES = ("state.db", "state.db-wal", "state.db-shm")
+# A server on a Unix socket runs what it is asked outside the sandbox (docker, systemd,
+# dbus, tmux, an ssh agent): every socket file found under these is hidden.
+SOCKET_ROOTS = ("/run", "/var/run")
+SOCKET_SCAN_DEPTH = 6
+SOCKET_SCAN_LIMIT = 5000  # entries looked at, so a huge /run cannot slow every start
 
 
 class SandboxError(LimitlessError):
@@ -202,6 +208,29 @@ class Layout:
     keep: tuple[Path, ...] = ()
     """Programs the task runs (PATH folders, Python, limitless): shown read-only when they
     would be hidden by the private /tmp or a hidden checkout."""
+    sockets: tuple[Path, ...] = ()
+    """Unix sockets of servers outside (`unix_sockets`): /dev/null in their place."""
+
+
+def unix_sockets(roots: Iterable[Path], depth: int = SOCKET_SCAN_DEPTH) -> list[Path]:
+    """The Unix socket files under `roots` (links not followed, `depth` levels down)."""
+    found: list[Path] = []
+    seen = 0
+    pending = [(Path(root), 0) for root in dict.fromkeys(_real(Path(r)) for r in roots)]
+    while pending and seen < SOCKET_SCAN_LIMIT:
+        folder, level = pending.pop()
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                seen += 1
+                try:
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                except OSError:
+                    continue
+                if stat.S_ISSOCK(mode):
+                    found.append(Path(entry.path))
+                elif stat.S_ISDIR(mode) and level < depth:
+                    pending.append((Path(entry.path), level + 1))
+    return sorted(set(found))
 
 
 def _real(path: Path) -> Path:
@@ -275,12 +304,31 @@ def bwrap_argv(layout: Layout, rules: Policy, argv: Sequence[str]) -> list[str]:
         path = expand(raw, layout.home)
         if path.exists():
             _hide(_real(path), args, hidden_dirs)
+    for socket in layout.sockets:
+        # one in the private /tmp, a hidden checkout or secret is out of sight already
+        out_of_sight = _under(socket, [tmp, *hidden_dirs]) and not _under(socket, in_tmp)
+        if not out_of_sight:
+            args += ["--ro-bind", "/dev/null", str(socket)]
     for folder in hidden_dirs:
         args += ["--remount-ro", str(folder)]
     args += [*ISOLATION, "--chdir", str(worktree)]
     if rules.network:
         args.append("--share-net")
     return [*args, "--", *argv]
+
+
+def _outside_sockets(tmux_socket: str | None) -> list[Path]:
+    """The sockets to hide: under /run, the user's runtime folder, tmux's socket folder
+    (the run's own server among them) and the ssh agent's."""
+    from limitless.tmux import socket_path
+
+    roots = [Path(root) for root in SOCKET_ROOTS]
+    roots.append(socket_path(tmux_socket or "default").parent)
+    for name in ("XDG_RUNTIME_DIR", "SSH_AUTH_SOCK"):
+        value = os.environ.get(name, "")
+        if value.startswith("/"):
+            roots.append(Path(value) if name == "XDG_RUNTIME_DIR" else Path(value).parent)
+    return unix_sockets(roots)
 
 
 def keep_paths(env: Mapping[str, str], argv: Sequence[str]) -> tuple[Path, ...]:
@@ -361,6 +409,7 @@ class Session:
             home=Path.home(),
             checkouts=tuple(others),
             git=tuple(guard.mounts()),
+            sockets=tuple(_outside_sockets(run.tmux_socket)),
         )
         return cls(layout, rules, guard)
 

@@ -9,12 +9,15 @@ user would check is asserted: files and refs byte for byte, the run report.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -43,7 +46,12 @@ def _hash_tree(root: Path, skip: tuple[str, ...] = (".git",)) -> dict[str, str]:
         dirs[:] = [d for d in dirs if d not in skip]
         for name in files:
             path = Path(folder) / name
-            data = path.read_bytes() if not path.is_symlink() else os.readlink(path).encode()
+            if path.is_socket():
+                data = b"a socket"
+            elif path.is_symlink():
+                data = os.readlink(path).encode()
+            else:
+                data = path.read_bytes()
             mode = oct(path.lstat().st_mode)
             found[str(path.relative_to(root))] = hashlib.sha256(data).hexdigest() + mode
     return found
@@ -206,6 +214,8 @@ try "delete the repository's objects" \
   sh -c 'find "$(head -n1 {common}/objects/info/alternates)" -type f -delete'
 try "run a command outside through the run's tmux server" \
   tmux -L {socket} run-shell 'touch {main}/tmux-pwned'
+try "ask a server outside on a Unix socket (docker, systemd, dbus)" python3 -c \
+  'import socket; s = socket.socket(socket.AF_UNIX); s.connect("{server}"); s.sendall(b"pwn")'
 echo mine > mine.txt && git add mine.txt && git commit -qm "hostile: its own work"
 git update-ref refs/heads/limitless/box-1/honest HEAD && echo "wrote honest's branch, privately"
 sleep 1.5  # limitless looks at the private refs every second: deleting them hides nothing
@@ -232,6 +242,7 @@ ATTEMPTS = [
     "point the worktree at another repository",
     "delete the repository's objects",
     "run a command outside through the run's tmux server",
+    "ask a server outside on a Unix socket (docker, systemd, dbus)",
     "delete the repository",
 ]
 
@@ -259,9 +270,42 @@ def user_home() -> Iterator[Path]:
     yield home
 
 
+@pytest.fixture
+def outside_server(user_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OutsideServer]:
+    """A server on a Unix socket in the user's runtime folder (where dbus, systemd and
+    rootless docker listen), recording every connection it gets."""
+    runtime = user_home / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    server = OutsideServer(runtime / "agent.sock")
+    yield server
+    server.close()
+
+
+class OutsideServer:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.connections = 0
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(str(path))
+        self.listener.listen(4)
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.listener.accept()
+                self.connections += 1
+                conn.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
 @needs_bwrap
 def test_a_hostile_task_fails_at_everything_and_the_honest_ones_land(
-    repo: Path, user_home: Path, tmux_socket: str
+    repo: Path, user_home: Path, tmux_socket: str, outside_server: OutsideServer
 ) -> None:
     """Each harmful act of the hostile task is refused; the ref it wrote in its private
     copy is not applied and fails it, named in the report; the honest tasks' work lands
@@ -272,7 +316,9 @@ def test_a_hostile_task_fails_at_everything_and_the_honest_ones_land(
     worktrees = repo.parent / f"{repo.name}.worktrees"
     common = repo / ".git"
     other = worktrees / "box-1" / "honest"
-    hostile_script = HOSTILE.format(main=repo, other=other, common=common, socket=tmux_socket)
+    hostile_script = HOSTILE.format(
+        main=repo, other=other, common=common, socket=tmux_socket, server=outside_server.path
+    )
     write_plan(
         repo,
         f"""\
@@ -356,6 +402,7 @@ tasks:
         home_before
     )
     assert Path("/etc/hosts").read_bytes() == hosts_before
+    assert outside_server.connections == 0
     assert not (other / "pwned.txt").exists()
     assert git(other, "status", "--porcelain") == ""
     git(repo, "fsck", "--no-dangling", "--strict")
@@ -475,3 +522,77 @@ tasks:
     transcripts = list((user_home / ".claude" / "projects").glob("*/*.jsonl"))
     assert transcripts, "Claude Code could not write its session under ~/.claude"
     assert json.loads(transcripts[0].read_text().splitlines()[0])
+
+
+@needs_bwrap
+def test_worktrees_inside_the_checkout_are_confined_too(repo: Path, tmux_socket: str) -> None:
+    """`worktree_root` inside the main checkout: each task still sees only its own
+    worktree, none of the checkout around it, and both land."""
+    script = """\
+set +e
+ls {main}/README.md >/dev/null 2>&1 && echo "BREACH: the main checkout is visible"
+seen=$(ls {root}/wt-1)
+[ "$seen" = "{me}" ] || echo "BREACH: other worktrees are visible: $seen"
+echo "{me}" > {me}.txt
+"""
+    write_plan(
+        repo,
+        f"""\
+name: wt
+agent: shell
+sandbox: worktree
+worktree_root: .worktrees
+max_concurrency: 2
+tasks:
+  - id: one
+    prompt: |
+{_indent(script.format(main=repo, root=repo / ".worktrees", me="one"), 6)}
+  - id: two
+    prompt: |
+{_indent(script.format(main=repo, root=repo / ".worktrees", me="two"), 6)}
+""",
+    )
+    (repo / ".git" / "info" / "exclude").write_text(".worktrees/\nlimitless.yaml\n")
+    finished = cli(repo, "run", "--headless", timeout=RUN_TIMEOUT)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert git(repo, "show", "main:one.txt") == "one"
+    assert git(repo, "show", "main:two.txt") == "two"
+    with open_store(repo) as store:
+        logs = [store.log_path("wt-1", task).read_text() for task in ("one", "two")]
+    assert all("BREACH" not in log for log in logs), logs
+
+
+@needs_bwrap
+def test_sandbox_network_false_cuts_the_network(repo: Path, tmux_socket: str) -> None:
+    """A task with `sandbox_network: false` cannot reach a server on loopback; its sibling
+    with the default network can."""
+    listener = socket.socket(socket.AF_INET)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+    probe = (
+        f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 5)' "
+        "&& echo reached > out.txt || echo unreachable > out.txt"
+    )
+    write_plan(
+        repo,
+        f"""\
+name: net
+agent: shell
+sandbox: worktree
+tasks:
+  - id: online
+    prompt: {json.dumps(probe)}
+  - id: offline
+    sandbox_network: false
+    prompt: {json.dumps(probe)}
+""",
+    )
+    try:
+        finished = cli(repo, "run", "--headless", "--no-merge", timeout=RUN_TIMEOUT)
+    finally:
+        listener.close()
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    rows = tasks_of(repo, latest_run(repo).id)
+    assert git(repo, "show", f"{rows['online'].head_sha}:out.txt") == "reached"
+    assert git(repo, "show", f"{rows['offline'].head_sha}:out.txt") == "unreachable"
