@@ -31,12 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from limitless import refguard
 from limitless.errors import GitError, LimitlessError
-from limitless.refguard import Guard, Mount, RefChange
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # refguard (and git's module) only when a task is sandboxed: plan.py imports this
     from limitless.plan import Plan, Task
+    from limitless.refguard import Guard, Mount, RefChange
     from limitless.store import Run, Store, TaskRow
 
 SandboxMode = Literal["none", "worktree"]
@@ -317,13 +316,12 @@ def bwrap_argv(layout: Layout, rules: Policy, argv: Sequence[str]) -> list[str]:
     return [*args, "--", *argv]
 
 
-def _outside_sockets(tmux_socket: str | None) -> list[Path]:
+def _outside_sockets() -> list[Path]:
     """The sockets to hide: under /run, the user's runtime folder, tmux's socket folder
     (the run's own server among them) and the ssh agent's."""
-    from limitless.tmux import socket_path
-
     roots = [Path(root) for root in SOCKET_ROOTS]
-    roots.append(socket_path(tmux_socket or "default").parent)
+    # tmux.socket_path's folder, without importing tmux.py (and libtmux: ~90 ms a start)
+    roots.append(Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}")
     for name in ("XDG_RUNTIME_DIR", "SSH_AUTH_SOCK"):
         value = os.environ.get(name, "")
         if value.startswith("/"):
@@ -383,12 +381,12 @@ class Session:
             return None
         if shutil.which(BWRAP) is None:  # `run` tried bwrap before it started (plan_problem)
             raise SandboxError(unavailable() or "bubblewrap (bwrap) is not on PATH")
-        from limitless import worktrees
+        from limitless import refguard, worktrees
 
         worktree = Path(row.worktree)
         common = store.state_dir.parent
         try:
-            guard = Guard.prepare(
+            guard = refguard.Guard.prepare(
                 worktree, common, row.branch, store.state_dir, run.id, task.worktree_key
             )
             found = refguard.checkouts(common)
@@ -409,7 +407,7 @@ class Session:
             home=Path.home(),
             checkouts=tuple(others),
             git=tuple(guard.mounts()),
-            sockets=tuple(_outside_sockets(run.tmux_socket)),
+            sockets=tuple(_outside_sockets()),
         )
         return cls(layout, rules, guard)
 

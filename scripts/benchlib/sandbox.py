@@ -104,6 +104,8 @@ def measure(h: Harness, quick: bool) -> list[Figure]:
     startup = (statistics.median(start["worktree"]) - statistics.median(start["none"])) * 1000
     finish = (statistics.median(end["worktree"]) - statistics.median(end["none"])) * 1000
     plain, confined = _bwrap_alone(pairs * 2)
+    for mode in ("worktree", "none"):
+        h.say(f"  {mode}: start-up ms " + " ".join(f"{x * 1000:.0f}" for x in start[mode]))
     h.say(
         f"  start-up: sandboxed {statistics.median(start['worktree']) * 1000:.0f} ms, "
         f"not {statistics.median(start['none']) * 1000:.0f} ms; "
