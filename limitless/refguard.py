@@ -183,10 +183,10 @@ class Guard:
         if not OBJECT_ID.fullmatch(self.start_value):
             msg = f"the task's branch {self.branch} does not exist; cannot sandbox the task"
             raise SandboxGitError(msg)
-        shutil.rmtree(self.private, ignore_errors=True)
-        for folder in (self.objects / "info", self.objects / "pack", self.refs, self.logs):
-            folder.mkdir(parents=True, exist_ok=True)
-        self.shared.mkdir(exist_ok=True)
+        if self.private.exists():
+            shutil.rmtree(self.private, ignore_errors=True)
+        for folder in (self.objects / "info", self.refs, self.logs, self.shared):
+            folder.mkdir(parents=True, exist_ok=True)  # git makes objects/pack when it packs
         (self.objects / "info" / "alternates").write_text(
             "\n".join([str(self.shared), *self._real_alternates()]) + "\n", encoding="utf-8"
         )
@@ -194,8 +194,9 @@ class Guard:
         with contextlib.suppress(FileNotFoundError):
             shutil.copyfile(self.log_folder / self.name, self.logs / self.name)
         # The mount points must exist outside (git makes them lazily, packed refs never).
-        self.ref_folder.mkdir(parents=True, exist_ok=True)
-        self.log_folder.mkdir(parents=True, exist_ok=True)
+        for folder in (self.ref_folder, self.log_folder):
+            if not folder.is_dir():
+                folder.mkdir(parents=True, exist_ok=True)
         # Bound read-only over themselves below: they tell git outside where this
         # worktree's repository is, and config.worktree could name programs to run.
         config = self.git_dir / "config.worktree"

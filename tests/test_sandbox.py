@@ -424,9 +424,9 @@ def _indent(text: str, spaces: int) -> str:
 def test_an_agent_commit_is_copied_out_and_a_sibling_ref_is_named(
     repo: Path, tmp_path: Path
 ) -> None:
-    """Inside bwrap with only the git mounts: a commit moves the private branch and
-    publish() moves the real one (objects hashed again); a ref written beside it is
-    listed by changes() and never reaches the repository."""
+    """Inside bwrap with only the git mounts: a commit (packed by the agent) moves the
+    private branch and publish() moves the real one (objects hashed again); a ref written
+    beside it is listed by changes() and never reaches the repository."""
     worktree = tmp_path / "wt"
     git(repo, "worktree", "add", "-q", "-b", "limitless/r-1/t", str(worktree))
     git(repo, "branch", "limitless/r-1/other")
@@ -437,7 +437,7 @@ def test_an_agent_commit_is_copied_out_and_a_sibling_ref_is_named(
     for mount in guard.mounts():
         args += ["--bind" if mount.writable else "--ro-bind", str(mount.source), str(mount.dest)]
     script = (
-        "echo hi > hi.txt && git add hi.txt && git commit -qm hi && "
+        "echo hi > hi.txt && git add hi.txt && git commit -qm hi && git repack -q -d && "
         "git update-ref refs/heads/limitless/r-1/other HEAD && "
         "(git update-ref refs/heads/main HEAD 2>/dev/null && echo MOVED-MAIN || true)"
     )
@@ -449,6 +449,7 @@ def test_an_agent_commit_is_copied_out_and_a_sibling_ref_is_named(
     )
     assert done.returncode == 0, done.stderr
     assert "MOVED-MAIN" not in done.stdout
+    assert list((guard.objects / "pack").glob("*.pack"))
     before = git(repo, "rev-parse", "limitless/r-1/t")
     guard.publish()
     assert guard.errors == []
