@@ -262,10 +262,10 @@ def bwrap_argv(layout: Layout, rules: Policy, argv: Sequence[str]) -> list[str]:
     """The whole command line that runs `argv` in the sandbox.
 
     Mounts are made in order and a later one wins: show read-only what the private
-    /tmp would hide (a HOME or tools there), hide the checkouts, show back read-only
-    the common git folder and tools kept inside a checkout, make the task's own places
-    writable, hide secrets last (even inside a writable place), then make the hiding
-    folders read-only.
+    /tmp would hide (a HOME or tools there), mount the `sandbox_write` places, hide the
+    checkouts, show back read-only the common git folder and tools kept inside a
+    checkout, make the task's own places writable, hide secrets and sockets last (even
+    inside a writable place), then make the hiding folders read-only.
     """
     tmp = Path("/tmp")
     args = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
@@ -276,6 +276,14 @@ def bwrap_argv(layout: Layout, rules: Policy, argv: Sequence[str]) -> list[str]:
     in_tmp = [path for path in wanted if _under(path, [tmp]) and not _under(path, checkouts)]
     for path in _outermost(in_tmp):
         args += ["--ro-bind", str(path), str(path)]
+    writable = [_real(expand(raw, layout.home)) for raw in rules.write]
+    writable = [path for path in writable if path.exists()]
+    # A writable place around a checkout (`~`, a parent folder) must not show it again:
+    # it is mounted before the checkouts are hidden; one inside a checkout, after.
+    inside = [path for path in writable if any(c in path.parents for c in checkouts)]
+    for path in writable:
+        if path not in inside:
+            args += ["--bind", str(path), str(path)]
     for checkout in checkouts:
         _hide(checkout, args, hidden_dirs)
     common = _real(layout.common_dir)
@@ -294,11 +302,8 @@ def bwrap_argv(layout: Layout, rules: Policy, argv: Sequence[str]) -> list[str]:
     for name in DB_FILES:
         if (state_dir / name).exists():
             args += ["--bind", str(state_dir / name), str(state_dir / name)]
-    for raw in rules.write:
-        path = expand(raw, layout.home)
-        if path.exists():
-            real = _real(path)
-            args += ["--bind", str(real), str(real)]
+    for path in inside:
+        args += ["--bind", str(path), str(path)]
     for raw in (*SECRETS, *rules.hide):
         path = expand(raw, layout.home)
         if path.exists():

@@ -216,6 +216,7 @@ try "run a command outside through the run's tmux server" \
   tmux -L {socket} run-shell 'touch {main}/tmux-pwned'
 try "ask a server outside on a Unix socket (docker, systemd, dbus)" python3 -c \
   'import socket; s = socket.socket(socket.AF_UNIX); s.connect("{server}"); s.sendall(b"pwn")'
+echo allowed > {main}/../written-beside.txt || echo "sandbox_write refused"
 echo mine > mine.txt && git add mine.txt && git commit -qm "hostile: its own work"
 git update-ref refs/heads/limitless/box-1/honest HEAD && echo "wrote honest's branch, privately"
 sleep 1.5  # limitless looks at the private refs every second: deleting them hides nothing
@@ -307,9 +308,10 @@ class OutsideServer:
 def test_a_hostile_task_fails_at_everything_and_the_honest_ones_land(
     repo: Path, user_home: Path, tmux_socket: str, outside_server: OutsideServer
 ) -> None:
-    """Each harmful act of the hostile task is refused; the ref it wrote in its private
-    copy is not applied and fails it, named in the report; the honest tasks' work lands
-    on main; every file and ref of the user is as it was."""
+    """Each harmful act of the hostile task is refused (the checkout stays hidden inside a
+    `sandbox_write` folder around it); the ref it wrote in its private copy is not
+    applied and fails it, named in the report; the honest tasks' work lands on main;
+    every file and ref of the user is as it was."""
     (repo / "notes.txt").write_text("the user's uncommitted notes\n")
     git(repo, "branch", "feature")
     git(repo, "tag", "v1")
@@ -325,6 +327,7 @@ def test_a_hostile_task_fails_at_everything_and_the_honest_ones_land(
 name: box
 agent: shell
 sandbox: worktree
+sandbox_write: ["{repo.parent}/"]   # around the checkout: it stays hidden all the same
 max_concurrency: 2
 tasks:
   - id: honest
@@ -403,6 +406,7 @@ tasks:
     )
     assert Path("/etc/hosts").read_bytes() == hosts_before
     assert outside_server.connections == 0
+    assert (repo.parent / "written-beside.txt").read_text() == "allowed\n"
     assert not (other / "pwned.txt").exists()
     assert git(other, "status", "--porcelain") == ""
     git(repo, "fsck", "--no-dangling", "--strict")
