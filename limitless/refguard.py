@@ -32,11 +32,12 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.errors import GitError
-from limitless.worktrees import _env, _git
+from limitless.worktrees import ATTEMPT_REF_PREFIX, _env, _git
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,7 @@ class Guard:
             msg = f"the task's branch {self.branch} does not exist; cannot sandbox the task"
             raise SandboxGitError(msg)
         if self.private.exists():
+            self._rescue()
             shutil.rmtree(self.private, ignore_errors=True)
         for folder in (self.objects / "info", self.refs, self.logs, self.shared):
             folder.mkdir(parents=True, exist_ok=True)  # git makes objects/pack when it packs
@@ -202,6 +204,20 @@ class Guard:
         config = self.git_dir / "config.worktree"
         if not config.exists():
             config.touch()
+
+    def _rescue(self) -> None:
+        """A previous attempt's private folders are still there (its wrapper was killed
+        before it copied everything out): copy its objects in, and keep its branch's last
+        value under `refs/limitless/<run>/<key>/sandbox-<time>` when the real branch does
+        not have it, so no commit of it is lost."""
+        with contextlib.suppress(GitError, OSError, subprocess.SubprocessError):
+            self._send_objects()
+            value = _read_ref(self.refs / self.name)
+            if value and OBJECT_ID.fullmatch(value) and value != self.published:
+                run_id, key = self.private.parent.name, self.private.name
+                keep = f"{ATTEMPT_REF_PREFIX}/{run_id}/{key}/sandbox-{int(time.time())}"
+                _git(self.worktree, "update-ref", keep, value)
+                log.warning("sandbox leftovers kept", extra={"ref": keep, "sha": value})
 
     def _real_alternates(self) -> list[str]:
         """The repository's own alternates, made absolute (relative ones are relative to

@@ -436,21 +436,12 @@ def test_an_agent_commit_is_copied_out_and_a_sibling_ref_is_named(
     git(repo, "branch", "limitless/r-1/other")
     common = repo / ".git"
     guard = Guard.prepare(worktree, common, "limitless/r-1/t", common / "limitless", "r-1", "t")
-    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    args += ["--ro-bind", str(common), str(common), "--bind", str(worktree), str(worktree)]
-    for mount in guard.mounts():
-        args += ["--bind" if mount.writable else "--ro-bind", str(mount.source), str(mount.dest)]
     script = (
         "echo hi > hi.txt && git add hi.txt && git commit -qm hi && git repack -q -d && "
         "git update-ref refs/heads/limitless/r-1/other HEAD && "
         "(git update-ref refs/heads/main HEAD 2>/dev/null && echo MOVED-MAIN || true)"
     )
-    done = subprocess.run(
-        [*args, *sandbox.ISOLATION, "--chdir", str(worktree), "--", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = _in_git_sandbox(guard, common, worktree, script)
     assert done.returncode == 0, done.stderr
     assert "MOVED-MAIN" not in done.stdout
     assert list((guard.objects / "pack").glob("*.pack"))
@@ -465,6 +456,43 @@ def test_an_agent_commit_is_copied_out_and_a_sibling_ref_is_named(
     assert git(repo, "rev-parse", "limitless/r-1/other") == before
     assert git(repo, "rev-parse", "main") == before
     assert guard.close() and not guard.private.exists()
+    git(repo, "fsck", "--no-dangling", "--strict")
+
+
+def _in_git_sandbox(
+    guard: Guard, common: Path, worktree: Path, script: str
+) -> subprocess.CompletedProcess[str]:
+    """`script` in bwrap with the common folder read-only and the guard's git mounts."""
+    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    args += ["--ro-bind", str(common), str(common), "--bind", str(worktree), str(worktree)]
+    for mount in guard.mounts():
+        args += ["--bind" if mount.writable else "--ro-bind", str(mount.source), str(mount.dest)]
+    args += [*sandbox.ISOLATION, "--chdir", str(worktree), "--", "sh", "-c", script]
+    return subprocess.run(args, capture_output=True, text=True, check=False)
+
+
+@needs_bwrap
+def test_the_commits_of_an_attempt_killed_before_its_copy_are_kept(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A wrapper killed before it copied the agent's commit out: the next attempt's
+    guard copies the objects in and keeps the commit under refs/limitless/…/sandbox-*."""
+    worktree = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", "-b", "limitless/r-1/t", str(worktree))
+    common = repo / ".git"
+    args = (worktree, common, "limitless/r-1/t", common / "limitless", "r-1", "t")
+    first = Guard.prepare(*args)
+    done = _in_git_sandbox(
+        first,
+        common,
+        worktree,
+        "echo a > a.txt && git add a.txt && git commit -qm 'work of the killed attempt'",
+    )
+    assert done.returncode == 0, done.stderr
+    Guard.prepare(*args)  # no publish() in between: as if the wrapper had died
+    kept = git(repo, "for-each-ref", "--format=%(refname)", "refs/limitless/r-1/t/")
+    assert kept.startswith("refs/limitless/r-1/t/sandbox-"), kept
+    assert git(repo, "log", "-1", "--format=%s", kept) == "work of the killed attempt"
     git(repo, "fsck", "--no-dangling", "--strict")
 
 
