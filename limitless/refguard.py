@@ -358,6 +358,11 @@ class Guard:
 
     # ------------------------------------------------------------ after
 
+    def dirty(self) -> bool:
+        """Whether the worktree has changes not committed (untracked files count)."""
+        status = _git(self.worktree, "--no-optional-locks", "status", "--porcelain", check=False)
+        return status.returncode != 0 or bool(status.stdout.strip())
+
     def _other_refs(self) -> list[RefChange]:
         """The refs in the private folder that are not the task's branch."""
         found: list[RefChange] = []

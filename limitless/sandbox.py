@@ -436,13 +436,8 @@ class Session:
     def commit_all(self, message: str, env: Mapping[str, str]) -> str | None:
         """Commit what the agent left, inside the sandbox: the repository's commit hooks
         may be files the agent wrote, so they run confined too."""
-        from limitless import worktrees
-
         self.guard.publish()  # HEAD outside is the agent's last commit: dirty means left over
-        status = worktrees._git(
-            self.layout.worktree, "--no-optional-locks", "status", "--porcelain", check=False
-        )
-        if status.returncode == 0 and not status.stdout.strip():
+        if not self.guard.dirty():
             return None
         inner = self.environment(env)
         argv = [sys.executable, "-m", "limitless.sandbox", "commit", str(self.layout.worktree)]
