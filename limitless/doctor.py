@@ -68,7 +68,18 @@ def run_checks(cwd: Path) -> list[Check]:
     ]
     checks += _repository_checks(cwd)
     checks += _agent_checks()
+    checks += _sandbox_checks()
     return checks
+
+
+def _sandbox_checks() -> list[Check]:
+    from limitless.sandbox import bwrap_version, unavailable
+
+    reason = unavailable()
+    if reason is not None:
+        detail = f"{reason} (only plans with `sandbox: worktree` need it)"
+        return [Check("sandbox", False, detail, required=False)]
+    return [Check("sandbox", True, f"{bwrap_version()}: `sandbox: worktree` works here", False)]
 
 
 def _agent_checks() -> list[Check]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from limitless import claude_hooks, ratelimit, worktrees
+from limitless import claude_hooks, ratelimit, sandbox, worktrees
 from limitless.agents import (
     AgentContext,
     AgentProfile,
@@ -171,6 +171,7 @@ class Wrapper:
         self.driver: InteractiveDriver | None = None
         self.signalled: int | None = None
         self.log_error = ""  # set when the task log could not be written (a full disk)
+        self.confined: sandbox.Session | None = None  # `sandbox: worktree`
 
     # ------------------------------------------------------------ lifecycle
 
@@ -183,10 +184,16 @@ class Wrapper:
                 f"{BOLD}▶ {self.task.id}{RESET} · attempt {self.row.attempt} · "
                 f"agent {self.profile.name} · {DIM}{self.row.branch}{RESET}"
             )
-            outcome = self._setup()
-            if outcome is None:
-                outcome = self._run_agent()
-            self._finish(outcome)
+            try:
+                outcome = self._confine()
+                if outcome is None:
+                    outcome = self._setup()
+                if outcome is None:
+                    outcome = self._run_agent()
+                self._finish(outcome)
+            finally:
+                if self.confined is not None:  # _finish did not get to it
+                    self.confined.abandon()
         self._wake_supervisor()
         return 0 if outcome.status is TaskStatus.DONE else 1
 
@@ -228,15 +235,38 @@ class Wrapper:
         )
         return env
 
+    def _confine(self) -> Outcome | None:
+        """Make the task's sandbox when it has `sandbox: worktree`; failing that fails it."""
+        try:
+            self.confined = sandbox.Session.open(
+                self.store, self.run, self.plan, self.task, self.row
+            )
+        except LimitlessError as exc:
+            return Outcome(TaskStatus.FAILED, None, f"sandbox: {exc}")
+        if self.confined is not None:
+            self._say(f"{DIM}sandbox: worktree (bubblewrap){RESET}")
+        return None
+
+    def _launch(self, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        """The command line and variables that start `argv`: in the sandbox, if any."""
+        if self.confined is None:
+            return argv, env
+        inner = self.confined.environment(env)
+        return self.confined.wrap(argv, inner), inner
+
     def _setup(self) -> Outcome | None:
         """Run the plan's setup commands once per worktree; None when all passed."""
         if self.row.setup_done or not self.plan.setup:
             return None
-        env = self._environment()
         for command in self.plan.setup:
             self._say(f"{DIM}$ {command}{RESET}")
+            argv, env = self._launch(["bash", "-c", command], self._environment())
             process = PtyProcess(
-                ["bash", "-c", command], cwd=str(self.worktree), env=env, on_output=self._log
+                argv,
+                cwd=str(self.worktree),
+                env=env,
+                on_output=self._log,
+                on_tick=self.confined.tick if self.confined else None,
             )
             result = process.pump()
             if result.exit_code != 0:
@@ -319,6 +349,7 @@ class Wrapper:
                 last_write = now
 
         try:
+            argv, env = self._launch(argv, env)
             self.process = PtyProcess(
                 argv,
                 cwd=str(self.worktree),
@@ -326,7 +357,7 @@ class Wrapper:
                 on_output=on_output,
                 echo_to_stdout=self.stream is None,
                 on_input=driver.typed if driver is not None else None,
-                on_tick=driver.tick if driver is not None else None,
+                on_tick=self._on_tick if driver or self.confined else None,
             )
             self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
             result = self.process.pump(timeout_s=self.task.timeout_s)
@@ -499,10 +530,11 @@ class Wrapper:
 
     def _finish(self, outcome: Outcome) -> None:
         reason = "; ".join(part for part in (outcome.reason, self.log_error) if part)
+        if self.confined is not None:
+            self.confined.repair()
         if self.plan.autocommit:
             try:
-                sha = worktrees.commit_all(
-                    self.worktree,
+                sha = self._commit_leftovers(
                     f"limitless: {self.task.id} — work left uncommitted by the agent "
                     f"(attempt {self.row.attempt})",
                     hooks=self.plan.commit_hooks == "run",
@@ -520,6 +552,13 @@ class Wrapper:
                     self._say(f"{RED}{line}{RESET}")
             except LimitlessError as exc:
                 reason = f"{reason}; autocommit failed: {exc}".lstrip("; ")
+        if self.confined is not None:
+            refused = self.confined.finish().reason()
+            self.confined = None
+            if refused:
+                status = TaskStatus.FAILED if outcome.status is TaskStatus.DONE else outcome.status
+                outcome = Outcome(status, outcome.exit_code, refused)
+                reason = "; ".join(part for part in (reason, refused) if part)
         state = worktrees.inspect(self.worktree, self.row.start_sha or self.run.base_sha)
         unchanged = self._unchanged(outcome, state)
         if unchanged is not None:
@@ -572,6 +611,20 @@ class Wrapper:
             f"{state.files_changed} file{'s' if state.files_changed != 1 else ''} "
             f"+{state.insertions} −{state.deletions}{detail}"
         )
+
+    def _commit_leftovers(self, message: str, *, hooks: bool, signing: bool) -> str | None:
+        """Commit what the agent left (inside its sandbox when it has one: commit hooks
+        may be the agent's files)."""
+        if self.confined is None:
+            return worktrees.commit_all(self.worktree, message, hooks=hooks, signing=signing)
+        return self.confined.commit_all(message, self._environment(), hooks=hooks, signing=signing)
+
+    def _on_tick(self) -> None:
+        """Called by the pty loop a few times a second while the agent runs."""
+        if self.driver is not None:
+            self.driver.tick()
+        if self.confined is not None:
+            self.confined.tick()
 
     def _unchanged(self, outcome: Outcome, state: worktrees.WorktreeState) -> Verdict | None:
         """A done attempt that changed nothing, of a task that must change something."""

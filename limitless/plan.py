@@ -38,6 +38,7 @@ from limitless.agents import (
 from limitless.errors import PlanError, Problem, UsageError
 from limitless.graph import find_cycles
 from limitless.programs import ADAPTERS, APPROVE_CHOICES, DEFAULT_APPROVE, Approve
+from limitless.sandbox import SANDBOX_CHOICES, SandboxMode
 
 DEFAULT_PLAN_FILE = "limitless.yaml"
 
@@ -74,12 +75,14 @@ _COMMIT_HOOKS: dict[str, CommitHooks] = {"run": "run", "skip": "skip"}
 _ROOT_KEYS = (
     "name", "base", "max_concurrency", "agent", "layout", "worktree_root", "setup", "copy",
     "link", "merge", "agents", "budget", "stages", "autocommit", "artifacts", "overlap",
-    "ports", "hooks", "approve", "idle_done", "changes", "commit_hooks", "sparse", "tasks",
+    "ports", "hooks", "approve", "idle_done", "changes", "commit_hooks", "sparse",
+    "sandbox", "sandbox_hide", "sandbox_write", "sandbox_network", "tasks",
 )  # fmt: skip
 _TASK_KEYS = (
     "id", "prompt", "prompt_file", "agent", "depends_on", "after", "files", "priority",
     "retries", "timeout", "estimate", "epic", "env", "model", "exclusive", "ports", "stages",
     "approve", "idle_done", "changes",
+    "sandbox", "sandbox_hide", "sandbox_write", "sandbox_network",
 )  # fmt: skip
 _MERGE_KEYS = ("strategy", "gate", "on_conflict", "land", "resolver", "resolver_timeout")
 _AGENT_KEYS = (
@@ -148,6 +151,10 @@ class Task:
     approve: Approve | None = None
     idle_done_s: float | None = None
     changes: Changes | None = None
+    sandbox: SandboxMode | None = None
+    sandbox_hide: tuple[str, ...] = ()
+    sandbox_write: tuple[str, ...] = ()
+    sandbox_network: bool | None = None
 
     @property
     def worktree_key(self) -> str:
@@ -181,6 +188,10 @@ class Plan:
     approve: Approve = DEFAULT_APPROVE
     idle_done_s: float | None = None
     changes: Changes | None = None
+    sandbox: SandboxMode = "none"
+    sandbox_hide: tuple[str, ...] = ()
+    sandbox_write: tuple[str, ...] = ()
+    sandbox_network: bool = True
     tasks: tuple[Task, ...] = ()
     commit_hooks: CommitHooks = "run"
     """Whether commits limitless makes run the repository's commit hooks."""
@@ -953,6 +964,10 @@ def _read_plan(reader: _Reader, root: Node | None, source_path: Path | None) -> 
         approve=sec.choice("approve", DEFAULT_APPROVE, APPROVE_CHOICES),
         idle_done_s=sec.duration("idle_done"),
         changes=_changes(sec),
+        sandbox=sec.choice("sandbox", "none", SANDBOX_CHOICES),
+        sandbox_hide=_sandbox_paths(sec, "sandbox_hide"),
+        sandbox_write=_sandbox_paths(sec, "sandbox_write"),
+        sandbox_network=sec.flag("sandbox_network", True),
         tasks=tasks,
         commit_hooks=sec.choice("commit_hooks", "run", _COMMIT_HOOKS),
         sparse=_read_sparse(sec),
@@ -977,6 +992,31 @@ def _read_sparse(sec: _Section) -> tuple[str, ...] | None:
             msg = f"{_show(entry)} must be a folder inside the repository, relative to its top"
             sec.reader.fail(where, f"sparse[{index}]", msg)
     return entries
+
+
+def _sandbox_paths(sec: _Section, key: str) -> tuple[str, ...]:
+    """`sandbox_hide` / `sandbox_write`: absolute or `~/` paths (a folder when ending in /)."""
+    node = sec.get(key)
+    if node is None:
+        return ()
+    items: list[Node]
+    if isinstance(node, ScalarNode):
+        items = [node]
+    else:
+        items = sec.reader.sequence(node, sec.at(key), "a path or a list of paths") or []
+    paths: list[str] = []
+    for index, item in enumerate(items):
+        where = sec.at(key) if item is node else f"{sec.at(key)}[{index}]"
+        value = sec.reader.text(item, where)
+        if value is None:
+            continue
+        if not (value.startswith("/") or value == "~" or value.startswith("~/")):
+            sec.reader.fail(
+                item, where, f"{_show(value)} is not an absolute path; write /path/to/it or ~/path"
+            )
+            continue
+        paths.append(value)
+    return tuple(paths)
 
 
 def _plan_name(sec: _Section, base_dir: Path) -> str:
@@ -1201,6 +1241,16 @@ def _read_task(
         ),
         idle_done_s=sec.duration("idle_done"),
         changes=_changes(sec),
+        sandbox=(
+            sec.choice("sandbox", "none", SANDBOX_CHOICES)
+            if sec.get("sandbox") is not None
+            else None
+        ),
+        sandbox_hide=_sandbox_paths(sec, "sandbox_hide"),
+        sandbox_write=_sandbox_paths(sec, "sandbox_write"),
+        sandbox_network=(
+            sec.flag("sandbox_network", True) if sec.get("sandbox_network") is not None else None
+        ),
     )
     staged = sec.flag("stages", True)
     return _Draft(task, path, node, id_node, refs, epic_node, staged)
@@ -1499,6 +1549,8 @@ max_concurrency: 3                # agents running at once (1..64)
 agent: claude                     # default agent profile for the tasks; built-in ones are
                                   #   claude, codex, gemini, aider, opencode, shell and demo
 # worktree_root: ../shop.worktrees   # default: <repo>/../<repo-name>.worktrees
+# sandbox: worktree              # run agents under bubblewrap: they write their worktree only
+# sandbox_write: ["~/.npm/"]      # ...and these (agent programs' own state is allowed already)
 
 setup:                            # run in every new worktree before its agent starts
   - npm ci

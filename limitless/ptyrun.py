@@ -103,6 +103,7 @@ class PtyProcess:
         self.on_input = on_input  # keys the user typed in the pane (already forwarded)
         self.on_tick = on_tick  # called at least every 0.2 s while the program runs
         self.echo = echo_to_stdout
+        self.on_tick = on_tick  # called about 5 times a second while the program runs
         self._stop_requested = False
         pid, master = pty.fork()
         if pid == 0:  # child: the agent

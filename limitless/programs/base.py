@@ -125,6 +125,9 @@ class Program:
     # Words in the command line of a process it leaves running detached (a background
     # server): one that carries the attempt's LIMITLESS_* variables is ended after it.
     stray_markers: ClassVar[tuple[str, ...]] = ()
+    state_paths: ClassVar[tuple[str, ...]] = ()
+    """Where the program keeps its own state (`~/.claude/`, `~/.claude.json`): writable inside
+    a `sandbox: worktree`. A trailing `/` names a folder, made when missing."""
 
     def approve_args(self, approve: Approve) -> tuple[str, ...]:
         """The program's own flags for the permission policy `approve`."""

@@ -11,6 +11,7 @@ import psutil
 
 from benchlib import agents as agent_programs
 from benchlib import dags
+from benchlib import sandbox as sandbox_group
 from benchlib.harness import (
     BenchError,
     BenchTask,
@@ -355,6 +356,7 @@ GROUPS: dict[str, Callable[[Harness, bool], list[Figure]]] = {
     "scale": scale,
     "agents": agents,
     "bigrepo": bigrepo,
+    "sandbox": sandbox_group.measure,
     "scheduling": scheduling,  # the longest group last
 }
 
