@@ -98,12 +98,15 @@ class InteractiveDriver:
         self.failure = ""  # why it stopped the agent (a dialog it cannot answer)
         self.notes: list[str] = []  # what it did, for the task log
         self.last_words = ""  # why the agent was idle when its countdown began
+        self.counted = False  # a countdown began: the first turn is over
         self.last_poll = 0.0
 
     # ------------------------------------------------------------ callbacks
 
     def output(self, data: bytes) -> None:
-        """The agent printed `data`."""
+        """The agent printed `data`: a turn starting, or a dialog of its first start
+        (answered before the first turn; the ones that fail it, until that turn ends —
+        later the same words would more likely be a file's content on screen)."""
         if self.program is None or self.failure:
             return
         chunk = WHITESPACE.sub("", ESCAPES.sub("", data.decode("utf-8", errors="replace")))
@@ -111,6 +114,8 @@ class InteractiveDriver:
         marker = self.program.busy_marker
         if marker and marker in self.text[-(len(chunk) + len(marker)) :].lower():
             self._turn_ran()
+        if self.counted:
+            return
         answer = self.program.startup_dialog(self.text)
         if answer is None:
             return
@@ -201,6 +206,7 @@ class InteractiveDriver:
         if not ended:
             return
         self.counting_for = turn
+        self.counted = True
         self.last_words = row.waiting_reason
         self.deadline = now + self.idle_done_s
         self._update(idle_done_at=self.deadline)
