@@ -27,7 +27,7 @@ class ProgramProblem:
     """One reason the plan cannot start some of its tasks here."""
 
     message: str
-    kind: Literal["missing", "version", "refused"]
+    kind: Literal["missing", "version", "refused", "sandbox"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,11 @@ def plan_problems(plan: Plan, *, is_root: bool | None = None) -> list[ProgramPro
         )
     for message, tasks in refused.items():
         problems.append(ProgramProblem(f"{message} (tasks {_shown(tasks)})", "refused"))
+    from limitless.sandbox import plan_problem
+
+    confinement = plan_problem(plan)  # bubblewrap missing, or no user namespaces
+    if confinement is not None:
+        problems.append(ProgramProblem(confinement, "sandbox"))
     return problems
 
 

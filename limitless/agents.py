@@ -116,9 +116,13 @@ _CLAUDE_RATE_LIMIT = (
     r"(?i)(\brate[ -]?limit(?:ed)?\b|usage limit reached|\b429\b.{0,40}(?:too many|rate)|"
     r"overloaded_error|quota exceeded)"
 )
+# The TUI retries by itself; its retry and error lines, not any text of the conversation.
+_CLAUDE_TUI_RATE_LIMIT = r"(?i)API Error\b.{0,40}\b(?:429|529)\b|rate_limit_error|overloaded_error"
 _CODEX_RATE_LIMIT = (
     r"(?i)(\brate[ -]?limit(?:ed)?\b|usage limit|429 Too Many Requests|quota exceeded)"
 )
+# The TUI's own error line once it gave up on the model, not any text of the conversation.
+_CODEX_TUI_RATE_LIMIT = r"(?i)^\s*■.*(?:429 Too Many Requests|usage limit|rate limit)"
 _GEMINI_RATE_LIMIT = r"(?i)(\brate[ -]?limit(?:ed)?\b|RESOURCE_EXHAUSTED|quota exceeded|\b429\b)"
 _AIDER_RATE_LIMIT = r"(?i)(RateLimitError|\brate[ -]?limit(?:ed)?\b|quota exceeded)"
 
@@ -136,11 +140,38 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
             changes="required",
         ),
         AgentProfile(
+            name="claude-interactive",
+            command=("claude", "{prompt}"),
+            model_args=("--model", "{model}"),
+            interactive=True,
+            cost_regex=None,
+            progress_regex=None,
+            rate_limit_regex=_CLAUDE_TUI_RATE_LIMIT,
+            idle_seconds=0,  # its hooks and its screen tell when it is idle
+            adapter="claude-interactive",
+            changes="required",
+        ),
+        AgentProfile(
             name="codex",
-            command=("codex", "exec", "{prompt}"),
+            command=("codex", "exec", "--json", "{prompt}"),
             model_args=("-m", "{model}"),
-            waiting_regex=r"(?i)(allow command\?|approve\?|\[y/n\]|\(y/n\))",
+            cost_regex=None,
+            progress_regex=None,
             rate_limit_regex=_CODEX_RATE_LIMIT,
+            adapter="codex",
+            changes="required",
+        ),
+        AgentProfile(
+            name="codex-interactive",
+            command=("codex", "--no-daemon", "-C", "{worktree}", "{prompt}"),
+            model_args=("-m", "{model}"),
+            interactive=True,
+            cost_regex=None,
+            progress_regex=None,
+            rate_limit_regex=_CODEX_TUI_RATE_LIMIT,
+            idle_seconds=0,  # its notify program and its screen tell when it is idle
+            adapter="codex-interactive",
+            changes="required",
         ),
         AgentProfile(
             name="gemini",
@@ -153,7 +184,7 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
                 "--skip-trust",
             ),
             model_args=("-m", "{model}"),
-            waiting_regex=r"(?i)(allow execution\?|waiting for user confirmation|\(y/n\))",
+            waiting_regex=None,  # -p asks nothing: a tool its approval mode refuses is not offered
             cost_regex=None,
             progress_regex=None,
             rate_limit_regex=_GEMINI_RATE_LIMIT,
@@ -177,7 +208,9 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
                 "--no-analytics",
             ),
             model_args=("--model", "{model}"),
-            waiting_regex=r"(?i)(\(y\)es/\(n\)o|\[yes\]:|^[\w./ -]*>\s*$)",
+            # A question aider waits on is signalled by the wrapper, which reads it as it comes;
+            # a regex on the screen would still see it after it was answered.
+            waiting_regex=None,
             cost_regex=None,
             progress_regex=None,
             rate_limit_regex=_AIDER_RATE_LIMIT,

@@ -8,17 +8,25 @@ Signals, strongest first:
 
 1. the wrapper's exit status (the wrapper records it; the watcher never
    overrides an ended task);
-2. an explicit signal (`limitless signal waiting|working`, from inside the
-   pane or from the agent's hooks), which holds until a newer signal or until
-   the screen changes after it (a short grace lets the agent finish drawing);
+2. an explicit signal (`limitless signal waiting|idle|working`, from inside the
+   pane or from the agent's hooks — `limitless.agenthook` for Claude Code),
+   which holds until a newer signal or until the screen changes after it (a
+   short grace lets the agent finish drawing);
 3. the profile's `waiting_regex` on the last screen lines — or, for an
    interactive profile, its `rate_limit_regex` (a provider's "try again later");
-4. for an interactive profile, a screen unchanged for `idle_seconds`.
+4. for an interactive program limitless knows (`Program.screen`), what its
+   screen shows: a question or permission, a turn running, its idle prompt;
+5. for an interactive profile, a screen unchanged for `idle_seconds`.
+
+A waiting task waits for something (`TaskRow.waiting_kind`): `input` (a
+question or a permission: shown as *needs input*), `idle` (its turn ended and
+it asks nothing: the wrapper ends the task after `idle_done`), or neither
+(rate limited, silent).
 
 A state must be seen on two polls running before it changes, so a prompt
 flashing by does not flicker the dashboard (a signal superseded within one poll
-changes nothing either). Every change is a `task_waiting` / `task_working` event with
-its reason, and the watcher keeps its current evidence in
+changes nothing either). Every change is a `task_waiting` / `task_idle` /
+`task_working` event with its reason, and the watcher keeps its current evidence in
 `<run_dir>/agentstate/<task>.json` for `limitless explain`.
 """
 
@@ -34,10 +42,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from limitless import agenthook
 from limitless.agents import AgentProfile
 from limitless.errors import LimitlessError, TmuxError, UsageError
 from limitless.plan import Plan
-from limitless.states import ControlAction, TaskStatus
+from limitless.programs import Program, adapter
+from limitless.states import ControlAction, TaskStatus, Waiting, task_state
 from limitless.store import Store, TaskRow
 from limitless.tmux import PaneState, TmuxSession
 
@@ -48,9 +58,10 @@ REGEX_LINES = 5  # waiting_regex and rate_limit_regex look at the last lines onl
 CONFIRM_POLLS = 2  # a heuristic state must be seen on this many polls running
 SIGNAL_GRACE_S = 2.0  # screen changes this soon after a signal do not make it stale
 EVIDENCE_INTERVAL_S = 2.0  # rewrite an unchanged evidence file at most this often
-SIGNAL_KINDS = ("done", "waiting", "working")
+SIGNAL_KINDS = ("done", "waiting", "idle", "working")
+SIGNAL_WAITING = {"waiting": Waiting.INPUT, "idle": Waiting.IDLE}
 
-Source = str  # "signal" | "regex" | "rate_limit" | "idle" | "output"
+Source = str  # "signal" | "regex" | "rate_limit" | "screen" | "idle" | "output"
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,11 @@ class Observation:
     source: Source
     reason: str
     line: str = ""
+    kind: Waiting = Waiting.OTHER  # what a WAITING task waits for
+
+    @property
+    def shown(self) -> str:
+        return task_state(self.state, self.kind)
 
 
 @dataclass(frozen=True)
@@ -104,11 +120,12 @@ class _Track:
     attempt: int
     screen: tuple[str, ...] | None = None
     changed_at: float = 0.0
-    candidate: TaskStatus | None = None
+    candidate: str | None = None  # a shown state (`needs_input`, `running`, ...)
     seen: int = 0
     signal_at: float | None = None
     signal_screen: tuple[str, ...] | None = None
     signal_stale: bool = False
+    turn_seen: bool = False  # a turn ran in this attempt (an idle screen before one is startup)
     written: str = ""
     written_at: float = 0.0
 
@@ -235,11 +252,21 @@ class StateWatcher:
             return signalled
         line = _matching_line(self._pattern(profile.waiting_regex), screen)
         if line is not None:
-            return Observation(TaskStatus.WAITING, "regex", f"waiting_regex matched: {line}", line)
+            return Observation(
+                TaskStatus.WAITING, "regex", f"waiting_regex matched: {line}", line, Waiting.INPUT
+            )
         if profile.interactive:
             line = _matching_line(self._pattern(profile.rate_limit_regex), screen)
             if line is not None:
                 return Observation(TaskStatus.WAITING, "rate_limit", f"rate limited: {line}", line)
+            shown = _screen_observation(adapter(profile.adapter), screen)
+            started = row.started_at or 0.0
+            if shown is not None and shown.state is TaskStatus.RUNNING:
+                track.turn_seen = True
+            elif (row.last_signal_at or 0.0) >= started and row.last_signal:
+                track.turn_seen = True  # its hooks report: a Stop will say when a turn ends
+            if shown is not None and (track.turn_seen or shown.kind is not Waiting.IDLE):
+                return shown
             idle = now - track.changed_at
             if profile.idle_seconds > 0 and idle >= profile.idle_seconds:
                 return Observation(
@@ -270,23 +297,31 @@ class StateWatcher:
                 track.signal_stale = True
         if track.signal_stale:
             return None
-        state = TaskStatus.WAITING if kind == "waiting" else TaskStatus.RUNNING
-        detail = f": {note}" if note else ""
-        return Observation(state, "signal", f"signal {kind} at {clock(at)}{detail}")
+        waiting = SIGNAL_WAITING.get(kind)
+        state = TaskStatus.RUNNING if waiting is None else TaskStatus.WAITING
+        # what the signal says is the reason a user reads; `explain` shows when it came
+        return Observation(
+            state,
+            "signal",
+            note or f"signal {kind} at {clock(at)}",
+            kind=waiting or Waiting.OTHER,
+        )
 
-    def _settle(self, row: TaskRow, track: _Track, observation: Observation) -> TaskStatus:
-        """Change the task's state once the observation held long enough; the state after."""
-        if observation.state is row.status:
+    def _settle(self, row: TaskRow, track: _Track, observation: Observation) -> str:
+        """Change the task's state once the observation held long enough; the state after
+        (as shown: `running`, `needs_input`, `idle`, `waiting`)."""
+        before = task_state(row.status, row.waiting_kind)
+        if observation.shown == before:
             track.candidate, track.seen = None, 0
             if row.status is TaskStatus.WAITING and row.waiting_reason != observation.reason:
                 self._update_reason(row, observation.reason)
-            return row.status
-        if track.candidate is observation.state:
+            return before
+        if track.candidate == observation.shown:
             track.seen += 1
         else:
-            track.candidate, track.seen = observation.state, 1
+            track.candidate, track.seen = observation.shown, 1
         if track.seen < CONFIRM_POLLS:
-            return row.status
+            return before
         track.candidate, track.seen = None, 0
         waiting = observation.state is TaskStatus.WAITING
         changed = self.store.transition(
@@ -295,18 +330,26 @@ class StateWatcher:
             (row.status,),
             observation.state,
             waiting_reason=observation.reason if waiting else "",
+            waiting_kind=observation.kind if waiting else Waiting.OTHER,
         )
         if not changed:
-            return row.status
+            return before
+        if not waiting:
+            kind = "task_working"
+        elif observation.kind is Waiting.IDLE:
+            kind = "task_idle"
+        else:
+            kind = "task_waiting"
         self.store.add_event(
             self.run_id,
-            "task_waiting" if waiting else "task_working",
+            kind,
             row.id,
             source=observation.source,
             reason=observation.reason,
             line=observation.line,
+            waiting=str(observation.kind) if waiting else "",
         )
-        return observation.state
+        return observation.shown
 
     def _update_reason(self, row: TaskRow, reason: str) -> None:
         with contextlib.suppress(LimitlessError):
@@ -326,15 +369,15 @@ class StateWatcher:
         profile: AgentProfile,
         track: _Track,
         observation: Observation,
-        status: TaskStatus,
+        status: str,
         now: float,
     ) -> None:
         kind, _ = split_signal(row.last_signal)
         evidence = Evidence(
             task_id=row.id,
             attempt=row.attempt,
-            status=str(status),
-            observed=str(observation.state),
+            status=status,
+            observed=observation.shown,
             source=observation.source,
             reason=observation.reason,
             line=observation.line,
@@ -347,7 +390,7 @@ class StateWatcher:
             signal=row.last_signal if kind in SIGNAL_KINDS else None,
             signal_at=row.last_signal_at,
             signal_stale=track.signal_stale,
-            candidate=str(track.candidate) if track.candidate else None,
+            candidate=track.candidate,
             candidate_polls=track.seen,
             last_lines=list(track.screen or ())[-REGEX_LINES:],
         )
@@ -363,6 +406,17 @@ class StateWatcher:
         except OSError:
             return
         track.written, track.written_at = key, now
+
+
+def _screen_observation(program: Program | None, screen: Sequence[str]) -> Observation | None:
+    """What a known interactive program's screen shows, as an observation."""
+    seen = program.screen(screen) if program is not None else None
+    if seen is None:
+        return None
+    if seen.state == "working":
+        return Observation(TaskStatus.RUNNING, "screen", seen.reason, seen.line)
+    kind = Waiting.INPUT if seen.state == "input" else Waiting.IDLE
+    return Observation(TaskStatus.WAITING, "screen", seen.reason, seen.line, kind)
 
 
 # ---------------------------------------------------------------- signals
@@ -399,6 +453,8 @@ def record_signal(
     now = time.time()
     fields.update(last_signal=f"{kind}: {note}" if note else kind, last_signal_at=now)
     store.update_task(run_id, task_id, **fields)
+    with contextlib.suppress(OSError):  # the hook relay's memory of its last signal is old now
+        os.unlink(agenthook.last_path(str(store.state_dir), run_id, task_id))
     store.add_event(run_id, "task_signal", task_id, signal=kind, note=note, source=source)
     if kind == "done":
         store.request(run_id, ControlAction.DONE, task_id, source=f"signal ({source})")
@@ -414,7 +470,12 @@ HISTORY_KINDS = frozenset(
         "task_started",
         "task_signal",
         "task_waiting",
+        "task_idle",
         "task_working",
+        "task_dialog",
+        "task_countdown",
+        "task_countdown_cancelled",
+        "task_closing",
         "task_done",
         "task_failed",
         "task_killed",
@@ -440,7 +501,8 @@ class Explanation:
     history: list[str]
 
     def lines(self) -> list[str]:
-        head = f"{self.task_id} ({self.run_id}, attempt {self.attempt}): {self.status}"
+        shown = self.status.replace("_", " ")
+        head = f"{self.task_id} ({self.run_id}, attempt {self.attempt}): {shown}"
         out = [head + (f" — {self.reason}" if self.reason else ""), "", "signals, strongest first:"]
         width = max(len(name) for name, _ in self.signals)
         out += [f"  {name.ljust(width)}  {text}" for name, text in self.signals]
@@ -484,14 +546,21 @@ def explain(store: Store, run_id: str, task_id: str, *, now: float | None = None
         elif row.started_at is not None and row.last_signal_at < row.started_at:
             text += "; given to an earlier attempt"
     else:
-        text = "none (`limitless signal done|waiting|working` in the pane, or the agent's hooks)"
+        text = (
+            "none (`limitless signal done|waiting|idle|working` in the pane, or the agent's hooks)"
+        )
     signals.append(("explicit signal", text))
     signals.append(("waiting_regex", _regex_text(profile.waiting_regex, "regex", seen, live)))
     if profile.interactive:
         signals.append(
             ("rate_limit_regex", _regex_text(profile.rate_limit_regex, "rate_limit", seen, live))
         )
+        program = adapter(profile.adapter)
+        if program is not None and program.interactive:
+            signals.append(("program screen", _screen_text(program, seen, live)))
         signals.append(("idle", _idle_text(profile, seen, live, now)))
+        idle_done = plan.idle_done_of(plan.task(task_id))
+        signals.append(("idle_done", _idle_done_text(row, idle_done, now)))
     else:
         signals.append(("idle", "not used: the profile is not interactive"))
     if seen is not None and live:
@@ -506,6 +575,7 @@ def explain(store: Store, run_id: str, task_id: str, *, now: float | None = None
         session += f" (a retry runs: {' '.join(profile.resume_command)})"
     signals.append(("session", session))
     reason = row.waiting_reason if row.status is TaskStatus.WAITING else row.reason
+    status = task_state(row.status, row.waiting_kind)
     history = [
         _event_text(event.ts, event.kind, event.data)
         for event in store.events(run_id)
@@ -514,7 +584,7 @@ def explain(store: Store, run_id: str, task_id: str, *, now: float | None = None
     return Explanation(
         run_id=run_id,
         task_id=task_id,
-        status=str(row.status),
+        status=status,
         attempt=row.attempt,
         reason=reason,
         signals=signals,
@@ -551,8 +621,27 @@ def _idle_text(profile: AgentProfile, seen: Evidence | None, live: bool, now: fl
     return f"screen unchanged for {idle:.0f}s (waiting after {profile.idle_seconds:g}s)"
 
 
+def _screen_text(program: Program, seen: Evidence | None, live: bool) -> str:
+    if not live or seen is None:
+        return f"what {program.display}'s screen shows — not being watched now"
+    if seen.source == "screen":
+        return f"{seen.observed.replace('_', ' ')}: {seen.reason}"
+    shown = program.screen(seen.last_lines)
+    if shown is None:
+        return "no dialog, running turn or idle prompt recognised in the last lines"
+    return f"{shown.state}: {shown.reason} (a stronger signal decides)"
+
+
+def _idle_done_text(row: TaskRow, idle_done: float, now: float) -> str:
+    rule = f"{idle_done:g}s after a turn ends with nothing asked, unless you type in the pane"
+    if row.idle_done_at is not None and row.status.active:
+        left = max(0.0, row.idle_done_at - now)
+        return f"done at {clock(row.idle_done_at)} (in {left:.0f}s) unless you type ({rule})"
+    return rule
+
+
 def _event_text(ts: float, kind: str, data: Mapping[str, object]) -> str:
-    if kind in ("task_waiting", "task_working"):
+    if kind in ("task_waiting", "task_idle", "task_working"):
         return f"{clock(ts)} {kind} ({data.get('source')}): {data.get('reason')}"
     if kind == "task_signal":
         note = f": {data['note']}" if data.get("note") else ""

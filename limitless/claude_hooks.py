@@ -2,15 +2,22 @@
 
 `install(worktree)` writes `<worktree>/.claude/settings.local.json` — the
 worktree's local settings, never the user's global `~/.claude` — so that
-Claude Code's own events call `limitless signal`:
+Claude Code's own events run `limitless/agenthook.py` (the hook relay, see its
+docstring for what each event means):
 
-- `Stop` (Claude finished its turn): `waiting` (or `done` with `on_stop="done"`);
-- `Notification` (Claude asks for a permission, or sat idle): `waiting`;
-- `UserPromptSubmit` (the user answered): `working`.
+- `UserPromptSubmit`, `PreToolUse`, `PostToolUse`, `PostToolUseFailure`: working;
+- `PermissionRequest`, `Notification` (a permission prompt or a question): needs input;
+- `Stop`, `StopFailure`: the turn ended (idle; or done with `on_stop="done"`);
+- `SessionStart`, `SessionEnd`: the session and its transcript, for the cost.
 
-Settings already in the file are kept; hooks a previous install wrote are
-replaced, so installing twice changes nothing. A `.claude/.gitignore` keeps the
-file out of the task's commits (it names paths of this machine).
+The wrapper installs them before a `claude-interactive` agent starts;
+`limitless hooks install claude` does it by hand for a profile of one's own.
+Settings already in the file are kept; hooks a previous install wrote (the
+relay, or the `limitless signal` commands of older versions) are replaced, so
+installing twice changes nothing. The file names paths of this machine, so it
+never goes into a commit: the repository's `info/exclude` names it (no
+`.gitignore` is added to the user's tree), or, if the repository tracks the
+file, the worktree's index skips it.
 """
 
 from __future__ import annotations
@@ -23,37 +30,46 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from limitless import agenthook, worktrees
 from limitless.errors import UsageError
 
 SETTINGS_FILE = Path(".claude") / "settings.local.json"
-GITIGNORE_FILE = Path(".claude") / ".gitignore"
-OnStop = Literal["waiting", "done"]
-HOOK_TIMEOUT_S = 30
+OnStop = Literal["idle", "done"]
+HOOK_TIMEOUT_S = 10
+EVENTS = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "PermissionRequest",
+    "Notification",
+    "Stop",
+    "StopFailure",
+    "SessionEnd",
+)
 
 
 @dataclass(frozen=True)
 class Installed:
-    """What `install` wrote: the settings file and the events it hooks."""
+    """What `install` wrote: the settings file, the events it hooks, how git ignores it."""
 
     path: Path
     events: tuple[str, ...]
     replaced: int  # hook entries of an earlier install that were replaced
+    kept_out: str  # "excluded" (info/exclude) or "skip-worktree" (a tracked file)
 
 
-def signal_command(kind: str, event: str) -> str:
-    """The shell command a hook runs: this interpreter's `limitless signal KIND --hook`."""
-    return shlex.join(
-        [sys.executable, "-m", "limitless", "signal", kind, "--hook", f"claude-{event}"]
-    )
-
-
-def hook_signals(on_stop: OnStop = "waiting") -> dict[str, str]:
-    """Claude Code event → the signal it sends."""
-    return {"Stop": on_stop, "Notification": "waiting", "UserPromptSubmit": "working"}
+def relay_command(on_stop: OnStop = "idle") -> str:
+    """The shell command a hook runs: this interpreter, without site packages, on the relay."""
+    argv = [sys.executable, "-S", "-I", str(Path(agenthook.__file__).resolve())]
+    if on_stop == "done":
+        argv += ["--stop", "done"]
+    return shlex.join(argv)
 
 
 def _ours(entry: object) -> bool:
-    """Whether a hook entry was written by limitless (it runs `limitless signal`)."""
+    """Whether a hook entry was written by limitless (the relay, or `limitless signal`)."""
     command = entry.get("command") if isinstance(entry, dict) else None
     if not isinstance(command, str):
         return False
@@ -61,6 +77,8 @@ def _ours(entry: object) -> bool:
         words = shlex.split(command)
     except ValueError:
         return False
+    if any(Path(word).name == "agenthook.py" and "limitless" in word for word in words):
+        return True
     return any(
         Path(word).name == "limitless" and after == "signal"
         for word, after in itertools.pairwise(words)
@@ -82,7 +100,7 @@ def _load(path: Path) -> dict[str, object]:
 
 
 def merged_settings(
-    settings: dict[str, object], on_stop: OnStop = "waiting"
+    settings: dict[str, object], on_stop: OnStop = "idle"
 ) -> tuple[dict[str, object], int]:
     """`settings` with limitless's hooks in place of any earlier ones; (result, replaced)."""
     hooks = settings.get("hooks", {})
@@ -90,9 +108,9 @@ def merged_settings(
         msg = "the `hooks` of the Claude settings must be an object"
         raise UsageError(msg)
     result = dict(settings)
-    new_hooks: dict[str, object] = dict(hooks)
+    new_hooks: dict[str, object] = {}
     replaced = 0
-    for event, kind in hook_signals(on_stop).items():
+    for event in dict.fromkeys([*hooks, *EVENTS]):
         groups = hooks.get(event, [])
         if not isinstance(groups, list):
             msg = f"the `hooks.{event}` of the Claude settings must be a list"
@@ -106,21 +124,20 @@ def merged_settings(
                     kept.append({**group, "hooks": entries})
             else:
                 kept.append(group)
-        ours = {
-            "hooks": [
-                {
-                    "type": "command",
-                    "command": signal_command(kind, event),
-                    "timeout": HOOK_TIMEOUT_S,
-                }
-            ]
-        }
-        new_hooks[event] = [*kept, ours]
+        if event in EVENTS:
+            ours = {
+                "type": "command",
+                "command": relay_command(on_stop),
+                "timeout": HOOK_TIMEOUT_S,
+            }
+            kept.append({"hooks": [ours]})
+        if kept:
+            new_hooks[event] = kept
     result["hooks"] = new_hooks
     return result, replaced
 
 
-def install(worktree: Path, *, on_stop: OnStop = "waiting") -> Installed:
+def install(worktree: Path, *, on_stop: OnStop = "idle") -> Installed:
     """Write limitless's Claude Code hooks into `worktree`'s local settings."""
     if not worktree.is_dir():
         msg = f"worktree {worktree} is not a folder; pass --worktree DIR of a task's worktree"
@@ -128,22 +145,8 @@ def install(worktree: Path, *, on_stop: OnStop = "waiting") -> Installed:
     path = worktree / SETTINGS_FILE
     settings, replaced = merged_settings(_load(path), on_stop)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
+    temporary = path.with_name(path.name + ".limitless.tmp")
     temporary.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     temporary.replace(path)
-    _ignore(worktree / GITIGNORE_FILE)
-    return Installed(path=path, events=tuple(hook_signals(on_stop)), replaced=replaced)
-
-
-def _ignore(gitignore: Path) -> None:
-    """Keep the local settings out of git (and this ignore file too, when we made it)."""
-    if not gitignore.exists():
-        gitignore.write_text(
-            "# written by `limitless hooks install claude`\n.gitignore\nsettings.local.json\n",
-            encoding="utf-8",
-        )
-        return
-    lines = gitignore.read_text(encoding="utf-8").splitlines()
-    if "settings.local.json" not in (line.strip() for line in lines):
-        with gitignore.open("a", encoding="utf-8") as handle:
-            handle.write("\nsettings.local.json\n")
+    kept_out = worktrees.keep_out_of_commits(worktree, SETTINGS_FILE.as_posix())
+    return Installed(path=path, events=EVENTS, replaced=replaced, kept_out=kept_out)

@@ -136,12 +136,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     # A program missing here may be there where the plan runs; a refusal is the plan's.
     programs = plan_problems(plan)
     warnings = overlap_warnings(plan) + [p.message for p in programs if p.kind != "refused"]
-    refusals = [p.message for p in programs if p.kind == "refused"]
-    if refusals:
+    environment = _repository_problems(plan.base)
+    environment += [p.message for p in programs if p.kind == "refused"]
+    if environment:
         if args.json:
-            _print_json({"ok": False, "environment": refusals, "warnings": warnings})
+            _print_json(
+                {"ok": False, "problems": [], "environment": environment, "warnings": warnings}
+            )
         else:
-            for message in refusals:
+            for message in environment:
                 print(f"{path}: {message}", file=sys.stderr)
         return 3
     if args.json:
@@ -151,6 +154,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{path}: warning: {warning}", file=sys.stderr)
         print(f"{path}: ok — plan {plan.name!r}, {len(plan.tasks)} tasks")
     return 0
+
+
+def _repository_problems(base: str | None) -> list[str]:
+    """What the repository here lacks for a run (signing, git-lfs); [] outside a repository."""
+    from limitless import repochecks
+    from limitless.errors import LimitlessError
+    from limitless.worktrees import find_repo
+
+    try:
+        repo = find_repo(Path.cwd())
+        ref = f"refs/heads/{base}" if base else "HEAD"
+        return [f.detail for f in repochecks.findings(repo.root, ref) if not f.ok]
+    except LimitlessError:
+        return []
 
 
 def cmd_graph(args: argparse.Namespace) -> int:

@@ -25,10 +25,11 @@ def add_commands(command: Command) -> None:
     """Register this module's commands with the main parser."""
     p = command(
         "signal",
-        "tell limitless the state of the agent in this pane: done, waiting or working",
+        "tell limitless the state of the agent in this pane: done, waiting (needs input), "
+        "idle (its turn ended) or working",
         cmd_signal,
     )
-    p.add_argument("kind", choices=("done", "waiting", "working"))
+    p.add_argument("kind", choices=("done", "waiting", "idle", "working"))
     p.add_argument("note", nargs="?", default="", help="why, in a few words (shown as reason)")
     p.add_argument("--run", default=None, help="default $LIMITLESS_RUN (set in task panes)")
     p.add_argument("--task", default=None, help="default $LIMITLESS_TASK (set in task panes)")
@@ -52,9 +53,10 @@ def add_commands(command: Command) -> None:
     )
     p.add_argument(
         "--on-stop",
-        choices=("waiting", "done"),
-        default="waiting",
-        help="what Claude finishing its turn means (default waiting: you may answer)",
+        choices=("idle", "done"),
+        default="idle",
+        help="what Claude finishing its turn means (default idle: done after `idle_done` "
+        "unless you type; done: done at once)",
     )
 
 
@@ -161,5 +163,12 @@ def cmd_hooks(args: argparse.Namespace) -> int:
 
         worktree = find_repo(Path.cwd()).root
     installed = claude_hooks.install(worktree, on_stop=args.on_stop)
-    print(f"wrote {installed.path}: {', '.join(installed.events)} hooks call `limitless signal`")
+    how = {
+        "excluded": "the repository's info/exclude keeps it out of commits",
+        "skip-worktree": "the repository tracks it: this worktree's index skips it",
+    }[installed.kept_out]
+    print(
+        f"wrote {installed.path}: {', '.join(installed.events)} hooks report the agent's "
+        f"state to limitless; {how}"
+    )
     return 0

@@ -69,10 +69,20 @@ def add_commands(command: Command) -> None:
         p.add_argument("run")
         p.add_argument("task")
 
-    p = command("wait", "wait until a run ends; exit with its code", cmd_wait)
+    p = command(
+        "wait",
+        "wait until a run ends; exit with its code (a task that needs input is named as it asks)",
+        cmd_wait,
+    )
     p.add_argument("run", nargs="?", default=None)
     p.add_argument("--timeout", type=float, default=None, help="seconds; exit 1 when reached")
     p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument(
+        "--until-input",
+        action="store_true",
+        help="return as soon as a task needs input (a question or a permission), naming it "
+        "and where to answer; exit 4",
+    )
 
     p = command("resume", "go on with a run after a crash of its supervisor or tmux", cmd_resume)
     p.add_argument("run", nargs="?", default=None)
@@ -244,9 +254,15 @@ def _start_and_follow(plan: object, options: object, cwd: Path, mode: str) -> in
     return started.session.attach()
 
 
-def _follow(run_id: str, repo_root: Path, timeout: float | None, quiet: bool = False) -> int:
+def _follow(
+    run_id: str,
+    repo_root: Path,
+    timeout: float | None,
+    quiet: bool = False,
+    until_input: bool = False,
+) -> int:
     from limitless.context import open_context
-    from limitless.follow import follow, summary_lines
+    from limitless.follow import NEEDS_INPUT_EXIT, NeedsInput, follow, summary_lines
 
     with open_context(repo_root) as ctx:
         print(f"following run {run_id} (attach with `limitless attach {run_id}`)", flush=True)
@@ -256,7 +272,12 @@ def _follow(run_id: str, repo_root: Path, timeout: float | None, quiet: bool = F
             timeout=timeout,
             out=(lambda line: None) if quiet else _print_flush,
             live=False if quiet else None,
+            until_input=until_input,
         )
+    if isinstance(summary, NeedsInput):
+        for line in summary.lines():
+            print(line)
+        return NEEDS_INPUT_EXIT
     if summary is None:
         print(f"run {run_id} still going after {timeout:.0f}s", file=sys.stderr)
         return 1
@@ -378,7 +399,13 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
     with open_context() as ctx:
         run = ctx.run(args.run)
-    return _follow(run.id, Path(run.repo_root), timeout=args.timeout, quiet=args.quiet)
+    return _follow(
+        run.id,
+        Path(run.repo_root),
+        timeout=args.timeout,
+        quiet=args.quiet,
+        until_input=args.until_input,
+    )
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

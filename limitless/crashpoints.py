@@ -37,13 +37,19 @@ def crashpoint(label: str) -> None:
 
 
 def _claim(note: str) -> bool:
+    """Create the mark with `note` in it, unless another process did first. The note is
+    written to a private file that is then hard-linked into place, so a reader never sees
+    the mark empty (a test reads it the moment it appears)."""
     mark = os.environ.get(CRASH_MARK)
     if not mark:
         return True
+    private = f"{mark}.{os.getpid()}"
+    with open(private, "w", encoding="utf-8") as stream:
+        stream.write(note)
     try:
-        fd = os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.link(private, mark)
     except OSError:
         return False
-    with os.fdopen(fd, "w") as stream:
-        stream.write(note)
+    finally:
+        os.unlink(private)
     return True

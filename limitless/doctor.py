@@ -68,7 +68,18 @@ def run_checks(cwd: Path) -> list[Check]:
     ]
     checks += _repository_checks(cwd)
     checks += _agent_checks()
+    checks += _sandbox_checks()
     return checks
+
+
+def _sandbox_checks() -> list[Check]:
+    from limitless.sandbox import bwrap_version, unavailable
+
+    reason = unavailable()
+    if reason is not None:
+        detail = f"{reason} (only plans with `sandbox: worktree` need it)"
+        return [Check("sandbox", False, detail, required=False)]
+    return [Check("sandbox", True, f"{bwrap_version()}: `sandbox: worktree` works here", False)]
 
 
 def _agent_checks() -> list[Check]:
@@ -86,6 +97,7 @@ def _agent_checks() -> list[Check]:
 
 
 def _repository_checks(cwd: Path) -> list[Check]:
+    from limitless import repochecks
     from limitless.store import Store
     from limitless.worktrees import find_repo, state_dir
 
@@ -102,4 +114,9 @@ def _repository_checks(cwd: Path) -> list[Check]:
         checks.append(Check("store", True, f"{store.path} is writable"))
     except (OSError, LimitlessError) as exc:
         checks.append(Check("store", False, f"{state_dir(repo)} is not writable: {exc}"))
+    try:
+        found = repochecks.findings(repo.root)
+    except LimitlessError as exc:
+        found = [repochecks.Finding("repository checks", False, str(exc))]
+    checks += [Check(finding.name, finding.ok, finding.detail) for finding in found]
     return checks

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from limitless import ratelimit, worktrees
+from limitless import claude_hooks, ratelimit, sandbox, worktrees
 from limitless.agents import (
     AgentContext,
     AgentProfile,
@@ -31,10 +31,11 @@ from limitless.agents import (
     render_resume_argv,
 )
 from limitless.errors import LimitlessError
+from limitless.interactive import InteractiveDriver
 from limitless.plan import Plan, Task
 from limitless.programs import EventStream, PaneLine, Program, Question, adapter
 from limitless.programs.verdict import Verdict, judge_changes, judge_stream
-from limitless.ptyrun import PtyProcess, PtyResult
+from limitless.ptyrun import PtyProcess, PtyResult, end_strays
 from limitless.states import TaskStatus
 from limitless.store import Attempt, Run, Store, TaskRow
 from limitless.views import duration
@@ -167,10 +168,12 @@ class Wrapper:
         self.worktree = Path(row.worktree)
         self.log_file: BinaryIO | None = None
         self.process: PtyProcess | None = None
+        self.driver: InteractiveDriver | None = None
         self.signalled: int | None = None
         self.log_error = ""  # set when the task log could not be written (a full disk)
         self.asking = ""  # the unfinished line a headless program asked its question on
         self.pending: tuple[Question, float] | None = None  # left to the user, until then
+        self.confined: sandbox.Session | None = None  # `sandbox: worktree`
 
     # ------------------------------------------------------------ lifecycle
 
@@ -183,10 +186,16 @@ class Wrapper:
                 f"{BOLD}▶ {self.task.id}{RESET} · attempt {self.row.attempt} · "
                 f"agent {self.profile.name} · {DIM}{self.row.branch}{RESET}"
             )
-            outcome = self._setup()
-            if outcome is None:
-                outcome = self._run_agent()
-            self._finish(outcome)
+            try:
+                outcome = self._confine()
+                if outcome is None:
+                    outcome = self._setup()
+                if outcome is None:
+                    outcome = self._run_agent()
+                self._finish(outcome)
+            finally:
+                if self.confined is not None:  # _finish did not get to it
+                    self.confined.abandon()
         self._wake_supervisor()
         return 0 if outcome.status is TaskStatus.DONE else 1
 
@@ -237,15 +246,38 @@ class Wrapper:
             folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    def _confine(self) -> Outcome | None:
+        """Make the task's sandbox when it has `sandbox: worktree`; failing that fails it."""
+        try:
+            self.confined = sandbox.Session.open(
+                self.store, self.run, self.plan, self.task, self.row
+            )
+        except LimitlessError as exc:
+            return Outcome(TaskStatus.FAILED, None, f"sandbox: {exc}")
+        if self.confined is not None:
+            self._say(f"{DIM}sandbox: worktree (bubblewrap){RESET}")
+        return None
+
+    def _launch(self, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        """The command line and variables that start `argv`: in the sandbox, if any."""
+        if self.confined is None:
+            return argv, env
+        inner = self.confined.environment(env)
+        return self.confined.wrap(argv, inner), inner
+
     def _setup(self) -> Outcome | None:
         """Run the plan's setup commands once per worktree; None when all passed."""
         if self.row.setup_done or not self.plan.setup:
             return None
-        env = self._environment()
         for command in self.plan.setup:
             self._say(f"{DIM}$ {command}{RESET}")
+            argv, env = self._launch(["bash", "-c", command], self._environment())
             process = PtyProcess(
-                ["bash", "-c", command], cwd=str(self.worktree), env=env, on_output=self._log
+                argv,
+                cwd=str(self.worktree),
+                env=env,
+                on_output=self._log,
+                on_tick=self.confined.tick if self.confined else None,
             )
             result = process.pump()
             if result.exit_code != 0:
@@ -281,7 +313,7 @@ class Wrapper:
         )
         argv = self._agent_argv(context)
         if self.program is not None:
-            argv += self.program.approve_args(self.plan.approve_of(self.task))
+            argv = self.program.command(argv, self.plan.approve_of(self.task), prompt)
         env = self._environment()
         if shutil.which(argv[0], path=env.get("PATH")) is None:
             install = f" ({self.program.install})" if self.program is not None else ""
@@ -294,10 +326,23 @@ class Wrapper:
         oversized = argument_too_long(argv)
         if oversized:
             return Outcome(TaskStatus.FAILED, 126, f"{oversized} (profile {self.profile.name})")
+        hooks_failed = self._install_state_hooks()
+        if hooks_failed is not None:
+            return hooks_failed
         parser = LineParser(OutputParsers.for_profile(self.profile))
         if self.program is not None and self.program.headless_stream:
-            self.stream = self.program.stream(self.worktree)
+            self.stream = self.program.stream(self.worktree, env)
+        if self.profile.interactive:
+            self.driver = InteractiveDriver(
+                self.store,
+                self.store.get_task(self.run.id, self.task.id),
+                self.program,
+                self.plan.idle_done_of(self.task),
+                send=self._send,
+                stop=self._stop_agent,
+            )
         self._exclude_private_files()
+        driver = self.driver
         events = self._open_events()
         last_write = 0.0
 
@@ -308,35 +353,87 @@ class Wrapper:
             else:
                 self._log(data)
                 parser.feed(data)
+            if driver is not None:
+                driver.output(data)
             now = time.monotonic()
             if parser.changed and now - last_write >= PROGRESS_WRITE_INTERVAL:
                 self._store_parsed(parser)
                 last_write = now
 
         try:
+            argv, env = self._launch(argv, env)
             self.process = PtyProcess(
                 argv,
                 cwd=str(self.worktree),
                 env=env,
                 on_output=on_output,
                 echo_to_stdout=self.stream is None,
-                on_tick=self._unanswered if self.stream is not None else None,
+                on_input=driver.typed if driver is not None else None,
+                on_tick=self._on_tick if driver or self.confined or self.stream else None,
             )
             self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
             result = self.process.pump(timeout_s=self.task.timeout_s)
             if self.stream is not None:
                 self._show_events(parser, b"\n", events)
+                self._finish_events(parser)
             else:
                 parser.finish()
         finally:
             if events is not None:
                 events.close()
+            self._end_strays()
         self._store_parsed(parser)
+        if driver is not None:
+            driver.refresh_cost()
+            for note in driver.notes:
+                self._log(f"limitless: {note}\n".encode())
         return (
-            self._stream_verdict(result)
+            self._driver_outcome(result)
+            or self._stream_verdict(result)
             or self._rate_limited(parser, result)
             or self._outcome(result)
         )
+
+    def _end_strays(self) -> None:
+        """End what the agent left running detached (Codex's background app-server)."""
+        markers = self.program.stray_markers if self.program is not None else ()
+        if not markers:
+            return
+        mine = {
+            "LIMITLESS_RUN": self.run.id,
+            "LIMITLESS_TASK": self.task.id,
+            "LIMITLESS_ATTEMPT": str(self.row.attempt),
+        }
+        for command in end_strays(mine, markers):
+            self._log(f"limitless: ended {command[:200]} (left running by the agent)\n".encode())
+
+    def _install_state_hooks(self) -> Outcome | None:
+        """Hooks that report the agent's state (Claude Code's), before it starts."""
+        if self.program is None or self.program.state_hooks != "claude":
+            return None
+        try:
+            claude_hooks.install(self.worktree)
+        except LimitlessError as exc:
+            return Outcome(TaskStatus.FAILED, None, f"Claude Code hooks not installed: {exc}")
+        return None
+
+    def _send(self, data: bytes) -> None:
+        if self.process is not None:
+            self.process.send(data)
+
+    def _stop_agent(self) -> None:
+        if self.process is not None:
+            self.process.request_stop()
+
+    def _driver_outcome(self, result: PtyResult) -> Outcome | None:
+        """An interactive agent the driver stopped (a dialog) or closed (idle_done)."""
+        if self.driver is None or result.timed_out or self.signalled is not None:
+            return None
+        if self.driver.failure:
+            return Outcome(TaskStatus.FAILED, result.exit_code, self.driver.failure)
+        if self.driver.closed:
+            return Outcome(TaskStatus.DONE, result.exit_code, "")
+        return None
 
     def _open_events(self) -> BinaryIO | None:
         """The raw event file of a headless program (None when it prints no events)."""
@@ -405,7 +502,7 @@ class Wrapper:
                 PaneLine(f"? {question.text}{subject} → {said} (approve: {approve})", "dim")
             )
             if self.process is not None:
-                self.process.send(keys)
+                self.process.send(keys.encode())
             return
         wait_s = self.plan.idle_done_of(self.task)
         self.pending = (question, time.monotonic() + wait_s)
@@ -433,7 +530,7 @@ class Wrapper:
         self.stream.facts.denials.append(f"{question.label}, unanswered for {waited}")
         self._say_line(PaneLine(f"✗ nobody answered in {waited}: declined", "bad"))
         if self.process is not None:
-            self.process.send(self.program.decline(question))
+            self.process.send(self.program.decline(question).encode())
         self._signal("working", "question declined")
 
     def _signal(self, kind: str, note: str) -> None:
@@ -441,6 +538,16 @@ class Wrapper:
 
         with contextlib.suppress(LimitlessError):
             record_signal(self.store, self.run.id, self.task.id, kind, note=note, source="wrapper")
+
+    def _finish_events(self, parser: LineParser) -> None:
+        """The stream's last words once the program ended (what it left on disk)."""
+        if self.stream is None:
+            return
+        for line in self.stream.finish():
+            self._say_line(line)
+            parser.note(line.text)
+        facts = self.stream.facts
+        parser.take(facts.progress, facts.cost_usd, facts.session_id)
 
     def _say_line(self, line: PaneLine) -> None:
         colour = LINE_STYLES[line.style]
@@ -455,6 +562,7 @@ class Wrapper:
             result.exit_code,
             self.plan.approve_of(self.task),
             self.program.display,
+            self.program.approve_hint(self.plan.approve_of(self.task)),
         )
         if verdict is None:
             return None
@@ -510,17 +618,35 @@ class Wrapper:
 
     def _finish(self, outcome: Outcome) -> None:
         reason = "; ".join(part for part in (outcome.reason, self.log_error) if part)
+        if self.confined is not None:
+            self.confined.repair()
         if self.plan.autocommit:
             try:
-                sha = worktrees.commit_all(
-                    self.worktree,
+                sha = self._commit_leftovers(
                     f"limitless: {self.task.id} — work left uncommitted by the agent "
                     f"(attempt {self.row.attempt})",
+                    hooks=self.plan.commit_hooks == "run",
+                    signing=True,
                 )
                 if sha:
                     self._say(f"{DIM}committed leftovers as {sha[:10]}{RESET}")
+            except worktrees.CommitRejected as exc:
+                # the repository's policy refused the agent's work: the task fails
+                failed = TaskStatus.KILLED if outcome.status is TaskStatus.KILLED else None
+                why = "; ".join(part for part in (outcome.reason, str(exc)) if part)
+                outcome = Outcome(failed or TaskStatus.FAILED, outcome.exit_code, why)
+                reason = "; ".join(part for part in (outcome.reason, self.log_error) if part)
+                for line in str(exc).splitlines():
+                    self._say(f"{RED}{line}{RESET}")
             except LimitlessError as exc:
                 reason = f"{reason}; autocommit failed: {exc}".lstrip("; ")
+        if self.confined is not None:
+            refused = self.confined.finish().reason()
+            self.confined = None
+            if refused:
+                status = TaskStatus.FAILED if outcome.status is TaskStatus.DONE else outcome.status
+                outcome = Outcome(status, outcome.exit_code, refused)
+                reason = "; ".join(part for part in (reason, refused) if part)
         state = worktrees.inspect(self.worktree, self.row.start_sha or self.run.base_sha)
         unchanged = self._unchanged(outcome, state)
         if unchanged is not None:
@@ -574,6 +700,22 @@ class Wrapper:
             f"+{state.insertions} −{state.deletions}{detail}"
         )
 
+    def _commit_leftovers(self, message: str, *, hooks: bool, signing: bool) -> str | None:
+        """Commit what the agent left (inside its sandbox when it has one: commit hooks
+        may be the agent's files)."""
+        if self.confined is None:
+            return worktrees.commit_all(self.worktree, message, hooks=hooks, signing=signing)
+        return self.confined.commit_all(message, self._environment(), hooks=hooks, signing=signing)
+
+    def _on_tick(self) -> None:
+        """Called by the pty loop a few times a second while the agent runs."""
+        if self.driver is not None:
+            self.driver.tick()
+        if self.confined is not None:
+            self.confined.tick()
+        if self.stream is not None:
+            self._unanswered()
+
     def _unchanged(self, outcome: Outcome, state: worktrees.WorktreeState) -> Verdict | None:
         """A done attempt that changed nothing, of a task that must change something."""
         if outcome.status is not TaskStatus.DONE or not self.plan.changes_required(self.task):
@@ -581,6 +723,8 @@ class Wrapper:
         if self.store.get_task(self.run.id, self.task.id).status is TaskStatus.DONE:
             return None  # marked done by the user: their word counts
         said = self.stream.facts.final_text if self.stream is not None else ""
+        if self.driver is not None and self.driver.closed:
+            said = self.driver.last_words
         return judge_changes(state.ahead > 0 or bool(state.dirty_files), said)
 
     def _wake_supervisor(self) -> None:

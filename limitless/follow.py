@@ -11,11 +11,39 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from limitless.states import TaskStatus
+from limitless.states import TaskStatus, Waiting
 from limitless.store import Event, Run, Store, TaskRow
-from limitless.views import duration
+from limitless.views import duration, reason_of
 
 POLL_S = 0.2
+NEEDS_INPUT_EXIT = 4
+"""`limitless wait --until-input` exits with this when a task needs input."""
+
+
+@dataclass(frozen=True)
+class NeedsInput:
+    """A task of a followed run that asks a question or a permission."""
+
+    run_id: str
+    task_id: str
+    reason: str
+    pane_id: str | None
+
+    def lines(self) -> list[str]:
+        why = f" — {self.reason}" if self.reason else ""
+        return [
+            f"? {self.task_id} needs input{why}",
+            f"answer it in its pane: limitless attach {self.run_id}"
+            + (f" (pane {self.pane_id})" if self.pane_id else ""),
+        ]
+
+
+def needs_input(store: Store, run_id: str) -> NeedsInput | None:
+    """The first task of the run that needs input, if any."""
+    for row in store.get_tasks(run_id):
+        if row.status is TaskStatus.WAITING and row.waiting_kind is Waiting.INPUT:
+            return NeedsInput(run_id, row.id, reason_of(row), row.pane_id)
+    return None
 
 
 @dataclass(frozen=True)
@@ -89,7 +117,16 @@ def describe(event: Event) -> str | None:
         "task_killed": f"☠ {task} killed",
         "task_blocked": f"⊘ {task} blocked by {data.get('by')}",
         "task_retry": f"↻ {task} will be retried",
-        "task_waiting": f"? {task} is waiting for input{reason}",
+        "task_waiting": (
+            f"? {task} needs input{reason}"
+            if data.get("waiting") == "input"
+            else f"… {task} is waiting{reason}"
+        ),
+        "task_idle": f"◌ {task} finished its turn{reason}",
+        "task_countdown": f"◌ {task} is done in {data.get('seconds')}s unless you type in its pane",
+        "task_countdown_cancelled": f"◌ {task} stays open: {data.get('reason')}",
+        "task_closing": f"◌ {task}: closing the agent — {data.get('reason')}",
+        "task_dialog": f"· {task}: {data.get('answer') or data.get('reason')}",
         "merge_started": "merge phase started",
         "task_merged": f"⇢ {task} merged",
         "merge_conflict": f"⚠ {task} conflicts: {', '.join(map(str, data.get('files', []) or []))}",  # type: ignore[call-overload]
@@ -113,28 +150,37 @@ def follow(
     timeout: float | None = None,
     out: Callable[[str], None] = print,
     live: bool | None = None,
-) -> RunSummary | None:
-    """Print events until the run ends; None when `timeout` passed first."""
+    until_input: bool = False,
+) -> RunSummary | NeedsInput | None:
+    """Print events until the run ends (or, `until_input`, until a task needs input);
+    None when `timeout` passed first."""
     live = sys.stdout.isatty() if live is None else live
     if live:
-        return _follow_live(store, run_id, timeout)
+        return _follow_live(store, run_id, timeout, until_input)
     deadline = time.monotonic() + timeout if timeout else None
     after = 0
     while True:
         for event in store.events(run_id, after_id=after):
             after = event.id
             line = describe(event)
+            if line and event.kind == "task_waiting" and event.data.get("waiting") == "input":
+                line += f" (answer in its pane: limitless attach {run_id})"
             if line:
                 out(f"{time.strftime('%H:%M:%S', time.localtime(event.ts))} {line}")
         run = store.get_run(run_id)
         if run.status.finished:
             return finished_summary(store, run)
+        asking = needs_input(store, run_id) if until_input else None
+        if asking is not None:
+            return asking
         if deadline is not None and time.monotonic() > deadline:
             return None
         time.sleep(POLL_S)
 
 
-def _follow_live(store: Store, run_id: str, timeout: float | None) -> RunSummary | None:
+def _follow_live(
+    store: Store, run_id: str, timeout: float | None, until_input: bool
+) -> RunSummary | NeedsInput | None:
     from rich.console import Console
     from rich.live import Live
 
@@ -148,6 +194,9 @@ def _follow_live(store: Store, run_id: str, timeout: float | None) -> RunSummary
             run = store.get_run(run_id)
             if run.status.finished:
                 return finished_summary(store, run)
+            asking = needs_input(store, run_id) if until_input else None
+            if asking is not None:
+                return asking
             if deadline is not None and time.monotonic() > deadline:
                 return None
             time.sleep(POLL_S)

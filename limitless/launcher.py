@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from limitless import worktrees
+from limitless import repochecks, worktrees
 from limitless.doctor import MIN_GIT, MIN_TMUX
 from limitless.errors import EnvironmentProblem, TmuxError, UsageError
 from limitless.plan import Plan
@@ -122,6 +122,7 @@ def start_run(
             "set `base:` in the plan to an existing branch"
         )
         raise UsageError(msg)
+    repochecks.check(repo.root, base_sha)  # signing without a terminal, git-lfs
     layout = load_layout(plan.layout)
     worktree_root = plan.worktree_root or worktrees.default_worktree_root(repo.root)
     slots = min(plan.max_concurrency, len(plan.tasks))

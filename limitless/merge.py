@@ -35,9 +35,17 @@ Idempotence
     already an ancestor of it (a conflict resolved by hand with `git merge`), are
     not merged again. A merge interrupted by a crash (row left `merging`) is
     undone first; its partial result is kept under `refs/limitless/<run>/merged/`.
-    Commits limitless makes in the merge worktree run without hooks and signing
-    (`core.hooksPath=/dev/null`, `commit.gpgSign=false`): they are unattended, and
-    the gate is where quality is checked.
+
+Commits and hooks
+    Commits limitless makes in the merge worktree (merge commits, squashed
+    commits, replayed commits) follow the repository's rules, as the user's own
+    would (see `gitrun`): its hooks run (`pre-merge-commit`, `commit-msg`,
+    `pre-commit` for a squash, `pre-rebase`, ...; plan `commit_hooks: skip`
+    leaves them out) and they are signed when `commit.gpgSign` is on. A hook that
+    refuses a commit stops the phase at that task: its merge is undone, nothing
+    lands, and the message names the hook and what it printed. After each merge
+    the worktree's submodules are checked out at the commits it records, so the
+    gate sees them (see `submodules`).
 
 Conflicts (`merge.on_conflict`)
     `stop` aborts the merge, records the files and stops; the message says how to
@@ -94,7 +102,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn
 
-from limitless import worktrees
+from limitless import gitrun, repochecks, submodules, worktrees
 from limitless.agents import AgentContext, AgentProfile, render_argv
 from limitless.crashpoints import crashpoint
 from limitless.errors import EnvironmentProblem, GitError, LimitlessError, UsageError
@@ -130,7 +138,6 @@ _SCRUBBED_ENV = (
     "GIT_NAMESPACE",
     "GIT_PREFIX",
 )
-_UNATTENDED = ("-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false")
 _REBASE_FLAGS = ("--no-update-refs", "--no-rebase-merges", "--no-autosquash", "--no-fork-point")
 _OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _MARKER = re.compile(rb"^(?:<{7}|>{7})(?: |\r?$)", re.MULTILINE)
@@ -338,29 +345,41 @@ def merge_step(
     message: str,
     *,
     start: str | None = None,
+    hooks: bool = True,
 ) -> Step:
     """Bring commit `source` into the merged `branch` checked out in `worktree`.
 
     `start` (squash only) is where the task's own work began: the squash brings
     the change from `start` to `source`, so a dependency's work already squashed
-    onto the branch is not offered twice. A conflict is left in place (undo with
-    `undo`); any other failure raises GitError with nothing changed.
+    onto the branch is not offered twice. The commits follow the repository's
+    rules (hooks unless `hooks` is False, signing as configured). A conflict is
+    left in place (undo with `undo`); a hook's refusal raises CommitRejected and
+    any other failure GitError, and the caller undoes what is left.
     """
     if strategy == "rebase":
-        return _rebase_step(worktree, branch, source)
+        return _rebase_step(worktree, branch, source, hooks)
     if strategy == "squash":
-        return _squash_step(worktree, source, start, message)
+        return _squash_step(worktree, source, start, message, hooks)
     args = ("merge", "--no-ff", "--no-edit", "-m", message, source)
-    result = _git(worktree, *_UNATTENDED, *args, check=False)
-    if result.returncode != 0:
+    result = gitrun.commit(worktree, *args, hooks=hooks)
+    if not result.ok:
         files = conflicted_files(worktree)
         if files:
             return Step(StepKind.CONFLICT, files)
-        raise _failure(worktree, args, result.returncode, result.stderr or result.stdout)
+        raise _refusal(worktree, args, result, "the merge commit")
     return Step(StepKind.MERGED)
 
 
-def _squash_step(worktree: Path, source: str, start: str | None, message: str) -> Step:
+def _refusal(
+    worktree: Path, args: Sequence[str], result: gitrun.CommitResult, what: str
+) -> GitError:
+    """CommitRejected when a hook refused, else the GitError of the failed command."""
+    return gitrun.rejected(result, worktree, what) or _failure(
+        worktree, args, result.process.returncode, result.output
+    )
+
+
+def _squash_step(worktree: Path, source: str, start: str | None, message: str, hooks: bool) -> Step:
     """Apply the change start..source as one commit (a 3-way merge based at `start`).
 
     Done as `cherry-pick --no-commit` of a throwaway commit holding `source`'s
@@ -374,10 +393,17 @@ def _squash_step(worktree: Path, source: str, start: str | None, message: str) -
         args: tuple[str, ...] = ("merge", "--squash", "--allow-unrelated-histories", source)
     else:
         virtual = _out(
-            worktree, "commit-tree", f"{source}^{{tree}}", "-p", start, "-m", "limitless: squash"
+            worktree,
+            "commit-tree",
+            "--no-gpg-sign",  # a throwaway: never kept, so never signed
+            f"{source}^{{tree}}",
+            "-p",
+            start,
+            "-m",
+            "limitless: squash",
         )
         args = ("cherry-pick", "--no-commit", virtual)
-    result = _git(worktree, *_UNATTENDED, *args, check=False)
+    result = _git(worktree, *gitrun.NO_HOOKS, *args, check=False)
     if result.returncode != 0:
         files = conflicted_files(worktree)
         if files:
@@ -385,28 +411,30 @@ def _squash_step(worktree: Path, source: str, start: str | None, message: str) -
         raise _failure(worktree, args, result.returncode, result.stderr or result.stdout)
     if _git(worktree, "diff", "--cached", "--quiet", check=False).returncode == 0:
         return Step(StepKind.EMPTY)
-    _commit(worktree, message)
+    _commit(worktree, message, hooks)
     return Step(StepKind.MERGED)
 
 
-def _commit(worktree: Path, message: str) -> None:
+def _commit(worktree: Path, message: str, hooks: bool) -> None:
     title, _, body = message.partition("\n\n")
-    args = ["commit", "-q", "--no-verify", "-m", title]
+    args = ["commit", "-q", "-m", title]
     if body:
         args += ["-m", body]
-    _git(worktree, *_UNATTENDED, *args)
+    result = gitrun.commit(worktree, *args, hooks=hooks)
+    if not result.ok:
+        raise _refusal(worktree, args, result, "the squashed commit")
 
 
-def _rebase_step(worktree: Path, branch: str, source: str) -> Step:
+def _rebase_step(worktree: Path, branch: str, source: str, hooks: bool) -> Step:
     prev = _head(worktree)
     args = ("rebase", "-q", *_REBASE_FLAGS, "--onto", prev, prev, source)
-    result = _git(worktree, *_UNATTENDED, *args, check=False)
-    if result.returncode != 0:
+    result = gitrun.commit(worktree, *args, hooks=hooks)
+    if not result.ok:
         files = conflicted_files(worktree)
         if files and operation_in_progress(worktree) == "rebase":
             return Step(StepKind.CONFLICT, files)
         undo(worktree, branch, prev)
-        raise _failure(worktree, args, result.returncode, result.stderr or result.stdout)
+        raise _refusal(worktree, args, result, "the rebase")
     return _finish_rebase(worktree, branch, prev)
 
 
@@ -432,6 +460,18 @@ def undo(worktree: Path, branch: str, sha: str) -> None:
         _git(worktree, "checkout", "-q", "-f", branch)
     _git(worktree, "reset", "-q", "--hard", sha)
     log.info("merge undone", extra={"worktree": str(worktree), "sha": sha})
+
+
+def _moved_submodules(repo: Path, old: str, new: str) -> list[str]:
+    """Paths of submodules whose recorded commit differs between `old` and `new`."""
+    out = _git(repo, "diff", "--raw", "-z", "--no-renames", old, new, check=False).stdout
+    fields = out.split("\0")
+    moved: list[str] = []
+    for meta, path in zip(fields[::2], fields[1::2], strict=False):
+        parts = meta.lstrip(":").split()
+        if len(parts) >= 2 and "160000" in (parts[0], parts[1]):
+            moved.append(path)
+    return moved
 
 
 def run_gate(
@@ -711,6 +751,7 @@ class _Phase:
         self.skipped: list[str] = []
         self.next_order = 1
         self.foreground = False
+        self.hooks = self.plan.commit_hooks == "run"
 
     # -- before anything ---------------------------------------------------------
 
@@ -754,6 +795,10 @@ class _Phase:
                 self._skip(task_id, f"task {row.status}, not done")
             message = f"nothing to merge: no task is done; {self.run_row.base} left as it was"
             return self._outcome(ok=True, landed=False, message=message)
+        signer = repochecks.signing(self.repo)
+        if signer is not None and not signer.ok:
+            # a signer that stopped working since the run began (an expired gpg cache)
+            return self._outcome(ok=False, landed=False, message=f"nothing merged: {signer.detail}")
         refusal = self._prepare()
         if refusal:
             return self._outcome(ok=False, landed=False, message=refusal)
@@ -800,6 +845,12 @@ class _Phase:
                 self.run_id, "landed", base=base, sha=merged_sha, how=landing.detail
             )
             message = f"{summary}; landed on {base} at {merged_sha[:12]} ({landing.detail})"
+            moved = _moved_submodules(self.repo, self.run_row.base_sha, merged_sha)
+            if moved and landing.checkout is not None:
+                message += (
+                    f". Submodule pointers moved ({', '.join(moved)}): `git submodule update` "
+                    f"in {landing.checkout} checks them out"
+                )
             return self._outcome(ok=self._clean(), landed=True, message=message)
         if landing.kind is LandingKind.DIRTY:
             message = (
@@ -880,6 +931,7 @@ class _Phase:
             _keep(self.repo, kept, head)
             _git(self.worktree, "checkout", "-q", self.branch)
             self.out(f"merge worktree was on a detached HEAD; kept it at {kept}")
+        self._sync_submodules()
         changed = _tracked_changes(self.worktree)
         if changed:
             return (
@@ -1144,6 +1196,7 @@ class _Phase:
             why = "no commits beyond base" if nothing else "already on the merged branch"
             self._record_merged(task_id, why, new=False)
             return "merged"
+        self._check_history(task_id, source, prev)
         self._mark(task_id, MergeStatus.MERGING, f"{_MERGING_PREFIX}{prev}")
         crashpoint("merge")
         try:
@@ -1154,7 +1207,18 @@ class _Phase:
                 self.policy.strategy,
                 self._message(task_id),
                 start=self._start(task_id, source) if self.policy.strategy == "squash" else None,
+                hooks=self.hooks,
             )
+            self._sync_submodules()
+        except gitrun.CommitRejected as exc:
+            undo(self.worktree, self.branch, prev)
+            self._sync_submodules()
+            self._mark(task_id, MergeStatus.UNMERGED, f"merge rejected: {exc}")
+            self.store.add_event(
+                self.run_id, "commit_rejected", task_id, hook=exc.hook, output=exc.output
+            )
+            self.out(f"the {exc.hook} hook rejected the merge of {task_id}; its merge was undone")
+            raise _Stop(task_id, self._rejected_message(task_id, exc)) from exc
         except LimitlessError as exc:
             undo(self.worktree, self.branch, prev)
             self._mark(task_id, MergeStatus.UNMERGED, f"merge failed: {exc}")
@@ -1170,6 +1234,7 @@ class _Phase:
         gate = self._gate(task_id)
         if gate is not None and not gate.ok:
             undo(self.worktree, self.branch, prev)
+            self._sync_submodules()
             reason = f"gate failed (exit {gate.exit_code}, log {gate.log_path}):\n{gate.tail}"
             self._mark(task_id, MergeStatus.GATE_FAILED, reason, merge_order=None)
             self.gate_failed.append(task_id)
@@ -1286,6 +1351,39 @@ class _Phase:
         )
         raise _Stop(task_id, message)
 
+    def _check_history(self, task_id: str, source: str, prev: str) -> None:
+        """A shallow clone may lack the history two commits share: stop, asking for it."""
+        if _git(self.repo, "merge-base", prev, source, check=False).returncode == 0:
+            return
+        shallow = _out(self.repo, "rev-parse", "--is-shallow-repository") == "true"
+        if not shallow:
+            return  # unrelated histories: git's own words say it when merging
+        row = self.rows[task_id]
+        message = (
+            f"merge stopped at task {task_id}: this repository is a shallow clone and lacks "
+            f"the history {row.branch} shares with {self.branch} (based on "
+            f"{self.run_row.base} at {self.run_row.base_sha[:12]}), so git cannot merge them. "
+            f"Nothing was landed. Fetch the missing history with `git fetch --unshallow` in "
+            f"{self.repo}, then run `limitless merge {self.run_id}` again."
+        )
+        self._mark(task_id, MergeStatus.UNMERGED, "shallow clone: history missing")
+        raise _Stop(task_id, message)
+
+    def _rejected_message(self, task_id: str, exc: gitrun.CommitRejected) -> str:
+        said = f":\n{exc.output}\n" if exc.output else " (it printed nothing). "
+        return (
+            f"merge stopped at task {task_id}: the repository's {exc.hook} hook rejected "
+            f"its merge into {self.branch}{said}"
+            f"Nothing was landed; the merge worktree {self.worktree} is back where it was "
+            f"and the task branch {self.rows[task_id].branch} is kept. Change what the hook "
+            f"refuses (or set `commit_hooks: skip` in the plan to leave hooks out), then run "
+            f"`limitless merge {self.run_id}` again."
+        )
+
+    def _sync_submodules(self) -> None:
+        """The merge worktree's submodules at the commits its HEAD records (for the gate)."""
+        submodules.sync(self.worktree, self.repo)
+
     def _failure_message(self, task_id: str, reason: str) -> str:
         return (
             f"merge stopped at task {task_id}: {reason}. Nothing was landed; the merge "
@@ -1395,25 +1493,27 @@ class _Phase:
         if op == "rebase":
             if _tracked_changes(self.worktree) or unmerged:
                 _git(self.worktree, "add", "-A")
-            result = _git(self.worktree, *_UNATTENDED, "rebase", "--continue", check=False)
-            if result.returncode == 0:
+            result = gitrun.commit(self.worktree, "rebase", "--continue", hooks=self.hooks)
+            if result.ok:
                 return "", files
             again = conflicted_files(self.worktree)
             if again and operation_in_progress(self.worktree) == "rebase":
                 return "again", again
-            return (
-                f"git rebase --continue failed: {(result.stderr or result.stdout).strip()}",
-                files,
-            )
+            return f"git rebase --continue failed: {result.output}", files
         if op == "merge":
             _git(self.worktree, "add", "-A")
-            _git(self.worktree, *_UNATTENDED, "commit", "-q", "--no-edit", "--no-verify")
+            done = gitrun.commit(self.worktree, "commit", "-q", "--no-edit", hooks=self.hooks)
+            if not done.ok:
+                return f"the resolved merge could not be committed: {done.output}", files
             return "", files
         if op not in (None, "cherry-pick"):
             return f"the resolver left a {op} in progress", files
         if _tracked_changes(self.worktree) or unmerged:
             _git(self.worktree, "add", "-A")
-            _commit(self.worktree, self._message(task_id))
+            try:
+                _commit(self.worktree, self._message(task_id), self.hooks)
+            except GitError as exc:
+                return f"the resolved change could not be committed: {exc}", files
         return "", files
 
     def _check_resolution(self, source: str, prev: str) -> str:

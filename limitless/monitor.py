@@ -46,9 +46,18 @@ from limitless import worktrees
 from limitless.errors import LimitlessError, TmuxError
 from limitless.follow import describe, summarize
 from limitless.plan import Plan
-from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus
+from limitless.states import (
+    NEEDS_INPUT,
+    ControlAction,
+    MergeStatus,
+    RunStatus,
+    TaskStatus,
+    Waiting,
+    task_state,
+)
 from limitless.store import Event, Prediction, Run, Store, TaskRow
 from limitless.tmux import PaneState, TmuxSession
+from limitless.views import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +136,25 @@ class TaskView:
     """The last lines of its pane (while it runs) or of its log (after)."""
     diffstat: str = ""
     """`git diff --stat` since its start point; only filled for the focused task."""
+    waiting: Waiting = Waiting.OTHER
+    """What a waiting task waits for: input (needs input), idle (its turn ended), other."""
+    idle_done_at: float | None = None
+    """When an idle interactive agent is closed (its task done) unless the user types."""
+
+    @property
+    def state(self) -> str:
+        """`needs_input` or `idle` for those kinds of waiting, else the task's status."""
+        return task_state(self.status, self.waiting)
+
+    @property
+    def needs_input(self) -> bool:
+        return self.state == NEEDS_INPUT
 
     @property
     def shown_status(self) -> str:
         """The status a user cares about: the merge status once merging began, else the task's."""
         if self.merge_status in (MergeStatus.UNMERGED,):
-            return str(self.status)
+            return self.state
         return str(self.merge_status)
 
     @property
@@ -453,11 +475,12 @@ class Monitor:
         self._conflicts: dict[str, tuple[str, ...]] = {}
         self._plan: Plan | None = None
         self._event_cursor: int | None = None
-        self._seen_status: dict[str, tuple[TaskStatus, int]] = {}
+        self._seen_status: dict[str, tuple[str, int]] = {}
+        self._asked: dict[str, int] = {}  # times each task came to need input
         self._run_finished: bool | None = None
         self._base_checked = 0.0
         self._base_moved_to: str | None = None
-        self._notified: set[tuple[str, str | None, int]] = set()
+        self._notified: set[tuple[str, str | None, int, int]] = set()
         self._procs: dict[int, psutil.Process] = {}
         self._samples: dict[int, ProcSample] = {}
         self._heads = HeadWatch()
@@ -841,9 +864,7 @@ class Monitor:
             cpu_percent=used.cpu_percent if used else None,
             rss_mb=used.rss_mb if used else None,
             cost=row.cost_usd,
-            reason=(row.waiting_reason or row.reason)
-            if row.status is TaskStatus.WAITING
-            else row.reason,
+            reason=reason_of(row),
             pane_id=row.pane_id,
             merge_status=row.merge_status,
             merge_order=row.merge_order,
@@ -857,42 +878,57 @@ class Monitor:
             depends_on=task.depends_on if task else (),
             tail=tail,
             diffstat=seen.diffstat if seen is not None and row.id == focus else "",
+            waiting=row.waiting_kind,
+            idle_done_at=row.idle_done_at if row.status is TaskStatus.WAITING else None,
         )
 
     def _notices(self, run: Run, rows: Sequence[TaskRow], events: Sequence[Event]) -> list[Notice]:
-        """Failures, questions and the run's end: from new events, and from status changes."""
+        """Failures, questions and the run's end: from new events, and from status changes.
+
+        Each time a task comes to need input is told once (an agent may ask many
+        times in one attempt); an idle task is not told: it ends by itself."""
         notices: list[Notice] = []
         attempts = {row.id: row.attempt for row in rows}
 
-        def add(kind: NoticeKind, task_id: str | None, text: str, severity: Severity) -> None:
-            key = (kind, task_id, attempts.get(task_id or "", 0))
+        def add(
+            kind: NoticeKind, task_id: str | None, text: str, severity: Severity, nth: int = 0
+        ) -> None:
+            key = (kind, task_id, attempts.get(task_id or "", 0), nth)
             if key not in self._notified:
                 self._notified.add(key)
                 notices.append(Notice(kind, task_id, text, severity))
 
         first = self._run_finished is None
+        asked_now: set[str] = set()
         for event in events:
             text = describe(event) or event.kind
             if event.kind == "task_failed":
                 add("failed", event.task_id, text, "error")
-            elif event.kind == "task_waiting":
-                add("waiting", event.task_id, text, "warning")
+            elif event.kind == "task_waiting" and event.task_id:
+                asked_now.add(event.task_id)
+                self._asked[event.task_id] = self._asked.get(event.task_id, 0) + 1
+                add("waiting", event.task_id, text, "warning", self._asked[event.task_id])
             elif event.kind == "run_done":
                 add("run_ended", None, self._end_text(run, rows), self._end_severity(run))
             elif event.kind == "budget_alert":
                 notices.append(Notice("budget", event.task_id, budget_text(event), "warning"))
         for row in rows:
             before = self._seen_status.get(row.id)
-            now_seen = (row.status, row.attempt)
+            now_seen = (task_state(row.status, row.waiting_kind), row.attempt)
             if not first and before != now_seen:
                 detail = f" — {row.reason}" if row.reason else ""
-                if row.status is TaskStatus.WAITING:
+                if row.status is TaskStatus.WAITING and row.waiting_kind is not Waiting.IDLE:
+                    if row.id not in asked_now:  # its event came before this dashboard looked
+                        self._asked[row.id] = self._asked.get(row.id, 0) + 1
                     why = row.waiting_reason or row.reason
+                    asks = "needs input" if row.waiting_kind is Waiting.INPUT else "is waiting"
+                    icon = "?" if row.waiting_kind is Waiting.INPUT else "…"
                     add(
                         "waiting",
                         row.id,
-                        f"? {row.id} is waiting for input" + (f" — {why}" if why else ""),
+                        f"{icon} {row.id} {asks}" + (f" — {why}" if why else ""),
                         "warning",
+                        self._asked.get(row.id, 0),
                     )
                 elif row.status is TaskStatus.FAILED:
                     add("failed", row.id, f"✗ {row.id} failed{detail}", "error")
@@ -901,7 +937,7 @@ class Monitor:
         if not first and finished and not self._run_finished:
             add("run_ended", None, self._end_text(run, rows), self._end_severity(run))
         if first and finished:
-            self._notified.add(("run_ended", None, 0))
+            self._notified.add(("run_ended", None, 0, 0))
         self._run_finished = finished
         return notices
 

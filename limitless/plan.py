@@ -38,6 +38,7 @@ from limitless.agents import (
 from limitless.errors import PlanError, Problem, UsageError
 from limitless.graph import find_cycles
 from limitless.programs import ADAPTERS, APPROVE_CHOICES, DEFAULT_APPROVE, Approve
+from limitless.sandbox import SANDBOX_CHOICES, SandboxMode
 
 DEFAULT_PLAN_FILE = "limitless.yaml"
 
@@ -56,6 +57,7 @@ Strategy = Literal["merge", "squash", "rebase"]
 OnConflict = Literal["stop", "skip", "agent"]
 Land = Literal["auto", "manual"]
 Overlap = Literal["warn", "serialize"]
+CommitHooks = Literal["run", "skip"]
 
 HOOK_EVENTS = ("on_task_done", "on_task_failed", "on_waiting", "on_merge_conflict", "on_run_done")
 
@@ -68,16 +70,19 @@ _STRATEGIES: dict[str, Strategy] = {
 _ON_CONFLICT: dict[str, OnConflict] = {"stop": "stop", "skip": "skip", "agent": "agent"}
 _LAND: dict[str, Land] = {"auto": "auto", "manual": "manual"}
 _OVERLAP: dict[str, Overlap] = {"warn": "warn", "serialize": "serialize"}
+_COMMIT_HOOKS: dict[str, CommitHooks] = {"run": "run", "skip": "skip"}
 
 _ROOT_KEYS = (
     "name", "base", "max_concurrency", "agent", "layout", "worktree_root", "setup", "copy",
     "link", "merge", "agents", "budget", "stages", "autocommit", "artifacts", "overlap",
-    "ports", "hooks", "approve", "idle_done", "changes", "tasks",
+    "ports", "hooks", "approve", "idle_done", "changes", "commit_hooks", "sparse",
+    "sandbox", "sandbox_hide", "sandbox_write", "sandbox_network", "tasks",
 )  # fmt: skip
 _TASK_KEYS = (
     "id", "prompt", "prompt_file", "agent", "depends_on", "after", "files", "priority",
     "retries", "timeout", "estimate", "epic", "env", "model", "exclusive", "ports", "stages",
     "approve", "idle_done", "changes",
+    "sandbox", "sandbox_hide", "sandbox_write", "sandbox_network",
 )  # fmt: skip
 _MERGE_KEYS = ("strategy", "gate", "on_conflict", "land", "resolver", "resolver_timeout")
 _AGENT_KEYS = (
@@ -146,6 +151,10 @@ class Task:
     approve: Approve | None = None
     idle_done_s: float | None = None
     changes: Changes | None = None
+    sandbox: SandboxMode | None = None
+    sandbox_hide: tuple[str, ...] = ()
+    sandbox_write: tuple[str, ...] = ()
+    sandbox_network: bool | None = None
 
     @property
     def worktree_key(self) -> str:
@@ -179,7 +188,15 @@ class Plan:
     approve: Approve = DEFAULT_APPROVE
     idle_done_s: float | None = None
     changes: Changes | None = None
+    sandbox: SandboxMode = "none"
+    sandbox_hide: tuple[str, ...] = ()
+    sandbox_write: tuple[str, ...] = ()
+    sandbox_network: bool = True
     tasks: tuple[Task, ...] = ()
+    commit_hooks: CommitHooks = "run"
+    """Whether commits limitless makes run the repository's commit hooks."""
+    sparse: tuple[str, ...] | None = None
+    """Cone folders always checked out; set, a task with `files` gets a sparse worktree."""
 
     @cached_property
     def _by_id(self) -> dict[str, Task]:
@@ -947,12 +964,59 @@ def _read_plan(reader: _Reader, root: Node | None, source_path: Path | None) -> 
         approve=sec.choice("approve", DEFAULT_APPROVE, APPROVE_CHOICES),
         idle_done_s=sec.duration("idle_done"),
         changes=_changes(sec),
+        sandbox=sec.choice("sandbox", "none", SANDBOX_CHOICES),
+        sandbox_hide=_sandbox_paths(sec, "sandbox_hide"),
+        sandbox_write=_sandbox_paths(sec, "sandbox_write"),
+        sandbox_network=sec.flag("sandbox_network", True),
         tasks=tasks,
+        commit_hooks=sec.choice("commit_hooks", "run", _COMMIT_HOOKS),
+        sparse=_read_sparse(sec),
     )
 
 
 def _changes(sec: _Section) -> Changes | None:
     return sec.choice("changes", None, CHANGES) if sec.get("changes") is not None else None
+
+
+def _read_sparse(sec: _Section) -> tuple[str, ...] | None:
+    """`sparse`: folders (or globs, cut at their first wildcard) inside the repository."""
+    node = sec.get("sparse")
+    if node is None:
+        return None
+    entries = sec.texts("sparse")
+    items = node.value if isinstance(node, SequenceNode) else []
+    for index, entry in enumerate(entries):
+        where = items[index] if index < len(items) else node
+        parts = Path(entry).parts
+        if Path(entry).is_absolute() or ".." in parts:
+            msg = f"{_show(entry)} must be a folder inside the repository, relative to its top"
+            sec.reader.fail(where, f"sparse[{index}]", msg)
+    return entries
+
+
+def _sandbox_paths(sec: _Section, key: str) -> tuple[str, ...]:
+    """`sandbox_hide` / `sandbox_write`: absolute or `~/` paths (a folder when ending in /)."""
+    node = sec.get(key)
+    if node is None:
+        return ()
+    items: list[Node]
+    if isinstance(node, ScalarNode):
+        items = [node]
+    else:
+        items = sec.reader.sequence(node, sec.at(key), "a path or a list of paths") or []
+    paths: list[str] = []
+    for index, item in enumerate(items):
+        where = sec.at(key) if item is node else f"{sec.at(key)}[{index}]"
+        value = sec.reader.text(item, where)
+        if value is None:
+            continue
+        if not (value.startswith("/") or value == "~" or value.startswith("~/")):
+            sec.reader.fail(
+                item, where, f"{_show(value)} is not an absolute path; write /path/to/it or ~/path"
+            )
+            continue
+        paths.append(value)
+    return tuple(paths)
 
 
 def _plan_name(sec: _Section, base_dir: Path) -> str:
@@ -1177,6 +1241,16 @@ def _read_task(
         ),
         idle_done_s=sec.duration("idle_done"),
         changes=_changes(sec),
+        sandbox=(
+            sec.choice("sandbox", "none", SANDBOX_CHOICES)
+            if sec.get("sandbox") is not None
+            else None
+        ),
+        sandbox_hide=_sandbox_paths(sec, "sandbox_hide"),
+        sandbox_write=_sandbox_paths(sec, "sandbox_write"),
+        sandbox_network=(
+            sec.flag("sandbox_network", True) if sec.get("sandbox_network") is not None else None
+        ),
     )
     staged = sec.flag("stages", True)
     return _Draft(task, path, node, id_node, refs, epic_node, staged)
@@ -1475,6 +1549,8 @@ max_concurrency: 3                # agents running at once (1..64)
 agent: claude                     # default agent profile for the tasks; built-in ones are
                                   #   claude, codex, gemini, aider, opencode, shell and demo
 # worktree_root: ../shop.worktrees   # default: <repo>/../<repo-name>.worktrees
+# sandbox: worktree              # run agents under bubblewrap: they write their worktree only
+# sandbox_write: ["~/.npm/"]      # ...and these (agent programs' own state is allowed already)
 
 setup:                            # run in every new worktree before its agent starts
   - npm ci

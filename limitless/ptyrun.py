@@ -54,6 +54,31 @@ def kill_tree(pid: int, grace: float = 2.0) -> None:
     psutil.wait_procs(alive, timeout=grace)
 
 
+def end_strays(variables: Mapping[str, str], markers: Sequence[str]) -> list[str]:
+    """End the processes a program left running detached (a daemon it started, now a
+    child of init): those whose environment holds all of `variables` (the attempt's
+    LIMITLESS_* values, which only what the attempt started inherits) and whose command
+    line contains one of `markers`. Returns the command lines it ended."""
+    if not markers or not variables:
+        return []
+    ended: list[str] = []
+    own = os.getpid()
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if proc.pid == own:
+            continue
+        command = " ".join(proc.info.get("cmdline") or [])
+        if not any(marker in command for marker in markers):
+            continue
+        try:
+            environ = proc.environ()
+        except psutil.Error:
+            continue  # gone, or another user's
+        if all(environ.get(name) == value for name, value in variables.items()):
+            kill_tree(proc.pid)
+            ended.append(command)
+    return ended
+
+
 def _copy_winsize(source_fd: int, target_fd: int) -> None:
     with contextlib.suppress(OSError):
         size = fcntl.ioctl(source_fd, termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
@@ -71,11 +96,14 @@ class PtyProcess:
         env: Mapping[str, str],
         on_output: Callable[[bytes], None],
         echo_to_stdout: bool = True,
+        on_input: Callable[[bytes], None] | None = None,
         on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.on_output = on_output
+        self.on_input = on_input  # keys the user typed in the pane (already forwarded)
+        self.on_tick = on_tick  # called at least every 0.2 s while the program runs
         self.echo = echo_to_stdout
-        self.on_tick = on_tick  # called about every 0.2 s, output or not
+        self.on_tick = on_tick  # called about 5 times a second while the program runs
         self._stop_requested = False
         pid, master = pty.fork()
         if pid == 0:  # child: the agent
@@ -90,14 +118,14 @@ class PtyProcess:
         if os.isatty(STDOUT):
             _copy_winsize(STDOUT, master)
 
-    def send(self, keys: str) -> None:
-        """Type `keys` into the program's terminal, as if the user had."""
-        with contextlib.suppress(OSError):
-            os.write(self.master, keys.encode())
-
     def request_stop(self) -> None:
         """Ask `pump()` to end the program (from a signal handler)."""
         self._stop_requested = True
+
+    def send(self, data: bytes) -> None:
+        """Type `data` into the program, as if on its keyboard."""
+        with contextlib.suppress(OSError):
+            os.write(self.master, data)
 
     def pump(self, *, timeout_s: float | None = None) -> PtyResult:
         """Copy output and input until the program exits, times out or is stopped."""
@@ -179,6 +207,8 @@ class PtyProcess:
             return False
         with contextlib.suppress(OSError):
             os.write(self.master, data)
+        if self.on_input is not None:
+            self.on_input(data)
         return True
 
     def _drain(self, limit_s: float = 0.5) -> None:

@@ -29,6 +29,34 @@ TERMINAL_TASK_STATUSES = frozenset(
 )
 
 
+class Waiting(StrEnum):
+    """What a `waiting` task waits for (the `waiting_kind` of its row).
+
+    A kind rather than more task statuses: a supervisor started before the
+    upgrade reads the status column and knows `waiting`, so a run it still
+    drives keeps working when a newer wrapper or hook writes the kind.
+    """
+
+    OTHER = ""  # rate limited, silent for a while, or recorded before kinds existed
+    INPUT = "input"  # a question or a permission on screen: someone must answer
+    IDLE = "idle"  # its turn ended and it asks nothing: done after `idle_done`
+
+
+NEEDS_INPUT = "needs_input"
+IDLE = "idle"
+
+
+def task_state(status: TaskStatus, waiting: Waiting | str = Waiting.OTHER) -> str:
+    """What a user is shown for a task: `needs_input` or `idle` for those kinds of
+    waiting, else its status (`running`, `waiting`, `done`, ...)."""
+    if status is TaskStatus.WAITING:
+        if waiting == Waiting.INPUT:
+            return NEEDS_INPUT
+        if waiting == Waiting.IDLE:
+            return IDLE
+    return str(status)
+
+
 class MergeStatus(StrEnum):
     UNMERGED = "unmerged"
     MERGING = "merging"

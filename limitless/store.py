@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from limitless.errors import StoreError, UsageError
-from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus
+from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus, Waiting
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,10 @@ class TaskRow:
     last_signal: str | None = None
     last_signal_at: float | None = None
     waiting_reason: str = ""
+    waiting_kind: Waiting = Waiting.OTHER
+    """What a waiting task waits for: input (a question), idle (its turn ended), other."""
+    idle_done_at: float | None = None
+    """When an idle interactive agent is closed and its task done, unless the user types first."""
     merge_status: MergeStatus = MergeStatus.UNMERGED
     merge_order: int | None = None
     merge_reason: str = ""
@@ -308,6 +312,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "the cost each attempt reported (a task's cost is their sum)",
         ("ALTER TABLE attempts ADD COLUMN cost_usd REAL",),
+    ),
+    Migration(
+        5,
+        "what a waiting task waits for (needs input, idle) and when an idle one is done",
+        (
+            "ALTER TABLE tasks ADD COLUMN waiting_kind TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE tasks ADD COLUMN idle_done_at REAL",
+        ),
     ),
 )
 

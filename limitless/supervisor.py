@@ -32,7 +32,8 @@ from limitless.hooks import HookRunner
 from limitless.overlap import conflicts_by_task, overlapping_pairs
 from limitless.plan import Plan, Task
 from limitless.ports import LeaseBook, lease_key, port_env, ports_in_env
-from limitless.states import ControlAction, RunStatus, TaskStatus
+from limitless.sparse import task_cone
+from limitless.states import ControlAction, RunStatus, TaskStatus, task_state
 from limitless.stats import BudgetWatch
 from limitless.store import ControlRequest, Run, Store, TaskRow
 from limitless.tmux import PaneState, TmuxSession
@@ -599,6 +600,8 @@ class Supervisor:
             copy=self.plan.copy,
             link=self.plan.link,
             lock_dir=self.store.state_dir,
+            hooks=self.plan.commit_hooks == "run",
+            sparse=task_cone(self.plan, task),
         )
 
     _thread_stores: threading.local = threading.local()
@@ -688,6 +691,14 @@ class Supervisor:
         self.store.add_event(
             self.run_id, "task_launched", task.id, attempt=attempt, slot=slot.index
         )
+        if prepared.created:
+            self.store.add_event(
+                self.run_id,
+                "worktree_checked_out",
+                task.id,
+                seconds=round(prepared.checkout_s, 3),
+                sparse=task_cone(self.plan, task) is not None,
+            )
         self._say(f"▶ {task.id} started in slot {slot.index + 1} (attempt {attempt})")
         with contextlib.suppress(TmuxError):
             self.tmux.set_title(slot.pane_id, f"{task.id} · running · 0s")
@@ -857,8 +868,9 @@ class Supervisor:
         progress = (
             f" · {row.progress:.0f}%" if row.progress is not None and row.status in ACTIVE else ""
         )
+        shown = task_state(row.status, row.waiting_kind).replace("_", " ")
         with contextlib.suppress(TmuxError):
-            self.tmux.set_title(slot.pane_id, f"{row.id} · {row.status}{progress} · {elapsed}")
+            self.tmux.set_title(slot.pane_id, f"{row.id} · {shown}{progress} · {elapsed}")
 
     # ---------------------------------------------------------------- finish
 

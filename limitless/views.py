@@ -7,14 +7,16 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
-from limitless.states import TaskStatus
+from limitless.states import IDLE, NEEDS_INPUT, TaskStatus, Waiting, task_state
 from limitless.store import Run, Store, TaskRow
 
 STATUS_ICONS: dict[str, str] = {
     "pending": "·",
     "ready": "○",
     "running": "▶",
-    "waiting": "?",
+    NEEDS_INPUT: "?",
+    IDLE: "◌",
+    "waiting": "…",
     "done": "✓",
     "failed": "✗",
     "blocked": "⊘",
@@ -24,12 +26,42 @@ STATUS_STYLES: dict[str, str] = {
     "pending": "dim",
     "ready": "cyan",
     "running": "bold yellow",
-    "waiting": "bold magenta",
+    NEEDS_INPUT: "bold magenta",
+    IDLE: "yellow",
+    "waiting": "magenta",
     "done": "green",
     "failed": "bold red",
     "blocked": "red",
     "killed": "red",
 }
+
+
+STATUS_LABELS: dict[str, str] = {NEEDS_INPUT: "needs input"}
+# Needs input sorts first wherever tasks are listed by how urgently they want a person.
+ATTENTION: dict[str, int] = {NEEDS_INPUT: 0, "waiting": 1}
+
+
+def label(state: str) -> str:
+    """How a task state reads on screen (`needs input`, `running`, ...)."""
+    return STATUS_LABELS.get(state, state)
+
+
+def state_of(task: TaskRow) -> str:
+    """The state a user is shown for a task: `needs_input`, `idle`, or its status."""
+    return task_state(task.status, task.waiting_kind)
+
+
+def reason_of(task: TaskRow, now: float | None = None) -> str:
+    """A task's reason as shown: what a waiting task waits for (with the countdown of
+    an idle one), else why it ended as it did."""
+    if task.status is not TaskStatus.WAITING:
+        return task.reason
+    reason = task.waiting_reason or task.reason
+    if task.waiting_kind is Waiting.IDLE and task.idle_done_at is not None:
+        left = max(0.0, task.idle_done_at - (now if now is not None else time.time()))
+        countdown = f"done in {left:.0f}s unless you type in its pane"
+        return f"{reason} · {countdown}" if reason else countdown
+    return reason
 
 
 def iso(ts: float | None) -> str | None:
@@ -62,7 +94,7 @@ def task_elapsed(task: TaskRow, now: float | None = None) -> float | None:
 def task_document(task: TaskRow, predictions: list[dict[str, object]]) -> dict[str, object]:
     return {
         "id": task.id,
-        "status": str(task.status),
+        "status": state_of(task),
         "attempt": task.attempt,
         "exit_code": task.exit_code,
         "agent": task.agent,
@@ -81,7 +113,9 @@ def task_document(task: TaskRow, predictions: list[dict[str, object]]) -> dict[s
         "merge_status": str(task.merge_status),
         "merge_reason": task.merge_reason,
         "conflict_files": list(task.conflict_files),
-        "reason": task.reason,
+        "reason": reason_of(task),
+        "needs_input": task.status is TaskStatus.WAITING and task.waiting_kind is Waiting.INPUT,
+        "idle_done_at": iso(task.idle_done_at) if task.status.active else None,
         "predicted_conflicts": predictions,
     }
 
@@ -118,18 +152,23 @@ def status_document(store: Store, run_id: str) -> dict[str, object]:
             by_task.setdefault(prediction.other, []).append(
                 {"with": prediction.task_id, "files": list(prediction.files)}
             )
-    counts = Counter(str(task.status) for task in tasks)
+    counts = Counter(state_of(task) for task in tasks)
     from limitless.merge import base_moved
+    from limitless.report import checkout_seconds
 
+    checkouts = checkout_seconds(store.events(run_id))
     return {
         "run": {**run_document(run), "base_moved_to": base_moved(store, run_id)},
-        "tasks": [task_document(task, by_task.get(task.id, [])) for task in tasks],
+        "tasks": [
+            {**task_document(task, by_task.get(task.id, [])), "checkout_s": checkouts.get(task.id)}
+            for task in tasks
+        ],
         "counts": dict(counts),
     }
 
 
 def run_summary(run: Run, tasks: list[TaskRow]) -> dict[str, object]:
-    counts = Counter(str(task.status) for task in tasks)
+    counts = Counter(state_of(task) for task in tasks)
     return {
         **run_document(run),
         "tasks": len(tasks),
@@ -189,6 +228,11 @@ def status_renderable(document: dict[str, object]) -> object:
         f"  {run['status']}  plan {run['plan']}  base {run['base']}  ",
         (f"{done}/{len(tasks)} done", "green"),
     )
+    asking = counts.get(NEEDS_INPUT, 0)
+    if asking:
+        headline.append(
+            f"  ? {asking} need{'s' if asking == 1 else ''} input", style="bold magenta"
+        )
     if run.get("reason"):
         headline.append(f"  — {run['reason']}", style="italic")
     moved = run.get("base_moved_to")
@@ -199,22 +243,33 @@ def status_renderable(document: dict[str, object]) -> object:
             style="yellow",
         )
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("task", "status", "try", "time", "progress", "commits", "merge", "reason"):
+    columns = ("task", "status", "try", "time", "checkout", "progress", "commits", "merge")
+    for column in (*columns, "reason"):
         table.add_column(column, overflow="ellipsis", no_wrap=column != "reason")
-    for task in tasks:
+    # a task that needs input first: it is what a person is here for
+    for task in sorted(tasks, key=lambda task: ATTENTION.get(str(task["status"]), 2)):
         status = str(task["status"])
         progress = task["progress"]
         table.add_row(
             str(task["id"]),
-            Text(f"{STATUS_ICONS.get(status, ' ')} {status}", style=STATUS_STYLES.get(status, "")),
+            Text(
+                f"{STATUS_ICONS.get(status, ' ')} {label(status)}",
+                style=STATUS_STYLES.get(status, ""),
+            ),
             str(task["attempt"]),
             duration(task["duration_s"] if task["started_at"] else None),
+            _seconds(task.get("checkout_s")),
             f"{progress:.0f}%" if isinstance(progress, int | float) else "",
             str(task["commits"] or ""),
             "" if task["merge_status"] == "unmerged" else str(task["merge_status"]),
             str(task["reason"] or ""),
         )
     return Group(headline, table)
+
+
+def _seconds(value: object) -> str:
+    """`0.42s` for a checkout time; "" when there is none."""
+    return f"{value:.2f}s" if isinstance(value, int | float) else ""
 
 
 def watch_status(store: Store, run_id: str, interval: float) -> int:

@@ -5,22 +5,30 @@ Every task (or epic) of a run works in its own git worktree at
 with `merge.py`, the only place in limitless that runs git.
 
 How git is run
-    Plain `git` subprocesses, one helper (`_git`). GitPython adds nothing for
-    porcelain commands like `worktree add` or `merge` (`repo.git.X` is itself a
-    subprocess wrapper) and would cost two long-lived `cat-file` children per
-    `Repo`; plain calls are one fork each, need no closing, are thread-safe and
-    let every call scrub `GIT_DIR`, `GIT_WORK_TREE`, `GIT_INDEX_FILE` (and the
-    other repository-locating variables) from its environment. Git never reads
-    stdin and never opens an editor; a failure becomes a `GitError` naming the
-    command, the folder and git's own words.
+    Through the one runner in `gitrun` (plain `git` subprocesses). GitPython adds
+    nothing for porcelain commands like `worktree add` or `merge` (`repo.git.X`
+    is itself a subprocess wrapper) and would cost two long-lived `cat-file`
+    children per `Repo`; plain calls are one fork each, need no closing, are
+    thread-safe and let every call scrub `GIT_DIR`, `GIT_WORK_TREE`,
+    `GIT_INDEX_FILE` (and the other repository-locating variables) from its
+    environment. Git never reads stdin and never opens an editor; a failure
+    becomes a `GitError` naming the command, the folder and git's own words.
 
-Commits limitless makes (dependency merges, `commit_all` snapshots)
-    skip the user's commit hooks (`--no-verify`) and signing (`--no-gpg-sign`).
-    They run unattended: a `commit-msg` hook enforcing a message format, a
-    linting `pre-commit` hook or a pinentry prompt would make them fail or hang,
-    and a snapshot that can fail is no safety net. The agent's own commits still
-    go through the user's hooks and signing, and the merge gate is where
-    limitless checks quality. `commit_all(..., verify=True)` runs the hooks.
+Commits limitless makes
+    Dependency merges into a dependant's worktree and the wrapper's commit of
+    what an agent left uncommitted follow the repository's rules: its hooks
+    run (plan `commit_hooks: skip` leaves them out) and they are signed when
+    `commit.gpgSign` is on (see `gitrun`). A hook's refusal is `CommitRejected`
+    with the hook's output. Snapshots (`commit_all` with its defaults: the
+    leftovers kept before a retry or a cleanup, never merged) skip hooks and
+    signing: they are a safety net and must not fail.
+
+Checkouts
+    A worktree is checked out with parallel checkout (`checkout.workers`, one
+    worker per core, unless the user configured it), optionally sparse (git's
+    cone mode), and its submodules are checked out from the user's checkout
+    without network (`submodules`). Git LFS files are real files: git-lfs keeps
+    its objects in the common git folder, which every worktree shares.
 
 Creating worktrees concurrently
     Concurrent `git worktree add` calls corrupt `.git/worktrees`, so adding,
@@ -40,6 +48,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -47,8 +56,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn
 
+from limitless import gitrun, submodules
 from limitless.crashpoints import crashpoint
 from limitless.errors import EnvironmentProblem, GitError, UsageError
+from limitless.gitrun import CommitRejected as CommitRejected
+from limitless.gitrun import env as _env
+from limitless.gitrun import failure as _failure
+from limitless.gitrun import git as _git
+from limitless.gitrun import out as _out
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +75,6 @@ ATTEMPT_REF_PREFIX = "refs/limitless"
 
 LOCK_FILE = "worktree.lock"
 
-_SCRUBBED_ENV = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_COMMON_DIR",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-)
-"""Variables that would point git at another repository, index or namespace."""
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _VERSION_RE = re.compile(r"git version (\d+)\.(\d+)")
@@ -106,6 +110,8 @@ class PreparedWorktree:
     """True when this call added the worktree, False when it already existed."""
     merged: tuple[str, ...] = ()
     """The dependency branches this call merged (those already in HEAD are left out)."""
+    checkout_s: float = 0.0
+    """Seconds spent checking out its files and submodules (0 when it existed already)."""
 
 
 @dataclass(frozen=True)
@@ -161,61 +167,6 @@ class DependencyConflict(GitError):
 
 
 # ----------------------------------------------------------------------------- running git
-
-
-def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The caller's environment without repository-locating variables, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    env["GIT_MERGE_AUTOEDIT"] = "no"
-    if extra:
-        env.update(extra)
-    return env
-
-
-def _describe(args: Sequence[str]) -> str:
-    return "git " + " ".join(args)
-
-
-def _git(
-    cwd: Path,
-    *args: str,
-    check: bool = True,
-    env: Mapping[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run git in `cwd`; with `check`, a non-zero exit raises GitError."""
-    try:
-        result = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            env=_env(env),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="surrogateescape",
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        if not cwd.is_dir():
-            msg = f"cannot run `{_describe(args)}`: folder {cwd} does not exist"
-            raise GitError(msg) from exc
-        msg = "git is not installed or not on PATH; install git 2.38 or newer"
-        raise EnvironmentProblem(msg) from exc
-    if check and result.returncode != 0:
-        raise _failure(cwd, args, result.returncode, result.stderr)
-    return result
-
-
-def _failure(cwd: Path, args: Sequence[str], code: int, stderr: str) -> GitError:
-    words = stderr.strip() or "(git printed nothing)"
-    msg = f"`{_describe(args)}` failed in {cwd} (exit {code}): {words}"
-    return GitError(msg)
-
-
-def _out(cwd: Path, *args: str) -> str:
-    """Stdout of a git call that must succeed, without the trailing newline."""
-    return _git(cwd, *args).stdout.rstrip("\n")
 
 
 @contextmanager
@@ -419,6 +370,8 @@ def prepare_worktree(
     copy: Sequence[str] = (),
     link: Sequence[str] = (),
     lock_dir: Path,
+    hooks: bool = True,
+    sparse: Sequence[str] | None = None,
 ) -> PreparedWorktree:
     """Make `path` a worktree on `branch` holding `merge_branches`, with `copy`/`link` files.
 
@@ -426,8 +379,11 @@ def prepare_worktree(
     (left by a crash) is attached as it is, never reset or deleted. Calling it
     again on an existing worktree only merges the dependencies it lacks (epics
     reuse one worktree). A conflicting dependency merge is aborted and raises
-    DependencyConflict naming the files. Copy/link globs are checked before any
-    file is placed.
+    DependencyConflict naming the files; one a repository hook refuses
+    (`hooks`) raises CommitRejected. Copy/link globs are checked before any
+    file is placed. `sparse` (cone folders) checks out only those folders and
+    the top-level files; submodules are checked out from the user's checkout
+    (see `submodules`).
     """
     repo_root = Path(repo_root)
     path = Path(os.path.normpath(Path(path).absolute()))
@@ -436,11 +392,16 @@ def prepare_worktree(
     with worktree_lock(lock_dir):
         created = _add_worktree(repo_root, path, branch, base_sha)
     crashpoint("worktree")
-    _check_out_if_needed(path, branch)
+    started = time.monotonic()
+    _check_out_if_needed(path, branch, sparse if created else None)
+    checkout_s = time.monotonic() - started
 
     merged: list[str] = []
     if merge_branches:
-        merged = _merge_dependencies(path, branch, merge_branches, fresh=created)
+        merged = _merge_dependencies(path, branch, merge_branches, fresh=created, hooks=hooks)
+    started = time.monotonic()
+    submodules.sync(path, repo_root)
+    checkout_s += time.monotonic() - started
     for kind, source, rel in sources:
         try:
             _place(kind, source, path / rel)
@@ -453,7 +414,12 @@ def prepare_worktree(
         extra={"path": str(path), "branch": branch, "new": created, "merged": merged},
     )
     return PreparedWorktree(
-        path=path, branch=branch, start_sha=start_sha, created=created, merged=tuple(merged)
+        path=path,
+        branch=branch,
+        start_sha=start_sha,
+        created=created,
+        merged=tuple(merged),
+        checkout_s=checkout_s if created else 0.0,
     )
 
 
@@ -481,7 +447,7 @@ def _add_worktree(repo_root: Path, path: Path, branch: str, base_sha: str) -> bo
     return True
 
 
-def _check_out_if_needed(path: Path, branch: str) -> None:
+def _check_out_if_needed(path: Path, branch: str, sparse: Sequence[str] | None = None) -> None:
     """Fill a worktree added with `--no-checkout` (it has no index yet)."""
     lines = _out(path, "rev-parse", "--absolute-git-dir", "--symbolic-full-name", "HEAD")
     git_dir, head_ref = [*lines.splitlines(), "", ""][:2]
@@ -493,12 +459,21 @@ def _check_out_if_needed(path: Path, branch: str) -> None:
         )
         raise GitError(msg)
     if not (Path(git_dir) / "index").exists():
-        _git(path, "reset", "-q", "--hard", "HEAD")
+        if sparse is not None:
+            # git keeps the cone in this worktree's own config (extensions.worktreeConfig)
+            _git(path, "sparse-checkout", "set", "--cone", "--", *sparse)
+        _git(path, *checkout_flags(path), "reset", "-q", "--hard", "HEAD")
         log.debug("worktree checked out", extra={"path": str(path)})
 
 
+def checkout_flags(path: Path) -> tuple[str, ...]:
+    """Parallel checkout (`checkout.workers`, one per core) unless the user set it."""
+    mine = _git(path, "config", "--get", "checkout.workers", check=False).stdout.strip()
+    return () if mine else ("-c", "checkout.workers=0")
+
+
 def _merge_dependencies(
-    path: Path, branch: str, dependencies: Sequence[str], *, fresh: bool
+    path: Path, branch: str, dependencies: Sequence[str], *, fresh: bool, hooks: bool
 ) -> list[str]:
     """Merge each dependency branch HEAD lacks; abort and raise on a conflict."""
     todo: list[str] = []
@@ -514,9 +489,9 @@ def _merge_dependencies(
             _undo_interrupted_merge(path, branch, todo, dirty)
     for dep in todo:
         message = f"limitless: merge {dep} into {branch}"
-        args = ("merge", "--no-edit", "--no-ff", "--no-verify", "--no-gpg-sign", "-m", message, dep)
-        result = _git(path, *args, check=False)
-        if result.returncode == 0:
+        args = ("merge", "--no-edit", "--no-ff", "-m", message, dep)
+        result = gitrun.commit(path, *args, hooks=hooks)
+        if result.ok:
             log.info("dependency merged", extra={"path": str(path), "dependency": dep})
             continue
         conflicted = _conflicted_files(path)
@@ -525,7 +500,10 @@ def _merge_dependencies(
         if conflicted:
             log.info("dependency conflicted", extra={"dependency": dep, "files": conflicted})
             raise DependencyConflict(dep, branch, conflicted)
-        raise _failure(path, args, result.returncode, result.stderr or result.stdout)
+        rejection = gitrun.rejected(result, path, f"the merge of dependency branch {dep}")
+        if rejection is not None:
+            raise rejection
+        raise _failure(path, args, result.process.returncode, result.output)
     return todo
 
 
@@ -567,7 +545,7 @@ def fill_checkout(path: Path) -> bool:
     git_dir = Path(_out(path, "rev-parse", "--absolute-git-dir"))
     if (git_dir / "index").exists():
         return False
-    _git(path, "reset", "-q", "--hard", "HEAD")
+    _git(path, *checkout_flags(path), "reset", "-q", "--hard", "HEAD")
     return True
 
 
@@ -657,18 +635,29 @@ def _entry_at(entries: Iterable[WorktreeEntry], path: Path) -> WorktreeEntry | N
 # ----------------------------------------------------------------------------- work
 
 
-def commit_all(worktree: Path, message: str, *, verify: bool = False) -> str | None:
+def commit_all(
+    worktree: Path, message: str, *, hooks: bool = False, signing: bool = False
+) -> str | None:
     """Stage everything not ignored and commit it; the new commit id, or None if nothing changed.
 
-    Hooks are skipped unless `verify` (see the module notes); signing is always off.
+    With the defaults it is a snapshot (a retry's or a cleanup's safety copy,
+    never merged): no hooks, no signature. `hooks` runs the repository's commit
+    hooks, `signing` signs as `commit.gpgSign` says (see `gitrun`). A hook that
+    refuses the commit raises CommitRejected with its output; what was staged
+    stays staged.
     """
     _git(worktree, "add", "-A")
     if _git(worktree, "diff", "--cached", "--quiet", check=False).returncode == 0:
         return None
-    args = ["commit", "-q", "--no-gpg-sign", "-m", message]
-    if not verify:
-        args.insert(1, "--no-verify")
-    _git(worktree, *args)
+    args = ["commit", "-q", "-m", message]
+    if not signing:
+        args.insert(1, "--no-gpg-sign")
+    result = gitrun.commit(worktree, *args, hooks=hooks)
+    rejection = gitrun.rejected(result, worktree, "the commit of the work left uncommitted")
+    if rejection is not None:
+        raise rejection
+    if not result.ok:
+        raise _failure(worktree, args, result.process.returncode, result.output)
     sha = _out(worktree, "rev-parse", "HEAD")
     log.info("work committed", extra={"worktree": str(worktree), "sha": sha})
     return sha
@@ -813,6 +802,7 @@ def reset_for_retry(
         log.info("attempt kept", extra={"ref": keep_ref, "sha": head})
     _git(worktree, "reset", "-q", "--hard", start_sha)
     _git(worktree, "clean", "-q", "-f", "-d")
+    submodules.sync(worktree, repo_root)
     log.info("worktree reset", extra={"worktree": str(worktree), "sha": start_sha})
     return kept
 
@@ -888,8 +878,10 @@ def remove_worktree(
 ) -> None:
     """Remove the worktree at `path`; refuses uncommitted changes unless `force`.
 
-    Ignored files go with it. A folder already deleted by hand only has its
-    record pruned. The branch stays (see `delete_branch`).
+    Commits made in its submodules that the user's module repositories lack are
+    kept there first (`submodules.keep_commits`). Ignored files go with it. A
+    folder already deleted by hand only has its record pruned. The branch stays
+    (see `delete_branch`).
     """
     repo_root = Path(repo_root)
     path = Path(path)
@@ -915,7 +907,9 @@ def remove_worktree(
                 )
                 raise GitError(msg)
         args = ["worktree", "remove", str(path)]
-        if force:
+        populated = submodules.keep_commits(path, repo_root)
+        # git refuses a worktree holding submodules without --force; they were checked above
+        if force or populated:
             args.insert(2, "--force")
         _git(repo_root, *args)
     log.info("worktree removed", extra={"path": str(path)})
@@ -986,3 +980,32 @@ def _count(values: Iterable[WorktreeHealth]) -> dict[str, int]:
     for value in values:
         counts[value.value] = counts.get(value.value, 0) + 1
     return counts
+
+
+EXCLUDE_NOTE = "# written by limitless: files it puts into task worktrees, kept out of commits"
+
+
+def keep_out_of_commits(worktree: Path, relative: str) -> str:
+    """Keep a file limitless writes into a worktree out of the task's commits, without
+    adding a `.gitignore` to the user's tree: the repository's `info/exclude` names it
+    (`"excluded"`), or — when the repository tracks it — the worktree's own index
+    skips it (`"skip-worktree"`), leaving the main checkout's index alone.
+    """
+    listed = _git(worktree, "ls-files", "--error-unmatch", "--", relative, check=False)
+    if listed.returncode == 0:
+        _git(worktree, "update-index", "--skip-worktree", "--", relative)
+        return "skip-worktree"
+    exclude = Path(_out(worktree, "rev-parse", "--git-path", "info/exclude"))
+    if not exclude.is_absolute():
+        exclude = worktree / exclude
+    pattern = "/" + relative.lstrip("/")
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    with open(exclude, "a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # several wrappers start at once
+        handle.seek(0)
+        text = handle.read()
+        if pattern not in (line.strip() for line in text.splitlines()):
+            lead = "" if not text or text.endswith("\n") else "\n"
+            note = "" if EXCLUDE_NOTE in text else f"{EXCLUDE_NOTE}\n"
+            handle.write(f"{lead}{note}{pattern}\n")
+    return "excluded"

@@ -166,3 +166,53 @@ install_agents_aider() {
     fi
     return 0
 }
+
+# The tests build repositories that use Git LFS. Install git-lfs where apt can
+# (root, apt-get present); otherwise say why and go on: those tests skip.
+# Quick when git-lfs is there already.
+ensure_git_lfs() {
+    command -v git-lfs >/dev/null 2>&1 && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "limitless: git-lfs is missing and apt-get is not available: the LFS tests skip" >&2
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "limitless: git-lfs is missing and this is not root: the LFS tests skip" \
+            "(install it with: sudo apt-get install git-lfs)" >&2
+        return 0
+    fi
+    echo "limitless: installing git-lfs (apt-get)" >&2
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git-lfs; } \
+        >/dev/null 2>&1; then
+        echo "limitless: apt-get could not install git-lfs: the LFS tests skip" >&2
+    fi
+    return 0
+}
+
+# bubblewrap, for `sandbox: worktree` and its tests (the dev bootstrap only):
+# apt-get when we are root and apt is there; otherwise one line, and the sandbox
+# tests skip and say why. Costs nothing when bwrap is on PATH; a failed install
+# is not tried again for an hour (delete the .bubblewrap-failed file to retry).
+install_bubblewrap() {
+    local failed="$agents_dir/.bubblewrap-failed" logfile="$agents_dir/.bubblewrap-install.log"
+    command -v bwrap >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "limitless: bubblewrap (bwrap) is not installed (needs root and apt-get to install it here): the sandbox tests skip; install the bubblewrap package" >&2
+        return 0
+    fi
+    mkdir -p "$agents_dir" 2>/dev/null || return 0
+    if recently_failed "$failed"; then
+        echo "limitless: bubblewrap not installed: apt-get failed within the hour (see $logfile; delete $failed to retry now)" >&2
+        return 0
+    fi
+    echo "limitless: installing bubblewrap (apt-get) for the sandbox tests" >&2
+    if { timeout 300 apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq bubblewrap; } >"$logfile" 2>&1 &&
+        command -v bwrap >/dev/null 2>&1; then
+        rm -f "$failed"
+    else
+        echo "limitless: apt-get could not install bubblewrap (see $logfile): the sandbox tests skip" >&2
+        date >"$failed"
+    fi
+    return 0
+}

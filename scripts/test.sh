@@ -6,6 +6,8 @@ set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/_bootstrap.sh"
 bootstrap "dev"
 install_agents
+ensure_git_lfs
+install_bubblewrap
 cd "$repo_root"
 echo "== ruff check" && "$venv/bin/ruff" check limitless tests scripts
 echo "== ruff format --check" && "$venv/bin/ruff" format --check limitless tests scripts

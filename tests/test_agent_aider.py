@@ -10,7 +10,6 @@ real limitless.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -164,9 +163,13 @@ def test_ask_leaves_aider_questions_to_the_user_as_needs_input(
 
     wait_for(waiting, 60, "the task waiting on aider's question")
     row = tasks_of(repo, run_id)["hello"]
-    assert row.waiting_reason.endswith("aider asks: Create(hello.txt)"), row.waiting_reason
-    status = cli(repo, "status", run_id).stdout
-    assert re.search(r"^hello +\S+ waiting", status, re.M), status
+    document = json.loads(cli(repo, "status", "--json").stdout)
+    (task,) = document["tasks"]
+    assert (task["status"], task["needs_input"]) == ("needs_input", True)
+    assert task["reason"] == "aider asks: Create(hello.txt)"
+    waited = cli(repo, "wait", run_id, "--until-input", "--quiet", timeout=60)
+    assert waited.returncode == 4, waited.stdout + waited.stderr
+    assert "\n? hello needs input — aider asks: Create(hello.txt)" in waited.stdout
     screen = subprocess.run(
         ["tmux", "-L", tmux_socket, "capture-pane", "-p", "-t", row.pane_id or ""],
         capture_output=True,

@@ -175,8 +175,7 @@ def test_explicit_signal_beats_the_screen_and_holds_until_the_screen_moves_on(
     w.look(store.get_task("state-1", "talk"), ["working"], at + 0.35)
     row = store.get_task("state-1", "talk")
     assert row.status is TaskStatus.WAITING
-    assert row.waiting_reason.startswith("signal waiting at ")
-    assert row.waiting_reason.endswith(": needs a decision")
+    assert row.waiting_reason == "needs a decision"
     w.look(row, ["working"], at + 60.0)  # quiet, and idle would say so too: still the signal
     assert status(store) is TaskStatus.WAITING
     w.look(store.get_task("state-1", "talk"), ["working", "typed"], at + 61.0)
@@ -208,7 +207,11 @@ def test_evidence_file_names_the_matched_line(store: Store, tmp_path: Path) -> N
     w.look(store.get_task("state-1", "talk"), ["x", "Go? (y/n)"], 1000.25)
     evidence = read_evidence(store, "state-1", "talk")
     assert evidence is not None
-    assert (evidence.status, evidence.source, evidence.line) == ("waiting", "regex", "Go? (y/n)")
+    assert (evidence.status, evidence.source, evidence.line) == (
+        "needs_input",
+        "regex",
+        "Go? (y/n)",
+    )
     assert evidence.last_lines == ["x", "Go? (y/n)"]
 
 

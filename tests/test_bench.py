@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,36 @@ def test_quick_detection_group_prints_and_writes_its_figures(
     header = result.stdout.splitlines()[0].split()
     assert header == ["figure", "value", "unit", "goal", "ok"]
     assert "detection.p95" in result.stdout
+
+
+def test_bigrepo_group_times_limitless_against_git_worktree_add(
+    tmux_socket: str, tmp_path: Path
+) -> None:
+    """`bench.py --only bigrepo` (a 2,000-file repository here): three figures side by side."""
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "LIMITLESS_BENCH_BIGREPO_FILES": "2000", "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench.py"),
+            "--quick",
+            "--only",
+            "bigrepo",
+            "--socket",
+            tmux_socket,
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = {f["name"]: f for f in json.loads(out.read_text())["figures"]}
+    assert figures["bigrepo.files"]["value"] == 2000
+    assert figures["bigrepo.git_worktree_add"]["value"] > 0
+    assert figures["bigrepo.limitless_sparse_s"]["value"] > 0
+    assert (tmp_path / "limitless-bench-bigrepo-2000" / ".git").is_dir()  # kept for next time
+    assert "built" in result.stderr

@@ -56,7 +56,8 @@ def test_validate_prints_every_problem_with_its_place(repo: Path) -> None:
         "a duration like 90s, 30m, 2h or 1h30m",
         "bad.yaml:6:10: tasks[2].id: task id '../x' must start with a letter or digit",
         "bad.yaml:6:35: tasks[2].agent: unknown agent profile 'cluade'; did you mean 'claude'? "
-        "(known: aider, claude, codex, demo, gemini, opencode, shell)",
+        "(known: aider, claude, claude-interactive, codex, codex-interactive, demo, gemini, "
+        "opencode, shell)",
         "bad.yaml: 5 problems",
     ]
     assert result.stdout == ""
@@ -151,10 +152,13 @@ def test_doctor_passes_in_a_repository_and_fails_outside(repo: Path, tmp_path: P
     agents = [line for line in inside.stdout.splitlines() if line.split()[1] == "agent"]
     assert [line.split()[2] for line in agents] == [
         "claude",
+        "claude-interactive",
+        "codex",
+        "codex-interactive",
         "gemini",
         "aider",
         "opencode",
-    ]  # adapters
+    ]  # each profile with an adapter
     outside_dir = tmp_path / "nothing"
     outside_dir.mkdir()
     outside = cli(outside_dir, "doctor")

@@ -26,12 +26,13 @@ from limitless.dashboard.widgets import (
     HelpScreen,
     LogView,
     MergeView,
+    TaskTable,
     choose_columns,
     diffstat_lines,
     task_to_follow,
 )
 from limitless.monitor import TaskView
-from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus
+from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus, Waiting, task_state
 from limitless.store import ControlRequest
 from limitless.tmux import TmuxSession
 from tests.conftest import git
@@ -108,10 +109,17 @@ async def select(pilot: Pilot[int], app: DashboardApp, task_id: str) -> None:
         await pilot.press("f")  # the cursor stays where the user puts it from now on
     current = app.selected_task()
     assert current is not None
-    steps = SHOP_ORDER.index(task_id) - SHOP_ORDER.index(current.id)
+    order = table_order(app)
+    steps = order.index(task_id) - order.index(current.id)
     await pilot.press(*(["down"] * steps if steps > 0 else ["up"] * -steps))
     selected = app.selected_task()
     assert selected is not None and selected.id == task_id
+
+
+def table_order(app: DashboardApp) -> list[str]:
+    """The task ids in the order the table lists them."""
+    table = app.screen_stack[0].query_one(TaskTable)
+    return [str(key.value) for key in table.rows]
 
 
 def requests_of(shop: ShopRun) -> list[ControlRequest]:
@@ -147,7 +155,10 @@ async def test_rows_statuses_and_header_match_the_store(shop: ShopRun, case: Siz
         with shop.store() as store:
             rows = store.get_tasks(shop.run_id)
         for row in rows:
-            assert f"{row.status}" in row_of(app, row.id), (row.id, text)
+            shown = task_state(row.status, row.waiting_kind).replace("_", " ")
+            assert shown in row_of(app, row.id), (row.id, text)
+        # the task that needs input comes first, the others in the plan's order
+        assert table_order(app) == ["docs", "backend", "frontend", "database", "api", "payments"]
         header = "\n".join(lines[:2])
         for figure in (shop.run_id, "shop", "main", "running", "1/6 done", "slots 2/3", "$0.75"):
             assert figure in header, (figure, header)
@@ -170,7 +181,7 @@ async def test_rows_statuses_and_header_match_the_store(shop: ShopRun, case: Siz
         assert "building comp" in frontend
         assert "$0.25" in frontend and "40%" in frontend
         assert "▶ running" in frontend
-        assert "? waiting" in row_of(app, "docs")
+        assert "? needs input" in row_of(app, "docs")
 
 
 async def test_a_commit_on_base_during_the_run_shows_a_stale_base(shop: ShopRun) -> None:
@@ -242,9 +253,15 @@ async def test_the_cursor_follows_the_task_that_needs_watching(shop: ShopRun) ->
         await pilot.press("down")
         assert (selected_id(app), app.following) == ("database", False)
         with shop.store() as store:
-            store.update_task(shop.run_id, "payments", status=TaskStatus.WAITING, attempt=1)
+            store.update_task(
+                shop.run_id,
+                "payments",
+                status=TaskStatus.WAITING,
+                waiting_kind=Waiting.INPUT,
+                attempt=1,
+            )
         # a short pane says notices in its header: a toast would cover the table
-        await until(pilot, lambda: "payments is waiting" in screen_text(app), "the question")
+        await until(pilot, lambda: "payments needs input" in screen_text(app), "the question")
         assert notices(app) == {}
         await polled(pilot, app)
         assert selected_id(app) == "database"  # the user's choice stands
@@ -555,9 +572,15 @@ async def test_failure_waiting_and_budget_are_notified(shop: ShopRun) -> None:
         assert notices(app)["budget alert: $8.00 of $10.00 spent (80%)"] == "warning"
         assert "✗ failed" in row_of(app, "frontend")
         with shop.store() as store:
-            store.update_task(shop.run_id, "payments", status=TaskStatus.WAITING, attempt=1)
-        await until(pilot, lambda: told(app, "payments is waiting"), "the question")
-        assert notices(app)["? payments is waiting for input"] == "warning"
+            store.update_task(
+                shop.run_id,
+                "payments",
+                status=TaskStatus.WAITING,
+                waiting_kind=Waiting.INPUT,
+                attempt=1,
+            )
+        await until(pilot, lambda: told(app, "payments needs input"), "the question")
+        assert notices(app)["? payments needs input"] == "warning"
 
 
 async def test_the_run_end_is_notified(shop: ShopRun) -> None:

@@ -362,7 +362,7 @@ def test_agent_wait_knob_blocks_until_a_line_arrives(
             assert item is not None, "the agent ended without asking"
             if "(y/n)" in item[1]:
                 break
-        assert OutputParsers.for_profile(BUILTIN_PROFILES["claude"]).is_waiting(item[1])
+        assert OutputParsers.for_profile(BUILTIN_PROFILES["demo"]).is_waiting(item[1])
         while not _blocked(proc.pid):
             assert time.monotonic() < deadline, "the agent never blocked on its question"
             time.sleep(0.01)

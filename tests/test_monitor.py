@@ -23,7 +23,7 @@ from limitless.monitor import (
     last_lines_of,
     strip_ansi,
 )
-from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus
+from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus, Waiting
 from limitless.store import Prediction, Run, Store, TaskRow
 from limitless.tmux import session_name
 from tests.conftest import git
@@ -215,6 +215,7 @@ def build_shop(repo: Path, state_dir: Path, socket: str) -> ShopRun:
         pane_id=second,
         slot=1,
         waiting_reason="Do you want to proceed? (y/n)",
+        waiting_kind=Waiting.INPUT,
     )
     store.set_predictions(
         run_id,
@@ -527,7 +528,13 @@ def test_old_events_are_not_news_and_new_ones_are_told_once(
     assert "frontend failed" in notices[0].text
     assert monitor.poll().notices == ()
     with shop.store() as store:
-        store.update_task(shop.run_id, "payments", status=TaskStatus.WAITING, attempt=1)
+        store.update_task(
+            shop.run_id,
+            "payments",
+            status=TaskStatus.WAITING,
+            waiting_kind=Waiting.INPUT,
+            attempt=1,
+        )
         store.update_run(
             shop.run_id, status=RunStatus.FAILED, ended_at=time.time(), reason="1/6 done"
         )

@@ -237,7 +237,10 @@ class Mistake(NamedTuple):
 
 
 DURATION_HELP = "use a number of seconds or a duration like 90s, 30m, 2h or 1h30m"
-KNOWN_AGENTS = "known: aider, claude, codex, demo, gemini, opencode, shell"
+KNOWN_AGENTS = (
+    "known: aider, claude, claude-interactive, codex, codex-interactive, demo, gemini, opencode, "
+    "shell"
+)
 
 MISTAKES = [
     Mistake(

@@ -427,7 +427,7 @@ def test_responses_write_is_an_apply_patch_call_and_usage_is_in_completed(
     model_server: ModelServer,
 ) -> None:
     """Codex gets its freeform apply_patch tool for a write; usage arrives in response.completed."""
-    model_server.add(Script("c", [write("a.txt", "one\ntwo\n", usage=Usage(300, 40, 0, 100))]))
+    model_server.add(Script("c", [write("a.txt", "one\ntwo\n", usage=Usage(300, 40, 50, 100))]))
     events = post(model_server, "/v1/responses", responses_body(codex_user("[script:c]"))).events()
     names = [n for n, _ in events]
     assert names[0] == "response.created"
@@ -438,8 +438,29 @@ def test_responses_write_is_an_apply_patch_call_and_usage_is_in_completed(
     assert item["input"] == "*** Begin Patch\n*** Add File: a.txt\n+one\n+two\n*** End Patch\n"
     usage = events[-1][1]["response"]["usage"]
     assert usage["input_tokens"] == 300
-    assert usage["input_tokens_details"] == {"cached_tokens": 100}
+    assert usage["input_tokens_details"] == {"cached_tokens": 100, "cache_write_tokens": 50}
     assert usage["output_tokens"] == 40
+
+
+def test_codex_thread_title_request_is_a_side_request(model_server: ModelServer) -> None:
+    """Codex's TUI asks for a thread title with tools and the prompt (its marker) in it,
+    but an output schema {title}: a side request, answered with a title, using no step."""
+    model_server.add(Script("t", [say("first step")]))
+    body = responses_body(codex_user("Generate a concise title.\n\nUser prompt:\n[script:t]"))
+    body["text"] = {
+        "format": {
+            "type": "json_schema",
+            "name": "codex_output_schema",
+            "schema": {"type": "object", "properties": {"title": {"type": "string"}}},
+        }
+    }
+    side = post(model_server, "/v1/responses", body).events()
+    done = next(d["item"] for n, d in side if n == "response.output_item.done")
+    assert json.loads(done["content"][0]["text"]) == {"title": "Scripted session"}
+    main = post(model_server, "/v1/responses", responses_body(codex_user("[script:t]"))).events()
+    message = next(d["item"] for n, d in main if n == "response.output_item.done")
+    assert message["content"][0]["text"] == "first step"
+    assert [r.kind for r in model_server.model_requests()] == ["side", "main"]
 
 
 def test_responses_run_is_exec_command_and_its_output_is_recorded(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+from limitless import agenthook, claude_hooks
 from limitless.states import TaskStatus
 from limitless.store import TaskRow
 from limitless.tmux import TmuxSession
@@ -46,7 +48,7 @@ tasks:
         return tasks_of(repo, run.id)["talk"]
 
     wait_for(lambda: row().status is TaskStatus.WAITING, 60, "signalled waiting")
-    assert row().waiting_reason.endswith(": need a decision on the schema")
+    assert row().waiting_reason == "need a decision on the schema"
     send_keys(tmux_socket, row().pane_id or "", "go", "Enter")
     wait_for(lambda: row().status is TaskStatus.DONE, 60, "done by its own signal")
     explained = cli(repo, "explain", run.id, "talk")
@@ -78,41 +80,68 @@ def test_signal_outside_a_pane_says_how_to_use_it(repo: Path) -> None:
 
 
 def test_hooks_install_claude_writes_local_settings_of_the_worktree(repo: Path) -> None:
-    """Stop/Notification/UserPromptSubmit hooks call `limitless signal`; other settings stay."""
+    """Every state event runs the hook relay; the user's settings and hooks stay; an older
+    `limitless signal` hook is replaced; git never sees the file, and no .gitignore appears."""
     settings_path = repo / ".claude" / "settings.local.json"
     settings_path.parent.mkdir()
     mine = {"type": "command", "command": "notify-send hi"}
+    old = {"type": "command", "command": "/venv/bin/python -m limitless signal waiting --hook x"}
     settings_path.write_text(
-        json.dumps({"model": "opus", "hooks": {"Stop": [{"hooks": [mine]}]}}), encoding="utf-8"
+        json.dumps(
+            {
+                "model": "opus",
+                "hooks": {"Stop": [{"hooks": [mine]}], "Notification": [{"hooks": [old]}]},
+            }
+        ),
+        encoding="utf-8",
     )
     for _ in range(2):  # installing twice changes nothing
         result = cli(repo, "hooks", "install", "claude", "--worktree", str(repo))
         assert result.returncode == 0, result.stderr
     assert result.stdout == (
-        f"wrote {settings_path}: Stop, Notification, UserPromptSubmit hooks call "
-        "`limitless signal`\n"
+        f"wrote {settings_path}: {', '.join(claude_hooks.EVENTS)} hooks report the agent's "
+        "state to limitless; the repository's info/exclude keeps it out of commits\n"
     )
     settings = json.loads(settings_path.read_text(encoding="utf-8"))
     assert settings["model"] == "opus"
-    assert set(settings["hooks"]) == {"Stop", "Notification", "UserPromptSubmit"}
+    assert set(settings["hooks"]) == set(claude_hooks.EVENTS)
     assert settings["hooks"]["Stop"][0] == {"hooks": [mine]}
-    expected = {"Stop": "waiting", "Notification": "waiting", "UserPromptSubmit": "working"}
-    for event, kind in expected.items():
+    relay = str(Path(agenthook.__file__).resolve())
+    for event in claude_hooks.EVENTS:
         groups = settings["hooks"][event]
         ours = [h for g in groups for h in g["hooks"] if "limitless" in h["command"]]
         assert len(ours) == 1, groups
         assert ours[0]["type"] == "command"
-        assert ours[0]["command"].split()[1:] == [
-            "-m", "limitless", "signal", kind, "--hook", f"claude-{event}"
-        ]  # fmt: skip
+        assert shlex.split(ours[0]["command"])[1:] == ["-S", "-I", relay]
     status = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all"],
+        ["git", "status", "--porcelain", "--untracked-files=all", "--ignored"],
         cwd=repo,
         capture_output=True,
         text=True,
         check=True,
     )
-    assert status.stdout == ""  # the local settings never reach a commit
+    assert status.stdout == "!! .claude/settings.local.json\n"  # ignored, never committed
+    assert not (repo / ".claude" / ".gitignore").exists()
+    exclude = (repo / ".git" / "info" / "exclude").read_text(encoding="utf-8")
+    assert exclude.count("/.claude/settings.local.json") == 1
+
+
+def test_hooks_install_skips_a_tracked_settings_file_in_the_worktree_index(repo: Path) -> None:
+    """A repository that tracks `.claude/settings.local.json` keeps it: the worktree's index
+    skips the hooked copy, so the task's commits leave the tracked file as it was."""
+    settings_path = repo / ".claude" / "settings.local.json"
+    settings_path.parent.mkdir()
+    settings_path.write_text('{"model": "opus"}\n', encoding="utf-8")
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "settings"], cwd=repo, check=True)
+    result = cli(repo, "hooks", "install", "claude", "--worktree", str(repo))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("the repository tracks it: this worktree's index skips it\n")
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True
+    )
+    assert status.stdout == ""
+    assert "hooks" in json.loads(settings_path.read_text(encoding="utf-8"))
 
 
 def test_hooks_install_refuses_broken_settings(repo: Path) -> None:
@@ -175,11 +204,11 @@ tasks:
     wait_for(lambda: tasks_of(repo, run.id)["talk"].status is TaskStatus.WAITING, 60, "waiting")
     row = tasks_of(repo, run.id)["talk"]
     assert row.session_id == payload["session_id"]
-    assert row.waiting_reason.endswith(": Claude needs your permission to use Bash")
+    assert row.waiting_reason == "Claude needs your permission to use Bash"
     explained = cli(repo, "explain", run.id, "talk", "--json")
     document = json.loads(explained.stdout)
     by_name = {s["signal"]: s["evidence"] for s in document["signals"]}
-    assert document["status"] == "waiting"
+    assert document["status"] == "needs_input"
     assert by_name["explicit signal"].startswith("waiting at ")
     assert by_name["session"].startswith(payload["session_id"])
     done = cli(repo, "done", run.id, "talk")

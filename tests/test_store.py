@@ -423,8 +423,8 @@ TASK_FIELDS = (
     "run_id, id, position, agent, branch, worktree, status, attempt, exit_code, reason, "
     "start_sha, head_sha, pane_id, pid, slot, started_at, ended_at, not_before, progress, "
     "cost_usd, commits, files_changed, insertions, deletions, setup_done, session_id, "
-    "last_signal, last_signal_at, waiting_reason, merge_status, merge_order, merge_reason, "
-    "conflict_files, duration_s"
+    "last_signal, last_signal_at, waiting_reason, waiting_kind, idle_done_at, merge_status, "
+    "merge_order, merge_reason, conflict_files, duration_s"
 )
 
 BAD_UPDATES = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def test_config_show_names_where_each_value_came_from(repo: Path, isolated_env: 
     assert settings["max_active_agents"] == (3, f"config {config}")
     assert settings["agents.mine"][1] == f"config {config}"
     text = cli(repo, "config", "show")
-    assert "layout             columns" in text.stdout
+    assert re.search(r"^  layout +columns +from plan limitless.yaml$", text.stdout, re.M)
     assert "from plan limitless.yaml" in text.stdout
 
 

@@ -384,8 +384,8 @@ def test_commit_all(make_repo: Callable[..., Path]) -> None:
     assert wt.commit_all(made.path, "again") is None
 
 
-def test_commit_all_skips_hooks_unless_verify(repo: Path) -> None:
-    """A rejecting pre-commit hook does not stop the snapshot; verify=True runs it."""
+def test_commit_all_skips_hooks_unless_asked(repo: Path) -> None:
+    """A rejecting pre-commit hook does not stop a snapshot; hooks=True runs it: CommitRejected."""
     made = prep(repo, "t")
     hooks = repo / ".git" / "hooks"
     hooks.mkdir(exist_ok=True)
@@ -393,8 +393,11 @@ def test_commit_all_skips_hooks_unless_verify(repo: Path) -> None:
     hook.write_text("#!/bin/sh\necho 'hook said no' >&2\nexit 1\n")
     hook.chmod(0o755)
     (made.path / "x.txt").write_text("x\n")
-    with pytest.raises(GitError, match="hook said no"):
-        wt.commit_all(made.path, "checked", verify=True)
+    with pytest.raises(wt.CommitRejected) as raised:
+        wt.commit_all(made.path, "checked", hooks=True)
+    assert raised.value.hook == "pre-commit"
+    assert raised.value.output == "hook said no"
+    assert git(made.path, "diff", "--cached", "--name-only") == "x.txt"  # still staged
     assert wt.commit_all(made.path, "snapshot") is not None
 
 

@@ -32,7 +32,7 @@ from limitless.monitor import Monitor, Snapshot, TaskView
 from limitless.states import MergeStatus, TaskStatus
 from limitless.views import STATUS_ICONS as TASK_ICONS
 from limitless.views import STATUS_STYLES as TASK_STYLES
-from limitless.views import duration
+from limitless.views import duration, label
 
 STATUS_ICONS: dict[str, str] = {
     **TASK_ICONS,
@@ -76,8 +76,15 @@ LOG_LINES = 20_000
 
 
 def status_text(status: str) -> Text:
-    """`▶ running`, coloured by status."""
-    return Text(f"{STATUS_ICONS.get(status, '•')} {status}", style=STATUS_STYLES.get(status, ""))
+    """`▶ running`, `? needs input`, coloured by status."""
+    return Text(
+        f"{STATUS_ICONS.get(status, '•')} {label(status)}", style=STATUS_STYLES.get(status, "")
+    )
+
+
+def in_table_order(tasks: Sequence[TaskView]) -> list[TaskView]:
+    """Tasks that need input first (a person is wanted there), then the plan's order."""
+    return sorted(tasks, key=lambda task: not task.needs_input)
 
 
 def bar(fraction: float, width: int, style: str = "green") -> Text:
@@ -92,7 +99,11 @@ def bar(fraction: float, width: int, style: str = "green") -> Text:
 
 
 def progress_text(task: TaskView, width: int = 4) -> Text:
-    """`███▌ 62%` (the agent's figure) or the same dimmed (an estimate); blank if unknown."""
+    """`███▌ 62%` (the agent's figure) or the same dimmed (an estimate); blank if unknown;
+    `✓ in 24s` for an idle agent whose task is done then unless the user types."""
+    if task.idle_done_at is not None and task.state == "idle":
+        left = max(0.0, task.idle_done_at - time.time())
+        return Text(f"✓ in {left:.0f}s", style=STATUS_STYLES["idle"])
     if task.progress is None:
         return Text("")
     style = "dim " + STATUS_STYLES.get(str(task.status), "") if task.progress_estimated else ""
@@ -141,7 +152,7 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("id", "task", 12, 100),
-    Column("status", "status", 10, 100),
+    Column("status", "status", 13, 100),
     Column("attempt", "#", 2, 35, "right"),
     Column("agent", "agent", 6, 20),
     Column("progress", "progress", 9, 90),
@@ -156,7 +167,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("cost", "cost", 6, 60, "right"),
     Column("last", "last line", 0, 100),
 )
-LAST_LINE_MIN = 16
+LAST_LINE_MIN = 14
 """The last line column is never narrower (at 110 cells and more; wider below)."""
 ID_WIDTH_RANGE = (4, 18)
 
@@ -330,32 +341,35 @@ class Ticker(Quiet):
             or task.status.active
             or task.merge_status in (MergeStatus.MERGING, MergeStatus.CONFLICT)
         ]
-        watched.sort(key=lambda task: task.id != selected)  # the selected one first
+        # the selected one first, then the ones that need input
+        watched.sort(key=lambda task: (task.id != selected, not task.needs_input))
         for task in watched:
             status = task.shown_status
-            label = f"{STATUS_ICONS.get(status, '•')} {task.id}"
+            name = f"{STATUS_ICONS.get(status, '•')} {task.id}"
             if task.status is TaskStatus.RUNNING and task.progress is not None:
-                label += f" {task.progress:.0f}%"
+                name += f" {task.progress:.0f}%"
             elif task.status is TaskStatus.WAITING:
-                label += " needs input"
+                name += f" {label(task.state)}"
             elif not task.status.active:
-                label += f" {status}"
+                name += f" {label(status)}"
             style = STATUS_STYLES.get(status, "")
             if line:
                 line.append(self.SEPARATOR)
-            line.append(label, style=f"{style} reverse" if task.id == selected else style)
+            line.append(name, style=f"{style} reverse" if task.id == selected else style)
         counts: dict[str, int] = {}
         for task in snapshot.tasks:
             if task not in watched:
                 counts[task.shown_status] = counts.get(task.shown_status, 0) + 1
         # where the words do not fit, the table's icons: "✓ 3"
-        in_words = line.cell_len + sum(len(f"  {n} {status}") for status, n in counts.items())
+        in_words = line.cell_len + sum(
+            len(f"  {n} {label(status)}") for status, n in counts.items()
+        )
         for status, count in counts.items():
             if line:
                 line.append(self.SEPARATOR)
             icon = STATUS_ICONS.get(status, "•").strip() or "•"
-            label = f"{count} {status}" if in_words <= width else f"{icon}{count}"
-            line.append(label, style=STATUS_STYLES.get(status, "dim"))
+            shown = f"{count} {label(status)}" if in_words <= width else f"{icon}{count}"
+            line.append(shown, style=STATUS_STYLES.get(status, "dim"))
         line.truncate(width, overflow="ellipsis")
         self.draw(line)
 
@@ -417,7 +431,9 @@ class TaskTable(DataTable[Text]):
         id_width = max((len(task.id) for task in snapshot.tasks), default=4)
         width = self.size.width or 80
         columns, _ = choose_columns(width - 1, id_width)  # - the scrollbar
-        if columns != self._columns_shown:
+        order = [task.id for task in in_table_order(snapshot.tasks)]
+        shown = [str(key.value) for key in self.rows]
+        if columns != self._columns_shown or (shown and shown != order):
             self._rebuild(columns, snapshot)
         else:
             self._update(snapshot)
@@ -451,7 +467,7 @@ class TaskTable(DataTable[Text]):
         labels: dict[str, Text | str] = {c.key: Text(c.label, style="bold") for c in columns}
         width = sum(column.width + 1 for column in columns)
         self.add_column(row_text(labels, columns), width=width, key=ROW_KEY)
-        for task in snapshot.tasks:
+        for task in in_table_order(snapshot.tasks):
             self._add(task)
         if selected is not None:
             self._select(selected)
@@ -493,7 +509,8 @@ def task_to_follow(tasks: Sequence[TaskView], current: str | None) -> str | None
     by_id = {task.id: task for task in tasks}
     now = by_id.get(current or "")
     preferences: tuple[Callable[[TaskView], bool], ...] = (
-        lambda task: task.status is TaskStatus.WAITING,
+        lambda task: task.needs_input,
+        lambda task: task.status is TaskStatus.WAITING and task.state != "idle",
         lambda task: task.merge_status in (MergeStatus.MERGING, MergeStatus.CONFLICT),
         lambda task: task.status is TaskStatus.RUNNING,
     )
@@ -833,7 +850,17 @@ class GraphView(View):
 
     def show(self, snapshot: Snapshot) -> None:
         legend = Text("  ")
-        for status in ("pending", "ready", "running", "waiting", "done", "failed", "merged"):
+        for status in (
+            "pending",
+            "ready",
+            "running",
+            "needs_input",
+            "idle",
+            "waiting",
+            "done",
+            "failed",
+            "merged",
+        ):
             legend.append_text(status_text(status))
             legend.append("  ")
         self.query_one(".view-title", Static).update(
@@ -866,7 +893,7 @@ class MergeView(View):
     def prepare(self) -> None:
         self._snapshot: Snapshot | None = None
         table = self.query_one("#merge-table", DataTable)
-        for key, label in (
+        for key, heading in (
             ("order", "order"),
             ("task", "task"),
             ("merge", "merge"),
@@ -875,7 +902,7 @@ class MergeView(View):
             ("status", "task status"),
             ("predicted", "predicted conflicts"),
         ):
-            table.add_column(label, key=key)
+            table.add_column(heading, key=key)
         table.focus()
 
     def show(self, snapshot: Snapshot) -> None:
@@ -900,7 +927,7 @@ class MergeView(View):
                 status_text(str(task.merge_status)),
                 Text(", ".join(task.conflict_files), style="bold red"),
                 Text(first_line, style="italic"),
-                status_text(str(task.status)),
+                status_text(task.state),
                 Text(", ".join(task.conflicts), style="red"),
                 key=task.id,
             )

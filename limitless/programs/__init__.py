@@ -17,19 +17,25 @@ from limitless.programs.base import (
     APPROVE_CHOICES,
     DEFAULT_APPROVE,
     Approve,
+    DialogAnswer,
     EventStream,
     PaneLine,
     Program,
     Question,
     Refusal,
+    ScreenState,
     StreamFacts,
 )
 from limitless.programs.claude import CLAUDE
+from limitless.programs.claude_tui import CLAUDE_INTERACTIVE
+from limitless.programs.codex import CODEX
+from limitless.programs.codex_tui import CODEX_INTERACTIVE
 from limitless.programs.gemini import GEMINI
 from limitless.programs.opencode import OPENCODE
 
 ADAPTERS: dict[str, Program] = {
-    program.name: program for program in (CLAUDE, AIDER, GEMINI, OPENCODE)
+    program.name: program
+    for program in (CLAUDE, CLAUDE_INTERACTIVE, CODEX, CODEX_INTERACTIVE, AIDER, GEMINI, OPENCODE)
 }
 
 __all__ = [
@@ -37,11 +43,13 @@ __all__ = [
     "APPROVE_CHOICES",
     "DEFAULT_APPROVE",
     "Approve",
+    "DialogAnswer",
     "EventStream",
     "PaneLine",
     "Program",
     "Question",
     "Refusal",
+    "ScreenState",
     "StreamFacts",
     "adapter",
 ]

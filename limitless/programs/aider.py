@@ -31,6 +31,7 @@ to the user (a needs-input state; declined when nobody answers in time).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -132,7 +133,7 @@ class Aider(Program):
             "BROWSER": "true",
         }
 
-    def stream(self, worktree: Path) -> EventStream:
+    def stream(self, worktree: Path, env: Mapping[str, str] | None = None) -> EventStream:
         return AiderStream(worktree)
 
 

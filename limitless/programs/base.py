@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -84,6 +84,10 @@ class EventStream:
         """The question the program waits on, when `partial` (the unfinished last line) is one."""
         return None
 
+    def finish(self) -> list[PaneLine]:
+        """The program has ended: last lines and facts from what it left on disk, if any."""
+        return []
+
     def relative(self, path: object) -> str:
         """`path` as the user knows it: relative to the worktree when inside it."""
         text = str(path or "")
@@ -96,6 +100,27 @@ class EventStream:
             except ValueError:
                 return text
         return text
+
+
+@dataclass(frozen=True)
+class ScreenState:
+    """What an interactive program's screen shows: a turn running (`working`), a
+    question or permission (`input`), or its prompt with nothing asked (`idle`)."""
+
+    state: Literal["working", "input", "idle"]
+    reason: str
+    line: str = ""
+
+
+@dataclass(frozen=True)
+class DialogAnswer:
+    """A dialog an interactive program shows before its first prompt, and its answer:
+    `keys` to type, `note` to tell the user; `fail` when no answer can be given."""
+
+    name: str
+    keys: bytes
+    note: str
+    fail: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +145,15 @@ class Program:
     # Files the program leaves in the worktree for itself (chat history, caches): the
     # wrapper names them in the repository's info/exclude so they never reach a commit.
     private_files: ClassVar[tuple[str, ...]] = ()
+    state_hooks: ClassVar[str | None] = None  # "claude": report state through Claude Code hooks
+    close_keys: ClassVar[tuple[bytes, ...]] = ()  # typed (0.3 s apart) to end it cleanly
+    busy_marker: ClassVar[str] = ""  # in its output (lower case, no whitespace) while a turn runs
+    # Words in the command line of a process it leaves running detached (a background
+    # server): one that carries the attempt's LIMITLESS_* variables is ended after it.
+    stray_markers: ClassVar[tuple[str, ...]] = ()
+    state_paths: ClassVar[tuple[str, ...]] = ()
+    """Where the program keeps its own state (`~/.claude/`, `~/.claude.json`): writable inside
+    a `sandbox: worktree`. A trailing `/` names a folder, made when missing."""
 
     def approve_args(self, approve: Approve) -> tuple[str, ...]:
         """The program's own flags for the permission policy `approve`."""
@@ -128,6 +162,22 @@ class Program:
     def approve_env(self, approve: Approve) -> dict[str, str]:
         """Variables that set the permission policy `approve`, for programs without flags for it."""
         return {}
+
+    def command(self, argv: Sequence[str], approve: Approve, prompt: str) -> list[str]:
+        """The argv to start: the profile's (`prompt` is in it), with the permission flags."""
+        return [*argv, *self.approve_args(approve)]
+
+    def screen(self, lines: Sequence[str]) -> ScreenState | None:
+        """What an interactive program's last screen lines show, if it can tell."""
+        return None
+
+    def startup_dialog(self, text: str) -> DialogAnswer | None:
+        """The dialog in `text` (its recent output, whitespace removed), if it knows one."""
+        return None
+
+    def transcript_cost(self, transcripts: Sequence[Path]) -> float | None:
+        """What the sessions recorded in these transcript files cost, in USD."""
+        return None
 
     def refusal(self, approve: Approve, env: Mapping[str, str], is_root: bool) -> Refusal | None:
         """Why the program would refuse to run with `approve` here (checked before a run)."""
@@ -150,8 +200,13 @@ class Program:
         beside the task log), where tasks running at once would trip over a shared one."""
         return {}
 
-    def stream(self, worktree: Path) -> EventStream | None:
-        """A reader of the program's output events, for headless programs that print them."""
+    def stream(self, worktree: Path, env: Mapping[str, str] | None = None) -> EventStream | None:
+        """A reader of the program's output events, for headless programs that print them;
+        `env` is the environment the program runs with."""
+        return None
+
+    def approve_hint(self, approve: Approve) -> str | None:
+        """What a looser `approve` would let through, when the generic words are wrong."""
         return None
 
     def locate(self, path: str | None = None) -> str | None:

@@ -42,6 +42,7 @@ class Claude(Program):
     tested_version: ClassVar[str] = "2.1.197"
     min_version: ClassVar[tuple[int, int, int]] = (2, 0, 0)
     headless_stream: ClassVar[bool] = True
+    state_paths: ClassVar[tuple[str, ...]] = ("~/.claude/", "~/.claude.json")
 
     def approve_args(self, approve: Approve) -> tuple[str, ...]:
         return ("--permission-mode", PERMISSION_MODES[approve])
@@ -59,7 +60,7 @@ class Claude(Program):
         # An unattended agent must not update itself or phone home mid-task.
         return {"DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
 
-    def stream(self, worktree: Path) -> EventStream:
+    def stream(self, worktree: Path, env: Mapping[str, str] | None = None) -> EventStream:
         return ClaudeStream(worktree)
 
 

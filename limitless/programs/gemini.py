@@ -54,7 +54,7 @@ class Gemini(Program):
     def approve_args(self, approve: Approve) -> tuple[str, ...]:
         return ("--approval-mode", APPROVAL_MODES[approve])
 
-    def stream(self, worktree: Path) -> EventStream:
+    def stream(self, worktree: Path, env: Mapping[str, str] | None = None) -> EventStream:
         return GeminiStream(worktree)
 
 

@@ -64,7 +64,7 @@ class Opencode(Program):
         # locked" later: opencode issues 33320, 47566). Each task gets a database of its own.
         return {"OPENCODE_DB": str(folder / "opencode.db")}
 
-    def stream(self, worktree: Path) -> EventStream:
+    def stream(self, worktree: Path, env: Mapping[str, str] | None = None) -> EventStream:
         return OpencodeStream(worktree)
 
 

@@ -29,9 +29,10 @@ class Verdict:
 
 
 def judge_stream(
-    facts: StreamFacts, exit_code: int, approve: Approve, program: str
+    facts: StreamFacts, exit_code: int, approve: Approve, program: str, hint: str | None = None
 ) -> Verdict | None:
-    """A failure that a headless program's events tell, or None when they tell none."""
+    """A failure that a headless program's events tell, or None when they tell none.
+    `hint`: the program's own words for what a looser `approve` allows."""
     if facts.rate_limit:
         return Verdict(f"{program}: {facts.rate_limit}", rate_limit=facts.rate_limit)
     if facts.is_error:
@@ -42,7 +43,7 @@ def judge_stream(
         if more > 0:
             named += f" and {more} more"
         return Verdict(
-            f"{program} was refused {named} (approve: {approve}; {NEXT_APPROVE[approve]})"
+            f"{program} was refused {named} (approve: {approve}; {hint or NEXT_APPROVE[approve]})"
         )
     if exit_code == 0 and not facts.result_seen:
         return Verdict(f"{program} exited without its final result event; see the task log")

@@ -11,6 +11,7 @@ import psutil
 
 from benchlib import agents as agent_programs
 from benchlib import dags
+from benchlib import sandbox as sandbox_group
 from benchlib.harness import (
     BenchError,
     BenchTask,
@@ -328,6 +329,25 @@ def agents(h: Harness, quick: bool) -> list[Figure]:
     return figures
 
 
+# ------------------------------------------------------------------ 7. bigrepo
+
+
+def bigrepo(h: Harness, quick: bool) -> list[Figure]:
+    """Worktree setup in a 100,000-file repository: limitless (full, sparse) against git."""
+    from benchlib import bigrepo as big
+
+    seconds = big.measure(h, quick)
+    git_s, ours, cone = seconds["git"], seconds["limitless"], seconds["sparse"]
+    return [
+        info("bigrepo.files", big.FILES, "files"),
+        info("bigrepo.git_worktree_add", git_s, "s"),
+        at_most("bigrepo.limitless_worktree", ours / git_s, "x git", 1.1),
+        info("bigrepo.limitless_worktree_s", ours, "s"),
+        at_most("bigrepo.limitless_sparse", cone / git_s, "x git", 0.2),
+        info("bigrepo.limitless_sparse_s", cone, "s"),
+    ]
+
+
 GROUPS: dict[str, Callable[[Harness, bool], list[Figure]]] = {
     "setup": setup,
     "detection": detection,
@@ -335,6 +355,8 @@ GROUPS: dict[str, Callable[[Harness, bool], list[Figure]]] = {
     "dashboard": dashboard,
     "scale": scale,
     "agents": agents,
+    "bigrepo": bigrepo,
+    "sandbox": sandbox_group.measure,
     "scheduling": scheduling,  # the longest group last
 }
 

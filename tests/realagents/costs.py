@@ -18,6 +18,16 @@ claude-haiku-4-5-20251001). A model name it does not know (`fake-model`) is
 priced as opus. 300,000 input tokens in one request cost exactly 3× 100,000:
 no long-context surcharge. `test_claude_cost_follows_the_price_table` keeps
 this table honest.
+
+Codex reports no cost: limitless prices its usage itself (OpenAI's list prices,
+limitless/programs/codex_rollout.py). `codex_cost` is the figure a test expects,
+from OpenAI's published prices (USD per million tokens; the Responses API counts
+cached and cache-write tokens inside `input_tokens`):
+
+| model         | input | cached input | cache write | output |
+|---------------|-------|--------------|-------------|--------|
+| gpt-5.5       | 5.00  | 0.50         | 5.00        | 30.00  |
+| gpt-5.6-sol   | 5.00  | 0.50         | 6.25        | 30.00  |
 """
 
 from __future__ import annotations
@@ -65,4 +75,37 @@ def claude_prices(model: str | None) -> Prices:
 def claude_cost(model: str | None, usages: Iterable[Usage]) -> float:
     """The `total_cost_usd` Claude Code reports for answers with these usages."""
     prices = claude_prices(model)
+    return sum(prices.cost(u) for u in usages)
+
+
+@dataclass(frozen=True)
+class OpenAIPrices:
+    """USD per million tokens; input tokens include the cached and cache-write ones."""
+
+    input: float
+    cached: float
+    cache_write: float
+    output: float
+
+    def cost(self, usage: Usage) -> float:
+        written = usage.cache_creation_input_tokens
+        cached = usage.cache_read_input_tokens
+        fresh = usage.input_tokens - written - cached
+        return (
+            fresh * self.input
+            + cached * self.cached
+            + written * self.cache_write
+            + usage.output_tokens * self.output
+        ) / 1_000_000
+
+
+CODEX_PRICES: dict[str, OpenAIPrices] = {
+    "gpt-5.5": OpenAIPrices(5.0, 0.50, 5.0, 30.0),
+    "gpt-5.6-sol": OpenAIPrices(5.0, 0.50, 6.25, 30.0),
+}
+
+
+def codex_cost(model: str, usages: Iterable[Usage]) -> float:
+    """What answers with these usages cost on `model` (OpenAI's list prices)."""
+    prices = CODEX_PRICES[model]
     return sum(prices.cost(u) for u in usages)

@@ -497,7 +497,12 @@ class Responses(Dialect):
         return found
 
     def is_side(self, body: JSON) -> bool:
-        return not body.get("tools")
+        # Codex's TUI asks for a thread title on a side thread that carries the prompt
+        # (so its marker) and offers apply_patch: told by its output schema {title}.
+        schema = self.output_schema(body)
+        properties = schema.get("properties") if isinstance(schema, Mapping) else None
+        asks_title = isinstance(properties, Mapping) and set(properties) == {"title"}
+        return not body.get("tools") or asks_title
 
     def output_schema(self, body: JSON) -> Any:
         fmt = (body.get("text") or {}).get("format")
@@ -536,7 +541,10 @@ class Responses(Dialect):
     def usage_json(usage: Usage) -> JSON:
         return {
             "input_tokens": usage.input_tokens,
-            "input_tokens_details": {"cached_tokens": usage.cache_read_input_tokens},
+            "input_tokens_details": {
+                "cached_tokens": usage.cache_read_input_tokens,
+                "cache_write_tokens": usage.cache_creation_input_tokens,
+            },
             "output_tokens": usage.output_tokens,
             "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
             "total_tokens": usage.input_tokens + usage.output_tokens,

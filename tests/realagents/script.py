@@ -38,13 +38,14 @@ class Usage:
 
     Anthropic: `input_tokens`, `output_tokens`, `cache_creation_input_tokens`,
     `cache_read_input_tokens` as given. OpenAI Responses: `input_tokens`,
-    `input_tokens_details.cached_tokens` = cache_read, `output_tokens`,
+    `input_tokens_details.cached_tokens` = cache_read,
+    `input_tokens_details.cache_write_tokens` = cache_creation, `output_tokens`,
     `output_tokens_details.reasoning_tokens`. Chat completions: `prompt_tokens`,
     `prompt_tokens_details.cached_tokens` = cache_read, `completion_tokens`.
     Gemini: `promptTokenCount`, `cachedContentTokenCount`, `candidatesTokenCount`.
     (OpenAI and Gemini count cached tokens inside the input figure; the server
     renders the numbers literally, so a script for them should keep
-    input_tokens >= cache_read_input_tokens.)
+    input_tokens >= cache_read_input_tokens (+ cache_creation for Responses).)
     """
 
     input_tokens: int = 100
