@@ -175,22 +175,56 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
         ),
         AgentProfile(
             name="gemini",
-            command=("gemini", "-p", "{prompt}"),
+            # --skip-trust: trust the task's worktree for this run only (no global setting).
+            command=(
+                "gemini",
+                "--prompt={prompt}",
+                "--output-format",
+                "stream-json",
+                "--skip-trust",
+            ),
             model_args=("-m", "{model}"),
-            waiting_regex=r"(?i)(allow execution\?|waiting for user confirmation|\(y/n\))",
+            waiting_regex=None,  # -p asks nothing: a tool its approval mode refuses is not offered
+            cost_regex=None,
+            progress_regex=None,
             rate_limit_regex=_GEMINI_RATE_LIMIT,
+            adapter="gemini",
+            changes="required",
         ),
         AgentProfile(
             name="aider",
-            command=("aider", "--yes-always", "--message", "{prompt}"),
+            # Plain lines, whole replies (priced from the provider's usage), input() questions:
+            # what limitless.programs.aider reads. Permission flags come from `approve`.
+            command=(
+                "aider",
+                "--message={prompt}",  # one element: a prompt like "-x" is not read as a flag
+                "--no-pretty",
+                "--no-stream",
+                "--no-fancy-input",
+                "--no-gitignore",
+                "--no-check-update",
+                "--no-show-release-notes",
+                "--no-show-model-warnings",
+                "--no-analytics",
+            ),
             model_args=("--model", "{model}"),
-            waiting_regex=r"(?i)(\(y\)es/\(n\)o|\[yes\]:|^[\w./ -]*>\s*$)",
+            # A question aider waits on is signalled by the wrapper, which reads it as it comes;
+            # a regex on the screen would still see it after it was answered.
+            waiting_regex=None,
+            cost_regex=None,
+            progress_regex=None,
             rate_limit_regex=_AIDER_RATE_LIMIT,
+            adapter="aider",
+            changes="required",
         ),
         AgentProfile(
             name="opencode",
-            command=("opencode", "run", "{prompt}"),
+            command=("opencode", "run", "--format", "json", "--", "{prompt}"),
             model_args=("-m", "{model}"),
+            cost_regex=None,
+            progress_regex=None,
+            adapter="opencode",
+            changes="required",
         ),
         AgentProfile(
             name="shell",

@@ -33,7 +33,7 @@ from limitless.agents import (
 from limitless.errors import LimitlessError
 from limitless.interactive import InteractiveDriver
 from limitless.plan import Plan, Task
-from limitless.programs import EventStream, PaneLine, Program, adapter
+from limitless.programs import EventStream, PaneLine, Program, Question, adapter
 from limitless.programs.verdict import Verdict, judge_changes, judge_stream
 from limitless.ptyrun import PtyProcess, PtyResult, end_strays
 from limitless.states import TaskStatus
@@ -171,6 +171,8 @@ class Wrapper:
         self.driver: InteractiveDriver | None = None
         self.signalled: int | None = None
         self.log_error = ""  # set when the task log could not be written (a full disk)
+        self.asking = ""  # the unfinished line a headless program asked its question on
+        self.pending: tuple[Question, float] | None = None  # left to the user, until then
         self.confined: sandbox.Session | None = None  # `sandbox: worktree`
 
     # ------------------------------------------------------------ lifecycle
@@ -219,6 +221,8 @@ class Wrapper:
         env = dict(os.environ)
         if self.program is not None:
             env.update(self.program.environment())
+            env.update(self.program.approve_env(self.plan.approve_of(self.task)))
+            env.update(self.program.state_env(self._state_folder()))
         env.update(self.profile.env)
         env.update(self.task.env)
         env.update(
@@ -234,6 +238,13 @@ class Wrapper:
             }
         )
         return env
+
+    def _state_folder(self) -> Path:
+        """Where the task's agent program may keep state of its own (beside the task logs)."""
+        folder = self.store.run_dir(self.run.id) / "agents" / self.task.id
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def _confine(self) -> Outcome | None:
         """Make the task's sandbox when it has `sandbox: worktree`; failing that fails it."""
@@ -330,6 +341,7 @@ class Wrapper:
                 send=self._send,
                 stop=self._stop_agent,
             )
+        self._exclude_private_files()
         driver = self.driver
         events = self._open_events()
         last_write = 0.0
@@ -357,7 +369,7 @@ class Wrapper:
                 on_output=on_output,
                 echo_to_stdout=self.stream is None,
                 on_input=driver.typed if driver is not None else None,
-                on_tick=self._on_tick if driver or self.confined else None,
+                on_tick=self._on_tick if driver or self.confined or self.stream else None,
             )
             self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
             result = self.process.pump(timeout_s=self.task.timeout_s)
@@ -439,17 +451,93 @@ class Wrapper:
             with contextlib.suppress(OSError):
                 events.write(data)
         text = parser.partial + data.decode("utf-8", errors="replace")
-        pieces = re.split(r"[\r\n]", text)
+        pieces = re.split(r"\r\n|[\r\n]", text)  # CRLF is one break: blank lines mean something
         parser.partial = pieces.pop()
         for piece in pieces:
             raw = ANSI.sub("", piece).strip()
             if not raw:
+                self.stream.blank()
                 continue
             for line in self.stream.line(raw):
                 self._say_line(line)
                 parser.note(line.text)
+        self._question(ANSI.sub("", parser.partial))
         facts = self.stream.facts
         parser.take(facts.progress, facts.cost_usd, facts.session_id)
+
+    # ------------------------------------------------------------ questions
+
+    def _exclude_private_files(self) -> None:
+        """Keep the program's own files (aider's chat history) out of every commit."""
+        if self.program is None or not self.program.private_files:
+            return
+        try:
+            worktrees.exclude_untracked(self.worktree, self.program.private_files)
+        except (LimitlessError, OSError) as exc:
+            self._say(
+                f"{DIM}could not name {self.program.name}'s files in info/exclude: {exc}{RESET}"
+            )
+
+    def _question(self, partial: str) -> None:
+        """A headless program waits on a yes/no question: answer it, or leave it to the user."""
+        assert self.stream is not None and self.program is not None
+        if self.asking and partial != self.asking:
+            # That line moved on: the same question may come again (for another file).
+            self.asking = ""
+        if self.pending is not None and not partial.startswith(self.pending[0].prompt.rstrip()):
+            self.pending = None  # answered (the user typed it in the pane)
+            self._signal("working", "question answered")
+        if not partial.strip() or partial == self.asking:
+            return
+        question = self.stream.question(partial)
+        if question is None:
+            return
+        self.asking = partial
+        approve = self.plan.approve_of(self.task)
+        subject = f" {question.subject.splitlines()[0]}" if question.subject else ""
+        keys = self.program.answer(approve, question)
+        if keys is not None:
+            said = "yes" if keys.lower().startswith("y") else "no"
+            self._say_line(
+                PaneLine(f"? {question.text}{subject} → {said} (approve: {approve})", "dim")
+            )
+            if self.process is not None:
+                self.process.send(keys.encode())
+            return
+        wait_s = self.plan.idle_done_of(self.task)
+        self.pending = (question, time.monotonic() + wait_s)
+        by = time.strftime("%H:%M:%S", time.localtime(time.time() + wait_s))
+        self._say_line(
+            PaneLine(f"? {self.program.display} asks: {question.prompt.strip()}", "action")
+        )
+        if subject:
+            self._say_line(PaneLine(f"  {question.subject}", "action"))
+        self._say_line(
+            PaneLine(
+                f"  type y or n and Enter in this pane; unanswered at {by} it is declined", "dim"
+            )
+        )
+        self._signal("waiting", f"{self.program.display} asks: {question.label}")
+
+    def _unanswered(self) -> None:
+        """A question left to the user waited its time (`idle_done`): say no, and remember it."""
+        if self.pending is None or time.monotonic() < self.pending[1]:
+            return
+        assert self.stream is not None and self.program is not None
+        question, _ = self.pending
+        self.pending = None
+        waited = duration(self.plan.idle_done_of(self.task))
+        self.stream.facts.denials.append(f"{question.label}, unanswered for {waited}")
+        self._say_line(PaneLine(f"✗ nobody answered in {waited}: declined", "bad"))
+        if self.process is not None:
+            self.process.send(self.program.decline(question).encode())
+        self._signal("working", "question declined")
+
+    def _signal(self, kind: str, note: str) -> None:
+        from limitless.agentstate import record_signal
+
+        with contextlib.suppress(LimitlessError):
+            record_signal(self.store, self.run.id, self.task.id, kind, note=note, source="wrapper")
 
     def _finish_events(self, parser: LineParser) -> None:
         """The stream's last words once the program ended (what it left on disk)."""
@@ -625,6 +713,8 @@ class Wrapper:
             self.driver.tick()
         if self.confined is not None:
             self.confined.tick()
+        if self.stream is not None:
+            self._unanswered()
 
     def _unchanged(self, outcome: Outcome, state: worktrees.WorktreeState) -> Verdict | None:
         """A done attempt that changed nothing, of a task that must change something."""

@@ -663,6 +663,29 @@ def commit_all(
     return sha
 
 
+def exclude_untracked(worktree: Path, patterns: Sequence[str]) -> list[str]:
+    """Name `patterns` in the repository's `info/exclude` (shared by all its worktrees).
+
+    Files an agent program keeps for itself (aider's chat history) then stay out
+    of `commit_all` and out of the dirty count, without a `.gitignore` in the
+    user's tree; tracked files are not affected. Patterns already there are
+    left alone; returns those added.
+    """
+    found = Path(_out(worktree, "rev-parse", "--git-path", "info/exclude"))
+    path = found if found.is_absolute() else worktree / found
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # several wrappers start at once
+        handle.seek(0)
+        text = handle.read()
+        present = {line.strip() for line in text.splitlines()}
+        missing = [pattern for pattern in patterns if pattern not in present]
+        if missing:
+            lead = "" if not text or text.endswith("\n") else "\n"
+            handle.write(lead + "".join(f"{pattern}\n" for pattern in missing))
+    return missing
+
+
 def _dirty_files(worktree: Path) -> list[str]:
     out = _git(worktree, "--no-optional-locks", "status", "--porcelain=v2", "-z").stdout
     return _parse_status(out)[1]

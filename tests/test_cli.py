@@ -155,6 +155,9 @@ def test_doctor_passes_in_a_repository_and_fails_outside(repo: Path, tmp_path: P
         "claude-interactive",
         "codex",
         "codex-interactive",
+        "gemini",
+        "aider",
+        "opencode",
     ]  # each profile with an adapter
     outside_dir = tmp_path / "nothing"
     outside_dir.mkdir()

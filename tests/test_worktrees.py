@@ -681,3 +681,23 @@ def assert_all_listed(repo: Path, count: int) -> None:
     for entry in wt.list_worktrees(repo)[1:]:
         assert (entry.path / "src" / "f49.txt").read_text() == "49\n"
         assert git(entry.path, "status", "--porcelain") == ""
+
+
+def test_exclude_untracked_names_patterns_once_for_every_worktree(repo: Path) -> None:
+    """Patterns go to the shared info/exclude once; their files stay out of commit_all."""
+    exclude = repo / ".git" / "info" / "exclude"
+    exclude.write_text("# mine\n*.log")  # the user's own, without a last newline
+    git(repo, "worktree", "add", "-q", "-b", "task", str(repo.parent / "task"))
+    worktree = repo.parent / "task"
+    patterns = ["/.aider.chat.history.md", "/.aider.tags.cache.v*/"]
+
+    assert wt.exclude_untracked(worktree, patterns) == patterns
+    assert wt.exclude_untracked(repo, patterns) == []
+
+    assert exclude.read_text() == "# mine\n*.log\n/.aider.chat.history.md\n/.aider.tags.cache.v*/\n"
+    (worktree / ".aider.chat.history.md").write_text("chat\n")
+    (worktree / ".aider.tags.cache.v4").mkdir()
+    (worktree / ".aider.tags.cache.v4" / "cache.db").write_text("x")
+    (worktree / "work.txt").write_text("work\n")
+    wt.commit_all(worktree, "work")
+    assert git(worktree, "ls-files").splitlines() == ["README.md", "work.txt"]

@@ -12,6 +12,7 @@ Imports: only the standard library and `limitless.programs.*`.
 
 from __future__ import annotations
 
+from limitless.programs.aider import AIDER
 from limitless.programs.base import (
     APPROVE_CHOICES,
     DEFAULT_APPROVE,
@@ -20,6 +21,7 @@ from limitless.programs.base import (
     EventStream,
     PaneLine,
     Program,
+    Question,
     Refusal,
     ScreenState,
     StreamFacts,
@@ -28,9 +30,12 @@ from limitless.programs.claude import CLAUDE
 from limitless.programs.claude_tui import CLAUDE_INTERACTIVE
 from limitless.programs.codex import CODEX
 from limitless.programs.codex_tui import CODEX_INTERACTIVE
+from limitless.programs.gemini import GEMINI
+from limitless.programs.opencode import OPENCODE
 
 ADAPTERS: dict[str, Program] = {
-    program.name: program for program in (CLAUDE, CLAUDE_INTERACTIVE, CODEX, CODEX_INTERACTIVE)
+    program.name: program
+    for program in (CLAUDE, CLAUDE_INTERACTIVE, CODEX, CODEX_INTERACTIVE, AIDER, GEMINI, OPENCODE)
 }
 
 __all__ = [
@@ -42,6 +47,7 @@ __all__ = [
     "EventStream",
     "PaneLine",
     "Program",
+    "Question",
     "Refusal",
     "ScreenState",
     "StreamFacts",

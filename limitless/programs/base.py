@@ -43,6 +43,22 @@ class StreamFacts:
 
 
 @dataclass(frozen=True)
+class Question:
+    """A yes/no question a headless program printed and now waits on (its prompt has no newline).
+
+    `kind` says what a yes allows: `edit` (create or change a file, or add one to
+    the chat), `command` (run a shell command) or `other`; `label` names it the
+    way a denial does: "Create(hello.txt)", "Run(npm test)".
+    """
+
+    prompt: str  # the prompt as printed: "Create new file? (Y)es/(N)o [Yes]: "
+    text: str  # "Create new file?"
+    subject: str  # "hello.txt", the command, or ""
+    kind: Literal["edit", "command", "other"]
+    label: str
+
+
+@dataclass(frozen=True)
 class PaneLine:
     """One readable line for the pane and the log; `style` picks its colour."""
 
@@ -60,6 +76,13 @@ class EventStream:
     def line(self, raw: str) -> list[PaneLine]:
         """The pane lines for one output line; facts are updated on the way."""
         raise NotImplementedError
+
+    def blank(self) -> None:
+        """An empty output line went by (text programs use them to group lines)."""
+
+    def question(self, partial: str) -> Question | None:
+        """The question the program waits on, when `partial` (the unfinished last line) is one."""
+        return None
 
     def finish(self) -> list[PaneLine]:
         """The program has ended: last lines and facts from what it left on disk, if any."""
@@ -119,6 +142,9 @@ class Program:
     interactive: ClassVar[bool] = False
     headless_stream: ClassVar[bool] = False  # prints JSON events that `stream()` reads
     expects_changes: ClassVar[bool] = True
+    # Files the program leaves in the worktree for itself (chat history, caches): the
+    # wrapper names them in the repository's info/exclude so they never reach a commit.
+    private_files: ClassVar[tuple[str, ...]] = ()
     state_hooks: ClassVar[str | None] = None  # "claude": report state through Claude Code hooks
     close_keys: ClassVar[tuple[bytes, ...]] = ()  # typed (0.3 s apart) to end it cleanly
     busy_marker: ClassVar[str] = ""  # in its output (lower case, no whitespace) while a turn runs
@@ -132,6 +158,10 @@ class Program:
     def approve_args(self, approve: Approve) -> tuple[str, ...]:
         """The program's own flags for the permission policy `approve`."""
         return ()
+
+    def approve_env(self, approve: Approve) -> dict[str, str]:
+        """Variables that set the permission policy `approve`, for programs without flags for it."""
+        return {}
 
     def command(self, argv: Sequence[str], approve: Approve, prompt: str) -> list[str]:
         """The argv to start: the profile's (`prompt` is in it), with the permission flags."""
@@ -153,8 +183,21 @@ class Program:
         """Why the program would refuse to run with `approve` here (checked before a run)."""
         return None
 
+    def answer(self, approve: Approve, question: Question) -> str | None:
+        """The keys that answer `question` under `approve`, or None to leave it to the user."""
+        return None
+
+    def decline(self, question: Question) -> str:
+        """The keys that say no to `question` (typed when nobody answered in time)."""
+        return "n\r"
+
     def environment(self) -> dict[str, str]:
         """Variables the program needs to run unattended (the profile's env comes after)."""
+        return {}
+
+    def state_env(self, folder: Path) -> dict[str, str]:
+        """Variables that keep the program's own state for this task in `folder` (limitless's,
+        beside the task log), where tasks running at once would trip over a shared one."""
         return {}
 
     def stream(self, worktree: Path, env: Mapping[str, str] | None = None) -> EventStream | None:
