@@ -115,9 +115,7 @@ def _through_limitless(
     return _first_request_wall(server, script.name) - launched.ts
 
 
-def _alone(
-    h: Harness, repo: Path, server: ModelServer, profile: str, setup: homes.AgentSetup
-) -> float:
+def _alone(h: Harness, repo: Path, server: ModelServer, profile: str, env: dict[str, str]) -> float:
     """The profile's own command line, started directly in a fresh worktree."""
     script = Script(f"bench-alone-{profile}", [write(f"bench/{profile}.txt", "x\n"), say("done")])
     server.add(script)
@@ -134,11 +132,14 @@ def _alone(
         )
         argv = render_argv(spec, context)
         program = adapter(spec.adapter)
-        if program is not None:
-            argv += program.approve_args("edits")
-        environ = setup.environ(h.env)
-        if program is not None:
+        environ = dict(env)
+        if program is not None:  # as the wrapper starts it
+            argv = program.command(argv, "edits", context.prompt)
             environ.update(program.environment())
+            environ.update(program.approve_env("edits"))
+            state = h.workdir / f"state-{profile}"
+            state.mkdir(parents=True, exist_ok=True)
+            environ.update(program.state_env(state))
         environ["PWD"] = str(worktree)
         started = time.time()
         finished = subprocess.run(
@@ -175,8 +176,11 @@ def measure(h: Harness) -> list[StartUp]:
             with _setup_for(profile, server, home) as setup:
                 env = setup.environ(h.env)
                 env["HOME"] = str(home)
+                # A tmux server keeps the environment it was started with: a fresh one
+                # per program, so its panes have this program's HOME.
+                h.kill_server()
                 through = _through_limitless(h, repo, server, profile, env)
-                alone = _alone(h, repo, server, profile, setup)
+                alone = _alone(h, repo, server, profile, env)
             h.say(
                 f"  {profile}: first model request {through * 1000:.0f} ms after the task "
                 f"started; the program alone {alone * 1000:.0f} ms"
