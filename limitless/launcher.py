@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -208,10 +210,30 @@ def limitless_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "limitless", *args]
 
 
+# Variables that describe the client's own tmux, not the user's environment.
+NOT_CARRIED = frozenset({"TMUX", "TMUX_PANE"})
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def session_environment(run: Run) -> dict[str, str]:
+    """The environment the run's panes start with: the one `limitless run` was started in.
+
+    A tmux server keeps the environment it was started with; a session made on a server
+    that was already running (the user's own, usually) would otherwise give the agents
+    that old environment — an API key exported since would not reach them."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in NOT_CARRIED and ENV_NAME.fullmatch(name)
+    }
+    env["LIMITLESS_RUN"] = run.id
+    return env
+
+
 def create_session(
     store: Store, run: Run, layout: Layout, slots: int, cwd: Path, dashboard: bool
 ) -> TmuxSession:
-    env = {"LIMITLESS_RUN": run.id}
+    env = session_environment(run)
     if run.tmux_socket:
         env["LIMITLESS_TMUX_SOCKET"] = run.tmux_socket
     state_dir = str(store.state_dir)

@@ -3,6 +3,7 @@ logs, kill, retry and cleanup — real git repositories, real tmux on a private 
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -395,3 +396,34 @@ def test_two_repositories_with_the_same_plan_name_share_a_tmux_server(
         waited = cli(repo, "wait", run.id, "--timeout", "60")
         assert waited.returncode == 0, waited.stdout + waited.stderr
         assert tasks_of(repo, run.id)["t"].status is TaskStatus.DONE
+
+
+# ---------------------------------------------------------------- environment
+
+
+def test_agents_get_the_environment_limitless_run_was_started_in(
+    repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tmux server that was already running (started without the variable) does not
+    hide a variable exported since: the run's panes start with `limitless run`'s env."""
+    started = subprocess.run(
+        ["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "users-own", "sleep 600"],
+        env={k: v for k, v in os.environ.items() if k != "API_TOKEN"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    monkeypatch.setenv("API_TOKEN", "exported-after-tmux-started")
+    write_plan(
+        repo,
+        """\
+name: env
+agent: shell
+tasks:
+  - {id: token, prompt: 'printf "%s\\n" "$API_TOKEN" > token.txt'}
+""",
+    )
+    finished = cli(repo, "run", "--headless")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert git(repo, "show", "main:token.txt") == "exported-after-tmux-started"
