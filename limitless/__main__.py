@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from limitless.cli import main
+from limitless.cli.main import main
 
 raise SystemExit(main())

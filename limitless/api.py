@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.errors import PlanError, Problem
-from limitless.plan import Plan
-from limitless.report import Report, build_report
+from limitless.plan.loader import Plan
 from limitless.states import RunStatus, TaskStatus
-from limitless.store import Event, Store
+from limitless.store.store import Event, Store
+from limitless.views.report import Report, build_report
 
 __all__ = [
     "Event",
@@ -49,7 +49,7 @@ POLL_S = 0.2
 
 def load_plan(path: str | Path) -> Plan:
     """Load and validate a plan file; `PlanError` (with `.problems`) if anything is wrong."""
-    from limitless import plan as plan_mod
+    from limitless.plan import loader as plan_mod
 
     return plan_mod.load(Path(path))
 
@@ -152,9 +152,9 @@ def start(
     $LIMITLESS_TMUX_SOCKET or the default server. Nothing is created when the
     plan, the repository or the environment is wrong.
     """
-    from limitless.context import socket_name
-    from limitless.launcher import RunOptions, start_run
-    from limitless.worktrees import find_repo, state_dir
+    from limitless.git.worktrees import find_repo, state_dir
+    from limitless.run.context import socket_name
+    from limitless.run.launcher import RunOptions, start_run
 
     loaded = plan if isinstance(plan, Plan) else load_plan(plan)
     if schedule not in ("deps", "waves"):
@@ -179,7 +179,7 @@ def start(
 
 def open_run(run_id: str | None = None, *, repo: str | Path | None = None) -> RunHandle:
     """A handle on run `run_id` of `repo` (default: the newest run of the working folder's repo)."""
-    from limitless.context import open_context
+    from limitless.run.context import open_context
 
     cwd = Path(repo) if repo is not None else Path.cwd()
     with open_context(cwd) as ctx:
@@ -189,7 +189,7 @@ def open_run(run_id: str | None = None, *, repo: str | Path | None = None) -> Ru
 
 def runs(*, repo: str | Path | None = None) -> list[str]:
     """The ids of every run of the repository, as `limitless list` orders them."""
-    from limitless.context import open_context
+    from limitless.run.context import open_context
 
     with open_context(Path(repo) if repo is not None else None) as ctx:
         return [run.id for run in ctx.store.list_runs()]

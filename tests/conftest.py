@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from limitless.tmux import socket_path
+from limitless.tmux.session import socket_path
 from tests.realagents.fixtures import (  # noqa: F401  (fixtures of the real-agent harness)
     agent_path,
     aider_agent,

@@ -17,12 +17,13 @@ from typing import NamedTuple
 
 import pytest
 
-from limitless import agenthook, claude_hooks
-from limitless.interactive import InteractiveDriver, typed_keys
+from limitless.agents import claude_hooks
+from limitless.agents import hookrelay as agenthook
+from limitless.agents.interactive import InteractiveDriver, typed_keys
 from limitless.programs.claude_tui import CLAUDE_INTERACTIVE, prices_of, transcript_cost
 from limitless.states import TaskStatus, Waiting, task_state
-from limitless.store import Run, Store, TaskRow, migrate
-from limitless.views import reason_of, state_of
+from limitless.store.store import Run, Store, TaskRow, migrate
+from limitless.views.status import reason_of, state_of
 from tests.conftest import git
 
 # Screens as `tmux capture-pane` shows them (Claude Code 2.1.197, 120 columns),
@@ -180,7 +181,7 @@ DIALOGS = [
 def test_first_run_dialogs_are_recognised_in_the_raw_output(case: DialogCase) -> None:
     """The dialogs before the first prompt are found in the TUI's bytes; the ones no one
     can answer for the user fail the task with what to do."""
-    from limitless.interactive import ESCAPES, WHITESPACE
+    from limitless.agents.interactive import ESCAPES, WHITESPACE
 
     text = WHITESPACE.sub("", ESCAPES.sub("", case.output))
     answer = CLAUDE_INTERACTIVE.startup_dialog(text)

@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from limitless.agents.pty import end_strays
 from limitless.programs.codex_tui import CODEX_INTERACTIVE
-from limitless.ptyrun import end_strays
 from limitless.states import TaskStatus
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan

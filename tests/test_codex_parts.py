@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import pytest
 
-from limitless import agenthook
+from limitless.agents import hookrelay as agenthook
 from limitless.programs.codex import CODEX, shell_command
 from limitless.programs.codex_rollout import TokenUsage, call_label, prices_of
 from limitless.programs.codex_tui import CODEX_INTERACTIVE, notify_command

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import pytest
 
-from limitless import worktrees as wt
+from limitless.git import worktrees as wt
 from limitless.states import MergeStatus, TaskStatus
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, write_plan
@@ -339,7 +339,7 @@ def test_doctor_and_validate_pass_a_working_ssh_signer(repo: Path, isolated_env:
 def test_commit_hooks_key_defaults_to_run_and_refuses_other_values(tmp_path: Path) -> None:
     """`commit_hooks: run | skip`; anything else is a located error naming both."""
     from limitless.errors import PlanError
-    from limitless.plan import loads
+    from limitless.plan.loader import loads
 
     body = "tasks:\n  - {id: a, prompt: x, agent: shell}\n"
     assert loads(body, source="p.yaml", base_dir=tmp_path).commit_hooks == "run"

@@ -18,6 +18,7 @@ import pytest
 from textual.pilot import Pilot
 
 from limitless.dashboard.app import DashboardApp
+from limitless.dashboard.model import TaskView
 from limitless.dashboard.widgets import (
     COLUMNS,
     ConfirmScreen,
@@ -31,10 +32,9 @@ from limitless.dashboard.widgets import (
     diffstat_lines,
     task_to_follow,
 )
-from limitless.monitor import TaskView
 from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus, Waiting, task_state
-from limitless.store import ControlRequest
-from limitless.tmux import TmuxSession
+from limitless.store.store import ControlRequest
+from limitless.tmux.session import TmuxSession
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan
 from tests.test_monitor import ShopRun, build_shop, tmux

@@ -1,4 +1,4 @@
-"""Tests of the demo agent (limitless.demo_agent) and the demo repository (limitless.demo)."""
+"""Tests of the demo agent (limitless.demo.agent) and the demo repository (limitless.demo.repo)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ import psutil
 import pytest
 import yaml
 
-from limitless import demo, demo_agent
-from limitless.agents import BUILTIN_PROFILES, AgentContext, OutputParsers, render_argv
+from limitless.demo import agent as demo_agent
+from limitless.demo import repo as demo
 from limitless.errors import UsageError
+from limitless.programs.profiles import BUILTIN_PROFILES, AgentContext, OutputParsers, render_argv
 from tests.conftest import GIT_IDENTITY, git
 
 PARSERS = OutputParsers.for_profile(BUILTIN_PROFILES["demo"])
@@ -400,7 +401,7 @@ def test_agent_without_a_prompt_file_exits_2(repo: Path, tmp_path: Path) -> None
     """An unreadable prompt file is a usage error naming the file."""
     missing = tmp_path / "nope.txt"
     result = subprocess.run(
-        [sys.executable, "-m", "limitless.demo_agent", "--task", "x", str(missing)],
+        [sys.executable, "-m", "limitless.demo.agent", "--task", "x", str(missing)],
         cwd=repo,
         env=agent_env("x", repo),
         capture_output=True,
@@ -583,7 +584,7 @@ def test_demo_tasks_merge_into_main_without_conflicts(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tasks", [1, 3, 7, 20], ids=lambda n: f"tasks-{n}")
 def test_plan_loader_accepts_the_demo_plan(tasks: int, tmp_path: Path) -> None:
     """limitless.plan.load reads the demo plan: demo agent, per-task speed, estimates, merge."""
-    plan = pytest.importorskip("limitless.plan")
+    plan = pytest.importorskip("limitless.plan.loader")
     made = demo.create_demo_repo(tmp_path, tasks=tasks, speed=4)
     loaded = plan.load(made.plan_path)
     assert loaded.name == demo.DEMO_PLAN_NAME

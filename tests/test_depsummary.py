@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from limitless.depsummary import output_tail, render_prompt
-from limitless.execpane import prompt_path
+from limitless.agents.depsummary import output_tail, render_prompt
+from limitless.agents.wrapper import prompt_path
 from tests.engine_helpers import cli, latest_run, open_store, write_plan
 
 PLAN = """\

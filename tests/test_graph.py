@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from limitless.errors import GraphError, UsageError
-from limitless.graph import Dag, find_cycles
+from limitless.plan.graph import Dag, find_cycles
 
 
 @dataclass(frozen=True)

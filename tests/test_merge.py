@@ -17,12 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from limitless import merge
-from limitless.agents import BUILTIN_PROFILES, AgentProfile
 from limitless.errors import GitError, UsageError
-from limitless.plan import MergePolicy, Plan, Task
+from limitless.merge import phase as merge
+from limitless.plan.loader import MergePolicy, Plan, Task
+from limitless.programs.profiles import BUILTIN_PROFILES, AgentProfile
 from limitless.states import MergeStatus, TaskStatus
-from limitless.store import Run, Store, TaskRow
+from limitless.store.store import Run, Store, TaskRow
+from limitless.views.status import base_moved
 from tests.conftest import git
 from tests.engine_helpers import wait_for
 
@@ -768,7 +769,7 @@ def test_base_moved_mid_run_is_merged_on_the_new_tip(
     git(repo, "add", "late.txt")
     git(repo, "commit", "-q", "-m", "late work on main")
     moved = env.sha("main")
-    assert merge.base_moved(env.store, RUN) == moved
+    assert base_moved(env.store.get_run(RUN)) == moved
     outcome = env.phase()
     assert outcome.ok and outcome.landed, outcome.message
     assert outcome.merged == ["a", "b"]
@@ -777,7 +778,7 @@ def test_base_moved_mid_run_is_merged_on_the_new_tip(
     assert set(tree_files(repo, "main")) == {"README.md", "late.txt", "a.txt", "b.txt"}
     assert env.store.get_run(RUN).base_sha == moved
     assert "merge_redone" in env.event_kinds()
-    assert merge.base_moved(env.store, RUN) is None
+    assert base_moved(env.store.get_run(RUN)) is None
 
 
 def test_base_moved_during_the_merge_phase_is_redone(
@@ -1087,7 +1088,7 @@ def test_no_commit_lost_and_base_only_forward(
 
 def test_slot_wrapper_records_the_exit_code(tmp_path: Path) -> None:
     """The in-pane wrapper runs the argv as is and writes its exit code (127 when missing)."""
-    from limitless import merge_slot
+    from limitless.merge import resolver as merge_slot
 
     exit_file = tmp_path / "r.exit"
     assert merge_slot.main([str(exit_file), "--", "bash", "-c", "exit 3", "x; rm -rf /"]) == 3
@@ -1101,8 +1102,8 @@ def test_resolver_runs_in_a_slot_pane_of_the_runs_session(
 ) -> None:
     """With the run's session alive, a resolver runs in its slot pane and its exit code returns;
     with no session there is no slot."""
-    from limitless import merge_slot
-    from limitless.tmux import session_name
+    from limitless.merge import resolver as merge_slot
+    from limitless.tmux.session import session_name
 
     env = build([Spec("a", {"a.txt": "a\n"})])
     run = env.store.get_run(RUN)

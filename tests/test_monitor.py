@@ -1,4 +1,4 @@
-"""Tests of limitless.monitor: a store filled by hand, real git worktrees, real tmux panes."""
+"""Tests of the dashboard's model: a store filled by hand, real git worktrees, real tmux panes."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from typing import NamedTuple
 
 import pytest
 
-from limitless import plan as plan_mod
-from limitless import worktrees
-from limitless.monitor import (
+from limitless.dashboard.model import (
     BASE,
     Monitor,
     Snapshot,
@@ -23,9 +21,11 @@ from limitless.monitor import (
     last_lines_of,
     strip_ansi,
 )
+from limitless.git import worktrees
+from limitless.plan import loader as plan_mod
 from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus, Waiting
-from limitless.store import Prediction, Run, Store, TaskRow
-from limitless.tmux import session_name
+from limitless.store.store import Prediction, Run, Store, TaskRow
+from limitless.tmux.session import session_name
 from tests.conftest import git
 
 DEADLINE_S = 15.0

@@ -26,4 +26,6 @@ def test_wheel_ships_layouts_stylesheet_and_type_marker(tmp_path: Path) -> None:
     assert "limitless/dashboard/dashboard.tcss" in names
     assert "limitless/py.typed" in names
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
-    assert "limitless = limitless.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert (
+        "limitless = limitless.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    )

@@ -1,4 +1,4 @@
-"""Tests of limitless.plan: the plan format, its errors with locations, stage expansion."""
+"""Tests of limitless.plan.loader: the plan format, its errors with locations, stage expansion."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from limitless import plan
-from limitless.agents import BUILTIN_PROFILES
 from limitless.errors import PlanError, UsageError
+from limitless.plan import loader as plan
+from limitless.programs.profiles import BUILTIN_PROFILES
 
 PLANS = Path(__file__).parent / "plans"
 OK_TASK = "tasks:\n  - id: a\n    prompt: do a\n"

@@ -10,9 +10,9 @@ from typing import NamedTuple
 import pytest
 import yaml
 
-from limitless import planner
-from limitless.agents import BUILTIN_PROFILES
-from limitless.planner import PlannerError, extract_yaml, goal_parts, make_plan
+from limitless.agents import planner
+from limitless.agents.planner import PlannerError, extract_yaml, goal_parts, make_plan
+from limitless.programs.profiles import BUILTIN_PROFILES
 from tests.engine_helpers import cli, open_store
 
 GOOD = """\

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from limitless.ports import LeaseBook, lease_book_path, port_env, port_is_free
+from limitless.run.ports import LeaseBook, lease_book_path, port_env, port_is_free
 from tests.engine_helpers import cli, latest_run, tasks_of, wait_for, write_plan
 
 

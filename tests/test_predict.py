@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from limitless import merge
-from limitless.plan import Plan, Task
+from limitless.merge import phase as merge
+from limitless.plan.loader import Plan, Task
 from limitless.states import TaskStatus
-from limitless.store import Run, Store, TaskRow
+from limitless.store.store import Run, Store, TaskRow
+from limitless.views.status import base_moved
 from tests.conftest import git
 from tests.engine_helpers import LIMITLESS, cli, latest_run, open_store, wait_for, write_plan
 
@@ -132,21 +133,21 @@ def _row(task_id: str, branch: str, position: int, **fields: object) -> TaskRow:
 def test_base_moved_says_where_base_went(tmp_path: Path, repo: Path) -> None:
     """None while base is where the run started or where the run landed; the new tip otherwise."""
     with _store_with_run(tmp_path, repo, [_row("a", "limitless/p-1/a", 0)]) as store:
-        assert merge.base_moved(store, RUN) is None
+        assert base_moved(store.get_run(RUN)) is None
         (repo / "other.txt").write_text("someone else\n")
         git(repo, "add", "other.txt")
         git(repo, "commit", "-qm", "someone commits to main")
         tip = git(repo, "rev-parse", "main")
-        assert merge.base_moved(store, RUN) == tip
+        assert base_moved(store.get_run(RUN)) == tip
         store.update_run(RUN, landed=True, merged_sha=tip)
-        assert merge.base_moved(store, RUN) is None
+        assert base_moved(store.get_run(RUN)) is None
         (repo / "later.txt").write_text("after the landing\n")
         git(repo, "add", "later.txt")
         git(repo, "commit", "-qm", "work after the landing")
-        assert merge.base_moved(store, RUN) is None
+        assert base_moved(store.get_run(RUN)) is None
         git(repo, "reset", "-q", "--hard", "HEAD~2")  # base rewritten without the landing
         git(repo, "commit", "-q", "--allow-empty", "-m", "rewritten history")
-        assert merge.base_moved(store, RUN) == git(repo, "rev-parse", "main")
+        assert base_moved(store.get_run(RUN)) == git(repo, "rev-parse", "main")
 
 
 def test_predictions_against_a_moved_base_and_for_epics(tmp_path: Path, repo: Path) -> None:

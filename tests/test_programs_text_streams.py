@@ -13,11 +13,11 @@ from typing import NamedTuple
 
 import pytest
 
-from limitless.agents import BUILTIN_PROFILES, AgentContext, render_argv
 from limitless.programs.aider import AIDER, AiderStream, erase_backspaces
 from limitless.programs.base import EventStream, Question
 from limitless.programs.gemini import GeminiStream
 from limitless.programs.opencode import OPENCODE, OpencodeStream
+from limitless.programs.profiles import BUILTIN_PROFILES, AgentContext, render_argv
 
 WORKTREE = Path("/tmp/wt")
 SPIN = "░█\b\b\b  \b\b"  # aider's spinner, drawn and erased with backspaces

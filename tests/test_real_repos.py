@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from limitless import sparse
+from limitless.git import sparse
 from limitless.states import TaskStatus
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, write_plan
@@ -512,7 +512,7 @@ class TestSparseCone:
 def test_sparse_plan_key_refuses_paths_outside_the_repository(tmp_path: Path) -> None:
     """`sparse` entries are folders inside the repository: located errors otherwise."""
     from limitless.errors import PlanError
-    from limitless.plan import loads
+    from limitless.plan.loader import loads
 
     body = "tasks:\n  - {id: a, prompt: x, agent: shell}\n"
     assert loads(body, source="p.yaml", base_dir=tmp_path).sparse is None

@@ -15,12 +15,12 @@ from typing import NamedTuple
 import pytest
 import yaml
 
-from limitless import plan as plan_mod
-from limitless import worktrees
 from limitless.errors import PlanError, UsageError
+from limitless.git import worktrees
+from limitless.plan import loader as plan_mod
 from limitless.states import ControlAction, RunStatus, TaskStatus
-from limitless.store import Event, Run, Store, TaskRow
-from limitless.tmux import Layout, TmuxSession, load_layout
+from limitless.store.store import Event, Run, Store, TaskRow
+from limitless.tmux.session import Layout, TmuxSession, load_layout
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, tasks_of, write_plan
 

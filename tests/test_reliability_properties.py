@@ -9,9 +9,9 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from limitless import worktrees
 from limitless.errors import PlanError
-from limitless.plan import Plan, load, loads
+from limitless.git import worktrees
+from limitless.plan.loader import Plan, load, loads
 
 SETTINGS = settings(
     max_examples=150,

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from limitless import plan as plan_mod
-from limitless.report import (
+from limitless.fmt import duration
+from limitless.plan import loader as plan_mod
+from limitless.states import MergeStatus, RunStatus, TaskStatus
+from limitless.store.store import Attempt, Event, Run, TaskRow
+from limitless.views.report import (
     build_report,
     render_ascii,
     render_html,
@@ -21,9 +24,6 @@ from limitless.report import (
     short_lines,
     to_json,
 )
-from limitless.states import MergeStatus, RunStatus, TaskStatus
-from limitless.store import Attempt, Event, Run, TaskRow
-from limitless.views import duration
 from tests.engine_helpers import cli, latest_run, open_store, write_plan
 
 T0 = 1_700_000_000.0

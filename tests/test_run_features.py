@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from limitless.overlap import globs_overlap, overlapping_pairs
-from limitless.plan import loads
+from limitless.plan.loader import loads
+from limitless.plan.overlap import globs_overlap, overlapping_pairs
 from limitless.states import RunStatus, TaskStatus
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan

@@ -24,9 +24,9 @@ from typing import NamedTuple
 
 import pytest
 
-from limitless import sandbox
-from limitless.plan import loads
-from limitless.refguard import Guard
+from limitless.agents import sandbox
+from limitless.git.refguard import Guard
+from limitless.plan.loader import loads
 from limitless.states import TaskStatus
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, write_plan

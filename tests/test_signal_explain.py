@@ -10,10 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from limitless import agenthook, claude_hooks
+from limitless.agents import claude_hooks
+from limitless.agents import hookrelay as agenthook
 from limitless.states import TaskStatus
-from limitless.store import TaskRow
-from limitless.tmux import TmuxSession
+from limitless.store.store import TaskRow
+from limitless.tmux.session import TmuxSession
 from tests.engine_helpers import cli, latest_run, tasks_of, wait_for, write_plan
 
 FAKE = Path(__file__).parent / "fake_agents"

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from limitless import plan as plan_mod
 from limitless.errors import UsageError
-from limitless.plan import Budget
+from limitless.plan import loader as plan_mod
+from limitless.plan.loader import Budget
 from limitless.states import RunStatus, TaskStatus
-from limitless.stats import BudgetWatch, collect, parse_since, render_table, to_json
-from limitless.store import Attempt, Run, Store, TaskRow
+from limitless.store.store import Attempt, Run, Store, TaskRow
+from limitless.views.stats import BudgetWatch, collect, parse_since, render_table, to_json
 from tests.engine_helpers import cli, latest_run, open_store, write_plan
 
 DAY1 = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -16,7 +16,7 @@ import pytest
 
 from limitless.errors import StoreError, UsageError
 from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus
-from limitless.store import (
+from limitless.store.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
     TABLES,

@@ -1,4 +1,4 @@
-"""Tests of limitless.tmux against a real tmux server on a private socket."""
+"""Tests of limitless.tmux.session against a real tmux server on a private socket."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 from libtmux.test.retry import retry_until
 
 from limitless.errors import PlanError, TmuxError, UsageError
-from limitless.tmux import (
+from limitless.tmux.session import (
     MAX_CALL_BYTES,
     MIN_TMUX,
     Layout,
@@ -978,7 +978,7 @@ def attached(tmux_socket: str, tmp_path: Path) -> Iterator[tuple[TmuxSession, Pt
     session, _ = make(tmux_socket, tmp_path, slots=2)
     env = {**os.environ, "TERM": "xterm-256color"}
     program = (
-        "import sys; from limitless.tmux import TmuxSession; "
+        "import sys; from limitless.tmux.session import TmuxSession; "
         f"sys.exit(TmuxSession({tmux_socket!r}, 'r-1').attach())"
     )
     client = PtyClient([sys.executable, "-c", program], env)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from limitless import userconfig
 from limitless.errors import UsageError
+from limitless.plan import userconfig
 from tests.engine_helpers import cli, latest_run, open_store, write_plan
 
 

@@ -1,4 +1,4 @@
-"""Tests for limitless.worktrees: real git repositories in temporary folders."""
+"""Tests for limitless.git.worktrees: real git repositories in temporary folders."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import pytest
 
-from limitless import worktrees as wt
 from limitless.errors import EnvironmentProblem, GitError, UsageError
+from limitless.git import worktrees as wt
 from tests.conftest import git
 
 # ----------------------------------------------------------------------------- helpers
@@ -580,7 +580,7 @@ PARALLEL = 20
 _CHILD = """
 import sys
 from pathlib import Path
-from limitless import worktrees as wt
+from limitless.git import worktrees as wt
 repo, key, base, lock = Path(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4])
 wt.prepare_worktree(repo, path=wt.worktree_path(wt.default_worktree_root(repo), "r1", key),
                     branch=wt.branch_name("r1", key), base_sha=base, lock_dir=lock)

@@ -27,6 +27,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer
 from textual.worker import Worker, WorkerState
 
+from limitless.dashboard.model import Monitor, Snapshot, TaskView
 from limitless.dashboard.widgets import (
     ACTIVE_STATUSES,
     RETRYABLE_STATUSES,
@@ -44,9 +45,8 @@ from limitless.dashboard.widgets import (
     View,
 )
 from limitless.errors import LimitlessError
-from limitless.monitor import Monitor, Snapshot, TaskView
 from limitless.states import ControlAction
-from limitless.store import Store
+from limitless.store.store import Store
 
 DEFAULT_INTERVAL_S = 1.0
 KEEP_ROWS = 7

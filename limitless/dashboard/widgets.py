@@ -26,13 +26,14 @@ from textual.widgets import Button, DataTable, Footer, Label, RichLog, Static
 from textual.widgets.data_table import RowDoesNotExist
 
 from limitless import fmt
+from limitless.dashboard.model import Monitor, Snapshot, TaskView
 from limitless.errors import LimitlessError
-from limitless.graph import Dag
-from limitless.monitor import Monitor, Snapshot, TaskView
+from limitless.fmt import duration
+from limitless.plan.graph import Dag
 from limitless.states import MergeStatus, TaskStatus
-from limitless.views import STATUS_ICONS as TASK_ICONS
-from limitless.views import STATUS_STYLES as TASK_STYLES
-from limitless.views import duration, label
+from limitless.views.status import STATUS_ICONS as TASK_ICONS
+from limitless.views.status import STATUS_STYLES as TASK_STYLES
+from limitless.views.status import label
 
 STATUS_ICONS: dict[str, str] = {
     **TASK_ICONS,

@@ -1,4 +1,5 @@
-"""Adapters for the real agent programs (Claude Code, Codex, aider, ...).
+"""What each real agent program is and how to talk to it: the built-in profiles
+(`profiles`, argv templates) and one adapter per program (Claude Code, Codex, aider, ...).
 
 A built-in agent profile names its adapter (`AgentProfile.adapter`); the
 in-pane wrapper asks it for the permission flags of the task's `approve`

@@ -3,7 +3,7 @@
 The real TUI runs in the slot pane (the wrapper's pty), so the user can step in
 and type. The task's prompt is its initial prompt (one argv element after
 `--`); `approve` picks `--permission-mode`. Its state comes from Claude Code's
-hooks first (`limitless.claude_hooks` installs them, `limitless.agenthook`
+hooks first (`limitless.agents.claude_hooks` installs them, `limitless.agents.hookrelay`
 records them); what this module reads off the screen is the fallback, and the
 only witness that a refused permission left it idle (no hook fires then).
 

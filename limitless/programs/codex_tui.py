@@ -83,7 +83,7 @@ def _toml(value: object) -> str:
 
 # The hook relay (stdlib only, run as a file); not imported: programs/ imports no limitless
 # module outside it.
-RELAY = Path(__file__).resolve().parent.parent / "agenthook.py"
+RELAY = Path(__file__).resolve().parent.parent / "agents" / "hookrelay.py"
 
 
 def notify_command() -> list[str]:

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from limitless.agents import BUILTIN_PROFILES, AgentContext, render_argv  # noqa: E402
 from limitless.programs import adapter  # noqa: E402
+from limitless.programs.profiles import BUILTIN_PROFILES, AgentContext, render_argv  # noqa: E402
 from tests.realagents import homes  # noqa: E402
 from tests.realagents.modelserver import ModelServer  # noqa: E402
 from tests.realagents.programs import find  # noqa: E402

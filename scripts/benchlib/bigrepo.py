@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchlib.harness import BenchError, Harness
-from limitless import worktrees
+from limitless.git import worktrees
 
 FILES = int(os.environ.get("LIMITLESS_BENCH_BIGREPO_FILES", "100000"))
 """100,000; the environment variable makes a small one for the bench's own test."""

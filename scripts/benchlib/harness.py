@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from limitless.store import Event, Run, Store, TaskRow
-from limitless.tmux import socket_path
-from limitless.worktrees import find_repo, state_dir
+from limitless.git.worktrees import find_repo, state_dir
+from limitless.store.store import Event, Run, Store, TaskRow
+from limitless.tmux.session import socket_path
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "limitless bench",

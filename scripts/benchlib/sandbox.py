@@ -44,7 +44,7 @@ def _script(task_id: str, marks: str) -> str:
 
 def _bwrap_alone(pairs: int) -> tuple[float, float]:
     """Median seconds of `true` and of `bwrap <the sandbox's isolation> true`."""
-    from limitless.sandbox import BWRAP, ISOLATION
+    from limitless.agents.sandbox import BWRAP, ISOLATION
 
     boxed = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     boxed += [*ISOLATION, "--share-net", "--", "true"]
@@ -61,7 +61,7 @@ def _bwrap_alone(pairs: int) -> tuple[float, float]:
 def measure(h: Harness, quick: bool) -> list[Figure]:
     """Per-task start-up and end cost of the sandbox, through `limitless run`."""
     from benchlib.groups import at_most, info
-    from limitless.sandbox import unavailable
+    from limitless.agents.sandbox import unavailable
 
     reason = unavailable()
     if reason is not None:

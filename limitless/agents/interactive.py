@@ -1,0 +1,278 @@
+"""Beside an interactive agent in its pane: first-run dialogs, `idle_done`, a clean close.
+
+The wrapper (`execpane`) runs the agent in a pty and hands the driver what
+passes by: the agent's output (`output`), the keys the user types in the pane
+(`typed`) and the clock (`tick`, several times a second). The driver
+
+- answers the dialogs the program shows before its first prompt
+  (`Program.startup_dialog`: trust, API key, bypass warning), or stops the
+  agent when one cannot be answered for the user (onboarding, login), saying why;
+- once a turn has run and the task's state (decided by `agentstate` from the
+  hooks and the screen) is idle — the turn ended, nothing asked — counts
+  `idle_done` down; the deadline is the row's `idle_done_at`, which `status`,
+  `explain` and the dashboard show. Typing in the pane cancels it until the
+  next turn ends;
+- at the deadline closes the agent cleanly (`Program.close_keys`, `/exit` for
+  Claude Code; its process tree after CLOSE_GRACE_S), so the wrapper commits
+  what it left and the task ends done — or failed, by the no-silent-success rules;
+- prices the agent's session transcripts (`Program.transcript_cost`) whenever
+  a turn ends, and once more at the end.
+
+It never writes to the pane: the agent's TUI owns the screen while it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from limitless.agents.hookrelay import hook_log_path
+from limitless.errors import LimitlessError
+from limitless.programs import Program
+from limitless.states import TaskStatus, Waiting
+from limitless.store.store import Store, TaskRow
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5  # how often the task's row is read
+FLIP_GRACE_S = 2.0  # a turn longer than this shows as running (the watcher needs 0.5 s)
+KEY_GAP_S = 0.3  # between the close keys (a TUI draws its command menu in between)
+CLOSE_GRACE_S = 10.0  # after the close keys, the process tree is ended
+DIALOG_PAUSE_S = 1.0  # the same dialog is not answered twice within this
+TEXT_KEPT = 16_384  # characters of recent output searched for dialogs
+# Terminal escape sequences (colours, cursor moves, titles, replies to queries).
+ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"
+    r"|\x1bP[^\x1b]*\x1b\\"
+    r"|\x1b[@-Z\\-_0-9=>]"
+    r"|\x1bO."
+)
+WHITESPACE = re.compile(r"\s+")
+
+
+def typed_keys(data: bytes) -> bool:
+    """Whether input from the pane holds a key a person pressed, not only the
+    terminal's answers to the program's queries (colours, focus, cursor reports)."""
+    text = data.decode("utf-8", errors="replace")
+    return bool(ESCAPES.sub("", text))
+
+
+class InteractiveDriver:
+    """One attempt of one interactive agent, seen from beside its pty."""
+
+    def __init__(
+        self,
+        store: Store,
+        row: TaskRow,
+        program: Program | None,
+        idle_done_s: float,
+        send: Callable[[bytes], None],
+        stop: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.run_id = row.run_id
+        self.task_id = row.id
+        self.attempt = row.attempt
+        self.program = program
+        self.idle_done_s = idle_done_s
+        self.send = send
+        self.stop = stop
+        self.started = time.time()
+        self.text = ""  # recent output, escapes and whitespace removed
+        self.startup = program is not None  # dialogs are answered until a turn ran
+        self.answered: dict[str, float] = {}
+        self.turn_at: float | None = None  # the latest evidence of a turn (its start, a tool)
+        self.idle_seen_at: float | None = None  # first poll of the row's current idle spell
+        self.counting_for: float | None = None  # the turn whose end is being counted down
+        self.cancelled_for: float | None = None  # the turn whose countdown the user stopped
+        self.deadline: float | None = None
+        self.closing_at: float | None = None
+        self.keys: list[tuple[float, bytes]] = []
+        self.closed = False  # it closed the agent after idle_done
+        self.failure = ""  # why it stopped the agent (a dialog it cannot answer)
+        self.notes: list[str] = []  # what it did, for the task log
+        self.last_words = ""  # why the agent was idle when its countdown began
+        self.counted = False  # a countdown began: the first turn is over
+        self.last_poll = 0.0
+
+    # ------------------------------------------------------------ callbacks
+
+    def output(self, data: bytes) -> None:
+        """The agent printed `data`: a turn starting, or a dialog of its first start
+        (answered before the first turn; the ones that fail it, until that turn ends —
+        later the same words would more likely be a file's content on screen)."""
+        if self.program is None or self.failure:
+            return
+        chunk = WHITESPACE.sub("", ESCAPES.sub("", data.decode("utf-8", errors="replace")))
+        self.text = (self.text + chunk)[-TEXT_KEPT:]
+        marker = self.program.busy_marker
+        if marker and marker in self.text[-(len(chunk) + len(marker)) :].lower():
+            self._turn_ran()
+        if self.counted:
+            return
+        answer = self.program.startup_dialog(self.text)
+        if answer is None:
+            return
+        if answer.fail:
+            self.failure = answer.fail
+            self._event("task_dialog", dialog=answer.name, answer="", reason=answer.fail)
+            self.stop()
+            return
+        now = time.monotonic()
+        if (
+            not self.startup
+            or now - self.answered.get(answer.name, -DIALOG_PAUSE_S) < DIALOG_PAUSE_S
+        ):
+            return
+        self.answered[answer.name] = now
+        self.text = ""
+        self.send(answer.keys)
+        self.notes.append(answer.note)
+        self._event("task_dialog", dialog=answer.name, answer=answer.note)
+
+    def typed(self, data: bytes) -> None:
+        """The user typed `data` in the pane (it already went to the agent)."""
+        if not typed_keys(data):
+            return
+        self.startup = False  # a person is at the keyboard: the dialogs are theirs
+        if self.deadline is not None and not self.closed:
+            self.cancelled_for = self.counting_for
+            self._stop_countdown()
+            self._event("task_countdown_cancelled", reason="you typed in the pane")
+
+    def tick(self) -> None:
+        """Called several times a second: send due keys, read the row, count down."""
+        now = time.monotonic()
+        while self.keys and self.keys[0][0] <= now:
+            self.send(self.keys.pop(0)[1])
+        if self.closing_at is not None and now >= self.closing_at:
+            self.closing_at = None
+            self.stop()  # the close keys did not end it
+        if now - self.last_poll < POLL_S:
+            return
+        self.last_poll = now
+        try:
+            row = self.store.get_task(self.run_id, self.task_id)
+        except LimitlessError:
+            return
+        self._follow(row)
+
+    # ------------------------------------------------------------ the countdown
+
+    def _follow(self, row: TaskRow) -> None:
+        """The countdown runs while the row is idle after the latest turn ended.
+
+        "After": the idle state's evidence is newer than the turn's (its start in
+        the output, or a working signal) — the Stop hook's time, or when this
+        driver first saw the row idle. When neither is newer but the row has been
+        idle for FLIP_GRACE_S since the turn's evidence, the turn was too short for
+        the watcher to show it running: it is over too.
+        """
+        now = time.time()
+        kind = (row.last_signal or "").partition(":")[0].strip()
+        signal_at = row.last_signal_at or 0.0
+        fresh = signal_at >= self.started - 1.0
+        if fresh and kind == "working":
+            self._turn_ran(signal_at)
+        idle = row.status is TaskStatus.WAITING and row.waiting_kind is Waiting.IDLE
+        if not idle:
+            self.idle_seen_at = None
+            self._stop_countdown()
+            return
+        if self.idle_seen_at is None:
+            self.idle_seen_at = now
+        turn = self.turn_at
+        if turn is None or self.closed:
+            return
+        if self.counting_for is not None and self.counting_for != turn:
+            self._stop_countdown()  # a new turn began while the row still read idle
+        if self.counting_for == turn:
+            if self.deadline is not None and now >= self.deadline:
+                self._close()
+            return
+        if self.cancelled_for == turn:
+            return
+        ended = (
+            (fresh and kind == "idle" and signal_at > turn)
+            or self.idle_seen_at > turn
+            or now - turn >= FLIP_GRACE_S
+        )
+        if not ended:
+            return
+        self.counting_for = turn
+        self.counted = True
+        self.last_words = row.waiting_reason
+        self.deadline = now + self.idle_done_s
+        self._update(idle_done_at=self.deadline)
+        self._event("task_countdown", seconds=self.idle_done_s, reason=row.waiting_reason)
+        self.refresh_cost()
+
+    def _stop_countdown(self) -> None:
+        self.counting_for = None
+        if self.deadline is not None:
+            self.deadline = None
+            self._update(idle_done_at=None)
+
+    def _turn_ran(self, at: float | None = None) -> None:
+        at = time.time() if at is None else at
+        if self.turn_at is None or at > self.turn_at:
+            self.turn_at = at
+        self.startup = False
+
+    def _close(self) -> None:
+        self.closed = True
+        self.deadline = None
+        self._event(
+            "task_closing",
+            reason=f"its turn ended {self.idle_done_s:g}s ago with nothing asked (idle_done)",
+        )
+        keys = self.program.close_keys if self.program is not None else ()
+        if not keys:
+            self.stop()
+            return
+        now = time.monotonic()
+        self.keys = [(now + KEY_GAP_S * index, key) for index, key in enumerate(keys)]
+        self.closing_at = now + KEY_GAP_S * len(keys) + CLOSE_GRACE_S
+
+    # ------------------------------------------------------------ cost
+
+    def refresh_cost(self) -> float | None:
+        """Price the transcripts of this attempt's sessions; record and return the cost."""
+        if self.program is None:
+            return None
+        cost = self.program.transcript_cost(self.transcripts())
+        if cost is not None:
+            with contextlib.suppress(LimitlessError):
+                self.store.record_cost(self.run_id, self.task_id, self.attempt, round(cost, 6))
+        return cost
+
+    def transcripts(self) -> list[Path]:
+        """The transcript files this attempt's hooks named, in order."""
+        path = Path(hook_log_path(str(self.store.state_dir), self.run_id, self.task_id))
+        found: dict[str, None] = {}
+        with contextlib.suppress(OSError), path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                transcript = entry.get("transcript_path") if isinstance(entry, dict) else None
+                if entry.get("attempt") == self.attempt and isinstance(transcript, str):
+                    found[transcript] = None
+        return [Path(name) for name in found]
+
+    # ------------------------------------------------------------ store
+
+    def _update(self, **fields: object) -> None:
+        with contextlib.suppress(LimitlessError):
+            self.store.update_task(self.run_id, self.task_id, **fields)
+
+    def _event(self, kind: str, **data: object) -> None:
+        with contextlib.suppress(LimitlessError):
+            self.store.add_event(self.run_id, kind, self.task_id, **data)

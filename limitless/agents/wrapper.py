@@ -1,0 +1,772 @@
+"""The in-pane wrapper behind `limitless _exec --run R --task T`.
+
+It runs in the task's tmux pane: loads the task from the store, marks it
+running, runs setup commands and then the agent (argv, never a shell) in a pty,
+tees the output to the task log, parses progress, cost and session ids, commits
+what the agent left uncommitted, records the end and wakes the supervisor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, BinaryIO
+
+from limitless.agents import claude_hooks, ratelimit, sandbox
+from limitless.agents.interactive import InteractiveDriver
+from limitless.agents.pty import PtyProcess, PtyResult, end_strays
+from limitless.errors import LimitlessError
+from limitless.fmt import duration
+from limitless.git import worktrees
+from limitless.plan.loader import Plan, Task
+from limitless.programs import EventStream, PaneLine, Program, Question, adapter
+from limitless.programs.profiles import (
+    AgentContext,
+    AgentProfile,
+    OutputParsers,
+    can_resume,
+    render_argv,
+    render_resume_argv,
+)
+from limitless.programs.verdict import Verdict, judge_changes, judge_stream
+from limitless.states import TaskStatus
+from limitless.store.store import Attempt, Run, Store, TaskRow
+
+log = logging.getLogger(__name__)
+
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+PROGRESS_WRITE_INTERVAL = 0.5
+MAX_ARGUMENT_BYTES = 128 * 1024  # Linux MAX_ARG_STRLEN, counting the closing NUL
+BOLD, DIM, GREEN, RED, RESET = "\x1b[1m", "\x1b[2m", "\x1b[32m", "\x1b[31m", "\x1b[0m"
+CYAN = "\x1b[36m"
+LINE_STYLES = {"text": "", "action": CYAN, "dim": DIM, "good": GREEN, "bad": RED}
+
+
+def wake_channel(run_id: str) -> str:
+    """The tmux wait-for channel the supervisor of `run_id` listens on."""
+    return f"limitless-{run_id}"
+
+
+def argument_too_long(argv: list[str]) -> str | None:
+    """Why Linux would refuse to start `argv` (one argument over 128 KiB), or None."""
+    for index, part in enumerate(argv):
+        size = len(os.fsencode(part))
+        if size >= MAX_ARGUMENT_BYTES:
+            return (
+                f"argument {index} of the agent command is {size} bytes, more than one "
+                f"argument may hold ({MAX_ARGUMENT_BYTES - 1}); the prompt is too long for "
+                "{prompt}: use {prompt_file} in the agent's command instead"
+            )
+    return None
+
+
+def events_path(store: Store, run_id: str, task_id: str) -> Path:
+    """Where a headless program's raw events are kept (the task log has them as lines)."""
+    return store.log_path(run_id, task_id).with_suffix(".events.jsonl")
+
+
+def prompt_path(store: Store, run_id: str, task_id: str) -> Path:
+    """Where a task's prompt is written: the store folder, never the worktree."""
+    return store.run_dir(run_id) / "prompts" / f"{task_id}.md"
+
+
+class LineParser:
+    """Turns the agent's byte stream into lines and remembers what they said."""
+
+    def __init__(self, parsers: OutputParsers) -> None:
+        self.parsers = parsers
+        self.partial = ""
+        self.progress: float | None = None
+        self.cost: float | None = None
+        self.session: str | None = None
+        self.rate_limited = False
+        self.lines = 0
+        self.rate_limit_line = ""
+        self.rate_limit_at = 0
+        self.changed = False
+        self.last_line = ""
+
+    def feed(self, data: bytes) -> None:
+        text = self.partial + data.decode("utf-8", errors="replace")
+        pieces = re.split(r"[\r\n]", text)
+        self.partial = pieces.pop()
+        for piece in pieces:
+            self._line(ANSI.sub("", piece).strip())
+
+    def finish(self) -> None:
+        if self.partial:
+            self._line(ANSI.sub("", self.partial).strip())
+            self.partial = ""
+
+    def _line(self, line: str) -> None:
+        if not line:
+            return
+        self.last_line = line
+        self.lines += 1
+        progress = self.parsers.progress_of(line)
+        if progress is not None and progress != self.progress:
+            self.progress = progress
+            self.changed = True
+        cost = self.parsers.cost_of(line)
+        if cost is not None and cost != self.cost:
+            self.cost = cost
+            self.changed = True
+        session = self.parsers.session_of(line)
+        if session and session != self.session:
+            self.session = session
+            self.changed = True
+        if self.parsers.is_rate_limited(line):
+            self.rate_limited = True
+            self.rate_limit_line, self.rate_limit_at = line, self.lines
+
+    def note(self, line: str) -> None:
+        """A line shown for the agent (a rendered event): counted, and kept as the last."""
+        self.last_line = line
+        self.lines += 1
+
+    def take(self, progress: float | None, cost: float | None, session: str | None) -> None:
+        """Figures an event reader found; marks a change for the next store write."""
+        for name, value in (("progress", progress), ("cost", cost), ("session", session)):
+            if value is not None and value != getattr(self, name):
+                setattr(self, name, value)
+                self.changed = True
+
+    def recent_rate_limit(self) -> str | None:
+        """The rate-limit line, if the agent printed one among its last lines."""
+        if self.rate_limit_line and self.lines - self.rate_limit_at < ratelimit.RECENT_LINES:
+            return self.rate_limit_line
+        return None
+
+
+@dataclass
+class Outcome:
+    status: TaskStatus
+    exit_code: int | None
+    reason: str
+
+
+class Wrapper:
+    """One attempt of one task, from the store row to the recorded end."""
+
+    def __init__(self, store: Store, run: Run, plan: Plan, task: Task, row: TaskRow) -> None:
+        self.store = store
+        self.run = run
+        self.plan = plan
+        self.task = task
+        self.row = row
+        self.profile: AgentProfile = plan.profile(task)
+        self.program: Program | None = adapter(self.profile.adapter)
+        self.stream: EventStream | None = None
+        self.worktree = Path(row.worktree)
+        self.log_file: BinaryIO | None = None
+        self.process: PtyProcess | None = None
+        self.driver: InteractiveDriver | None = None
+        self.signalled: int | None = None
+        self.log_error = ""  # set when the task log could not be written (a full disk)
+        self.asking = ""  # the unfinished line a headless program asked its question on
+        self.pending: tuple[Question, float] | None = None  # left to the user, until then
+        self.confined: sandbox.Session | None = None  # `sandbox: worktree`
+
+    # ------------------------------------------------------------ lifecycle
+
+    def execute(self) -> int:
+        log_path = self.store.log_path(self.run.id, self.task.id)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab", buffering=0) as self.log_file:
+            self._mark_running()
+            self._say(
+                f"{BOLD}▶ {self.task.id}{RESET} · attempt {self.row.attempt} · "
+                f"agent {self.profile.name} · {DIM}{self.row.branch}{RESET}"
+            )
+            try:
+                outcome = self._confine()
+                if outcome is None:
+                    outcome = self._setup()
+                if outcome is None:
+                    outcome = self._run_agent()
+                self._finish(outcome)
+            finally:
+                if self.confined is not None:  # _finish did not get to it
+                    self.confined.abandon()
+        self._wake_supervisor()
+        return 0 if outcome.status is TaskStatus.DONE else 1
+
+    def _mark_running(self) -> None:
+        now = time.time()
+        self.store.update_task(
+            self.run.id,
+            self.task.id,
+            pid=os.getpid(),
+            pane_id=os.environ.get("TMUX_PANE", self.row.pane_id),
+            started_at=now,
+        )
+        self.store.add_attempt(
+            Attempt(
+                run_id=self.run.id, task_id=self.task.id, attempt=self.row.attempt, started_at=now
+            )
+        )
+        self.store.add_event(
+            self.run.id, "task_started", self.task.id, attempt=self.row.attempt, pid=os.getpid()
+        )
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.program is not None:
+            env.update(self.program.environment())
+            env.update(self.program.approve_env(self.plan.approve_of(self.task)))
+            env.update(self.program.state_env(self._state_folder()))
+        env.update(self.profile.env)
+        env.update(self.task.env)
+        env.update(
+            {
+                "LIMITLESS_RUN": self.run.id,
+                "LIMITLESS_TASK": self.task.id,
+                "LIMITLESS_WORKTREE": str(self.worktree),
+                "LIMITLESS_BRANCH": self.row.branch,
+                "LIMITLESS_ATTEMPT": str(self.row.attempt),
+                "LIMITLESS_STATE_DIR": str(self.store.state_dir),
+                # Some agents (opencode) work in $PWD rather than their real folder.
+                "PWD": str(self.worktree),
+            }
+        )
+        return env
+
+    def _state_folder(self) -> Path:
+        """Where the task's agent program may keep state of its own (beside the task logs)."""
+        folder = self.store.run_dir(self.run.id) / "agents" / self.task.id
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _confine(self) -> Outcome | None:
+        """Make the task's sandbox when it has `sandbox: worktree`; failing that fails it."""
+        try:
+            self.confined = sandbox.Session.open(
+                self.store, self.run, self.plan, self.task, self.row
+            )
+        except LimitlessError as exc:
+            return Outcome(TaskStatus.FAILED, None, f"sandbox: {exc}")
+        if self.confined is not None:
+            self._say(f"{DIM}sandbox: worktree (bubblewrap){RESET}")
+        return None
+
+    def _launch(self, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        """The command line and variables that start `argv`: in the sandbox, if any."""
+        if self.confined is None:
+            return argv, env
+        inner = self.confined.environment(env)
+        return self.confined.wrap(argv, inner), inner
+
+    def _setup(self) -> Outcome | None:
+        """Run the plan's setup commands once per worktree; None when all passed."""
+        if self.row.setup_done or not self.plan.setup:
+            return None
+        for command in self.plan.setup:
+            self._say(f"{DIM}$ {command}{RESET}")
+            argv, env = self._launch(["bash", "-c", command], self._environment())
+            process = PtyProcess(
+                argv,
+                cwd=str(self.worktree),
+                env=env,
+                on_output=self._log,
+                on_tick=self.confined.tick if self.confined else None,
+            )
+            result = process.pump()
+            if result.exit_code != 0:
+                return Outcome(
+                    TaskStatus.FAILED,
+                    result.exit_code,
+                    f"setup command `{command}` exited with {result.exit_code}",
+                )
+        self.store.update_task(self.run.id, self.task.id, setup_done=True)
+        return None
+
+    def _prompt_text(self) -> str:
+        """The task's prompt, with `{deps_summary}` filled in when it is used."""
+        from limitless.agents import depsummary
+
+        if not depsummary.uses_summary(self.task.prompt):
+            return self.task.prompt
+        summary = depsummary.dependency_summary(self.store, self.run, self.plan, self.task)
+        return depsummary.render_prompt(self.task.prompt, summary)
+
+    def _run_agent(self) -> Outcome:
+        prompt_file = prompt_path(self.store, self.run.id, self.task.id)
+        prompt_file.parent.mkdir(parents=True, exist_ok=True)
+        prompt = self._prompt_text()
+        prompt_file.write_text(prompt, encoding="utf-8")
+        context = AgentContext(
+            prompt=prompt,
+            prompt_file=str(prompt_file),
+            task=self.task.id,
+            worktree=str(self.worktree),
+            branch=self.row.branch,
+            model=self.task.model,
+        )
+        argv = self._agent_argv(context)
+        if self.program is not None:
+            argv = self.program.command(argv, self.plan.approve_of(self.task), prompt)
+        env = self._environment()
+        if shutil.which(argv[0], path=env.get("PATH")) is None:
+            install = f" ({self.program.install})" if self.program is not None else ""
+            return Outcome(
+                TaskStatus.FAILED,
+                127,
+                f"agent command {argv[0]!r} (profile {self.profile.name}) not found on PATH; "
+                f"install it{install} or pick another agent for this task",
+            )
+        oversized = argument_too_long(argv)
+        if oversized:
+            return Outcome(TaskStatus.FAILED, 126, f"{oversized} (profile {self.profile.name})")
+        hooks_failed = self._install_state_hooks()
+        if hooks_failed is not None:
+            return hooks_failed
+        parser = LineParser(OutputParsers.for_profile(self.profile))
+        if self.program is not None and self.program.headless_stream:
+            self.stream = self.program.stream(self.worktree, env)
+        if self.profile.interactive:
+            self.driver = InteractiveDriver(
+                self.store,
+                self.store.get_task(self.run.id, self.task.id),
+                self.program,
+                self.plan.idle_done_of(self.task),
+                send=self._send,
+                stop=self._stop_agent,
+            )
+        self._exclude_private_files()
+        driver = self.driver
+        events = self._open_events()
+        last_write = 0.0
+
+        def on_output(data: bytes) -> None:
+            nonlocal last_write
+            if self.stream is not None:
+                self._show_events(parser, data, events)
+            else:
+                self._log(data)
+                parser.feed(data)
+            if driver is not None:
+                driver.output(data)
+            now = time.monotonic()
+            if parser.changed and now - last_write >= PROGRESS_WRITE_INTERVAL:
+                self._store_parsed(parser)
+                last_write = now
+
+        try:
+            argv, env = self._launch(argv, env)
+            self.process = PtyProcess(
+                argv,
+                cwd=str(self.worktree),
+                env=env,
+                on_output=on_output,
+                echo_to_stdout=self.stream is None,
+                on_input=driver.typed if driver is not None else None,
+                on_tick=self._on_tick if driver or self.confined or self.stream else None,
+            )
+            self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
+            result = self.process.pump(timeout_s=self.task.timeout_s)
+            if self.stream is not None:
+                self._show_events(parser, b"\n", events)
+                self._finish_events(parser)
+            else:
+                parser.finish()
+        finally:
+            if events is not None:
+                events.close()
+            self._end_strays()
+        self._store_parsed(parser)
+        if driver is not None:
+            driver.refresh_cost()
+            for note in driver.notes:
+                self._log(f"limitless: {note}\n".encode())
+        return (
+            self._driver_outcome(result)
+            or self._stream_verdict(result)
+            or self._rate_limited(parser, result)
+            or self._outcome(result)
+        )
+
+    def _end_strays(self) -> None:
+        """End what the agent left running detached (Codex's background app-server)."""
+        markers = self.program.stray_markers if self.program is not None else ()
+        if not markers:
+            return
+        mine = {
+            "LIMITLESS_RUN": self.run.id,
+            "LIMITLESS_TASK": self.task.id,
+            "LIMITLESS_ATTEMPT": str(self.row.attempt),
+        }
+        for command in end_strays(mine, markers):
+            self._log(f"limitless: ended {command[:200]} (left running by the agent)\n".encode())
+
+    def _install_state_hooks(self) -> Outcome | None:
+        """Hooks that report the agent's state (Claude Code's), before it starts."""
+        if self.program is None or self.program.state_hooks != "claude":
+            return None
+        try:
+            claude_hooks.install(self.worktree)
+        except LimitlessError as exc:
+            return Outcome(TaskStatus.FAILED, None, f"Claude Code hooks not installed: {exc}")
+        return None
+
+    def _send(self, data: bytes) -> None:
+        if self.process is not None:
+            self.process.send(data)
+
+    def _stop_agent(self) -> None:
+        if self.process is not None:
+            self.process.request_stop()
+
+    def _driver_outcome(self, result: PtyResult) -> Outcome | None:
+        """An interactive agent the driver stopped (a dialog) or closed (idle_done)."""
+        if self.driver is None or result.timed_out or self.signalled is not None:
+            return None
+        if self.driver.failure:
+            return Outcome(TaskStatus.FAILED, result.exit_code, self.driver.failure)
+        if self.driver.closed:
+            return Outcome(TaskStatus.DONE, result.exit_code, "")
+        return None
+
+    def _open_events(self) -> BinaryIO | None:
+        """The raw event file of a headless program (None when it prints no events)."""
+        if self.stream is None:
+            return None
+        try:
+            return open(events_path(self.store, self.run.id, self.task.id), "ab", buffering=0)
+        except OSError:
+            return None
+
+    def _show_events(self, parser: LineParser, data: bytes, events: BinaryIO | None) -> None:
+        """A headless program's events as readable lines in the pane and the log."""
+        assert self.stream is not None
+        if events is not None:
+            with contextlib.suppress(OSError):
+                events.write(data)
+        text = parser.partial + data.decode("utf-8", errors="replace")
+        pieces = re.split(r"\r\n|[\r\n]", text)  # CRLF is one break: blank lines mean something
+        parser.partial = pieces.pop()
+        for piece in pieces:
+            raw = ANSI.sub("", piece).strip()
+            if not raw:
+                self.stream.blank()
+                continue
+            for line in self.stream.line(raw):
+                self._say_line(line)
+                parser.note(line.text)
+        self._question(ANSI.sub("", parser.partial))
+        facts = self.stream.facts
+        parser.take(facts.progress, facts.cost_usd, facts.session_id)
+
+    # ------------------------------------------------------------ questions
+
+    def _exclude_private_files(self) -> None:
+        """Keep the program's own files (aider's chat history) out of every commit."""
+        if self.program is None or not self.program.private_files:
+            return
+        try:
+            worktrees.exclude_untracked(self.worktree, self.program.private_files)
+        except (LimitlessError, OSError) as exc:
+            self._say(
+                f"{DIM}could not name {self.program.name}'s files in info/exclude: {exc}{RESET}"
+            )
+
+    def _question(self, partial: str) -> None:
+        """A headless program waits on a yes/no question: answer it, or leave it to the user."""
+        assert self.stream is not None and self.program is not None
+        if self.asking and partial != self.asking:
+            # That line moved on: the same question may come again (for another file).
+            self.asking = ""
+        if self.pending is not None and not partial.startswith(self.pending[0].prompt.rstrip()):
+            self.pending = None  # answered (the user typed it in the pane)
+            self._signal("working", "question answered")
+        if not partial.strip() or partial == self.asking:
+            return
+        question = self.stream.question(partial)
+        if question is None:
+            return
+        self.asking = partial
+        approve = self.plan.approve_of(self.task)
+        subject = f" {question.subject.splitlines()[0]}" if question.subject else ""
+        keys = self.program.answer(approve, question)
+        if keys is not None:
+            said = "yes" if keys.lower().startswith("y") else "no"
+            self._say_line(
+                PaneLine(f"? {question.text}{subject} → {said} (approve: {approve})", "dim")
+            )
+            if self.process is not None:
+                self.process.send(keys.encode())
+            return
+        wait_s = self.plan.idle_done_of(self.task)
+        self.pending = (question, time.monotonic() + wait_s)
+        by = time.strftime("%H:%M:%S", time.localtime(time.time() + wait_s))
+        self._say_line(
+            PaneLine(f"? {self.program.display} asks: {question.prompt.strip()}", "action")
+        )
+        if subject:
+            self._say_line(PaneLine(f"  {question.subject}", "action"))
+        self._say_line(
+            PaneLine(
+                f"  type y or n and Enter in this pane; unanswered at {by} it is declined", "dim"
+            )
+        )
+        self._signal("waiting", f"{self.program.display} asks: {question.label}")
+
+    def _unanswered(self) -> None:
+        """A question left to the user waited its time (`idle_done`): say no, and remember it."""
+        if self.pending is None or time.monotonic() < self.pending[1]:
+            return
+        assert self.stream is not None and self.program is not None
+        question, _ = self.pending
+        self.pending = None
+        waited = duration(self.plan.idle_done_of(self.task))
+        self.stream.facts.denials.append(f"{question.label}, unanswered for {waited}")
+        self._say_line(PaneLine(f"✗ nobody answered in {waited}: declined", "bad"))
+        if self.process is not None:
+            self.process.send(self.program.decline(question).encode())
+        self._signal("working", "question declined")
+
+    def _signal(self, kind: str, note: str) -> None:
+        from limitless.agents.state import record_signal
+
+        with contextlib.suppress(LimitlessError):
+            record_signal(self.store, self.run.id, self.task.id, kind, note=note, source="wrapper")
+
+    def _finish_events(self, parser: LineParser) -> None:
+        """The stream's last words once the program ended (what it left on disk)."""
+        if self.stream is None:
+            return
+        for line in self.stream.finish():
+            self._say_line(line)
+            parser.note(line.text)
+        facts = self.stream.facts
+        parser.take(facts.progress, facts.cost_usd, facts.session_id)
+
+    def _say_line(self, line: PaneLine) -> None:
+        colour = LINE_STYLES[line.style]
+        self._say(f"{colour}{line.text}{RESET}" if colour else line.text)
+
+    def _stream_verdict(self, result: PtyResult) -> Outcome | None:
+        """A headless program's own account of a failure its exit code may hide."""
+        if self.stream is None or self.program is None or result.timed_out or result.stopped:
+            return None
+        verdict = judge_stream(
+            self.stream.facts,
+            result.exit_code,
+            self.plan.approve_of(self.task),
+            self.program.display,
+            self.program.approve_hint(self.plan.approve_of(self.task)),
+        )
+        if verdict is None:
+            return None
+        reason = ratelimit.reason_for(verdict.rate_limit) if verdict.rate_limit else verdict.reason
+        return Outcome(TaskStatus.FAILED, result.exit_code, reason)
+
+    def _agent_argv(self, context: AgentContext) -> list[str]:
+        """The agent's argv: its resume command when this attempt continues a conversation."""
+        session = self.row.session_id
+        if session and can_resume(self.profile, session, self.row.attempt):
+            self._say(f"{DIM}continuing conversation {session}{RESET}")
+            self.store.add_event(
+                self.run.id, "task_resumed", self.task.id, session=session, attempt=self.row.attempt
+            )
+            return render_resume_argv(self.profile, context, session)
+        return render_argv(self.profile, context)
+
+    def _rate_limited(self, parser: LineParser, result: PtyResult) -> Outcome | None:
+        """A failed end right after a rate-limit message: retried later, not counted."""
+        line = parser.recent_rate_limit()
+        if line is None or result.exit_code == 0 or result.timed_out or result.stopped:
+            return None
+        return Outcome(TaskStatus.FAILED, result.exit_code, ratelimit.reason_for(line))
+
+    def _outcome(self, result: PtyResult) -> Outcome:
+        if result.timed_out:
+            return Outcome(
+                TaskStatus.FAILED,
+                result.exit_code,
+                f"timed out after {duration(self.task.timeout_s or 0)}; process tree killed",
+            )
+        if result.stopped:
+            current = self.store.get_task(self.run.id, self.task.id).status
+            if current in (TaskStatus.DONE, TaskStatus.KILLED):
+                return Outcome(current, result.exit_code, "")
+            name = signal.Signals(self.signalled).name if self.signalled else "a signal"
+            return Outcome(TaskStatus.FAILED, result.exit_code, f"wrapper stopped by {name}")
+        if result.exit_code == 0:
+            return Outcome(TaskStatus.DONE, 0, "")
+        return Outcome(TaskStatus.FAILED, result.exit_code, f"agent exited with {result.exit_code}")
+
+    def _store_parsed(self, parser: LineParser) -> None:
+        fields: dict[str, object] = {}
+        if parser.progress is not None:
+            fields["progress"] = parser.progress
+        if parser.cost is not None:
+            self.store.record_cost(self.run.id, self.task.id, self.row.attempt, parser.cost)
+        if parser.session:
+            fields["session_id"] = parser.session
+        if fields:
+            self.store.update_task(self.run.id, self.task.id, **fields)
+        parser.changed = False
+
+    def _finish(self, outcome: Outcome) -> None:
+        reason = "; ".join(part for part in (outcome.reason, self.log_error) if part)
+        if self.confined is not None:
+            self.confined.repair()
+        if self.plan.autocommit:
+            try:
+                sha = self._commit_leftovers(
+                    f"limitless: {self.task.id} — work left uncommitted by the agent "
+                    f"(attempt {self.row.attempt})",
+                    hooks=self.plan.commit_hooks == "run",
+                    signing=True,
+                )
+                if sha:
+                    self._say(f"{DIM}committed leftovers as {sha[:10]}{RESET}")
+            except worktrees.CommitRejected as exc:
+                # the repository's policy refused the agent's work: the task fails
+                failed = TaskStatus.KILLED if outcome.status is TaskStatus.KILLED else None
+                why = "; ".join(part for part in (outcome.reason, str(exc)) if part)
+                outcome = Outcome(failed or TaskStatus.FAILED, outcome.exit_code, why)
+                reason = "; ".join(part for part in (outcome.reason, self.log_error) if part)
+                for line in str(exc).splitlines():
+                    self._say(f"{RED}{line}{RESET}")
+            except LimitlessError as exc:
+                reason = f"{reason}; autocommit failed: {exc}".lstrip("; ")
+        if self.confined is not None:
+            refused = self.confined.finish().reason()
+            self.confined = None
+            if refused:
+                status = TaskStatus.FAILED if outcome.status is TaskStatus.DONE else outcome.status
+                outcome = Outcome(status, outcome.exit_code, refused)
+                reason = "; ".join(part for part in (reason, refused) if part)
+        state = worktrees.inspect(self.worktree, self.row.start_sha or self.run.base_sha)
+        unchanged = self._unchanged(outcome, state)
+        if unchanged is not None:
+            outcome = Outcome(TaskStatus.FAILED, outcome.exit_code, unchanged.reason)
+            reason = "; ".join(part for part in (outcome.reason, self.log_error) if part)
+        now = time.time()
+        fields: dict[str, Any] = {
+            "exit_code": outcome.exit_code,
+            "ended_at": now,
+            "reason": reason,
+            "head_sha": state.head,
+            "commits": state.ahead,
+            "files_changed": state.files_changed,
+            "insertions": state.insertions,
+            "deletions": state.deletions,
+        }
+        if outcome.status is TaskStatus.DONE:
+            fields["progress"] = 100.0
+        changed = self.store.transition(
+            self.run.id,
+            self.task.id,
+            (TaskStatus.RUNNING, TaskStatus.WAITING, TaskStatus.DONE),
+            outcome.status,
+            **fields,
+        )
+        final = outcome.status if changed else self.store.get_task(self.run.id, self.task.id).status
+        if not changed:
+            self.store.update_task(self.run.id, self.task.id, **fields)
+        self.store.end_attempt(
+            self.run.id,
+            self.task.id,
+            self.row.attempt,
+            ended_at=now,
+            exit_code=outcome.exit_code,
+            reason=reason,
+            ref=None,
+        )
+        kind = {TaskStatus.DONE: "task_done", TaskStatus.KILLED: "task_killed"}.get(
+            final, "task_failed"
+        )
+        self.store.add_event(
+            self.run.id, kind, self.task.id, exit_code=outcome.exit_code, reason=reason
+        )
+        elapsed = now - (self.store.get_task(self.run.id, self.task.id).started_at or now)
+        mark = f"{GREEN}✓" if final is TaskStatus.DONE else f"{RED}✗"
+        detail = f" — {reason}" if reason else ""
+        self._say(
+            f"{BOLD}{mark} {self.task.id} {final}{RESET} in {duration(elapsed)} · "
+            f"{state.ahead} commit{'s' if state.ahead != 1 else ''} · "
+            f"{state.files_changed} file{'s' if state.files_changed != 1 else ''} "
+            f"+{state.insertions} −{state.deletions}{detail}"
+        )
+
+    def _commit_leftovers(self, message: str, *, hooks: bool, signing: bool) -> str | None:
+        """Commit what the agent left (inside its sandbox when it has one: commit hooks
+        may be the agent's files)."""
+        if self.confined is None:
+            return worktrees.commit_all(self.worktree, message, hooks=hooks, signing=signing)
+        return self.confined.commit_all(message, self._environment(), hooks=hooks, signing=signing)
+
+    def _on_tick(self) -> None:
+        """Called by the pty loop a few times a second while the agent runs."""
+        if self.driver is not None:
+            self.driver.tick()
+        if self.confined is not None:
+            self.confined.tick()
+        if self.stream is not None:
+            self._unanswered()
+
+    def _unchanged(self, outcome: Outcome, state: worktrees.WorktreeState) -> Verdict | None:
+        """A done attempt that changed nothing, of a task that must change something."""
+        if outcome.status is not TaskStatus.DONE or not self.plan.changes_required(self.task):
+            return None
+        if self.store.get_task(self.run.id, self.task.id).status is TaskStatus.DONE:
+            return None  # marked done by the user: their word counts
+        said = self.stream.facts.final_text if self.stream is not None else ""
+        if self.driver is not None and self.driver.closed:
+            said = self.driver.last_words
+        return judge_changes(state.ahead > 0 or bool(state.dirty_files), said)
+
+    def _wake_supervisor(self) -> None:
+        from limitless.tmux.session import TmuxSession
+
+        with contextlib.suppress(LimitlessError, OSError):
+            TmuxSession(self.run.tmux_socket, self.run.id).signal(wake_channel(self.run.id))
+
+    # ------------------------------------------------------------ output
+
+    def _log(self, data: bytes) -> None:
+        if self.log_file is None or self.log_error:
+            return
+        try:
+            self.log_file.write(data)
+        except OSError as exc:
+            path = self.store.log_path(self.run.id, self.task.id)
+            self.log_error = f"the task log {path} could not be written: {exc.strerror or exc}"
+            with contextlib.suppress(OSError):
+                os.write(sys.stdout.fileno(), f"limitless: {self.log_error}\r\n".encode())
+
+    def _say(self, line: str) -> None:
+        data = f"{line}\r\n".encode()
+        with contextlib.suppress(OSError):
+            os.write(sys.stdout.fileno(), data)
+        self._log(ANSI.sub("", line).encode() + b"\n")
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signalled = signum
+        if self.process is not None:
+            self.process.request_stop()
+        else:
+            raise SystemExit(128 + signum)
+
+
+def main(run_id: str, task_id: str, state_dir: Path) -> int:
+    """Entry point of `limitless _exec`: run one attempt of one task in this pane."""
+    with Store.open(state_dir) as store:
+        run = store.get_run(run_id)
+        plan = Plan.from_json(run.plan_json)
+        wrapper = Wrapper(store, run, plan, plan.task(task_id), store.get_task(run_id, task_id))
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(signum, wrapper.on_signal)
+        return wrapper.execute()

@@ -1,0 +1,381 @@
+"""Starting a run: validate everything, then create the store rows and the tmux session.
+
+Nothing is created before every check has passed: a bad plan, a missing base
+branch or a missing tmux leaves no branch, worktree, session or store row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from limitless.errors import EnvironmentProblem, TmuxError, UsageError
+from limitless.git import repochecks, worktrees
+from limitless.plan.loader import Plan
+from limitless.run.doctor import MIN_GIT, MIN_TMUX
+from limitless.states import RunStatus, TaskStatus
+from limitless.store.store import Run, Store, TaskRow
+from limitless.tmux.session import Layout, TmuxSession, load_layout, tmux_version
+from limitless.tmux.session import session_name as tmux_session_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line may change about a plan for one run."""
+
+    max_concurrency: int | None = None
+    schedule: str = "deps"
+    no_merge: bool = False
+    merge_strategy: str | None = None
+    layout: str | None = None
+    land: str | None = None
+    dashboard: bool = True
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run: Run
+    session: TmuxSession
+
+
+def apply_options(plan: Plan, options: RunOptions) -> Plan:
+    """The plan with command-line overrides applied (validated like the plan's own)."""
+    changes: dict[str, object] = {}
+    if options.max_concurrency is not None:
+        if not 1 <= options.max_concurrency <= 64:
+            msg = f"--max-concurrency {options.max_concurrency} is out of range; use 1..64"
+            raise UsageError(msg)
+        changes["max_concurrency"] = options.max_concurrency
+    if options.layout:
+        changes["layout"] = options.layout
+    merge_changes: dict[str, object] = {}
+    if options.merge_strategy:
+        merge_changes["strategy"] = (
+            "merge" if options.merge_strategy == "regular" else options.merge_strategy
+        )
+    if options.land:
+        merge_changes["land"] = options.land
+    if merge_changes:
+        changes["merge"] = dataclasses.replace(plan.merge, **merge_changes)  # type: ignore[arg-type]
+    return dataclasses.replace(plan, **changes) if changes else plan  # type: ignore[arg-type]
+
+
+def check_agent_programs(plan: Plan) -> None:
+    """Every agent program the plan's tasks start is on PATH, new enough and allowed to run
+    as the plan asks, or EnvironmentProblem (exit 3) before anything is created."""
+    from limitless.agents.check import plan_problems
+
+    problems = plan_problems(plan)
+    if problems:
+        raise EnvironmentProblem("; ".join(problem.message for problem in problems))
+
+
+def check_environment() -> None:
+    """tmux and git present and new enough, or EnvironmentProblem (exit 3)."""
+    version = tmux_version()
+    if version is None:
+        msg = "tmux is not installed (or not on PATH); limitless needs tmux >= 3.2"
+        raise EnvironmentProblem(msg)
+    if version < MIN_TMUX:
+        msg = f"tmux {version[0]}.{version[1]} is too old; limitless needs tmux >= 3.2"
+        raise EnvironmentProblem(msg)
+    git_version = worktrees.git_version()
+    if git_version is None or git_version < MIN_GIT:
+        msg = "git >= 2.38 is needed (for `git merge-tree --write-tree`); upgrade git"
+        raise EnvironmentProblem(msg)
+
+
+def idle_argv() -> list[str]:
+    """What an unused slot pane shows (its border names the slot): a line, then nothing."""
+    return ["sh", "-c", "printf 'free slot: waiting for a task\\n'; exec sleep 2147483647"]
+
+
+def start_run(
+    plan: Plan,
+    *,
+    cwd: Path,
+    options: RunOptions,
+    socket_name: str | None,
+) -> StartedRun:
+    """Validate, create the run's rows and tmux session, and start its supervisor."""
+    check_environment()
+    repo = worktrees.find_repo(cwd)
+    plan = apply_options(plan, options)
+    check_agent_programs(plan)
+    base = plan.base or repo.current_branch
+    if not base:
+        msg = (
+            "HEAD is detached and the plan names no base branch; "
+            "add `base: <branch>` to the plan or check out a branch"
+        )
+        raise UsageError(msg)
+    base_sha = worktrees.rev_parse(repo.root, f"refs/heads/{base}")
+    if base_sha is None:
+        msg = (
+            f"base branch {base!r} does not exist in {repo.root}; "
+            "set `base:` in the plan to an existing branch"
+        )
+        raise UsageError(msg)
+    repochecks.check(repo.root, base_sha)  # signing without a terminal, git-lfs
+    layout = load_layout(plan.layout)
+    worktree_root = plan.worktree_root or worktrees.default_worktree_root(repo.root)
+    slots = min(plan.max_concurrency, len(plan.tasks))
+
+    store = Store.open(worktrees.state_dir(repo))
+    run_id = _free_run_id(store, plan.name, socket_name)
+    session_name = tmux_session_name(run_id)
+    run = Run(
+        id=run_id,
+        plan_name=plan.name,
+        plan_path=str(plan.source) if plan.source else None,
+        plan_json=plan.to_json(),
+        repo_root=str(repo.root),
+        base=base,
+        base_sha=base_sha,
+        worktree_root=str(worktree_root),
+        status=RunStatus.RUNNING,
+        created_at=time.time(),
+        tmux_socket=socket_name,
+        tmux_session=session_name,
+        max_concurrency=plan.max_concurrency,
+        schedule=options.schedule,
+        no_merge=options.no_merge,
+        merge_strategy=plan.merge.strategy,
+        layout=layout.name,
+    )
+    store.create_run(run)
+    store.add_tasks(
+        run_id,
+        [
+            TaskRow(
+                run_id=run_id,
+                id=task.id,
+                position=position,
+                agent=plan.profile(task).name,
+                branch=worktrees.branch_name(run_id, task.worktree_key),
+                worktree=str(worktrees.worktree_path(worktree_root, run_id, task.worktree_key)),
+                status=TaskStatus.PENDING,
+            )
+            for position, task in enumerate(plan.tasks)
+        ],
+    )
+    store.add_event(run_id, "run_started", base=base, base_sha=base_sha, tasks=len(plan.tasks))
+    try:
+        session = create_session(store, run, layout, slots, repo.root, options.dashboard)
+    except TmuxError as exc:
+        reason = f"could not create its tmux session: {exc}"
+        store.update_run(run_id, status=RunStatus.FAILED, ended_at=time.time(), reason=reason)
+        store.close()
+        raise
+    run = _wait_for_supervisor(store, run_id)
+    store.close()
+    return StartedRun(run=run, session=session)
+
+
+def _wait_for_supervisor(store: Store, run_id: str, timeout: float = 15.0) -> Run:
+    """Return once the supervisor recorded its pid, so `run --detach` followed at once by
+    `resume`, `kill` or `done` finds the run supervised (not a second supervisor)."""
+    deadline = time.monotonic() + timeout
+    run = store.get_run(run_id)
+    while not run.supervisor_pid and time.monotonic() < deadline:
+        time.sleep(0.02)
+        run = store.get_run(run_id)
+    return run
+
+
+def _free_run_id(store: Store, plan_name: str, socket_name: str | None) -> str:
+    """The next run id whose tmux session name is free on the server.
+
+    Run ids count per repository, so another repository's run of a plan with the
+    same name may hold `limitless-<plan>-<n>` on a shared tmux server: skip it.
+    """
+    for _ in range(100):
+        run_id = store.next_run_id(plan_name)
+        if not TmuxSession(socket_name, run_id).exists():
+            return run_id
+    msg = f"100 tmux sessions named limitless-{plan_name}-N exist already; clean some up"
+    raise EnvironmentProblem(msg)
+
+
+def limitless_argv(*args: str) -> list[str]:
+    """`limitless ARGS` run by this very interpreter (no PATH lookup)."""
+    return [sys.executable, "-m", "limitless", *args]
+
+
+# Variables that describe the client's own tmux, not the user's environment.
+NOT_CARRIED = frozenset({"TMUX", "TMUX_PANE"})
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def session_environment(run: Run) -> dict[str, str]:
+    """The environment the run's panes start with: the one `limitless run` was started in.
+
+    A tmux server keeps the environment it was started with; a session made on a server
+    that was already running (the user's own, usually) would otherwise give the agents
+    that old environment — an API key exported since would not reach them."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in NOT_CARRIED and ENV_NAME.fullmatch(name)
+    }
+    env["LIMITLESS_RUN"] = run.id
+    return env
+
+
+def create_session(
+    store: Store, run: Run, layout: Layout, slots: int, cwd: Path, dashboard: bool
+) -> TmuxSession:
+    env = session_environment(run)
+    if run.tmux_socket:
+        env["LIMITLESS_TMUX_SOCKET"] = run.tmux_socket
+    state_dir = str(store.state_dir)
+    dashboard_argv = limitless_argv("dashboard", run.id) if dashboard and _has_dashboard() else None
+    if dashboard and dashboard_argv is None:
+        dashboard_argv = limitless_argv("status", run.id, "--watch")
+    session, panes = TmuxSession.create(
+        run.tmux_socket,
+        run.id,
+        layout=layout,
+        slots=slots,
+        cwd=cwd,
+        control_argv=limitless_argv("_supervise", "--run", run.id, "--state-dir", state_dir),
+        dashboard_argv=dashboard_argv,
+        idle_argv=idle_argv(),
+        env=env,
+        wake_channel=f"limitless-{run.id}",
+    )
+    store.update_run(
+        run.id,
+        slot_panes=",".join(panes.slots),
+        control_pane=panes.control,
+        dashboard_pane=panes.dashboard or "",
+    )
+    return session
+
+
+def _has_dashboard() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("limitless.dashboard.app") is not None
+
+
+# ---------------------------------------------------------------- ad-hoc tasks
+
+
+def _check_task_id(task_id: str) -> None:
+    """The plan loader's own rule for task ids, with its message."""
+    import yaml
+
+    from limitless.errors import PlanError
+    from limitless.plan.loader import loads
+
+    text = yaml.safe_dump({"tasks": [{"id": task_id, "prompt": "x", "agent": "shell"}]})
+    try:
+        loads(text, source="--id", base_dir=Path.cwd())
+    except PlanError as exc:
+        reasons = "; ".join(problem.message for problem in exc.problems)
+        raise UsageError(f"--id {task_id!r}: {reasons}") from None
+
+
+def add_task(
+    store: Store,
+    run_id: str,
+    *,
+    prompt: str,
+    task_id: str | None = None,
+    agent: str | None = None,
+    depends_on: tuple[str, ...] = (),
+    stages: bool = True,
+) -> AddedTask:
+    """Add a task to a live run (its supervisor picks it up).
+
+    With the plan's `stages` (unless `stages` is False) the task becomes one task
+    per stage, `<id>.<stage>`, as the plan's own tasks do. A dependency named by a
+    staged task's id waits for that task's last stage.
+    """
+    from limitless.plan.graph import Dag
+    from limitless.plan.loader import Task, stage_chain, stage_ends
+
+    if not prompt.strip():
+        raise UsageError("--prompt is empty; say what the agent must do")
+    with store.transaction():
+        run = store.get_run(run_id)
+        if run.status is not RunStatus.RUNNING:
+            msg = (
+                f"run {run_id} is {run.status}, so it takes no new tasks; "
+                "start a new one with `limitless run --prompt TEXT`"
+            )
+            raise UsageError(msg)
+        plan = Plan.from_json(run.plan_json)
+        ends = stage_ends(plan)
+        known = {task.id for task in plan.tasks} | set(ends)
+        if task_id is None:
+            number = len(plan.tasks) + 1
+            while f"task-{number}" in known:
+                number += 1
+            task_id = f"task-{number}"
+        _check_task_id(task_id)
+        if task_id in known:
+            msg = f"run {run_id} has a task {task_id!r} already; pick another --id"
+            raise UsageError(msg)
+        unknown = [dep for dep in depends_on if dep not in known]
+        if unknown:
+            msg = (
+                f"--depends-on {unknown[0]!r}: run {run_id} has no such task; "
+                f"its tasks are: {', '.join(sorted(known))}"
+            )
+            raise UsageError(msg)
+        agent_name = agent or plan.agent
+        if agent_name not in plan.agents:
+            msg = (
+                f"--agent {agent_name!r} is no agent profile of run {run_id}; "
+                f"known: {', '.join(sorted(plan.agents))}"
+            )
+            raise UsageError(msg)
+        waits_for = tuple(dict.fromkeys(ends.get(dep, dep) for dep in depends_on))
+        task = Task(id=task_id, prompt=prompt, agent=agent_name, depends_on=waits_for)
+        added = stage_chain(task, plan.stages) if stages and plan.stages else [task]
+        clash = next((new.id for new in added if new.id in known), None)
+        if clash is not None:
+            msg = f"run {run_id} has a task {clash!r} already; pick another --id"
+            raise UsageError(msg)
+        grown = dataclasses.replace(plan, tasks=(*plan.tasks, *added))
+        Dag.from_tasks(grown.tasks)  # GraphError names any cycle
+        rows = store.get_tasks(run_id)
+        store.update_run(run_id, plan_json=grown.to_json())
+        store.add_tasks(
+            run_id,
+            [
+                TaskRow(
+                    run_id=run_id,
+                    id=new.id,
+                    position=len(rows) + offset,
+                    agent=new.agent,
+                    branch=worktrees.branch_name(run_id, new.worktree_key),
+                    worktree=str(
+                        worktrees.worktree_path(Path(run.worktree_root), run_id, new.worktree_key)
+                    ),
+                    status=TaskStatus.PENDING,
+                )
+                for offset, new in enumerate(added)
+            ],
+        )
+        for new in added:
+            store.add_event(run_id, "task_added", new.id, depends_on=list(new.depends_on))
+    return AddedTask(task_id, tuple(new.id for new in added))
+
+
+@dataclass(frozen=True)
+class AddedTask:
+    """What `add_task` added: the task as named, and the tasks it became (its stages)."""
+
+    id: str
+    tasks: tuple[str, ...]

@@ -1,0 +1,79 @@
+"""`limitless resume`: bring a run back after its supervisor, tmux or the machine died.
+
+The store says what was going on; tmux says which panes still live; the new
+supervisor adopts running wrappers and judges lost ones by their retries.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psutil
+
+from limitless.plan.loader import Plan
+from limitless.run.launcher import create_session, limitless_argv
+from limitless.states import RunStatus
+from limitless.store.store import Run, Store
+from limitless.tmux.session import TmuxSession, load_layout
+
+
+def supervisor_alive(run: Run) -> bool:
+    """Is the recorded supervisor pid a live `limitless _supervise` of this run?"""
+    if not run.supervisor_pid:
+        return False
+    try:
+        cmdline = psutil.Process(run.supervisor_pid).cmdline()
+    except psutil.Error:
+        return False
+    return "_supervise" in cmdline and run.id in cmdline
+
+
+def resume_run(store: Store, run_id: str) -> tuple[str, TmuxSession | None]:
+    """Start a new supervisor for `run_id` (and a new tmux session if it is gone)."""
+    run = store.get_run(run_id)
+    session = TmuxSession(run.tmux_socket, run.id)
+    pending = store.pending_requests(run_id)
+    if run.status.finished and not pending:
+        return f"run {run_id} has ended ({run.status}); nothing to resume", None
+    if supervisor_alive(run):
+        return f"run {run_id} is being supervised already (pid {run.supervisor_pid})", session
+    if run.status.finished:
+        store.update_run(run_id, status=RunStatus.RUNNING, ended_at=None, exit_code=None)
+    store.add_event(run_id, "run_resumed")
+    state_dir = str(store.state_dir)
+    control = limitless_argv("_supervise", "--run", run_id, "--state-dir", state_dir)
+    if session.exists() and run.control_pane:
+        session.respawn(run.control_pane, control, cwd=_cwd(run), env=_env(run))
+        return f"resumed run {run_id}: a new supervisor took over in {run.tmux_session}", session
+    plan = Plan.from_json(run.plan_json)
+    slots = min(run.max_concurrency, len(plan.tasks))
+    store.update_run(run_id, slot_panes="")
+    session = create_session(
+        store, store.get_run(run_id), load_layout(run.layout), slots, _cwd(run), True
+    )
+    _wait_supervised(store, run_id)
+    return (
+        f"resumed run {run_id}: tmux session {run.tmux_session} made anew; "
+        "tasks whose panes were lost are retried or failed by their retries",
+        session,
+    )
+
+
+def _cwd(run: Run) -> Path:
+    return Path(run.repo_root)
+
+
+def _env(run: Run) -> dict[str, str]:
+    env = {"LIMITLESS_RUN": run.id}
+    if run.tmux_socket:
+        env["LIMITLESS_TMUX_SOCKET"] = run.tmux_socket
+    return env
+
+
+def _wait_supervised(store: Store, run_id: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if supervisor_alive(store.get_run(run_id)):
+            return
+        time.sleep(0.05)

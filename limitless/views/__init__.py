@@ -1,0 +1,5 @@
+"""What the commands print about runs: status, the report (md/json/html), stats, the headless
+follower.
+
+May import: errors, states, fmt, programs, plan, git, store, tmux.
+"""

@@ -1,0 +1,203 @@
+"""Following a run from outside tmux: `run --headless` and `wait` print what happens.
+
+On a terminal it draws a live rich table; otherwise one plain line per event,
+so CI logs read well. Both end with a short summary and the run's exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from limitless.fmt import duration
+from limitless.states import TaskStatus, Waiting
+from limitless.store.store import Event, Run, Store, TaskRow
+from limitless.views.status import reason_of
+
+POLL_S = 0.2
+NEEDS_INPUT_EXIT = 4
+"""`limitless wait --until-input` exits with this when a task needs input."""
+
+
+@dataclass(frozen=True)
+class NeedsInput:
+    """A task of a followed run that asks a question or a permission."""
+
+    run_id: str
+    task_id: str
+    reason: str
+    pane_id: str | None
+
+    def lines(self) -> list[str]:
+        why = f" — {self.reason}" if self.reason else ""
+        return [
+            f"? {self.task_id} needs input{why}",
+            f"answer it in its pane: limitless attach {self.run_id}"
+            + (f" (pane {self.pane_id})" if self.pane_id else ""),
+        ]
+
+
+def needs_input(store: Store, run_id: str) -> NeedsInput | None:
+    """The first task of the run that needs input, if any."""
+    for row in store.get_tasks(run_id):
+        if row.status is TaskStatus.WAITING and row.waiting_kind is Waiting.INPUT:
+            return NeedsInput(run_id, row.id, reason_of(row), row.pane_id)
+    return None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The figures a finished run is judged by."""
+
+    run_id: str
+    status: str
+    exit_code: int
+    wall_s: float
+    task_s: float
+    done: int
+    total: int
+    reason: str
+    details: tuple[str, ...] = ()  # the report's short form, when the store was at hand
+
+    @property
+    def speedup(self) -> float:
+        return self.task_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def summarize(run: Run, tasks: list[TaskRow]) -> RunSummary:
+    end = run.ended_at or time.time()
+    task_s = sum(
+        (row.ended_at or end) - row.started_at for row in tasks if row.started_at is not None
+    )
+    return RunSummary(
+        run_id=run.id,
+        status=str(run.status),
+        exit_code=run.exit_code if run.exit_code is not None else 1,
+        wall_s=max(0.0, end - run.created_at),
+        task_s=task_s,
+        done=sum(row.status is TaskStatus.DONE for row in tasks),
+        total=len(tasks),
+        reason=run.reason,
+    )
+
+
+def finished_summary(store: Store, run: Run) -> RunSummary:
+    """The summary of a finished run, with the short form of its report."""
+    import dataclasses
+
+    from limitless.views.report import build_report, short_lines
+
+    summary = summarize(run, store.get_tasks(run.id))
+    return dataclasses.replace(summary, details=tuple(short_lines(build_report(store, run.id))))
+
+
+def summary_lines(summary: RunSummary) -> list[str]:
+    if summary.details:
+        return list(summary.details)
+    return [
+        f"run {summary.run_id} {summary.status}: {summary.done}/{summary.total} tasks done",
+        f"wall time {duration(summary.wall_s)} · sum of task times {duration(summary.task_s)} "
+        f"· speedup {summary.speedup:.1f}x",
+        *([summary.reason] if summary.reason else []),
+    ]
+
+
+def describe(event: Event) -> str | None:
+    """One human line for an event, or None for events not worth a line."""
+    task = event.task_id or ""
+    data = event.data
+    reason = f" — {data['reason']}" if data.get("reason") else ""
+    lines: dict[str, str] = {
+        "run_started": f"run started on {data.get('base')} with {data.get('tasks')} tasks",
+        "task_launched": f"▶ {task} started (slot {int(str(data.get('slot', 0))) + 1}, "
+        f"attempt {data.get('attempt')})",
+        "task_done": f"✓ {task} done",
+        "task_failed": f"✗ {task} failed{reason}",
+        "task_killed": f"☠ {task} killed",
+        "task_blocked": f"⊘ {task} blocked by {data.get('by')}",
+        "task_retry": f"↻ {task} will be retried",
+        "task_waiting": (
+            f"? {task} needs input{reason}"
+            if data.get("waiting") == "input"
+            else f"… {task} is waiting{reason}"
+        ),
+        "task_idle": f"◌ {task} finished its turn{reason}",
+        "task_countdown": f"◌ {task} is done in {data.get('seconds')}s unless you type in its pane",
+        "task_countdown_cancelled": f"◌ {task} stays open: {data.get('reason')}",
+        "task_closing": f"◌ {task}: closing the agent — {data.get('reason')}",
+        "task_dialog": f"· {task}: {data.get('answer') or data.get('reason')}",
+        "merge_started": "merge phase started",
+        "task_merged": f"⇢ {task} merged",
+        "merge_conflict": f"⚠ {task} conflicts: {', '.join(map(str, data.get('files', []) or []))}",  # type: ignore[call-overload]
+        "gate_failed": f"⚠ {task} failed the gate",
+        "landed": f"landed on {data.get('base')} at {str(data.get('sha', ''))[:10]}",
+        "run_done": f"run finished: {data.get('status')}",
+        "hook_failed": f"⚠ {data.get('reason')} (log: {data.get('log')})",
+        "budget_alert": f"⚠ budget alert: ${data.get('cost_usd')} spent "
+        f"of ${data.get('max_cost_usd')} (alert at {data.get('alert_at')})",
+    }
+    if event.kind == "merge_done" and not (data.get("ok") and data.get("landed")):
+        # a stop, a dirty checkout or `land: manual`: the message says how to go on
+        return str(data.get("message") or "") or None
+    return lines.get(event.kind)
+
+
+def follow(
+    store: Store,
+    run_id: str,
+    *,
+    timeout: float | None = None,
+    out: Callable[[str], None] = print,
+    live: bool | None = None,
+    until_input: bool = False,
+) -> RunSummary | NeedsInput | None:
+    """Print events until the run ends (or, `until_input`, until a task needs input);
+    None when `timeout` passed first."""
+    live = sys.stdout.isatty() if live is None else live
+    if live:
+        return _follow_live(store, run_id, timeout, until_input)
+    deadline = time.monotonic() + timeout if timeout else None
+    after = 0
+    while True:
+        for event in store.events(run_id, after_id=after):
+            after = event.id
+            line = describe(event)
+            if line and event.kind == "task_waiting" and event.data.get("waiting") == "input":
+                line += f" (answer in its pane: limitless attach {run_id})"
+            if line:
+                out(f"{time.strftime('%H:%M:%S', time.localtime(event.ts))} {line}")
+        run = store.get_run(run_id)
+        if run.status.finished:
+            return finished_summary(store, run)
+        asking = needs_input(store, run_id) if until_input else None
+        if asking is not None:
+            return asking
+        if deadline is not None and time.monotonic() > deadline:
+            return None
+        time.sleep(POLL_S)
+
+
+def _follow_live(
+    store: Store, run_id: str, timeout: float | None, until_input: bool
+) -> RunSummary | NeedsInput | None:
+    from rich.console import Console
+    from rich.live import Live
+
+    from limitless.views.status import status_document, status_renderable
+
+    deadline = time.monotonic() + timeout if timeout else None
+    console = Console(highlight=False)
+    with Live(console=console, auto_refresh=False, transient=False) as live:
+        while True:
+            live.update(status_renderable(status_document(store, run_id)), refresh=True)  # type: ignore[arg-type]
+            run = store.get_run(run_id)
+            if run.status.finished:
+                return finished_summary(store, run)
+            asking = needs_input(store, run_id) if until_input else None
+            if asking is not None:
+                return asking
+            if deadline is not None and time.monotonic() > deadline:
+                return None
+            time.sleep(POLL_S)
