@@ -516,8 +516,10 @@ def test_transition_is_compare_and_set(run_store: Store, case: Transition) -> No
     happened = run_store.transition(
         "shop-1", "a", case.from_, TaskStatus.DONE, exit_code=0, ended_at=9.0
     )
-    assert happened is case.happens
+    assert (happened is not None) is case.happens
     a = run_store.get_task("shop-1", "a")
+    if happened is not None:
+        assert happened == a
     if case.happens:
         assert (a.status, a.exit_code, a.ended_at) == (TaskStatus.DONE, 0, 9.0)
     else:
