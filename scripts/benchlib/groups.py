@@ -329,7 +329,40 @@ def agents(h: Harness, quick: bool) -> list[Figure]:
     return figures
 
 
-# ------------------------------------------------------------------ 7. bigrepo
+# ------------------------------------------------------------------ 7. baseline
+
+
+def baseline(h: Harness, quick: bool) -> list[Figure]:
+    """limitless's makespan against a plain git+tmux script's on the same DAG and start order.
+
+    Both are timed from the moment before they start (before `limitless run`; before
+    the script's first `git worktree add`) to the last task's own end stamp.
+    """
+    from benchlib import plain
+
+    repo = h.make_repo("baseline")
+    graphs = [dags.chain(length=4)] if quick else [dags.wide(), dags.chain(), dags.randomized()]
+    concurrencies = [2] if quick else [2, 4, 8]
+    figures: list[Figure] = []
+    for graph in graphs:
+        for slots in concurrencies:
+            name = f"{graph.name}-c{slots}"
+            plan, marks = h.write_plan(f"base-{name}", _tasks(graph), concurrency=slots)
+            result = h.run(repo, plan, marks, "--no-merge")
+            _require_done(result)
+            ours = max(result.marks.end.values()) - result.started_wall
+            order = sorted(result.marks.start, key=result.marks.start.__getitem__)
+            h.cleanup(repo, result.run.id)
+            theirs = plain.run(h, repo, graph, slots, order, f"{name}-{h.counter}").makespan
+            h.say(f"  {name}: limitless {ours:.2f}s, plain script {theirs:.2f}s")
+            key = f"baseline.{graph.name}.c{slots}"
+            figures.append(at_most(key, ours / theirs, "x plain", 1.05))
+            figures.append(info(f"{key}.limitless_s", ours, "s"))
+            figures.append(info(f"{key}.plain_s", theirs, "s"))
+    return figures
+
+
+# ------------------------------------------------------------------ 8. bigrepo
 
 
 def bigrepo(h: Harness, quick: bool) -> list[Figure]:
@@ -356,6 +389,7 @@ GROUPS: dict[str, Callable[[Harness, bool], list[Figure]]] = {
     "scale": scale,
     "agents": agents,
     "bigrepo": bigrepo,
+    "baseline": baseline,
     "sandbox": sandbox_group.measure,
     "scheduling": scheduling,  # the longest group last
 }
