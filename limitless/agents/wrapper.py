@@ -40,6 +40,7 @@ from limitless.programs.profiles import (
 from limitless.programs.verdict import Verdict, judge_changes, judge_stream
 from limitless.states import TaskStatus
 from limitless.store.store import Attempt, Run, Store, TaskRow
+from limitless.tmux.pane_programs import wake_channel
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,6 @@ MAX_ARGUMENT_BYTES = 128 * 1024  # Linux MAX_ARG_STRLEN, counting the closing NU
 BOLD, DIM, GREEN, RED, RESET = "\x1b[1m", "\x1b[2m", "\x1b[32m", "\x1b[31m", "\x1b[0m"
 CYAN = "\x1b[36m"
 LINE_STYLES = {"text": "", "action": CYAN, "dim": DIM, "good": GREEN, "bad": RED}
-
-
-def wake_channel(run_id: str) -> str:
-    """The tmux wait-for channel the supervisor of `run_id` listens on."""
-    return f"limitless-{run_id}"
 
 
 def argument_too_long(argv: list[str]) -> str | None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from limitless.errors import UsageError
 from limitless.states import ControlAction
 from limitless.store.store import Store
+from limitless.tmux.pane_programs import EXEC_COMMAND, SUPERVISE_COMMAND
 
 if TYPE_CHECKING:
     from limitless.plan.loader import Plan
@@ -102,12 +103,12 @@ def add_commands(command: Command) -> None:
     p = command("merge", "run (or finish) the merge phase of a run", cmd_merge)
     p.add_argument("run", nargs="?", default=None)
 
-    p = command("_exec", argparse.SUPPRESS, cmd_exec)
+    p = command(EXEC_COMMAND, argparse.SUPPRESS, cmd_exec)
     p.add_argument("--run", required=True)
     p.add_argument("--task", required=True)
     p.add_argument("--state-dir", required=True)
 
-    p = command("_supervise", argparse.SUPPRESS, cmd_supervise)
+    p = command(SUPERVISE_COMMAND, argparse.SUPPRESS, cmd_supervise)
     p.add_argument("--run", required=True)
     p.add_argument("--state-dir", required=True)
 
@@ -365,7 +366,8 @@ def _copy(handle: object) -> bool:
 def _control_handler(action: ControlAction) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         from limitless.run.context import open_context
-        from limitless.run.recovery import resume_run, supervisor_alive
+        from limitless.run.processes import supervisor_alive
+        from limitless.run.recovery import resume_run
 
         with open_context() as ctx:
             run = ctx.run(args.run)
@@ -465,7 +467,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     """
     from limitless.merge.phase import run_merge_phase
     from limitless.run.context import open_context
-    from limitless.run.recovery import supervisor_alive
+    from limitless.run.processes import supervisor_alive
     from limitless.states import RunStatus, TaskStatus
 
     with open_context() as ctx:

@@ -10,7 +10,6 @@ import dataclasses
 import logging
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,13 @@ from limitless.plan.loader import Plan
 from limitless.run.doctor import MIN_GIT, MIN_TMUX
 from limitless.states import RunStatus, TaskStatus
 from limitless.store.store import Run, Store, TaskRow
+from limitless.tmux.pane_programs import (
+    dashboard_argv,
+    idle_argv,
+    pane_env,
+    supervise_argv,
+    wake_channel,
+)
 from limitless.tmux.session import Layout, TmuxSession, load_layout, tmux_version
 from limitless.tmux.session import session_name as tmux_session_name
 
@@ -91,11 +97,6 @@ def check_environment() -> None:
     if git_version is None or git_version < MIN_GIT:
         msg = "git >= 2.38 is needed (for `git merge-tree --write-tree`); upgrade git"
         raise EnvironmentProblem(msg)
-
-
-def idle_argv() -> list[str]:
-    """What an unused slot pane shows (its border names the slot): a line, then nothing."""
-    return ["sh", "-c", "printf 'free slot: waiting for a task\\n'; exec sleep 2147483647"]
 
 
 def start_run(
@@ -205,11 +206,6 @@ def _free_run_id(store: Store, plan_name: str, socket_name: str | None) -> str:
     raise EnvironmentProblem(msg)
 
 
-def limitless_argv(*args: str) -> list[str]:
-    """`limitless ARGS` run by this very interpreter (no PATH lookup)."""
-    return [sys.executable, "-m", "limitless", *args]
-
-
 # Variables that describe the client's own tmux, not the user's environment.
 NOT_CARRIED = frozenset({"TMUX", "TMUX_PANE"})
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -226,7 +222,7 @@ def session_environment(run: Run) -> dict[str, str]:
         for name, value in os.environ.items()
         if name not in NOT_CARRIED and ENV_NAME.fullmatch(name)
     }
-    env["LIMITLESS_RUN"] = run.id
+    env.update(pane_env(run.id, run.tmux_socket))
     return env
 
 
@@ -234,23 +230,17 @@ def create_session(
     store: Store, run: Run, layout: Layout, slots: int, cwd: Path, dashboard: bool
 ) -> TmuxSession:
     env = session_environment(run)
-    if run.tmux_socket:
-        env["LIMITLESS_TMUX_SOCKET"] = run.tmux_socket
-    state_dir = str(store.state_dir)
-    dashboard_argv = limitless_argv("dashboard", run.id) if dashboard and _has_dashboard() else None
-    if dashboard and dashboard_argv is None:
-        dashboard_argv = limitless_argv("status", run.id, "--watch")
     session, panes = TmuxSession.create(
         run.tmux_socket,
         run.id,
         layout=layout,
         slots=slots,
         cwd=cwd,
-        control_argv=limitless_argv("_supervise", "--run", run.id, "--state-dir", state_dir),
-        dashboard_argv=dashboard_argv,
+        control_argv=supervise_argv(run.id, store.state_dir),
+        dashboard_argv=dashboard_argv(run.id, textual=_has_dashboard()) if dashboard else None,
         idle_argv=idle_argv(),
         env=env,
-        wake_channel=f"limitless-{run.id}",
+        wake_channel=wake_channel(run.id),
     )
     store.update_run(
         run.id,

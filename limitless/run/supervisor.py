@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +22,6 @@ import psutil
 
 from limitless.agents import ratelimit
 from limitless.agents.state import StateWatcher
-from limitless.agents.wrapper import wake_channel
 from limitless.crashpoints import crashpoint
 from limitless.errors import LimitlessError, TmuxError
 from limitless.fmt import duration
@@ -35,9 +33,17 @@ from limitless.plan.loader import Plan, Task
 from limitless.plan.overlap import conflicts_by_task, overlapping_pairs
 from limitless.programs.profiles import can_resume
 from limitless.run.hooks import HookRunner
-from limitless.run.ports import LeaseBook, lease_key, port_env, ports_in_env
+from limitless.run.ports import LeaseBook, lease_key, port_env
+from limitless.run.processes import pane_runs_wrapper, stop_wrapper, wrapper_alive, wrapper_ports
 from limitless.states import ControlAction, RunStatus, TaskStatus, task_state
 from limitless.store.store import ControlRequest, Run, Store, TaskRow
+from limitless.tmux.pane_programs import (
+    done_channel,
+    exec_argv,
+    idle_argv,
+    pane_env,
+    wake_channel,
+)
 from limitless.tmux.session import PaneState, TmuxSession
 from limitless.views.stats import BudgetWatch
 
@@ -54,14 +60,6 @@ TITLE_INTERVAL_S = 2.0
 PREDICTION_INTERVAL_S = 5.0
 WRAPPER_FINISH_S = 30.0  # how long a slot waits for a done task's wrapper to finish
 MARKED_DONE = "marked done by request"
-
-
-def exec_argv(run_id: str, task_id: str, state_dir: Path) -> list[str]:
-    """The command a slot pane runs for one attempt of one task."""
-    return [
-        sys.executable, "-m", "limitless", "_exec",
-        "--run", run_id, "--task", task_id, "--state-dir", str(state_dir),
-    ]  # fmt: skip
 
 
 def retry_delay(attempt: int) -> float:
@@ -208,12 +206,12 @@ class Supervisor:
             self.started.add(row.id)
             slot = self._slot_of_pane(row.pane_id)
             pane = picture.panes.get(row.pane_id or "")
-            if picture.panes and not row.pid and not _pane_runs_wrapper(pane, row):
+            if picture.panes and not row.pid and not pane_runs_wrapper(pane, row):
                 self._requeue_unstarted(row)
-            elif slot and pane and not pane.dead and _wrapper_alive(row):
+            elif slot and pane and not pane.dead and wrapper_alive(row):
                 slot.task_id = row.id
                 # hold its place under the caps again, with the ports its agent has
-                self._lease(self.plan.task(row.id), keep=_wrapper_ports(row))
+                self._lease(self.plan.task(row.id), keep=wrapper_ports(row))
                 self._say(f"adopted {row.id} still running in slot {slot.index + 1}")
                 self.store.add_event(self.run_id, "task_adopted", row.id)
         for row in picture.rows.values():
@@ -284,7 +282,7 @@ class Supervisor:
         ):
             return "not killed: its status changed meanwhile"
         if row.status in ACTIVE:
-            _stop_wrapper(row)  # its slot is freed once the wrapper has saved the work and exited
+            stop_wrapper(row)  # its slot is freed once the wrapper has saved the work and exited
         self.store.add_event(self.run_id, "task_killed", row.id)
         return "killed"
 
@@ -295,7 +293,7 @@ class Supervisor:
             self.run_id, row.id, ACTIVE, TaskStatus.DONE, reason=MARKED_DONE
         ):
             return "not marked done: its status changed meanwhile"
-        _stop_wrapper(row)
+        stop_wrapper(row)
         return "marked done"
 
     def _retry(self, row: TaskRow) -> str:
@@ -340,7 +338,7 @@ class Supervisor:
                 picture.rows[row.id] = fresh
                 continue
             if timed_out:
-                _stop_wrapper(fresh)
+                stop_wrapper(fresh)
                 reason = "timed out; the wrapper did not stop it, so the supervisor did"
             elif pane is None:
                 reason = "its tmux pane vanished"
@@ -418,7 +416,7 @@ class Supervisor:
         if not (marked_done or row.status is TaskStatus.KILLED) or row.pid is None:
             return False
         since = self.finishing_since.setdefault(row.id, now)
-        if now - since < WRAPPER_FINISH_S and _wrapper_alive(row):
+        if now - since < WRAPPER_FINISH_S and wrapper_alive(row):
             return True
         self.finishing_since.pop(row.id, None)
         return False
@@ -800,7 +798,6 @@ class Supervisor:
     def _grow_slots(self) -> None:
         """A run started with fewer slots than its tasks now need (a one-task run that
         was given more) gets new slot panes, up to max_concurrency."""
-        from limitless.run.launcher import idle_argv
         from limitless.tmux.session import load_layout
 
         wanted = min(self.run.max_concurrency, len(self.plan.tasks)) - len(self.slots)
@@ -843,10 +840,7 @@ class Supervisor:
             return 0
 
     def _pane_env(self) -> dict[str, str]:
-        env = {"LIMITLESS_RUN": self.run_id}
-        if self.run.tmux_socket:
-            env["LIMITLESS_TMUX_SOCKET"] = self.run.tmux_socket
-        return env
+        return pane_env(self.run_id, self.run.tmux_socket)
 
     def _free_slot(self, task_id: str) -> None:
         self._release_lease(task_id)
@@ -895,7 +889,7 @@ class Supervisor:
         self.store.add_event(self.run_id, "run_done", status=str(status), exit_code=exit_code)
         self._say(f"run {self.run_id} {status}: {reason}")
         with contextlib.suppress(TmuxError):
-            self.tmux.signal(wake_channel(self.run_id) + "-done")
+            self.tmux.signal(done_channel(self.run_id))
         return exit_code
 
     def _final_reason(self, rows: list[TaskRow], merge_ok: bool) -> str:
@@ -952,45 +946,6 @@ def _max_active_agents() -> int | None:
     except LimitlessError as exc:
         log.warning("user config ignored", extra={"error": str(exc)})
         return None
-
-
-def _wrapper_alive(row: TaskRow) -> bool:
-    """Is the recorded wrapper pid a live `limitless _exec` for this task?"""
-    if not row.pid:
-        return True  # launched, wrapper not yet up: the pane tells
-    try:
-        cmdline = psutil.Process(row.pid).cmdline()
-    except psutil.Error:
-        return False
-    return "_exec" in cmdline and row.id in cmdline
-
-
-def _wrapper_ports(row: TaskRow) -> tuple[int, ...]:
-    """The ports the task's running wrapper was started with (none if unreadable)."""
-    if not row.pid:
-        return ()
-    try:
-        return ports_in_env(psutil.Process(row.pid).environ())
-    except psutil.Error:
-        return ()
-
-
-def _pane_runs_wrapper(pane: PaneState | None, row: TaskRow) -> bool:
-    """Does the pane live and run `limitless _exec` for this task (not the idle command)?"""
-    if pane is None or pane.dead or not pane.pid:
-        return False
-    try:
-        cmdline = psutil.Process(pane.pid).cmdline()
-    except (psutil.Error, ValueError):
-        return False
-    return "_exec" in cmdline and row.id in cmdline
-
-
-def _stop_wrapper(row: TaskRow) -> None:
-    """SIGTERM the task's wrapper (it kills its agent's process tree and records the end)."""
-    if row.pid and _wrapper_alive(row):
-        with contextlib.suppress(psutil.Error):
-            psutil.Process(row.pid).terminate()
 
 
 def main(run_id: str, state_dir: Path) -> int:
