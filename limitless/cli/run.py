@@ -467,8 +467,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     """
     from limitless.merge.phase import run_merge_phase
     from limitless.run.context import open_context
+    from limitless.run.ending import end_run
     from limitless.run.processes import supervisor_alive
-    from limitless.states import RunStatus, TaskStatus
 
     with open_context() as ctx:
         run = ctx.run(args.run)
@@ -480,16 +480,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
             raise UsageError(msg)
         terminal = sys.stdin.isatty() and sys.stdout.isatty()
         outcome = run_merge_phase(ctx.store, run.id, out=_print_flush, foreground=terminal)
-        rows = ctx.store.get_tasks(run.id)
-        ok = outcome.ok and all(row.status is TaskStatus.DONE for row in rows)
-        ctx.store.update_run(
-            run.id,
-            status=RunStatus.DONE if ok else RunStatus.FAILED,
-            exit_code=0 if ok else 1,
-            ended_at=time.time(),
-            no_merge=False,
-        )
-    return 0 if ok else 1
+        end = end_run(ctx.store, run.id, outcome)
+    return end.exit_code
 
 
 def cmd_exec(args: argparse.Namespace) -> int:

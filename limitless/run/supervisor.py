@@ -32,13 +32,13 @@ from limitless.plan.graph import Dag
 from limitless.plan.loader import Plan, Task
 from limitless.plan.overlap import conflicts_by_task, overlapping_pairs
 from limitless.programs.profiles import can_resume
+from limitless.run.ending import end_run
 from limitless.run.hooks import HookRunner
 from limitless.run.ports import LeaseBook, lease_key, port_env
 from limitless.run.processes import pane_runs_wrapper, stop_wrapper, wrapper_alive, wrapper_ports
 from limitless.states import ControlAction, RunStatus, TaskStatus, task_state
 from limitless.store.store import ControlRequest, Run, Store, TaskRow
 from limitless.tmux.pane_programs import (
-    done_channel,
     exec_argv,
     idle_argv,
     pane_env,
@@ -124,7 +124,6 @@ class Supervisor:
         self.stopping = threading.Event()
         self.last_titles = 0.0
         self.gate_reason = ""
-        self.merge_message = ""
         self.dead_unreported: dict[str, float] = {}
         self.hooks = HookRunner(store, run_id, self.plan.hooks, self.repo_root, out=self._say)
         self.budget = BudgetWatch(store, run_id, self.plan.budget)
@@ -871,43 +870,10 @@ class Supervisor:
     # ---------------------------------------------------------------- finish
 
     def _finish(self) -> int:
-        rows = self.store.get_tasks(self.run_id)
-        run = self.store.get_run(self.run_id)
-        merge_ok = True
-        if not run.no_merge:
-            merge_ok = self._merge_phase()
-        rows = self.store.get_tasks(self.run_id)
-        done = sum(row.status is TaskStatus.DONE for row in rows)
-        all_done = done == len(rows)
-        ok = all_done and merge_ok
-        status = RunStatus.DONE if ok else RunStatus.FAILED
-        exit_code = 0 if ok else 1
-        reason = self._final_reason(rows, merge_ok)
-        self.store.update_run(
-            self.run_id, status=status, ended_at=time.time(), exit_code=exit_code, reason=reason
-        )
-        self.store.add_event(self.run_id, "run_done", status=str(status), exit_code=exit_code)
-        self._say(f"run {self.run_id} {status}: {reason}")
-        with contextlib.suppress(TmuxError):
-            self.tmux.signal(done_channel(self.run_id))
-        return exit_code
-
-    def _final_reason(self, rows: list[TaskRow], merge_ok: bool) -> str:
-        done = sum(row.status is TaskStatus.DONE for row in rows)
-        failed = [row.id for row in rows if row.status is not TaskStatus.DONE]
-        text = f"{done}/{len(rows)} tasks done"
-        if failed:
-            text += f"; not done: {', '.join(failed)}"
-        budget = next((r.reason for r in rows if r.reason.startswith("not started: budget")), "")
-        if budget:
-            text += f"; {budget.removeprefix('not started: ')}"
-        run = self.store.get_run(self.run_id)
-        if run.no_merge:
-            text += "; merge skipped (--no-merge): branches left for `limitless merge`"
-        elif not merge_ok:
-            why = self.merge_message or f"`limitless events {self.run_id}` says why"
-            text += f"; the merge phase did not finish: {why}"
-        return text
+        merged = None if self.store.get_run(self.run_id).no_merge else self._merge_phase()
+        end = end_run(self.store, self.run_id, merged, tmux=self.tmux)
+        self._say(f"run {self.run_id} {end.status}: {end.reason}")
+        return end.exit_code
 
     def _status_pending(self, task_id: str, pane: PaneState, now: float) -> bool:
         """A dead pane with no exit status or signal yet, seen for less than
@@ -921,15 +887,13 @@ class Supervisor:
         del self.dead_unreported[task_id]  # judged now; a later death waits afresh
         return False
 
-    def _merge_phase(self) -> bool:
+    def _merge_phase(self) -> merge.MergeOutcome:
         if self.merge_checkout is not None:
             # it holds the run's merge lock while it works
             with contextlib.suppress(Exception):
                 self.merge_checkout.result()
         self.store.update_run(self.run_id, status=RunStatus.MERGING)
-        result = merge.run_merge_phase(self.store, self.run_id, out=self._say)
-        self.merge_message = result.message
-        return bool(result.ok)
+        return merge.run_merge_phase(self.store, self.run_id, out=self._say)
 
     def _say(self, line: str) -> None:
         stamp = time.strftime("%H:%M:%S")
