@@ -25,7 +25,8 @@ import yaml
 
 from limitless.errors import LimitlessError, PlanError, UsageError
 from limitless.plan.loader import Plan, loads
-from limitless.programs.profiles import AgentContext, AgentProfile, render_argv
+from limitless.programs.launch import agent_start
+from limitless.programs.profiles import AgentProfile
 
 log = logging.getLogger(__name__)
 
@@ -173,24 +174,15 @@ def profile_asker(profile: AgentProfile, cwd: Path, timeout_s: float = PLANNER_T
 
     def ask(prompt: str) -> str:
         with tempfile.TemporaryDirectory(prefix="limitless-planner-") as folder:
-            prompt_file = Path(folder) / "prompt.md"
-            prompt_file.write_text(prompt, encoding="utf-8")
-            argv = render_argv(
-                profile,
-                AgentContext(
-                    prompt=prompt,
-                    prompt_file=str(prompt_file),
-                    task="planner",
-                    worktree=str(cwd),
-                    branch="",
-                ),
+            start = agent_start(
+                profile, prompt, prompt_file=Path(folder) / "prompt.md", cwd=cwd, task="planner"
             )
-            env = {**os.environ, **profile.env}
+            argv = start.argv
             try:
                 result = subprocess.run(
                     argv,
-                    cwd=cwd,
-                    env=env,
+                    cwd=start.cwd,
+                    env=start.environ(),
                     capture_output=True,
                     text=True,
                     timeout=timeout_s,
