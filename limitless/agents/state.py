@@ -49,7 +49,8 @@ from limitless.programs import Program, adapter
 from limitless.programs.profiles import AgentProfile
 from limitless.states import ControlAction, TaskStatus, Waiting, task_state
 from limitless.store.store import Store, TaskRow
-from limitless.tmux.session import PaneState, TmuxSession
+from limitless.tmux.panes import PaneState
+from limitless.tmux.session import TmuxSession
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from limitless.plan.loader import Plan
 from limitless.run.doctor import MIN_GIT, MIN_TMUX
 from limitless.states import RunStatus, TaskStatus
 from limitless.store.store import Run, Store, TaskRow
+from limitless.tmux.layouts import Layout, load_layout
 from limitless.tmux.pane_programs import (
     dashboard_argv,
     idle_argv,
@@ -27,7 +28,7 @@ from limitless.tmux.pane_programs import (
     supervise_argv,
     wake_channel,
 )
-from limitless.tmux.session import Layout, TmuxSession, load_layout, tmux_version
+from limitless.tmux.session import TmuxSession, tmux_version
 from limitless.tmux.session import session_name as tmux_session_name
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from limitless.run.picture import ACTIVE, Picture
 from limitless.run.processes import stop_wrapper
 from limitless.states import TaskStatus
 from limitless.store.store import Store, TaskRow
-from limitless.tmux.session import PaneState
+from limitless.tmux.panes import PaneState
 
 TIMEOUT_GRACE_S = 30.0
 """How long past its timeout a task's wrapper has to stop it before the supervisor does."""

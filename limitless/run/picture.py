@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from limitless.states import TaskStatus
 from limitless.store.store import TaskRow
-from limitless.tmux.session import PaneState
+from limitless.tmux.panes import PaneState
 
 ACTIVE = (TaskStatus.RUNNING, TaskStatus.WAITING)
 NOT_DONE_TERMINAL = (TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.KILLED)

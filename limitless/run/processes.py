@@ -14,7 +14,7 @@ import psutil
 from limitless.run.ports import ports_in_env
 from limitless.store.store import Run, TaskRow
 from limitless.tmux.pane_programs import runs_supervisor, runs_wrapper
-from limitless.tmux.session import PaneState
+from limitless.tmux.panes import PaneState
 
 
 def supervisor_alive(run: Run) -> bool:

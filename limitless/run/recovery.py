@@ -14,8 +14,9 @@ from limitless.run.launcher import create_session
 from limitless.run.processes import supervisor_alive
 from limitless.states import RunStatus
 from limitless.store.store import Run, Store
+from limitless.tmux.layouts import load_layout
 from limitless.tmux.pane_programs import pane_env, supervise_argv
-from limitless.tmux.session import TmuxSession, load_layout
+from limitless.tmux.session import TmuxSession
 
 
 def resume_run(store: Store, run_id: str) -> tuple[str, TmuxSession | None]:

@@ -479,7 +479,7 @@ class Supervisor:
     def _grow_slots(self) -> None:
         """A run started with fewer slots than its tasks now need (a one-task run that
         was given more) gets new slot panes, up to max_concurrency."""
-        from limitless.tmux.session import load_layout
+        from limitless.tmux.layouts import load_layout
 
         wanted = min(self.run.max_concurrency, len(self.plan.tasks)) - len(self.slots)
         if wanted <= 0:
