@@ -25,8 +25,9 @@ import yaml
 
 from limitless.errors import LimitlessError, PlanError, UsageError
 from limitless.plan.loader import Plan, loads
+from limitless.plan.userconfig import UserConfig
 from limitless.programs.launch import agent_start
-from limitless.programs.profiles import AgentProfile
+from limitless.programs.profiles import BUILTIN_PROFILES, AgentProfile
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +260,15 @@ def make_plan(
         "Rephrase the goal, try another --planner, or write the plan by hand (`limitless init`)"
     )
     raise PlannerError(msg)
+
+
+def plan_goal(goal: str, planner_name: str | None, config: UserConfig, cwd: Path) -> PlannedGoal:
+    """Plan `goal` with the chosen planner: `planner_name` (the flag), else the user
+    config's planner, else its agent, else claude; the demo planner plans demo tasks."""
+    name = planner_name or config.planner or config.agent or "claude"
+    profiles = {**BUILTIN_PROFILES, **config.agents}
+    agent = "demo" if name == DEMO_PLANNER else (config.agent or "claude")
+    return make_plan(goal, planner=name, cwd=cwd, profiles=profiles, agent=agent)
 
 
 def save_plan(planned: PlannedGoal, path: Path, *, force: bool = False) -> Path:

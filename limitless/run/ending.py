@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from limitless.errors import TmuxError
-from limitless.merge.phase import MergeOutcome
+from limitless.errors import TmuxError, UsageError
+from limitless.merge.phase import MergeOutcome, run_merge_phase
+from limitless.run.processes import supervisor_alive
 from limitless.states import RunStatus, TaskStatus
 from limitless.store.store import Store, TaskRow
 from limitless.tmux.pane_programs import done_channel
@@ -58,6 +60,23 @@ def end_run(
         with contextlib.suppress(TmuxError):
             tmux.signal(done_channel(run_id))
     return RunEnd(status=status, exit_code=exit_code, reason=reason)
+
+
+def merge_and_end(
+    store: Store, run_id: str, *, out: Callable[[str], object], foreground: bool
+) -> RunEnd:
+    """`limitless merge`: run (or finish, or redo) the merge phase of a run nobody
+    supervises, then end the run again by its result. `foreground`: a resolver agent
+    may run in this terminal when the run's tmux session is gone."""
+    run = store.get_run(run_id)
+    if supervisor_alive(run):
+        msg = (
+            f"run {run.id} is still supervised (pid {run.supervisor_pid}); its merge phase "
+            f"starts when every task has ended — `limitless wait {run.id}`"
+        )
+        raise UsageError(msg)
+    outcome = run_merge_phase(store, run_id, out=out, foreground=foreground)
+    return end_run(store, run_id, outcome)
 
 
 def final_reason(run_id: str, rows: list[TaskRow], merge: MergeOutcome | None) -> str:

@@ -1,16 +1,23 @@
-"""Requests to a running run (`limitless kill|done|retry`, the dashboard's keys): each
-is applied by the supervisor, and answered with one line.
+"""Requests to a running run (`limitless kill|done|retry`, the dashboard's keys): asked
+through the store (`ask`), applied by the supervisor (`apply_request`), answered with one
+line.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from limitless.errors import UsageError
 from limitless.plan.graph import Dag
 from limitless.run.picture import ACTIVE, MARKED_DONE, NOT_DONE_TERMINAL
-from limitless.run.processes import stop_wrapper
+from limitless.run.processes import stop_wrapper, supervisor_alive
 from limitless.states import ControlAction, TaskStatus
-from limitless.store.store import ControlRequest, Store, TaskRow
+from limitless.store.store import ControlRequest, Run, Store, TaskRow
+
+ANSWER_WAIT_S = 10.0
+ANSWER_POLL_S = 0.1
 
 
 def apply_request(
@@ -75,3 +82,52 @@ def retry(store: Store, run_id: str, dag: Dag, row: TaskRow) -> str:
     for dependant in dag.descendants(row.id):
         store.transition(run_id, dependant, (TaskStatus.BLOCKED,), TaskStatus.PENDING, reason="")
     return "queued for retry"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The supervisor's answer to a request ("" when none came in time)."""
+
+    result: str
+
+    @property
+    def refused(self) -> bool:
+        return self.result.startswith("not ")
+
+
+def ask(
+    store: Store,
+    run: Run,
+    action: ControlAction,
+    task_id: str,
+    *,
+    resumed: Callable[[str], object],
+    timeout: float = ANSWER_WAIT_S,
+) -> Answer:
+    """Ask the supervisor of `run` to apply `action` to `task_id`, and wait for its answer.
+
+    A run nobody supervises takes only a retry: its supervisor is started again for it
+    (`resumed` is told what resume said). Anything else is a UsageError.
+    """
+    from limitless.run.recovery import resume_run
+
+    row = store.get_task(run.id, task_id)
+    if not supervisor_alive(run) and action is not ControlAction.RETRY:
+        msg = f"run {run.id} is not supervised ({run.status}); {task_id} is {row.status}"
+        raise UsageError(f"{msg}, so there is nothing to {action}")
+    request_id = store.request(run.id, action, task_id, source="cli")
+    if not supervisor_alive(run):
+        message, _ = resume_run(store, run.id)
+        resumed(message)
+    return Answer(await_answer(store, run.id, request_id, timeout))
+
+
+def await_answer(store: Store, run_id: str, request_id: int, timeout: float) -> str:
+    """The supervisor's answer to a request, if it comes within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for request in store.requests(run_id):
+            if request.id == request_id and request.result is not None:
+                return request.result
+        time.sleep(ANSWER_POLL_S)
+    return ""
