@@ -494,16 +494,22 @@ class Wrapper:
         }
         if outcome.status is TaskStatus.DONE:
             fields["progress"] = 100.0
-        changed = self.store.transition(
+        said = {"exit_code": outcome.exit_code, "reason": reason}
+        ended = self.store.transition(
             self.run.id,
             self.task.id,
             (TaskStatus.RUNNING, TaskStatus.WAITING, TaskStatus.DONE),
             outcome.status,
+            event=(_end_event(outcome.status), said),
             **fields,
         )
-        final = outcome.status if changed else self.store.get_task(self.run.id, self.task.id).status
-        if not changed:
-            self.store.update_task(self.run.id, self.task.id, **fields)
+        if ended is None:
+            # ended by the supervisor first (killed, or failed as lost): its status stays,
+            # the facts are ours
+            with self.store.transaction():
+                self.store.update_task(self.run.id, self.task.id, **fields)
+                ended = self.store.get_task(self.run.id, self.task.id)
+                self.store.add_event(self.run.id, _end_event(ended.status), self.task.id, **said)
         self.store.end_attempt(
             self.run.id,
             self.task.id,
@@ -513,13 +519,8 @@ class Wrapper:
             reason=reason,
             ref=None,
         )
-        kind = {TaskStatus.DONE: "task_done", TaskStatus.KILLED: "task_killed"}.get(
-            final, "task_failed"
-        )
-        self.store.add_event(
-            self.run.id, kind, self.task.id, exit_code=outcome.exit_code, reason=reason
-        )
-        elapsed = now - (self.store.get_task(self.run.id, self.task.id).started_at or now)
+        final = ended.status
+        elapsed = now - (ended.started_at or now)
         mark = f"{GREEN}✓" if final is TaskStatus.DONE else f"{RED}✗"
         detail = f" — {reason}" if reason else ""
         self._say(
@@ -587,6 +588,13 @@ class Wrapper:
             self.process.request_stop()
         else:
             raise SystemExit(128 + signum)
+
+
+def _end_event(status: TaskStatus) -> str:
+    """The event kind of an attempt that ended with the task `status`."""
+    return {TaskStatus.DONE: "task_done", TaskStatus.KILLED: "task_killed"}.get(
+        status, "task_failed"
+    )
 
 
 def main(run_id: str, task_id: str, state_dir: Path) -> int:
