@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from limitless import __version__
 from limitless.cli.common import Handler
 from limitless.errors import LimitlessError, PlanError
+from limitless.tmux.pane_programs import SOCKET_ENV
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"limitless: error: cannot enter -C {args.directory}: {exc}", file=sys.stderr)
             return 2
     if args.socket:
-        os.environ["LIMITLESS_TMUX_SOCKET"] = args.socket
+        os.environ[SOCKET_ENV] = args.socket
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -25,6 +25,9 @@ SUPERVISE_COMMAND = "_supervise"
 RESOLVER_MODULE = "limitless.merge.resolver"
 """The module a conflict resolver runs under in a slot pane (it records the exit code)."""
 
+SOCKET_ENV = "LIMITLESS_TMUX_SOCKET"
+"""Names the tmux server (`tmux -L`) of the run a pane belongs to; the command line's default."""
+
 _SLEEP_FOREVER = "exec sleep 2147483647"
 
 
@@ -88,7 +91,7 @@ def pane_env(run_id: str, socket_name: str | None) -> dict[str, str]:
     tmux server it lives on (so its own tmux calls reach that server)."""
     env = {"LIMITLESS_RUN": run_id}
     if socket_name:
-        env["LIMITLESS_TMUX_SOCKET"] = socket_name
+        env[SOCKET_ENV] = socket_name
     return env
 
 
