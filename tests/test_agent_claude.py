@@ -126,6 +126,27 @@ tasks:
     assert '{"type"' not in log  # the pane shows lines, not the raw events
 
 
+def test_a_prompt_starting_with_a_dash_reaches_claude_as_the_prompt(
+    claude_env: AgentSetup, model_server: ModelServer, repo: Path
+) -> None:
+    """A prompt that starts with `-` is the prompt, not an option: it goes last, after `--`,
+    and Claude Code does the work it asks for."""
+    script = Script("dash", [write("dash.txt", "dash\n"), say("Wrote dash.txt.")])
+    model_server.add(script)
+    write_plan(
+        repo,
+        f"""\
+name: dash
+tasks:
+  - id: dash
+    prompt: "--write dash.txt {script.marker}"
+""",
+    )
+    finished = cli(repo, "run", "--headless", timeout=RUN_TIMEOUT)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert git(repo, "show", "main:dash.txt") == "dash"
+
+
 def test_a_refused_write_is_not_a_plain_success(
     claude_env: AgentSetup, model_server: ModelServer, repo: Path
 ) -> None:

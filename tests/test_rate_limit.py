@@ -8,7 +8,7 @@ from typing import NamedTuple
 import pytest
 
 from limitless.agents import ratelimit
-from limitless.agents.wrapper import LineParser
+from limitless.agents.lines import LineParser
 from limitless.programs.profiles import BUILTIN_PROFILES, OutputParsers
 from limitless.states import TaskStatus
 from limitless.store.store import Attempt

@@ -20,7 +20,8 @@ from limitless.git import worktrees
 from limitless.plan import loader as plan_mod
 from limitless.states import ControlAction, RunStatus, TaskStatus
 from limitless.store.store import Event, Run, Store, TaskRow
-from limitless.tmux.session import Layout, TmuxSession, load_layout
+from limitless.tmux.layouts import Layout, load_layout
+from limitless.tmux.session import TmuxSession
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, tasks_of, write_plan
 

@@ -18,17 +18,12 @@ import pytest
 from libtmux.test.retry import retry_until
 
 from limitless.errors import PlanError, TmuxError, UsageError
+from limitless.tmux.commands import MAX_CALL_BYTES, call_bytes, pack
+from limitless.tmux.layouts import Layout, available_layouts, load_layout
+from limitless.tmux.panes import PaneState, SessionPanes
 from limitless.tmux.session import (
-    MAX_CALL_BYTES,
     MIN_TMUX,
-    Layout,
-    PaneState,
-    SessionPanes,
     TmuxSession,
-    _call_bytes,
-    _pack,
-    available_layouts,
-    load_layout,
     parse_tmux_version,
     session_name,
     socket_path,
@@ -320,11 +315,11 @@ def test_session_name() -> None:
 def test_pack_keeps_groups_whole_and_calls_small() -> None:
     """create()'s command groups are packed into as few calls as fit tmux's limit."""
     group = [["set-option", "-t", "x", "y" * 1000]] * 3
-    batches = _pack([group] * 10)  # about 3 KB a group: three groups a call
+    batches = pack([group] * 10)  # about 3 KB a group: three groups a call
     assert [len(batch) for batch in batches] == [9, 9, 9, 3]
     assert all(len(batch) % 3 == 0 for batch in batches)
-    assert all(_call_bytes(batch) <= MAX_CALL_BYTES for batch in batches)
-    assert _pack([[["a"]], [["b"]]]) == [[["a"], ["b"]]]
+    assert all(call_bytes(batch) <= MAX_CALL_BYTES for batch in batches)
+    assert pack([[["a"]], [["b"]]]) == [[["a"], ["b"]]]
 
 
 class BadArgsCase(NamedTuple):

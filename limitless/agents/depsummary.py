@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from limitless.agents.lines import ANSI
 from limitless.errors import LimitlessError
 from limitless.git import worktrees
 from limitless.plan.loader import Plan, Task
@@ -23,7 +24,6 @@ PLACEHOLDER = "{deps_summary}"
 MAX_LINES = 60
 MAX_LINE_CHARS = 200
 LOG_TAIL_BYTES = 64 * 1024
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
 
 def uses_summary(prompt: str) -> bool:
@@ -52,7 +52,7 @@ def output_tail(path: Path, lines: int) -> list[str]:
             data = handle.read()
     except OSError:
         return []
-    text = _ANSI.sub("", data.decode("utf-8", errors="replace"))
+    text = ANSI.sub("", data.decode("utf-8", errors="replace"))
     kept = [_clip(piece) for piece in re.split(r"[\r\n]+", text) if piece.strip()]
     return kept[-lines:]
 

@@ -25,7 +25,9 @@ import yaml
 
 from limitless.errors import LimitlessError, PlanError, UsageError
 from limitless.plan.loader import Plan, loads
-from limitless.programs.profiles import AgentContext, AgentProfile, render_argv
+from limitless.plan.userconfig import UserConfig
+from limitless.programs.launch import agent_start
+from limitless.programs.profiles import BUILTIN_PROFILES, AgentProfile
 
 log = logging.getLogger(__name__)
 
@@ -173,24 +175,15 @@ def profile_asker(profile: AgentProfile, cwd: Path, timeout_s: float = PLANNER_T
 
     def ask(prompt: str) -> str:
         with tempfile.TemporaryDirectory(prefix="limitless-planner-") as folder:
-            prompt_file = Path(folder) / "prompt.md"
-            prompt_file.write_text(prompt, encoding="utf-8")
-            argv = render_argv(
-                profile,
-                AgentContext(
-                    prompt=prompt,
-                    prompt_file=str(prompt_file),
-                    task="planner",
-                    worktree=str(cwd),
-                    branch="",
-                ),
+            start = agent_start(
+                profile, prompt, prompt_file=Path(folder) / "prompt.md", cwd=cwd, task="planner"
             )
-            env = {**os.environ, **profile.env}
+            argv = start.argv
             try:
                 result = subprocess.run(
                     argv,
-                    cwd=cwd,
-                    env=env,
+                    cwd=start.cwd,
+                    env=start.environ(),
                     capture_output=True,
                     text=True,
                     timeout=timeout_s,
@@ -267,6 +260,15 @@ def make_plan(
         "Rephrase the goal, try another --planner, or write the plan by hand (`limitless init`)"
     )
     raise PlannerError(msg)
+
+
+def plan_goal(goal: str, planner_name: str | None, config: UserConfig, cwd: Path) -> PlannedGoal:
+    """Plan `goal` with the chosen planner: `planner_name` (the flag), else the user
+    config's planner, else its agent, else claude; the demo planner plans demo tasks."""
+    name = planner_name or config.planner or config.agent or "claude"
+    profiles = {**BUILTIN_PROFILES, **config.agents}
+    agent = "demo" if name == DEMO_PLANNER else (config.agent or "claude")
+    return make_plan(goal, planner=name, cwd=cwd, profiles=profiles, agent=agent)
 
 
 def save_plan(planned: PlannedGoal, path: Path, *, force: bool = False) -> Path:

@@ -49,7 +49,8 @@ from limitless.programs import Program, adapter
 from limitless.programs.profiles import AgentProfile
 from limitless.states import ControlAction, TaskStatus, Waiting, task_state
 from limitless.store.store import Store, TaskRow
-from limitless.tmux.session import PaneState, TmuxSession
+from limitless.tmux.panes import PaneState
+from limitless.tmux.session import TmuxSession
 
 log = logging.getLogger(__name__)
 
@@ -324,31 +325,29 @@ class StateWatcher:
             return before
         track.candidate, track.seen = None, 0
         waiting = observation.state is TaskStatus.WAITING
-        changed = self.store.transition(
-            self.run_id,
-            row.id,
-            (row.status,),
-            observation.state,
-            waiting_reason=observation.reason if waiting else "",
-            waiting_kind=observation.kind if waiting else Waiting.OTHER,
-        )
-        if not changed:
-            return before
         if not waiting:
             kind = "task_working"
         elif observation.kind is Waiting.IDLE:
             kind = "task_idle"
         else:
             kind = "task_waiting"
-        self.store.add_event(
+        event = {
+            "source": observation.source,
+            "reason": observation.reason,
+            "line": observation.line,
+            "waiting": str(observation.kind) if waiting else "",
+        }
+        changed = self.store.transition(
             self.run_id,
-            kind,
             row.id,
-            source=observation.source,
-            reason=observation.reason,
-            line=observation.line,
-            waiting=str(observation.kind) if waiting else "",
+            (row.status,),
+            observation.state,
+            event=(kind, event),
+            waiting_reason=observation.reason if waiting else "",
+            waiting_kind=observation.kind if waiting else Waiting.OTHER,
         )
+        if changed is None:
+            return before
         return observation.shown
 
     def _update_reason(self, row: TaskRow, reason: str) -> None:

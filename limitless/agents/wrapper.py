@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
 import signal
 import sys
@@ -22,38 +21,29 @@ from types import FrameType
 from typing import Any, BinaryIO
 
 from limitless.agents import claude_hooks, ratelimit, sandbox
+from limitless.agents.headless import HeadlessOutput
 from limitless.agents.interactive import InteractiveDriver
+from limitless.agents.lines import ANSI, LineParser
 from limitless.agents.pty import PtyProcess, PtyResult, end_strays
 from limitless.errors import LimitlessError
 from limitless.fmt import duration
 from limitless.git import worktrees
 from limitless.plan.loader import Plan, Task
-from limitless.programs import EventStream, PaneLine, Program, Question, adapter
-from limitless.programs.profiles import (
-    AgentContext,
-    AgentProfile,
-    OutputParsers,
-    can_resume,
-    render_argv,
-    render_resume_argv,
-)
-from limitless.programs.verdict import Verdict, judge_changes, judge_stream
+from limitless.programs import PaneLine, Program, adapter
+from limitless.programs.launch import agent_env, agent_start
+from limitless.programs.profiles import AgentProfile, OutputParsers, can_resume
+from limitless.programs.verdict import Verdict, judge_changes
 from limitless.states import TaskStatus
 from limitless.store.store import Attempt, Run, Store, TaskRow
+from limitless.tmux.pane_programs import wake_channel
 
 log = logging.getLogger(__name__)
 
-ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 PROGRESS_WRITE_INTERVAL = 0.5
 MAX_ARGUMENT_BYTES = 128 * 1024  # Linux MAX_ARG_STRLEN, counting the closing NUL
 BOLD, DIM, GREEN, RED, RESET = "\x1b[1m", "\x1b[2m", "\x1b[32m", "\x1b[31m", "\x1b[0m"
 CYAN = "\x1b[36m"
 LINE_STYLES = {"text": "", "action": CYAN, "dim": DIM, "good": GREEN, "bad": RED}
-
-
-def wake_channel(run_id: str) -> str:
-    """The tmux wait-for channel the supervisor of `run_id` listens on."""
-    return f"limitless-{run_id}"
 
 
 def argument_too_long(argv: list[str]) -> str | None:
@@ -79,74 +69,6 @@ def prompt_path(store: Store, run_id: str, task_id: str) -> Path:
     return store.run_dir(run_id) / "prompts" / f"{task_id}.md"
 
 
-class LineParser:
-    """Turns the agent's byte stream into lines and remembers what they said."""
-
-    def __init__(self, parsers: OutputParsers) -> None:
-        self.parsers = parsers
-        self.partial = ""
-        self.progress: float | None = None
-        self.cost: float | None = None
-        self.session: str | None = None
-        self.rate_limited = False
-        self.lines = 0
-        self.rate_limit_line = ""
-        self.rate_limit_at = 0
-        self.changed = False
-        self.last_line = ""
-
-    def feed(self, data: bytes) -> None:
-        text = self.partial + data.decode("utf-8", errors="replace")
-        pieces = re.split(r"[\r\n]", text)
-        self.partial = pieces.pop()
-        for piece in pieces:
-            self._line(ANSI.sub("", piece).strip())
-
-    def finish(self) -> None:
-        if self.partial:
-            self._line(ANSI.sub("", self.partial).strip())
-            self.partial = ""
-
-    def _line(self, line: str) -> None:
-        if not line:
-            return
-        self.last_line = line
-        self.lines += 1
-        progress = self.parsers.progress_of(line)
-        if progress is not None and progress != self.progress:
-            self.progress = progress
-            self.changed = True
-        cost = self.parsers.cost_of(line)
-        if cost is not None and cost != self.cost:
-            self.cost = cost
-            self.changed = True
-        session = self.parsers.session_of(line)
-        if session and session != self.session:
-            self.session = session
-            self.changed = True
-        if self.parsers.is_rate_limited(line):
-            self.rate_limited = True
-            self.rate_limit_line, self.rate_limit_at = line, self.lines
-
-    def note(self, line: str) -> None:
-        """A line shown for the agent (a rendered event): counted, and kept as the last."""
-        self.last_line = line
-        self.lines += 1
-
-    def take(self, progress: float | None, cost: float | None, session: str | None) -> None:
-        """Figures an event reader found; marks a change for the next store write."""
-        for name, value in (("progress", progress), ("cost", cost), ("session", session)):
-            if value is not None and value != getattr(self, name):
-                setattr(self, name, value)
-                self.changed = True
-
-    def recent_rate_limit(self) -> str | None:
-        """The rate-limit line, if the agent printed one among its last lines."""
-        if self.rate_limit_line and self.lines - self.rate_limit_at < ratelimit.RECENT_LINES:
-            return self.rate_limit_line
-        return None
-
-
 @dataclass
 class Outcome:
     status: TaskStatus
@@ -165,15 +87,13 @@ class Wrapper:
         self.row = row
         self.profile: AgentProfile = plan.profile(task)
         self.program: Program | None = adapter(self.profile.adapter)
-        self.stream: EventStream | None = None
+        self.headless: HeadlessOutput | None = None  # a program that prints events
         self.worktree = Path(row.worktree)
         self.log_file: BinaryIO | None = None
         self.process: PtyProcess | None = None
         self.driver: InteractiveDriver | None = None
         self.signalled: int | None = None
         self.log_error = ""  # set when the task log could not be written (a full disk)
-        self.asking = ""  # the unfinished line a headless program asked its question on
-        self.pending: tuple[Question, float] | None = None  # left to the user, until then
         self.confined: sandbox.Session | None = None  # `sandbox: worktree`
 
     # ------------------------------------------------------------ lifecycle
@@ -219,26 +139,25 @@ class Wrapper:
         )
 
     def _environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        if self.program is not None:
-            env.update(self.program.environment())
-            env.update(self.program.approve_env(self.plan.approve_of(self.task)))
-            env.update(self.program.state_env(self._state_folder()))
-        env.update(self.profile.env)
-        env.update(self.task.env)
-        env.update(
-            {
-                "LIMITLESS_RUN": self.run.id,
-                "LIMITLESS_TASK": self.task.id,
-                "LIMITLESS_WORKTREE": str(self.worktree),
-                "LIMITLESS_BRANCH": self.row.branch,
-                "LIMITLESS_ATTEMPT": str(self.row.attempt),
-                "LIMITLESS_STATE_DIR": str(self.store.state_dir),
-                # Some agents (opencode) work in $PWD rather than their real folder.
-                "PWD": str(self.worktree),
-            }
-        )
-        return env
+        """What the setup commands and the leftovers' commit run with: the agent's own."""
+        approve = self.plan.approve_of(self.task)
+        folder = self._state_folder()
+        env = agent_env(self.profile, approve=approve, state_folder=folder, extra=self._task_env())
+        return {**os.environ, **env}
+
+    def _task_env(self) -> dict[str, str]:
+        """The task's variables, and limitless's for the agent's own use."""
+        return {
+            **self.task.env,
+            "LIMITLESS_RUN": self.run.id,
+            "LIMITLESS_TASK": self.task.id,
+            "LIMITLESS_WORKTREE": str(self.worktree),
+            "LIMITLESS_BRANCH": self.row.branch,
+            "LIMITLESS_ATTEMPT": str(self.row.attempt),
+            "LIMITLESS_STATE_DIR": str(self.store.state_dir),
+            # Some agents (opencode) work in $PWD rather than their real folder.
+            "PWD": str(self.worktree),
+        }
 
     def _state_folder(self) -> Path:
         """Where the task's agent program may keep state of its own (beside the task logs)."""
@@ -300,22 +219,20 @@ class Wrapper:
         return depsummary.render_prompt(self.task.prompt, summary)
 
     def _run_agent(self) -> Outcome:
-        prompt_file = prompt_path(self.store, self.run.id, self.task.id)
-        prompt_file.parent.mkdir(parents=True, exist_ok=True)
-        prompt = self._prompt_text()
-        prompt_file.write_text(prompt, encoding="utf-8")
-        context = AgentContext(
-            prompt=prompt,
-            prompt_file=str(prompt_file),
+        start = agent_start(
+            self.profile,
+            self._prompt_text(),
+            prompt_file=prompt_path(self.store, self.run.id, self.task.id),
+            cwd=self.worktree,
             task=self.task.id,
-            worktree=str(self.worktree),
             branch=self.row.branch,
             model=self.task.model,
+            approve=self.plan.approve_of(self.task),
+            resume_session=self._resumed_session(),
+            state_folder=self._state_folder(),
+            extra_env=self._task_env(),
         )
-        argv = self._agent_argv(context)
-        if self.program is not None:
-            argv = self.program.command(argv, self.plan.approve_of(self.task), prompt)
-        env = self._environment()
+        argv, env = start.argv, start.environ()
         if shutil.which(argv[0], path=env.get("PATH")) is None:
             install = f" ({self.program.install})" if self.program is not None else ""
             return Outcome(
@@ -331,8 +248,7 @@ class Wrapper:
         if hooks_failed is not None:
             return hooks_failed
         parser = LineParser(OutputParsers.for_profile(self.profile))
-        if self.program is not None and self.program.headless_stream:
-            self.stream = self.program.stream(self.worktree, env)
+        self.headless = self._headless(env)
         if self.profile.interactive:
             self.driver = InteractiveDriver(
                 self.store,
@@ -343,14 +259,13 @@ class Wrapper:
                 stop=self._stop_agent,
             )
         self._exclude_private_files()
-        driver = self.driver
-        events = self._open_events()
+        driver, headless = self.driver, self.headless
         last_write = 0.0
 
         def on_output(data: bytes) -> None:
             nonlocal last_write
-            if self.stream is not None:
-                self._show_events(parser, data, events)
+            if headless is not None:
+                headless.show(parser, data)
             else:
                 self._log(data)
                 parser.feed(data)
@@ -368,20 +283,19 @@ class Wrapper:
                 cwd=str(self.worktree),
                 env=env,
                 on_output=on_output,
-                echo_to_stdout=self.stream is None,
+                echo_to_stdout=headless is None,
                 on_input=driver.typed if driver is not None else None,
-                on_tick=self._on_tick if driver or self.confined or self.stream else None,
+                on_tick=self._on_tick if driver or self.confined or headless else None,
             )
             self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
             result = self.process.pump(timeout_s=self.task.timeout_s)
-            if self.stream is not None:
-                self._show_events(parser, b"\n", events)
-                self._finish_events(parser)
+            if headless is not None:
+                headless.finish(parser)
             else:
                 parser.finish()
         finally:
-            if events is not None:
-                events.close()
+            if headless is not None:
+                headless.close()
             self._end_strays()
         self._store_parsed(parser)
         if driver is not None:
@@ -394,6 +308,26 @@ class Wrapper:
             or self._rate_limited(parser, result)
             or self._outcome(result)
         )
+
+    def _headless(self, env: dict[str, str]) -> HeadlessOutput | None:
+        """The reader of the program's events, for a headless program that prints them."""
+        program = self.program
+        if program is None or not program.headless_stream:
+            return None
+        stream = program.stream(self.worktree, env)
+        if stream is None:
+            return None
+        headless = HeadlessOutput(
+            program,
+            stream,
+            approve=self.plan.approve_of(self.task),
+            idle_done_s=self.plan.idle_done_of(self.task),
+            say_line=self._say_line,
+            send=self._send,
+            signal=self._signal,
+        )
+        headless.open_events(events_path(self.store, self.run.id, self.task.id))
+        return headless
 
     def _end_strays(self) -> None:
         """End what the agent left running detached (Codex's background app-server)."""
@@ -436,36 +370,6 @@ class Wrapper:
             return Outcome(TaskStatus.DONE, result.exit_code, "")
         return None
 
-    def _open_events(self) -> BinaryIO | None:
-        """The raw event file of a headless program (None when it prints no events)."""
-        if self.stream is None:
-            return None
-        try:
-            return open(events_path(self.store, self.run.id, self.task.id), "ab", buffering=0)
-        except OSError:
-            return None
-
-    def _show_events(self, parser: LineParser, data: bytes, events: BinaryIO | None) -> None:
-        """A headless program's events as readable lines in the pane and the log."""
-        assert self.stream is not None
-        if events is not None:
-            with contextlib.suppress(OSError):
-                events.write(data)
-        text = parser.partial + data.decode("utf-8", errors="replace")
-        pieces = re.split(r"\r\n|[\r\n]", text)  # CRLF is one break: blank lines mean something
-        parser.partial = pieces.pop()
-        for piece in pieces:
-            raw = ANSI.sub("", piece).strip()
-            if not raw:
-                self.stream.blank()
-                continue
-            for line in self.stream.line(raw):
-                self._say_line(line)
-                parser.note(line.text)
-        self._question(ANSI.sub("", parser.partial))
-        facts = self.stream.facts
-        parser.take(facts.progress, facts.cost_usd, facts.session_id)
-
     # ------------------------------------------------------------ questions
 
     def _exclude_private_files(self) -> None:
@@ -479,76 +383,11 @@ class Wrapper:
                 f"{DIM}could not name {self.program.name}'s files in info/exclude: {exc}{RESET}"
             )
 
-    def _question(self, partial: str) -> None:
-        """A headless program waits on a yes/no question: answer it, or leave it to the user."""
-        assert self.stream is not None and self.program is not None
-        if self.asking and partial != self.asking:
-            # That line moved on: the same question may come again (for another file).
-            self.asking = ""
-        if self.pending is not None and not partial.startswith(self.pending[0].prompt.rstrip()):
-            self.pending = None  # answered (the user typed it in the pane)
-            self._signal("working", "question answered")
-        if not partial.strip() or partial == self.asking:
-            return
-        question = self.stream.question(partial)
-        if question is None:
-            return
-        self.asking = partial
-        approve = self.plan.approve_of(self.task)
-        subject = f" {question.subject.splitlines()[0]}" if question.subject else ""
-        keys = self.program.answer(approve, question)
-        if keys is not None:
-            said = "yes" if keys.lower().startswith("y") else "no"
-            self._say_line(
-                PaneLine(f"? {question.text}{subject} → {said} (approve: {approve})", "dim")
-            )
-            if self.process is not None:
-                self.process.send(keys.encode())
-            return
-        wait_s = self.plan.idle_done_of(self.task)
-        self.pending = (question, time.monotonic() + wait_s)
-        by = time.strftime("%H:%M:%S", time.localtime(time.time() + wait_s))
-        self._say_line(
-            PaneLine(f"? {self.program.display} asks: {question.prompt.strip()}", "action")
-        )
-        if subject:
-            self._say_line(PaneLine(f"  {question.subject}", "action"))
-        self._say_line(
-            PaneLine(
-                f"  type y or n and Enter in this pane; unanswered at {by} it is declined", "dim"
-            )
-        )
-        self._signal("waiting", f"{self.program.display} asks: {question.label}")
-
-    def _unanswered(self) -> None:
-        """A question left to the user waited its time (`idle_done`): say no, and remember it."""
-        if self.pending is None or time.monotonic() < self.pending[1]:
-            return
-        assert self.stream is not None and self.program is not None
-        question, _ = self.pending
-        self.pending = None
-        waited = duration(self.plan.idle_done_of(self.task))
-        self.stream.facts.denials.append(f"{question.label}, unanswered for {waited}")
-        self._say_line(PaneLine(f"✗ nobody answered in {waited}: declined", "bad"))
-        if self.process is not None:
-            self.process.send(self.program.decline(question).encode())
-        self._signal("working", "question declined")
-
     def _signal(self, kind: str, note: str) -> None:
         from limitless.agents.state import record_signal
 
         with contextlib.suppress(LimitlessError):
             record_signal(self.store, self.run.id, self.task.id, kind, note=note, source="wrapper")
-
-    def _finish_events(self, parser: LineParser) -> None:
-        """The stream's last words once the program ended (what it left on disk)."""
-        if self.stream is None:
-            return
-        for line in self.stream.finish():
-            self._say_line(line)
-            parser.note(line.text)
-        facts = self.stream.facts
-        parser.take(facts.progress, facts.cost_usd, facts.session_id)
 
     def _say_line(self, line: PaneLine) -> None:
         colour = LINE_STYLES[line.style]
@@ -556,30 +395,19 @@ class Wrapper:
 
     def _stream_verdict(self, result: PtyResult) -> Outcome | None:
         """A headless program's own account of a failure its exit code may hide."""
-        if self.stream is None or self.program is None or result.timed_out or result.stopped:
-            return None
-        verdict = judge_stream(
-            self.stream.facts,
-            result.exit_code,
-            self.plan.approve_of(self.task),
-            self.program.display,
-            self.program.approve_hint(self.plan.approve_of(self.task)),
-        )
-        if verdict is None:
-            return None
-        reason = ratelimit.reason_for(verdict.rate_limit) if verdict.rate_limit else verdict.reason
-        return Outcome(TaskStatus.FAILED, result.exit_code, reason)
+        reason = self.headless.failure(result) if self.headless is not None else None
+        return None if reason is None else Outcome(TaskStatus.FAILED, result.exit_code, reason)
 
-    def _agent_argv(self, context: AgentContext) -> list[str]:
-        """The agent's argv: its resume command when this attempt continues a conversation."""
+    def _resumed_session(self) -> str | None:
+        """The conversation this attempt continues (the profile's resume command), if any."""
         session = self.row.session_id
-        if session and can_resume(self.profile, session, self.row.attempt):
-            self._say(f"{DIM}continuing conversation {session}{RESET}")
-            self.store.add_event(
-                self.run.id, "task_resumed", self.task.id, session=session, attempt=self.row.attempt
-            )
-            return render_resume_argv(self.profile, context, session)
-        return render_argv(self.profile, context)
+        if not session or not can_resume(self.profile, session, self.row.attempt):
+            return None
+        self._say(f"{DIM}continuing conversation {session}{RESET}")
+        self.store.add_event(
+            self.run.id, "task_resumed", self.task.id, session=session, attempt=self.row.attempt
+        )
+        return session
 
     def _rate_limited(self, parser: LineParser, result: PtyResult) -> Outcome | None:
         """A failed end right after a rate-limit message: retried later, not counted."""
@@ -666,16 +494,22 @@ class Wrapper:
         }
         if outcome.status is TaskStatus.DONE:
             fields["progress"] = 100.0
-        changed = self.store.transition(
+        said = {"exit_code": outcome.exit_code, "reason": reason}
+        ended = self.store.transition(
             self.run.id,
             self.task.id,
             (TaskStatus.RUNNING, TaskStatus.WAITING, TaskStatus.DONE),
             outcome.status,
+            event=(_end_event(outcome.status), said),
             **fields,
         )
-        final = outcome.status if changed else self.store.get_task(self.run.id, self.task.id).status
-        if not changed:
-            self.store.update_task(self.run.id, self.task.id, **fields)
+        if ended is None:
+            # ended by the supervisor first (killed, or failed as lost): its status stays,
+            # the facts are ours
+            with self.store.transaction():
+                self.store.update_task(self.run.id, self.task.id, **fields)
+                ended = self.store.get_task(self.run.id, self.task.id)
+                self.store.add_event(self.run.id, _end_event(ended.status), self.task.id, **said)
         self.store.end_attempt(
             self.run.id,
             self.task.id,
@@ -685,13 +519,8 @@ class Wrapper:
             reason=reason,
             ref=None,
         )
-        kind = {TaskStatus.DONE: "task_done", TaskStatus.KILLED: "task_killed"}.get(
-            final, "task_failed"
-        )
-        self.store.add_event(
-            self.run.id, kind, self.task.id, exit_code=outcome.exit_code, reason=reason
-        )
-        elapsed = now - (self.store.get_task(self.run.id, self.task.id).started_at or now)
+        final = ended.status
+        elapsed = now - (ended.started_at or now)
         mark = f"{GREEN}✓" if final is TaskStatus.DONE else f"{RED}✗"
         detail = f" — {reason}" if reason else ""
         self._say(
@@ -714,8 +543,8 @@ class Wrapper:
             self.driver.tick()
         if self.confined is not None:
             self.confined.tick()
-        if self.stream is not None:
-            self._unanswered()
+        if self.headless is not None:
+            self.headless.tick()
 
     def _unchanged(self, outcome: Outcome, state: worktrees.WorktreeState) -> Verdict | None:
         """A done attempt that changed nothing, of a task that must change something."""
@@ -723,7 +552,7 @@ class Wrapper:
             return None
         if self.store.get_task(self.run.id, self.task.id).status is TaskStatus.DONE:
             return None  # marked done by the user: their word counts
-        said = self.stream.facts.final_text if self.stream is not None else ""
+        said = self.headless.stream.facts.final_text if self.headless is not None else ""
         if self.driver is not None and self.driver.closed:
             said = self.driver.last_words
         return judge_changes(state.ahead > 0 or bool(state.dirty_files), said)
@@ -759,6 +588,13 @@ class Wrapper:
             self.process.request_stop()
         else:
             raise SystemExit(128 + signum)
+
+
+def _end_event(status: TaskStatus) -> str:
+    """The event kind of an attempt that ended with the task `status`."""
+    return {TaskStatus.DONE: "task_done", TaskStatus.KILLED: "task_killed"}.get(
+        status, "task_failed"
+    )
 
 
 def main(run_id: str, task_id: str, state_dir: Path) -> int:

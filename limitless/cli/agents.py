@@ -1,6 +1,6 @@
 """Command line of agent-facing commands: signal, explain, hooks.
 
-Parsing and printing only; the work happens in `agentstate` and `claude_hooks`.
+Parsing and printing only; the work happens in `agents/state.py` and `agents/claude_hooks.py`.
 """
 
 from __future__ import annotations
@@ -10,13 +10,10 @@ import json
 import os
 import select
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from limitless.cli.common import Command
 from limitless.errors import LimitlessError, UsageError
-
-Handler = Callable[[argparse.Namespace], int]
-Command = Callable[[str, str, Handler], argparse.ArgumentParser]
 
 HOOK_STDIN_LIMIT = 1 << 20
 

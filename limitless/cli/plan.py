@@ -1,28 +1,32 @@
-"""Command line of planning and configuration: `plan`, `config show`, `add`.
-
-Parsing and printing only; the work happens in planner, userconfig and adhoc.
-"""
+"""Command line before a run: `init`, `validate`, `graph`, `plan` (a goal made into a
+plan), `config show`, `doctor`. Parsing and printing only."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from limitless.cli.common import Command, print_json
 from limitless.errors import UsageError
-
-if TYPE_CHECKING:
-    from limitless.agents.planner import PlannedGoal
-    from limitless.plan.userconfig import UserConfig
-
-Handler = Callable[[argparse.Namespace], int]
-Command = Callable[[str, str, Handler], argparse.ArgumentParser]
 
 
 def add_commands(command: Command) -> None:
+    p = command("init", "write a commented example plan", cmd_init)
+    p.add_argument("path", nargs="?", default=None, help="where to write (default limitless.yaml)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    p = command("validate", "check a plan; print PLAN:LINE:COL: message per problem", cmd_validate)
+    p.add_argument("plan", nargs="?", default=None)
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+
+    p = command("graph", "draw the task graph of a plan", cmd_graph)
+    p.add_argument("plan", nargs="?", default=None)
+    p.add_argument("--format", choices=("ascii", "mermaid", "json"), default="ascii")
+
+    p = command("doctor", "check tmux, git, the repository and the store", cmd_doctor)
+    p.add_argument("--json", action="store_true")
+
     p = command("plan", "turn a goal into a plan through a planner agent", cmd_plan)
     p.add_argument("goal", help="what to build, e.g. 'frontend, backend, database'")
     p.add_argument(
@@ -39,21 +43,94 @@ def add_commands(command: Command) -> None:
     p.add_argument("--plan", default=None, help="plan file (default limitless.yaml if present)")
     p.add_argument("--json", action="store_true")
 
-    p = command("add", "add a task to a live run", cmd_add)
-    p.add_argument("run", nargs="?", default=None, help="run id (default: the newest run)")
-    p.add_argument("--prompt", required=True, help="what the agent must do")
-    p.add_argument("--id", dest="task_id", default=None, help="task id (default: task-N)")
-    p.add_argument("--agent", default=None, help="agent profile (default: the plan's)")
-    p.add_argument("--depends-on", nargs="+", default=[], metavar="ID", help="tasks it waits for")
-    p.add_argument(
-        "--no-stages", action="store_true", help="one task, not one per stage of the plan"
-    )
-    p.add_argument("--json", action="store_true")
+
+def _plan_path(arg: str | None) -> Path:
+    from limitless.plan.loader import DEFAULT_PLAN_FILE
+
+    return Path(arg) if arg else Path(DEFAULT_PLAN_FILE)
 
 
-def _print_json(document: object) -> None:
-    json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+def cmd_init(args: argparse.Namespace) -> int:
+    from limitless.plan.loader import DEFAULT_PLAN_FILE, EXAMPLE_PLAN
+
+    path = Path(args.path or DEFAULT_PLAN_FILE)
+    if path.is_dir():
+        path = path / DEFAULT_PLAN_FILE
+    if path.exists() and not args.force:
+        msg = f"{path} exists already; pass --force to overwrite it, or name another path"
+        raise UsageError(msg)
+    path.write_text(EXAMPLE_PLAN, encoding="utf-8")
+    print(f"wrote {path}: edit the tasks, then `limitless validate {path}` and `limitless run`")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from limitless.run.validation import validate
+
+    path = _plan_path(args.plan)
+    found = validate(path)
+    if found.plan is None:
+        if args.json:
+            print_json({"ok": False, "problems": [vars(p) for p in found.problems]})
+        else:
+            for problem in found.problems:
+                print(problem, file=sys.stderr)
+            count = len(found.problems)
+            print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return 2
+    if found.environment:
+        if args.json:
+            print_json(
+                {
+                    "ok": False,
+                    "problems": [],
+                    "environment": found.environment,
+                    "warnings": found.warnings,
+                }
+            )
+        else:
+            for message in found.environment:
+                print(f"{path}: {message}", file=sys.stderr)
+        return 3
+    plan = found.plan
+    if args.json:
+        print_json(
+            {"ok": True, "plan": plan.name, "tasks": len(plan.tasks), "warnings": found.warnings}
+        )
+    else:
+        for warning in found.warnings:
+            print(f"{path}: warning: {warning}", file=sys.stderr)
+        print(f"{path}: ok — plan {plan.name!r}, {len(plan.tasks)} tasks")
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from limitless.plan import userconfig
+    from limitless.plan.graph import Dag
+
+    plan = userconfig.load_plan(_plan_path(args.plan))
+    dag = Dag.from_tasks(plan.tasks)
+    if args.format == "json":
+        print_json(dag.to_json())
+    elif args.format == "mermaid":
+        print(dag.render_mermaid())
+    else:
+        print(dag.render_ascii())
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from limitless.run.doctor import run_checks
+
+    checks = run_checks(Path.cwd())
+    if args.json:
+        print_json([vars(check) for check in checks])
+    else:
+        for check in checks:
+            width = max(len(c.name) for c in checks if c.required == check.required)
+            mark = "ok  " if check.ok else ("FAIL" if check.required else "--  ")
+            print(f"{mark} {check.name:<{width}}  {check.detail}")
+    return 0 if all(check.ok for check in checks if check.required) else 3
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -67,11 +144,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if output.exists() and not args.force:
         msg = f"{output} exists already; pass --force to overwrite it, or name another -o FILE"
         raise UsageError(msg)
-    planned = make_goal_plan(args.goal, args.planner, config, Path.cwd())
+    planned = planner.plan_goal(args.goal, args.planner, config, Path.cwd())
     planner.save_plan(planned, output, force=args.force)
     dag = Dag.from_tasks(planned.plan.tasks)
     if args.json:
-        _print_json(
+        print_json(
             {
                 "plan": str(output),
                 "planner": planned.planner,
@@ -90,19 +167,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_goal_plan(
-    goal: str, planner_name: str | None, config: UserConfig, cwd: Path
-) -> PlannedGoal:
-    """Plan `goal` with the chosen planner (flag, config, default agent)."""
-    from limitless.agents import planner
-    from limitless.programs.profiles import BUILTIN_PROFILES
-
-    name = planner_name or config.planner or config.agent or "claude"
-    profiles = {**BUILTIN_PROFILES, **config.agents}
-    agent = "demo" if name == planner.DEMO_PLANNER else (config.agent or "claude")
-    return planner.make_plan(goal, planner=name, cwd=cwd, profiles=profiles, agent=agent)
-
-
 def cmd_config(args: argparse.Namespace) -> int:
     from limitless.plan import userconfig
     from limitless.plan.loader import DEFAULT_PLAN_FILE
@@ -114,7 +178,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     used_plan = plan_path if plan_path.exists() else None
     settings = userconfig.effective_settings(config, used_plan)
     if args.json:
-        _print_json(
+        print_json(
             {
                 "config": str(config.path),
                 "config_exists": config.exists,
@@ -140,28 +204,3 @@ def _jsonable(value: object) -> object:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
-
-
-def cmd_add(args: argparse.Namespace) -> int:
-    from limitless.run.context import open_context
-    from limitless.run.launcher import add_task
-
-    with open_context() as ctx:
-        run = ctx.run(args.run)
-        added = add_task(
-            ctx.store,
-            run.id,
-            prompt=args.prompt,
-            task_id=args.task_id,
-            agent=args.agent,
-            depends_on=tuple(args.depends_on),
-            stages=not args.no_stages,
-        )
-    if args.json:
-        _print_json({"run": run.id, "task": added.id, "tasks": list(added.tasks)})
-    else:
-        print(f"added {added.id} to run {run.id}; the supervisor starts it when it is ready")
-        if added.tasks != (added.id,):
-            print(f"  as the plan's stages: {', '.join(added.tasks)}")
-        print(f"  wait: limitless wait {run.id}")
-    return 0

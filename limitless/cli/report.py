@@ -6,13 +6,10 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from limitless.cli.common import Command, print_json
 from limitless.errors import UsageError
-
-Handler = Callable[[argparse.Namespace], int]
-Command = Callable[[str, str, Handler], argparse.ArgumentParser]
 
 FOLLOW_POLL_S = 0.2
 
@@ -126,8 +123,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     with open_context() as ctx:
         table = collect(ctx.store, by=args.by, since=since)
     if args.json:
-        json.dump(to_json(table), sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        print_json(to_json(table))
         return 0
     print(render_table(table))
     return 0

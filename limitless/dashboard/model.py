@@ -55,7 +55,8 @@ from limitless.states import (
     task_state,
 )
 from limitless.store.store import Event, Prediction, Run, Store, TaskRow
-from limitless.tmux.session import PaneState, TmuxSession
+from limitless.tmux.panes import PaneState
+from limitless.tmux.session import TmuxSession
 from limitless.views.follow import describe, summarize
 from limitless.views.status import reason_of
 

@@ -109,7 +109,8 @@ from limitless.git import repochecks, submodules, worktrees
 from limitless.git import runner as gitrun
 from limitless.plan.graph import Dag
 from limitless.plan.loader import MergePolicy, Plan, Strategy
-from limitless.programs.profiles import AgentContext, AgentProfile, render_argv
+from limitless.programs.launch import agent_start
+from limitless.programs.profiles import AgentProfile
 from limitless.states import RESOLVER_TIMED_OUT, MergeStatus, RunStatus, TaskStatus
 from limitless.store.store import Prediction, Run, Store, TaskRow
 
@@ -1420,31 +1421,23 @@ class _Phase:
         limit = 1 + int(_out(self.repo, "rev-list", "--count", f"{prev}..{source}") or 0)
         while True:
             rounds += 1
-            prompt = self._resolver_prompt(task_id, files)
             prompt_file = (
                 self.store.run_dir(self.run_id) / "merge" / f"resolve-{task_id}-{rounds}.md"
             )
-            prompt_file.parent.mkdir(parents=True, exist_ok=True)
-            prompt_file.write_text(prompt, encoding="utf-8")
-            argv = render_argv(
+            start = agent_start(
                 profile,
-                AgentContext(
-                    prompt=prompt,
-                    prompt_file=str(prompt_file),
-                    task=task_id,
-                    worktree=str(self.worktree),
-                    branch=self.branch,
-                    model=model,
-                ),
+                self._resolver_prompt(task_id, files),
+                prompt_file=prompt_file,
+                cwd=self.worktree,
+                task=task_id,
+                branch=self.branch,
+                model=model,
             )
             self.store.add_event(
                 self.run_id, "resolver_started", task_id, profile=profile.name, files=list(files)
             )
-            if profile.env:
-                assignments = [f"{name}={value}" for name, value in profile.env.items()]
-                argv = ["env", "--", *assignments, *argv]
             self.out(f"resolver {profile.name} started for {task_id}")
-            code = run_in_slot(argv, self.worktree, f"resolve {task_id}")
+            code = run_in_slot(start.argv_with_env(), self.worktree, f"resolve {task_id}")
             self.store.add_event(self.run_id, "resolver_done", task_id, exit_code=code)
             if code == RESOLVER_TIMED_OUT:
                 after = duration(self.policy.resolver_timeout_s)

@@ -23,6 +23,7 @@ from pathlib import Path
 from limitless.errors import LimitlessError
 from limitless.states import RESOLVER_TIMED_OUT
 from limitless.store.store import Run, Store
+from limitless.tmux.pane_programs import pane_env, resolver_argv, resolver_stopped_argv
 from limitless.tmux.session import TmuxSession
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,6 @@ PANE_CHECK_S = 2.0
 LOST = 125
 """The exit code reported when the pane died without the wrapper writing one."""
 TIMED_OUT = RESOLVER_TIMED_OUT
-STOPPED_ARGV = [
-    "sh",
-    "-c",
-    "printf 'free slot: the resolver was stopped at its time limit\\n'; exec sleep 2147483647",
-]
 
 
 def slot_runner(
@@ -61,9 +57,7 @@ def slot_runner(
     if not free:
         return None
     pane_id = free[0]
-    pane_env = {"LIMITLESS_RUN": run.id, **(env or {})}
-    if run.tmux_socket:
-        pane_env["LIMITLESS_TMUX_SOCKET"] = run.tmux_socket
+    env_of_pane = {**(env or {}), **pane_env(run.id, run.tmux_socket)}
     folder = store.run_dir(run.id) / "merge"
     counter = [0]
 
@@ -72,8 +66,7 @@ def slot_runner(
         folder.mkdir(parents=True, exist_ok=True)
         exit_file = folder / f"resolver-{os.getpid()}-{counter[0]}.exit"
         exit_file.unlink(missing_ok=True)
-        wrapper = [sys.executable, "-m", "limitless.merge.resolver", str(exit_file), "--", *argv]
-        tmux.respawn(pane_id, wrapper, cwd=cwd, env=pane_env)
+        tmux.respawn(pane_id, resolver_argv(exit_file, argv), cwd=cwd, env=env_of_pane)
         with contextlib.suppress(LimitlessError):
             tmux.set_title(pane_id, title)
         log.info("resolver started", extra={"run": run.id, "pane": pane_id, "title": title})
@@ -81,7 +74,7 @@ def slot_runner(
         code = wait_for_exit(tmux, pane_id, exit_file, deadline)
         if code == TIMED_OUT and _read_exit(exit_file) is None:
             with contextlib.suppress(LimitlessError):
-                tmux.respawn(pane_id, STOPPED_ARGV, cwd=cwd, env=pane_env)
+                tmux.respawn(pane_id, resolver_stopped_argv(), cwd=cwd, env=env_of_pane)
                 tmux.set_title(pane_id, f"{title} · stopped at its time limit")
         return code
 

@@ -7,6 +7,8 @@ policy, the environment of an unattended start, and — for headless programs
 that print JSON events — a reader that turns the events into pane lines and
 facts (session, cost, denials, errors). `verdict` turns those facts into a
 failure reason when the exit code alone would call the task a success.
+`launch` is the one way a profile and a prompt become the argv, variables and
+folder an agent starts with (the wrapper's, the resolver's and the planner's).
 
 Imports: only the standard library and `limitless.programs.*`.
 """

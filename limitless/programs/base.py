@@ -151,6 +151,9 @@ class Program:
     # Words in the command line of a process it leaves running detached (a background
     # server): one that carries the attempt's LIMITLESS_* variables is ended after it.
     stray_markers: ClassVar[tuple[str, ...]] = ()
+    prompt_after_dashes: ClassVar[bool] = False
+    """The program reads `--` as the end of its options: the prompt goes last, after `--`, so
+    that a prompt starting with `-` reaches it as the prompt, not as an option."""
     state_paths: ClassVar[tuple[str, ...]] = ()
     """Where the program keeps its own state (`~/.claude/`, `~/.claude.json`): writable inside
     a `sandbox: worktree`. A trailing `/` names a folder, made when missing."""
@@ -164,8 +167,23 @@ class Program:
         return {}
 
     def command(self, argv: Sequence[str], approve: Approve, prompt: str) -> list[str]:
-        """The argv to start: the profile's (`prompt` is in it), with the permission flags."""
-        return [*argv, *self.approve_args(approve)]
+        """The argv to start: the profile's (`prompt` is in it), with the permission flags;
+        the prompt last, after `--`, when the program takes it there."""
+        rest, tail = self.prompt_last(argv, prompt)
+        return [*rest, *self.approve_args(approve), *tail]
+
+    def prompt_last(self, argv: Sequence[str], prompt: str) -> tuple[list[str], list[str]]:
+        """(`argv` without its prompt, `["--", prompt]`) for a program with
+        `prompt_after_dashes`; (`argv`, `[]`) for others, or when no element (but the
+        program's) is the prompt. The prompt is the last element equal to it."""
+        rest = list(argv)
+        if not self.prompt_after_dashes or not prompt:
+            return rest, []
+        for index in range(len(rest) - 1, 0, -1):
+            if rest[index] == prompt:
+                del rest[index]
+                return rest, ["--", prompt]
+        return rest, []
 
     def screen(self, lines: Sequence[str]) -> ScreenState | None:
         """What an interactive program's last screen lines show, if it can tell."""

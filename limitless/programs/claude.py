@@ -42,6 +42,7 @@ class Claude(Program):
     tested_version: ClassVar[str] = "2.1.197"
     min_version: ClassVar[tuple[int, int, int]] = (2, 0, 0)
     headless_stream: ClassVar[bool] = True
+    prompt_after_dashes: ClassVar[bool] = True
     state_paths: ClassVar[tuple[str, ...]] = ("~/.claude/", "~/.claude.json")
 
     def approve_args(self, approve: Approve) -> tuple[str, ...]:

@@ -232,6 +232,7 @@ class ClaudeInteractive(Program):
     tested_version: ClassVar[str] = CLAUDE.tested_version
     min_version: ClassVar[tuple[int, int, int]] = CLAUDE.min_version
     interactive: ClassVar[bool] = True
+    prompt_after_dashes: ClassVar[bool] = True
     state_hooks: ClassVar[str | None] = "claude"
     close_keys: ClassVar[tuple[bytes, ...]] = (b"/exit", b"\r")
     busy_marker: ClassVar[str] = "esctointerrupt"
@@ -247,11 +248,8 @@ class ClaudeInteractive(Program):
         starting with `-` is not read as an option."""
         if not argv:
             return []
-        rest = list(argv[1:])
-        if prompt and prompt in rest:
-            rest.remove(prompt)
-            rest += ["--", prompt]
-        return [argv[0], *self.approve_args(approve), *rest]
+        rest, tail = self.prompt_last(argv, prompt)
+        return [rest[0], *self.approve_args(approve), *rest[1:], *tail]
 
     def refusal(self, approve: Approve, env: Mapping[str, str], is_root: bool) -> Refusal | None:
         refused = CLAUDE.refusal(approve, env, is_root)

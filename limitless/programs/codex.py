@@ -31,7 +31,7 @@ import os
 import re
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -81,16 +81,10 @@ class Codex(Program):
     # versions print other events (and had other sandbox flags).
     min_version: ClassVar[tuple[int, int, int]] = (0, 171, 0)
     headless_stream: ClassVar[bool] = True
+    prompt_after_dashes: ClassVar[bool] = True
 
     def approve_args(self, approve: Approve) -> tuple[str, ...]:
         return SANDBOX_ARGS[approve]
-
-    def command(self, argv: Sequence[str], approve: Approve, prompt: str) -> list[str]:
-        """The permission flags after the profile's own; the prompt last, after `--`, so
-        that a prompt starting with `-` is not read as an option."""
-        rest = without_prompt(argv, prompt)
-        tail = ["--", prompt] if len(rest) < len(argv) else []
-        return [*rest, *self.approve_args(approve), *tail]
 
     def approve_hint(self, approve: Approve) -> str | None:
         return APPROVE_HINTS[approve]
@@ -106,16 +100,6 @@ class Codex(Program):
 
     def stream(self, worktree: Path, env: Mapping[str, str] | None = None) -> EventStream:
         return CodexStream(worktree, codex_home(env or {}))
-
-
-def without_prompt(argv: Sequence[str], prompt: str) -> list[str]:
-    """`argv` without its last element equal to `prompt` (the profile's `{prompt}`)."""
-    rest = list(argv)
-    for index in range(len(rest) - 1, 0, -1):
-        if prompt and rest[index] == prompt:
-            del rest[index]
-            break
-    return rest
 
 
 def codex_refusal(program: Program, approve: Approve, env: Mapping[str, str]) -> Refusal | None:

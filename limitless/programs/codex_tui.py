@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from limitless.programs.base import Approve, DialogAnswer, Program, Refusal, ScreenState
-from limitless.programs.codex import CODEX, codex_refusal, without_prompt
+from limitless.programs.codex import CODEX, codex_refusal
 from limitless.programs.codex_rollout import read_rollout
 
 APPROVE_ARGS: dict[Approve, tuple[str, ...]] = {
@@ -101,6 +101,7 @@ class CodexInteractive(Program):
     tested_version: ClassVar[str] = CODEX.tested_version
     min_version: ClassVar[tuple[int, int, int]] = CODEX.min_version
     interactive: ClassVar[bool] = True
+    prompt_after_dashes: ClassVar[bool] = True
     close_keys: ClassVar[tuple[bytes, ...]] = (b"/exit", b"\r")
     busy_marker: ClassVar[str] = "esctointerrupt"
     stray_markers: ClassVar[tuple[str, ...]] = ("app-server",)
@@ -111,7 +112,7 @@ class CodexInteractive(Program):
     def command(self, argv: Sequence[str], approve: Approve, prompt: str) -> list[str]:
         """The profile's argv with the permission flags and the per-process settings after
         it; the prompt last, after `--`. The trusted folder is the one `-C` names."""
-        rest = without_prompt(argv, prompt)
+        rest, tail = self.prompt_last(argv, prompt)
         settings: list[str] = []
         if "-C" in rest[:-1]:
             folder = rest[rest.index("-C") + 1]
@@ -122,7 +123,6 @@ class CodexInteractive(Program):
             "-c",
             f"notify={_toml(notify_command())}",
         ]
-        tail = ["--", prompt] if len(rest) < len(argv) else []
         return [*rest, *self.approve_args(approve), *settings, *tail]
 
     def refusal(self, approve: Approve, env: Mapping[str, str], is_root: bool) -> Refusal | None:

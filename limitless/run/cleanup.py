@@ -9,7 +9,7 @@ from limitless.errors import UsageError
 from limitless.git import worktrees
 from limitless.merge.phase import MERGED_KEY
 from limitless.plan.loader import Plan
-from limitless.run.recovery import supervisor_alive
+from limitless.run.processes import supervisor_alive
 from limitless.store.store import Store
 from limitless.tmux.session import TmuxSession
 

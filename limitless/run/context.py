@@ -9,8 +9,7 @@ from pathlib import Path
 from limitless.errors import UsageError
 from limitless.git.worktrees import RepoInfo, find_repo, state_dir
 from limitless.store.store import Run, Store
-
-SOCKET_ENV = "LIMITLESS_TMUX_SOCKET"
+from limitless.tmux.pane_programs import SOCKET_ENV
 
 
 @dataclass

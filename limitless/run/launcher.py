@@ -10,7 +10,6 @@ import dataclasses
 import logging
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,15 @@ from limitless.plan.loader import Plan
 from limitless.run.doctor import MIN_GIT, MIN_TMUX
 from limitless.states import RunStatus, TaskStatus
 from limitless.store.store import Run, Store, TaskRow
-from limitless.tmux.session import Layout, TmuxSession, load_layout, tmux_version
+from limitless.tmux.layouts import Layout, load_layout
+from limitless.tmux.pane_programs import (
+    dashboard_argv,
+    idle_argv,
+    pane_env,
+    supervise_argv,
+    wake_channel,
+)
+from limitless.tmux.session import TmuxSession, tmux_version
 from limitless.tmux.session import session_name as tmux_session_name
 
 log = logging.getLogger(__name__)
@@ -91,11 +98,6 @@ def check_environment() -> None:
     if git_version is None or git_version < MIN_GIT:
         msg = "git >= 2.38 is needed (for `git merge-tree --write-tree`); upgrade git"
         raise EnvironmentProblem(msg)
-
-
-def idle_argv() -> list[str]:
-    """What an unused slot pane shows (its border names the slot): a line, then nothing."""
-    return ["sh", "-c", "printf 'free slot: waiting for a task\\n'; exec sleep 2147483647"]
 
 
 def start_run(
@@ -205,11 +207,6 @@ def _free_run_id(store: Store, plan_name: str, socket_name: str | None) -> str:
     raise EnvironmentProblem(msg)
 
 
-def limitless_argv(*args: str) -> list[str]:
-    """`limitless ARGS` run by this very interpreter (no PATH lookup)."""
-    return [sys.executable, "-m", "limitless", *args]
-
-
 # Variables that describe the client's own tmux, not the user's environment.
 NOT_CARRIED = frozenset({"TMUX", "TMUX_PANE"})
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -226,7 +223,7 @@ def session_environment(run: Run) -> dict[str, str]:
         for name, value in os.environ.items()
         if name not in NOT_CARRIED and ENV_NAME.fullmatch(name)
     }
-    env["LIMITLESS_RUN"] = run.id
+    env.update(pane_env(run.id, run.tmux_socket))
     return env
 
 
@@ -234,23 +231,17 @@ def create_session(
     store: Store, run: Run, layout: Layout, slots: int, cwd: Path, dashboard: bool
 ) -> TmuxSession:
     env = session_environment(run)
-    if run.tmux_socket:
-        env["LIMITLESS_TMUX_SOCKET"] = run.tmux_socket
-    state_dir = str(store.state_dir)
-    dashboard_argv = limitless_argv("dashboard", run.id) if dashboard and _has_dashboard() else None
-    if dashboard and dashboard_argv is None:
-        dashboard_argv = limitless_argv("status", run.id, "--watch")
     session, panes = TmuxSession.create(
         run.tmux_socket,
         run.id,
         layout=layout,
         slots=slots,
         cwd=cwd,
-        control_argv=limitless_argv("_supervise", "--run", run.id, "--state-dir", state_dir),
-        dashboard_argv=dashboard_argv,
+        control_argv=supervise_argv(run.id, store.state_dir),
+        dashboard_argv=dashboard_argv(run.id, textual=_has_dashboard()) if dashboard else None,
         idle_argv=idle_argv(),
         env=env,
-        wake_channel=f"limitless-{run.id}",
+        wake_channel=wake_channel(run.id),
     )
     store.update_run(
         run.id,
@@ -265,117 +256,3 @@ def _has_dashboard() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("limitless.dashboard.app") is not None
-
-
-# ---------------------------------------------------------------- ad-hoc tasks
-
-
-def _check_task_id(task_id: str) -> None:
-    """The plan loader's own rule for task ids, with its message."""
-    import yaml
-
-    from limitless.errors import PlanError
-    from limitless.plan.loader import loads
-
-    text = yaml.safe_dump({"tasks": [{"id": task_id, "prompt": "x", "agent": "shell"}]})
-    try:
-        loads(text, source="--id", base_dir=Path.cwd())
-    except PlanError as exc:
-        reasons = "; ".join(problem.message for problem in exc.problems)
-        raise UsageError(f"--id {task_id!r}: {reasons}") from None
-
-
-def add_task(
-    store: Store,
-    run_id: str,
-    *,
-    prompt: str,
-    task_id: str | None = None,
-    agent: str | None = None,
-    depends_on: tuple[str, ...] = (),
-    stages: bool = True,
-) -> AddedTask:
-    """Add a task to a live run (its supervisor picks it up).
-
-    With the plan's `stages` (unless `stages` is False) the task becomes one task
-    per stage, `<id>.<stage>`, as the plan's own tasks do. A dependency named by a
-    staged task's id waits for that task's last stage.
-    """
-    from limitless.plan.graph import Dag
-    from limitless.plan.loader import Task, stage_chain, stage_ends
-
-    if not prompt.strip():
-        raise UsageError("--prompt is empty; say what the agent must do")
-    with store.transaction():
-        run = store.get_run(run_id)
-        if run.status is not RunStatus.RUNNING:
-            msg = (
-                f"run {run_id} is {run.status}, so it takes no new tasks; "
-                "start a new one with `limitless run --prompt TEXT`"
-            )
-            raise UsageError(msg)
-        plan = Plan.from_json(run.plan_json)
-        ends = stage_ends(plan)
-        known = {task.id for task in plan.tasks} | set(ends)
-        if task_id is None:
-            number = len(plan.tasks) + 1
-            while f"task-{number}" in known:
-                number += 1
-            task_id = f"task-{number}"
-        _check_task_id(task_id)
-        if task_id in known:
-            msg = f"run {run_id} has a task {task_id!r} already; pick another --id"
-            raise UsageError(msg)
-        unknown = [dep for dep in depends_on if dep not in known]
-        if unknown:
-            msg = (
-                f"--depends-on {unknown[0]!r}: run {run_id} has no such task; "
-                f"its tasks are: {', '.join(sorted(known))}"
-            )
-            raise UsageError(msg)
-        agent_name = agent or plan.agent
-        if agent_name not in plan.agents:
-            msg = (
-                f"--agent {agent_name!r} is no agent profile of run {run_id}; "
-                f"known: {', '.join(sorted(plan.agents))}"
-            )
-            raise UsageError(msg)
-        waits_for = tuple(dict.fromkeys(ends.get(dep, dep) for dep in depends_on))
-        task = Task(id=task_id, prompt=prompt, agent=agent_name, depends_on=waits_for)
-        added = stage_chain(task, plan.stages) if stages and plan.stages else [task]
-        clash = next((new.id for new in added if new.id in known), None)
-        if clash is not None:
-            msg = f"run {run_id} has a task {clash!r} already; pick another --id"
-            raise UsageError(msg)
-        grown = dataclasses.replace(plan, tasks=(*plan.tasks, *added))
-        Dag.from_tasks(grown.tasks)  # GraphError names any cycle
-        rows = store.get_tasks(run_id)
-        store.update_run(run_id, plan_json=grown.to_json())
-        store.add_tasks(
-            run_id,
-            [
-                TaskRow(
-                    run_id=run_id,
-                    id=new.id,
-                    position=len(rows) + offset,
-                    agent=new.agent,
-                    branch=worktrees.branch_name(run_id, new.worktree_key),
-                    worktree=str(
-                        worktrees.worktree_path(Path(run.worktree_root), run_id, new.worktree_key)
-                    ),
-                    status=TaskStatus.PENDING,
-                )
-                for offset, new in enumerate(added)
-            ],
-        )
-        for new in added:
-            store.add_event(run_id, "task_added", new.id, depends_on=list(new.depends_on))
-    return AddedTask(task_id, tuple(new.id for new in added))
-
-
-@dataclass(frozen=True)
-class AddedTask:
-    """What `add_task` added: the task as named, and the tasks it became (its stages)."""
-
-    id: str
-    tasks: tuple[str, ...]

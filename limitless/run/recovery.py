@@ -9,24 +9,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import psutil
-
 from limitless.plan.loader import Plan
-from limitless.run.launcher import create_session, limitless_argv
+from limitless.run.launcher import create_session
+from limitless.run.processes import supervisor_alive
 from limitless.states import RunStatus
 from limitless.store.store import Run, Store
-from limitless.tmux.session import TmuxSession, load_layout
-
-
-def supervisor_alive(run: Run) -> bool:
-    """Is the recorded supervisor pid a live `limitless _supervise` of this run?"""
-    if not run.supervisor_pid:
-        return False
-    try:
-        cmdline = psutil.Process(run.supervisor_pid).cmdline()
-    except psutil.Error:
-        return False
-    return "_supervise" in cmdline and run.id in cmdline
+from limitless.tmux.layouts import load_layout
+from limitless.tmux.pane_programs import pane_env, supervise_argv
+from limitless.tmux.session import TmuxSession
 
 
 def resume_run(store: Store, run_id: str) -> tuple[str, TmuxSession | None]:
@@ -41,10 +31,11 @@ def resume_run(store: Store, run_id: str) -> tuple[str, TmuxSession | None]:
     if run.status.finished:
         store.update_run(run_id, status=RunStatus.RUNNING, ended_at=None, exit_code=None)
     store.add_event(run_id, "run_resumed")
-    state_dir = str(store.state_dir)
-    control = limitless_argv("_supervise", "--run", run_id, "--state-dir", state_dir)
+    control = supervise_argv(run_id, store.state_dir)
     if session.exists() and run.control_pane:
-        session.respawn(run.control_pane, control, cwd=_cwd(run), env=_env(run))
+        session.respawn(
+            run.control_pane, control, cwd=_cwd(run), env=pane_env(run.id, run.tmux_socket)
+        )
         return f"resumed run {run_id}: a new supervisor took over in {run.tmux_session}", session
     plan = Plan.from_json(run.plan_json)
     slots = min(run.max_concurrency, len(plan.tasks))
@@ -62,13 +53,6 @@ def resume_run(store: Store, run_id: str) -> tuple[str, TmuxSession | None]:
 
 def _cwd(run: Run) -> Path:
     return Path(run.repo_root)
-
-
-def _env(run: Run) -> dict[str, str]:
-    env = {"LIMITLESS_RUN": run.id}
-    if run.tmux_socket:
-        env["LIMITLESS_TMUX_SOCKET"] = run.tmux_socket
-    return env
 
 
 def _wait_supervised(store: Store, run_id: str, timeout: float = 10.0) -> None:

@@ -1,10 +1,12 @@
-"""The tmux session of a run: layouts, slots, titles, hooks, capture, liveness.
+"""The tmux session of a run: made, read, steered, and woken up, through one class.
 
-Only this module runs tmux. It builds one session per run, named
+Only the `tmux` package runs tmux. `TmuxSession` is one session per run, named
 `limitless-<run>`, on the server of `socket_name` (None: the user's server, the
-one `$TMUX` points at when inside tmux). The session has a `control` window for
-the supervisor, agents windows (`agents`, `agents-2`, ...) holding the slot
-panes, and a dashboard pane placed by a layout (`limitless/layouts/*.yaml`).
+one `$TMUX` points at when inside tmux). Its rooms: `layouts` (how slots and the
+dashboard are placed), `building` (the commands that make a session),
+`panes` (what tmux reports about panes), `commands` (command lines and the text
+safety rules), `wakeups` (signals that are never lost), `pane_programs` (what
+the panes of a run run).
 
 Speed is the reason for the shape of this module. A tmux invocation costs a
 fork, an exec and a round trip to the server (about 2-3 ms); libtmux's
@@ -16,70 +18,59 @@ it, each with whole windows), `panes()` is one `list-panes`, `capture()` and `sn
 read every pane's last lines in one call, split on a random marker printed
 between the commands. libtmux serves the single-command checks (`exists`,
 `kill`).
-
-Text from tasks never reaches tmux's parsers: commands are argv elements, an
-element ending in `;` (which tmux would take as a command separator) is sent
-as `\\;`, and text that tmux expands as a format (titles, messages, start
-directories) has every `#` doubled.
-
-Wake-ups: tmux's `wait-for -S` is a toggle, not a counter: two signals with no
-waiter cancel out, and a waiter killed on timeout swallows the next signal. So
-every signal made here (the session's `pane-died` hook and `signal()`) also
-bumps a counter in the session option `@limitless-wake-<channel>`, and `wait()`
-only blocks in `wait-for` while that counter still holds the value it last saw.
-No wake-up is lost; a spurious one can happen, so callers re-read their state.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib.resources
 import logging
 import os
 import re
-import shlex
 import subprocess
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Literal, get_args
 
 import libtmux
 import libtmux.exc
-import yaml
 
-from limitless.errors import PlanError, Problem, TmuxError, UsageError
+from limitless.errors import TmuxError
+from limitless.tmux.building import (
+    create_commands,
+    session_target,
+    slots_commands,
+    title_commands,
+)
+from limitless.tmux.commands import (
+    ChainFailed,
+    chain,
+    env_flags,
+    escape_format,
+    pack,
+    printable,
+    program,
+    shown,
+)
+from limitless.tmux.layouts import Layout
+from limitless.tmux.panes import (
+    PANE_FORMAT,
+    PaneState,
+    SessionPanes,
+    Snapshot,
+    capture_command,
+    check_pane,
+    last_lines,
+    parse_created,
+    parse_panes,
+)
+from limitless.tmux.wakeups import check_channel, signal_commands, wait_commands
 
 logger = logging.getLogger(__name__)
 
 MIN_TMUX = (3, 2)
 SESSION_PREFIX = "limitless-"
-CONTROL_WINDOW = "control"
-AGENTS_WINDOW = "agents"
-DASHBOARD_WINDOW = "dashboard"
-TITLE_OPTION = "@limitless-title"
-WAKE_OPTION_PREFIX = "@limitless-wake-"
 REAP_ASK_INTERVAL_S = 1.0
-HISTORY_LIMIT = 10_000
 TMUX_TIMEOUT_S = 15.0
-
-# The border shows our title (a pane option that programs cannot overwrite with
-# escape sequences, unlike the pane title) and, once the pane died, its status.
-EFFECTIVE_TITLE = f"#{{?#{{{TITLE_OPTION}}},#{{{TITLE_OPTION}}},#{{pane_title}}}}"
-PANE_BORDER_FORMAT = (
-    f" {EFFECTIVE_TITLE}"
-    "#{?pane_dead, [exited#{?pane_dead_status, #{pane_dead_status},}"
-    "#{?pane_dead_signal, signal #{pane_dead_signal},}],} "
-)
-
-_CHANNEL = re.compile(r"[A-Za-z0-9_.-]{1,200}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_PANE_ID = re.compile(r"%\d+")
-_DEAD_LINE = re.compile(r"Pane is dead( \(.*\))?")
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 # ---------------------------------------------------------------------------
 # version
@@ -119,283 +110,6 @@ def tmux_version() -> tuple[int, int] | None:
     return parse_tmux_version(proc.stdout)
 
 
-# ---------------------------------------------------------------------------
-# layouts
-
-SlotArrangement = Literal["even-horizontal", "even-vertical", "tiled"]
-DashboardPlace = Literal["bottom", "right", "window"]
-SLOT_ARRANGEMENTS: tuple[str, ...] = get_args(SlotArrangement)
-DASHBOARD_PLACES: tuple[str, ...] = get_args(DashboardPlace)
-PANES_PER_WINDOW_RANGE = (1, 16)
-DASHBOARD_PERCENT_RANGE = (10, 90)
-LAYOUT_KEYS = (
-    "description",
-    "slot_arrangement",
-    "panes_per_window",
-    "dashboard",
-    "dashboard_size_percent",
-)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How slots and the dashboard are placed in a run's tmux session.
-
-    `slot_arrangement` is the tmux layout of the slots of one agents window;
-    `dashboard` puts the dashboard full width at the `bottom` or full height on
-    the `right` of the first agents window (taking `dashboard_size_percent` of
-    it), or in a `window` of its own.
-    """
-
-    name: str
-    description: str = ""
-    slot_arrangement: SlotArrangement = "even-horizontal"
-    panes_per_window: int = 4
-    dashboard: DashboardPlace = "bottom"
-    dashboard_size_percent: int = 30
-
-    def slots_per_window(self, slots: int) -> list[int]:
-        """How many slots each agents window holds, in window order."""
-        full, rest = divmod(slots, self.panes_per_window)
-        return [self.panes_per_window] * full + ([rest] if rest else [])
-
-    def window_names(self, slots: int) -> list[str]:
-        """The agents windows' names for `slots` slots: agents, agents-2, ..."""
-        return [agents_window_name(i) for i in range(len(self.slots_per_window(slots)))]
-
-
-def agents_window_name(index: int) -> str:
-    """The name of the agents window number `index` (from 0): agents, agents-2, ..."""
-    return AGENTS_WINDOW if index == 0 else f"{AGENTS_WINDOW}-{index + 1}"
-
-
-def _layout_dir() -> Traversable:
-    return importlib.resources.files("limitless").joinpath("layouts")
-
-
-def available_layouts() -> list[str]:
-    """The names of the layouts shipped with limitless, sorted."""
-    return sorted(
-        entry.name.removesuffix(".yaml")
-        for entry in _layout_dir().iterdir()
-        if entry.is_file() and entry.name.endswith(".yaml")
-    )
-
-
-def load_layout(name_or_path: str | Path) -> Layout:
-    """A built-in layout by name (`default`, `grid`, ...) or a layout file by path.
-
-    Raises UsageError for an unknown name or a missing file and PlanError,
-    listing every located problem, for a file that is not a valid layout.
-    """
-    text = str(name_or_path)
-    is_path = (
-        isinstance(name_or_path, Path)
-        or "/" in text
-        or os.sep in text
-        or text.endswith((".yaml", ".yml"))
-    )
-    if is_path:
-        path = Path(name_or_path)
-        try:
-            content = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            msg = f"layout file {path} does not exist; give a path to a .yaml file or a name"
-            raise UsageError(msg) from None
-        except OSError as exc:
-            msg = f"cannot read layout file {path}: {exc.strerror or exc}"
-            raise UsageError(msg) from exc
-        return parse_layout(content, source=str(path), name=path.stem)
-    resource = _layout_dir().joinpath(f"{text}.yaml")
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", text) or not resource.is_file():
-        known = ", ".join(available_layouts())
-        msg = f"unknown layout {text!r}; built-in layouts: {known}; or give a path to a .yaml file"
-        raise UsageError(msg)
-    return parse_layout(resource.read_text(encoding="utf-8"), source=str(resource), name=text)
-
-
-def parse_layout(text: str, *, source: str, name: str) -> Layout:
-    """A Layout from YAML `text`; `source` names the file in error messages."""
-    problems: list[Problem] = []
-
-    def problem(node: yaml.Node | None, message: str) -> None:
-        line, column = (node.start_mark.line + 1, node.start_mark.column + 1) if node else (1, 1)
-        problems.append(Problem(source, line, column, message))
-
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise PlanError(
-            [Problem(source, line, column, f"not valid YAML: {exc.problem or exc.context}")]
-        ) from None
-    if root is None:
-        problem(None, 'the layout file is empty; expected keys such as "panes_per_window: 4"')
-        raise PlanError(problems)
-    if not isinstance(root, yaml.MappingNode):
-        problem(root, f"a layout must be a mapping of keys to values, got {_describe(root)}")
-        raise PlanError(problems)
-
-    values: dict[str, object] = {}
-    seen: dict[str, yaml.Node] = {}
-    for key_node, value_node in root.value:
-        key = _scalar(key_node)
-        if not isinstance(key, str):
-            problem(key_node, f"layout keys must be names, got {_describe(key_node)}")
-            continue
-        if key in seen:
-            first = seen[key].start_mark.line + 1
-            problem(key_node, f'duplicate key "{key}" (first given on line {first})')
-            continue
-        seen[key] = key_node
-        if key not in LAYOUT_KEYS:
-            close = difflib.get_close_matches(key, LAYOUT_KEYS, n=1)
-            hint = f'did you mean "{close[0]}"? ' if close else ""
-            problem(
-                key_node,
-                f'unknown key "{key}"; {hint}a layout accepts: {", ".join(LAYOUT_KEYS)}',
-            )
-            continue
-        error = _check_layout_value(key, value_node)
-        if error is not None:
-            problem(value_node, error)
-        else:
-            values[key] = _scalar(value_node)
-    if problems:
-        raise PlanError(problems)
-    layout = Layout(name=name)
-    return Layout(
-        name=name,
-        description=str(values.get("description", layout.description)),
-        slot_arrangement=_as_arrangement(values.get("slot_arrangement", layout.slot_arrangement)),
-        panes_per_window=_as_int(values.get("panes_per_window", layout.panes_per_window)),
-        dashboard=_as_place(values.get("dashboard", layout.dashboard)),
-        dashboard_size_percent=_as_int(
-            values.get("dashboard_size_percent", layout.dashboard_size_percent)
-        ),
-    )
-
-
-def _check_layout_value(key: str, node: yaml.Node) -> str | None:
-    """The message for a bad value of `key`, or None when it is fine."""
-    value = _scalar(node)
-    if key == "description":
-        if not isinstance(value, str):
-            return f"description must be a string, got {_describe(node)}"
-        return None
-    if key in ("slot_arrangement", "dashboard"):
-        accepted = SLOT_ARRANGEMENTS if key == "slot_arrangement" else DASHBOARD_PLACES
-        if not isinstance(value, str) or value not in accepted:
-            return f"{key} must be one of {', '.join(accepted)}; got {_describe(node)}"
-        return None
-    low, high = PANES_PER_WINDOW_RANGE if key == "panes_per_window" else DASHBOARD_PERCENT_RANGE
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        return f"{key} must be a whole number from {low} to {high}; got {_describe(node)}"
-    return None
-
-
-def _scalar(node: yaml.Node) -> object:
-    """The Python value of a scalar node; a sentinel for mappings and lists."""
-    if not isinstance(node, yaml.ScalarNode):
-        return _NOT_SCALAR
-    return yaml.SafeLoader("").construct_object(node)
-
-
-_NOT_SCALAR = object()
-
-
-def _describe(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    value = _scalar(node)
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, str):
-        return f'the string "{value}"'
-    return str(value)
-
-
-def _as_int(value: object) -> int:
-    if not isinstance(value, int):
-        msg = f"expected a whole number, got {value!r}"
-        raise TypeError(msg)
-    return value
-
-
-def _as_arrangement(value: object) -> SlotArrangement:
-    for choice in get_args(SlotArrangement):
-        if value == choice:
-            return choice  # type: ignore[no-any-return]
-    msg = f"expected a slot arrangement, got {value!r}"
-    raise TypeError(msg)
-
-
-def _as_place(value: object) -> DashboardPlace:
-    for choice in get_args(DashboardPlace):
-        if value == choice:
-            return choice  # type: ignore[no-any-return]
-    msg = f"expected a dashboard place, got {value!r}"
-    raise TypeError(msg)
-
-
-# ---------------------------------------------------------------------------
-# values
-
-
-@dataclass(frozen=True)
-class SessionPanes:
-    """The pane ids (`%3`) of a new session: control, the slots in order, the dashboard."""
-
-    control: str
-    slots: tuple[str, ...]
-    dashboard: str | None
-
-
-@dataclass(frozen=True)
-class PaneState:
-    """One pane as tmux sees it. `title` is limitless's title, else the pane's own.
-
-    `pid` is None once the pane is dead; `dead_status` is the exit code of a
-    process that exited, `dead_signal` the signal that killed one. `left` and
-    `top` are the pane's position in its window, in cells.
-    """
-
-    pane_id: str
-    window_name: str
-    window_index: int
-    index: int
-    dead: bool
-    dead_status: int | None
-    pid: int | None
-    title: str
-    current_command: str
-    width: int
-    height: int
-    active: bool
-    window_id: str = ""
-    left: int = 0
-    top: int = 0
-    dead_signal: int | None = None
-    window_active: bool = False
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Every pane's state and the last lines of the panes that were read, from one call."""
-
-    panes: tuple[PaneState, ...]
-    lines: Mapping[str, list[str]] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------------------
-# helpers
-
-
 def socket_path(name: str, env: Mapping[str, str] | None = None) -> Path:
     """Where `tmux -L NAME` puts its server's socket (`$TMUX_TMPDIR/tmux-<uid>/NAME`)."""
     tmpdir = (env if env is not None else os.environ).get("TMUX_TMPDIR") or "/tmp"
@@ -409,150 +123,6 @@ def session_name(run_id: str) -> str:
         msg = "a run id is needed to name a tmux session"
         raise ValueError(msg)
     return SESSION_PREFIX + re.sub(r"[^A-Za-z0-9_-]", "_", run_id)
-
-
-def escape_format(text: str) -> str:
-    """`text` with every `#` doubled, so tmux shows it instead of expanding it."""
-    return text.replace("#", "##")
-
-
-def _printable(text: str) -> str:
-    """`text` with control characters (which tmux refuses in titles) as spaces."""
-    return _CONTROL_CHARS.sub(" ", text)
-
-
-def _arg(value: str) -> str:
-    """One argv element as tmux must receive it: a final `;` escaped as `\\;`."""
-    return value[:-1] + "\\;" if value.endswith(";") else value
-
-
-def _chain(commands: Sequence[Sequence[str]]) -> list[str]:
-    """The argv of several tmux commands run by one client, in order."""
-    argv: list[str] = []
-    for position, command in enumerate(commands):
-        if position:
-            argv.append(";")
-        argv.extend(_arg(part) for part in command)
-    return argv
-
-
-def _program(argv: Sequence[str], what: str) -> list[str]:
-    """`argv` made safe to give tmux as a program: tmux runs a single element
-    through `sh -c`, so that case is routed through `env` to be exec'd as is."""
-    if not argv:
-        msg = f"{what} must name a program to run, got an empty argv"
-        raise ValueError(msg)
-    return ["env", "--", argv[0]] if len(argv) == 1 else list(argv)
-
-
-def _env_flags(env: Mapping[str, str]) -> list[str]:
-    flags: list[str] = []
-    for name, value in env.items():
-        if not _ENV_NAME.fullmatch(name):
-            msg = f"environment variable name {name!r} is not valid; use letters, digits and _"
-            raise ValueError(msg)
-        flags += ["-e", f"{name}={value}"]
-    return flags
-
-
-def _check_channel(channel: str) -> str:
-    if not _CHANNEL.fullmatch(channel):
-        msg = f"wake channel {channel!r} is not valid; use 1 to 200 letters, digits, ., - and _"
-        raise ValueError(msg)
-    return channel
-
-
-def _check_pane(pane_id: str) -> str:
-    if not _PANE_ID.fullmatch(pane_id):
-        msg = f"pane id {pane_id!r} is not valid; pane ids look like %3"
-        raise ValueError(msg)
-    return pane_id
-
-
-def _show(argv: Sequence[str], limit: int = 400) -> str:
-    text = shlex.join(argv)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _last_lines(text: str, lines: int) -> list[str]:
-    """The last `lines` non-empty lines of a capture, tmux's "Pane is dead" note dropped."""
-    kept = [line.rstrip() for line in text.split("\n")]
-    kept = [line for line in kept if line.strip()]
-    if kept and _DEAD_LINE.fullmatch(kept[-1]):
-        kept.pop()
-    return kept[-lines:]
-
-
-_PANE_FIELDS = (
-    "pane_id",
-    "window_id",
-    "window_name",
-    "window_index",
-    "pane_index",
-    "pane_dead",
-    "pane_dead_status",
-    "pane_dead_signal",
-    "pane_pid",
-    "pane_current_command",
-    "pane_width",
-    "pane_height",
-    "pane_left",
-    "pane_top",
-    "pane_active",
-    "window_active",
-)
-_RECORD = "\x1e"
-_FIELD = "\x1f"
-PANE_FORMAT = (
-    _RECORD + _FIELD.join(f"#{{{name}}}" for name in _PANE_FIELDS) + _FIELD + EFFECTIVE_TITLE
-)
-
-
-def _int_or_none(text: str) -> int | None:
-    return int(text) if text.strip().lstrip("-").isdigit() else None
-
-
-def _parse_panes(output: str) -> list[PaneState]:
-    states: list[PaneState] = []
-    for record in output.split(_RECORD)[1:]:
-        parts = record.removesuffix("\n").split(_FIELD, len(_PANE_FIELDS))
-        if len(parts) != len(_PANE_FIELDS) + 1:
-            logger.warning("pane record skipped", extra={"record": record})
-            continue
-        f = dict(zip(_PANE_FIELDS, parts, strict=False))
-        dead = f["pane_dead"] == "1"
-        states.append(
-            PaneState(
-                pane_id=f["pane_id"],
-                window_name=f["window_name"],
-                window_index=int(f["window_index"]),
-                index=int(f["pane_index"]),
-                dead=dead,
-                dead_status=_int_or_none(f["pane_dead_status"]) if dead else None,
-                pid=None if dead else _int_or_none(f["pane_pid"]),
-                title=parts[-1],
-                current_command=f["pane_current_command"],
-                width=int(f["pane_width"]),
-                height=int(f["pane_height"]),
-                active=f["pane_active"] == "1",
-                window_id=f["window_id"],
-                left=int(f["pane_left"]),
-                top=int(f["pane_top"]),
-                dead_signal=_int_or_none(f["pane_dead_signal"]) if dead else None,
-                window_active=f["window_active"] == "1",
-            )
-        )
-    return states
-
-
-class _ChainFailed(Exception):
-    """A sectioned chain stopped at one command; the sections before it are complete."""
-
-    def __init__(self, sections: list[str], index: int, stderr: str) -> None:
-        super().__init__(stderr)
-        self.sections = sections
-        self.index = index
-        self.stderr = stderr
 
 
 # ---------------------------------------------------------------------------
@@ -583,16 +153,13 @@ class TmuxSession:
     @property
     def _target(self) -> str:
         """This session as a tmux target, matched exactly (never by prefix)."""
-        return f"={self.name}:"
-
-    def _window(self, window: str) -> str:
-        return f"={self.name}:={window}"
+        return session_target(self.name)
 
     def _base(self) -> list[str]:
         return ["tmux", "-L", self.socket_name] if self.socket_name else ["tmux"]
 
     def _argv(self, commands: Sequence[Sequence[str]]) -> list[str]:
-        return self._base() + _chain(commands)
+        return self._base() + chain(commands)
 
     def _call(
         self, commands: Sequence[Sequence[str]], *, timeout: float = TMUX_TIMEOUT_S
@@ -615,7 +182,7 @@ class TmuxSession:
             msg = "tmux is not installed or not on PATH; install tmux 3.2 or newer"
             raise TmuxError(msg) from None
         except subprocess.TimeoutExpired:
-            msg = f"`{_show(argv)}` did not finish within {timeout:g} s"
+            msg = f"`{shown(argv)}` did not finish within {timeout:g} s"
             raise TmuxError(msg) from None
         logger.debug(
             "tmux ran",
@@ -639,10 +206,10 @@ class TmuxSession:
         self, commands: Sequence[Sequence[str]], proc: subprocess.CompletedProcess[str]
     ) -> TmuxError:
         words = proc.stderr.strip() or f"exit status {proc.returncode}"
-        return TmuxError(f"`{_show(self._argv(commands))}` failed: {words}")
+        return TmuxError(f"`{shown(self._argv(commands))}` failed: {words}")
 
     def _sectioned(self, commands: Sequence[Sequence[str]]) -> list[str]:
-        """Each command's stdout, from one invocation; _ChainFailed names the one that failed."""
+        """Each command's stdout, from one invocation; ChainFailed names the one that failed."""
         marker = f"limitless:{uuid.uuid4().hex}:end"
         chained: list[Sequence[str]] = []
         for command in commands:
@@ -651,7 +218,7 @@ class TmuxSession:
         parts = proc.stdout.split(marker + "\n")
         sections = parts[:-1]
         if proc.returncode != 0:
-            raise _ChainFailed(sections, len(sections), proc.stderr.strip())
+            raise ChainFailed(sections, len(sections), proc.stderr.strip())
         return sections
 
     # -- building ----------------------------------------------------------
@@ -694,7 +261,8 @@ class TmuxSession:
             msg = f"a session must be at least 20x10 cells, got {width}x{height}"
             raise ValueError(msg)
         session = cls(socket_name, name)
-        groups = session._create_commands(
+        groups = create_commands(
+            session.name,
             layout=layout,
             slots=slots,
             cwd=cwd,
@@ -702,13 +270,13 @@ class TmuxSession:
             dashboard_argv=dashboard_argv,
             idle_argv=idle_argv,
             env=env,
-            wake_channel=_check_channel(wake_channel),
+            wake_channel=check_channel(wake_channel),
             width=width,
             height=height,
         )
         started = time.perf_counter()
         printed: list[str] = []
-        batches = _pack(groups)
+        batches = pack(groups)
         for batch in batches:
             proc = session._call(batch)
             printed += proc.stdout.split()
@@ -717,7 +285,7 @@ class TmuxSession:
                     # The session was made by this call or an earlier one: undo it.
                     session.kill()
                 raise session._error(batch, proc)
-        panes = _parse_created(printed, slots)
+        panes = parse_created(printed, slots)
         session._wake_seen[wake_channel] = "0"
         session._known_panes = (panes.control, *panes.slots) + (
             (panes.dashboard,) if panes.dashboard else ()
@@ -735,102 +303,6 @@ class TmuxSession:
         )
         return session, panes
 
-    def _create_commands(
-        self,
-        *,
-        layout: Layout,
-        slots: int,
-        cwd: Path,
-        control_argv: list[str],
-        dashboard_argv: list[str] | None,
-        idle_argv: list[str],
-        env: Mapping[str, str],
-        wake_channel: str,
-        width: int,
-        height: int,
-    ) -> list[list[list[str]]]:
-        """create()'s commands in groups: the session with its options and hook, then
-        one group per window. A group is never split across tmux calls, so a
-        window's options are always set by the call that starts its panes."""
-        directory = escape_format(str(cwd))
-        idle = _program(idle_argv, "idle_argv")
-        control = _program(control_argv, "control_argv")
-        dashboard = _program(dashboard_argv, "dashboard_argv") if dashboard_argv else None
-        wake_option = WAKE_OPTION_PREFIX + wake_channel
-        hook = self._wake_hook(wake_channel)
-
-        new_session = ["new-session", "-d", "-s", self.name, "-n", CONTROL_WINDOW]
-        size = ["-x", str(width), "-y", str(height)]
-        commands: list[list[str]] = [
-            [*new_session, *size, *_env_flags(env), *_started(directory, "control", control)],
-            ["set-option", "-t", self._target, "destroy-unattached", "off"],
-            ["set-option", "-t", self._target, "history-limit", str(HISTORY_LIMIT)],
-            # the default 10 columns cut `[limitless-shop-1]` to `[limitless`
-            ["set-option", "-t", self._target, "status-left-length", "40"],
-            ["set-option", "-t", self._target, wake_option, "0"],
-            *self._window_setup(CONTROL_WINDOW, hook),
-            *self._title_commands(self._window(CONTROL_WINDOW), "control"),
-        ]
-        groups = [commands]
-
-        def new_window(window: str, label: str, argv: list[str]) -> None:
-            nonlocal commands
-            commands = [
-                [
-                    "new-window",
-                    "-d",
-                    "-t",
-                    self._target,
-                    "-n",
-                    window,
-                    *_started(directory, label, argv),
-                ]
-            ]
-            commands.extend(self._window_setup(window, hook))
-            groups.append(commands)
-
-        def split(window: str, label: str, argv: list[str], flags: list[str]) -> None:
-            target = self._window(window)
-            commands.append(
-                ["split-window", "-t", target, *flags, *_started(directory, label, argv)]
-            )
-
-        if dashboard and layout.dashboard == "window":
-            new_window(DASHBOARD_WINDOW, "dashboard", dashboard)
-            commands.extend(self._title_commands(self._window(DASHBOARD_WINDOW), "dashboard"))
-        direction = "-v" if layout.slot_arrangement == "even-vertical" else "-h"
-        number = 0
-        for index, count in enumerate(layout.slots_per_window(slots)):
-            window = agents_window_name(index)
-            for position in range(count):
-                number += 1
-                if position == 0:
-                    new_window(window, "slot", idle)
-                else:
-                    split(window, "slot", idle, [direction])
-                    # Re-arranging after each split keeps room for the next one.
-                    commands.append(
-                        ["select-layout", "-t", self._window(window), layout.slot_arrangement]
-                    )
-                # A split makes the new pane active: the window's active pane is this slot.
-                commands.extend(self._title_commands(self._window(window), f"slot {number}"))
-            if index == 0 and dashboard and layout.dashboard != "window":
-                share = f"{layout.dashboard_size_percent}%"
-                flags = ["-v" if layout.dashboard == "bottom" else "-h", "-f", "-l", share]
-                split(window, "dashboard", dashboard, flags)
-                commands.extend(self._title_commands(self._window(window), "dashboard"))
-        first = DASHBOARD_WINDOW if dashboard and layout.dashboard == "window" else AGENTS_WINDOW
-        commands.append(["select-window", "-t", self._window(first)])
-        return groups
-
-    def _wake_hook(self, wake_channel: str) -> str:
-        """The pane-died hook: bump the wake counter, then signal the channel."""
-        option = WAKE_OPTION_PREFIX + wake_channel
-        return (
-            f"set-option -F -t '{self._target}' {option} '#{{e|+:#{{{option}}},1}}' ; "
-            f"wait-for -S {wake_channel}"
-        )
-
     def add_slots(
         self,
         count: int,
@@ -847,66 +319,21 @@ class TmuxSession:
         if count < 1:
             return []
         output = self._run([["list-windows", "-t", self._target, "-F", "#{window_name}"]])
-        existing = set(output.split())
-        directory = escape_format(str(cwd))
-        idle = _program(idle_argv, "idle_argv")
-        hook = self._wake_hook(_check_channel(wake_channel))
-        direction = "-v" if layout.slot_arrangement == "even-vertical" else "-h"
-        commands: list[list[str]] = []
-        number = first_number
-        index = 1
-        for in_window in layout.slots_per_window(count):
-            while agents_window_name(index) in existing:
-                index += 1
-            window = agents_window_name(index)
-            existing.add(window)
-            target = self._window(window)
-            new_window = ["new-window", "-d", "-t", self._target, "-n", window]
-            commands.append([*new_window, *_started(directory, "slot", idle)])
-            commands.extend(self._window_setup(window, hook))
-            commands.extend(self._title_commands(target, f"slot {number}"))
-            for _ in range(in_window - 1):
-                number += 1
-                commands.append(
-                    ["split-window", "-t", target, direction, *_started(directory, "slot", idle)]
-                )
-                commands.append(["select-layout", "-t", target, layout.slot_arrangement])
-                commands.extend(self._title_commands(target, f"slot {number}"))
-            number += 1
+        commands = slots_commands(
+            self.name,
+            existing=set(output.split()),
+            count=count,
+            first_number=first_number,
+            layout=layout,
+            cwd=cwd,
+            idle_argv=idle_argv,
+            wake_channel=wake_channel,
+        )
         printed = self._run(commands).split()
         panes = [printed[i + 1] for i in range(0, len(printed) - 1, 2) if printed[i] == "slot"]
         self._known_panes = (*self._known_panes, *panes)
         logger.info("slots added", extra={"session": self.name, "panes": panes})
         return panes
-
-    def _window_setup(self, window: str, hook: str) -> list[list[str]]:
-        """Options and the pane-died hook of every limitless window (never global ones).
-
-        pane-died is a pane hook: tmux 3.3 keeps it in pane or window options
-        only (`set-hook -t session` would land on the current window), so each
-        window gets it.
-        """
-        target = self._window(window)
-        return [
-            *(
-                ["set-option", "-w", "-t", target, name, value]
-                for name, value in (
-                    ("remain-on-exit", "on"),
-                    ("pane-border-status", "top"),
-                    ("pane-border-format", PANE_BORDER_FORMAT),
-                    ("allow-rename", "off"),
-                    ("automatic-rename", "off"),
-                )
-            ),
-            ["set-hook", "-w", "-t", target, "pane-died", hook],
-        ]
-
-    def _title_commands(self, target: str, title: str) -> list[list[str]]:
-        clean = _printable(title)
-        return [
-            ["select-pane", "-t", target, "-T", escape_format(clean)],
-            ["set-option", "-p", "-t", target, TITLE_OPTION, clean],
-        ]
 
     # -- life --------------------------------------------------------------
 
@@ -940,7 +367,7 @@ class TmuxSession:
 
         The pane's scrollback is cleared, so its lines belong to the new program.
         """
-        _check_pane(pane_id)
+        check_pane(pane_id)
         self._run(
             [
                 [
@@ -950,9 +377,9 @@ class TmuxSession:
                     pane_id,
                     "-c",
                     escape_format(str(cwd)),
-                    *_env_flags(env),
+                    *env_flags(env),
                     "--",
-                    *_program(argv, "argv"),
+                    *program(argv, "argv"),
                 ],
                 ["clear-history", "-t", pane_id],
             ]
@@ -961,13 +388,13 @@ class TmuxSession:
 
     def set_title(self, pane_id: str, title: str) -> None:
         """Show `title` on the pane's border, verbatim: tmux formats in it are not expanded."""
-        _check_pane(pane_id)
-        self._run(self._title_commands(pane_id, title))
+        check_pane(pane_id)
+        self._run(title_commands(pane_id, title))
 
     def panes(self) -> list[PaneState]:
         """Every pane of the session, from one `list-panes` call."""
         output = self._run([["list-panes", "-s", "-t", self._target, "-F", PANE_FORMAT]])
-        states = _parse_panes(output)
+        states = parse_panes(output)
         self._ask_to_reap_lost_exits(states)
         self._known_panes = tuple(state.pane_id for state in states)
         return states
@@ -1001,19 +428,19 @@ class TmuxSession:
         if lines < 1:
             msg = f"lines must be at least 1, got {lines}"
             raise ValueError(msg)
-        remaining = [_check_pane(pane) for pane in dict.fromkeys(pane_ids)]
+        remaining = [check_pane(pane) for pane in dict.fromkeys(pane_ids)]
         result: dict[str, list[str]] = {}
         while remaining:
-            commands = [_capture_command(pane, lines) for pane in remaining]
+            commands = [capture_command(pane, lines) for pane in remaining]
             try:
                 sections = self._sectioned(commands)
-            except _ChainFailed as failed:
+            except ChainFailed as failed:
                 sections = failed.sections
                 if "can't find pane" not in failed.stderr:
                     msg = f"tmux capture-pane of {remaining[failed.index]} failed: {failed.stderr}"
                     raise TmuxError(msg) from None
             for pane, text in zip(remaining, sections, strict=False):
-                result[pane] = _last_lines(text, lines)
+                result[pane] = last_lines(text, lines)
             remaining = remaining[len(sections) + 1 :]
         return result
 
@@ -1032,14 +459,14 @@ class TmuxSession:
             states = self.panes()
             return Snapshot(tuple(states), self.capture(self._known_panes, lines))
         wanted = [
-            _check_pane(pane)
+            check_pane(pane)
             for pane in dict.fromkeys(self._known_panes if pane_ids is None else pane_ids)
         ]
         commands = [["list-panes", "-s", "-t", self._target, "-F", PANE_FORMAT]]
-        commands += [_capture_command(pane, lines) for pane in wanted]
+        commands += [capture_command(pane, lines) for pane in wanted]
         try:
             sections = self._sectioned(commands)
-        except _ChainFailed as failed:
+        except ChainFailed as failed:
             if failed.index == 0:
                 msg = f"tmux list-panes -s -t {self._target} failed: {failed.stderr}"
                 raise TmuxError(msg) from None
@@ -1048,17 +475,17 @@ class TmuxSession:
             alive = {state.pane_id for state in states}
             captured = self.capture([pane for pane in wanted if pane in alive], lines)
             return Snapshot(tuple(states), captured)
-        states = _parse_panes(sections[0])
+        states = parse_panes(sections[0])
         self._ask_to_reap_lost_exits(states)
         self._known_panes = tuple(state.pane_id for state in states)
         captured = {
-            pane: _last_lines(text, lines) for pane, text in zip(wanted, sections[1:], strict=True)
+            pane: last_lines(text, lines) for pane, text in zip(wanted, sections[1:], strict=True)
         }
         return Snapshot(tuple(states), captured)
 
     def select(self, pane_id: str) -> None:
         """Make `pane_id` the current pane: its window current, the pane active."""
-        _check_pane(pane_id)
+        check_pane(pane_id)
         self._run([["select-window", "-t", pane_id], ["select-pane", "-t", pane_id]])
         self._follow_with_client(pane_id)
 
@@ -1088,7 +515,7 @@ class TmuxSession:
 
     def zoom(self, pane_id: str) -> None:
         """Select `pane_id` and toggle its zoom (`resize-pane -Z`)."""
-        _check_pane(pane_id)
+        check_pane(pane_id)
         self._run(
             [
                 ["select-window", "-t", pane_id],
@@ -1103,7 +530,7 @@ class TmuxSession:
         attached from a small terminal shrinks the run's bottom pane to 2 rows).
         `server` is the socket path the pane id comes from (`$TMUX`): a pane of
         another server is left alone. Never shrinks a pane. Whether it grew."""
-        _check_pane(pane_id)
+        check_pane(pane_id)
         fields = (
             "#{socket_path}\t#{session_name}\t#{window_panes}\t#{pane_height}\t#{window_height}"
         )
@@ -1141,7 +568,7 @@ class TmuxSession:
         if not clients:
             logger.debug("message not shown: no client", extra={"session": self.name})
             return
-        shown = escape_format(_printable(text))
+        shown = escape_format(printable(text))
         self._run([["display-message", "-c", name, "--", shown] for name, _ in clients])
 
     def bell(self) -> None:
@@ -1181,13 +608,7 @@ class TmuxSession:
 
     def signal(self, channel: str) -> None:
         """Wake whoever `wait()`s on `channel` (now or later: the wake is kept)."""
-        option = WAKE_OPTION_PREFIX + _check_channel(channel)
-        self._run(
-            [
-                ["set-option", "-F", "-t", self._target, option, f"#{{e|+:#{{{option}}},1}}"],
-                ["wait-for", "-S", channel],
-            ]
-        )
+        self._run(signal_commands(self._target, channel))
 
     def wait(self, channel: str, timeout: float) -> bool:
         """Block until `channel` is signalled or `timeout` seconds pass (then False).
@@ -1195,22 +616,7 @@ class TmuxSession:
         Returns at once when a signal came since this object's last wait
         (or since create()). Can return True without a new signal; re-check.
         """
-        option = WAKE_OPTION_PREFIX + _check_channel(channel)
-        seen = self._wake_seen.get(channel)
-        wait_command = ["wait-for", channel]
-        first = (
-            wait_command
-            if seen is None
-            else [
-                "if-shell",
-                "-F",
-                "-t",
-                self._target,
-                f"#{{==:#{{{option}}},{seen}}}",
-                shlex.join(wait_command),
-            ]
-        )
-        commands = [first, ["display-message", "-p", "-t", self._target, f"#{{{option}}}"]]
+        commands = wait_commands(self._target, channel, self._wake_seen.get(channel))
         argv = self._argv(commands)
         try:
             child = subprocess.Popen(
@@ -1232,56 +638,10 @@ class TmuxSession:
             child.communicate()
             return False
         if child.returncode != 0:
-            msg = f"`{_show(argv)}` failed: {stderr.strip() or f'exit status {child.returncode}'}"
+            msg = f"`{shown(argv)}` failed: {stderr.strip() or f'exit status {child.returncode}'}"
             raise TmuxError(msg)
         self._wake_seen[channel] = stdout.strip()
         return True
 
 
 # tmux refuses a command line longer than its message size (16 KiB, "command too
-# long"); create() stays well below it, one call whenever it fits.
-MAX_CALL_BYTES = 12_000
-
-
-def _started(directory: str, label: str, argv: list[str]) -> list[str]:
-    """Flags and program of a command that starts a pane and prints `label <pane id>`."""
-    return ["-c", directory, "-P", "-F", f"{label} #{{pane_id}}", "--", *argv]
-
-
-def _call_bytes(commands: Sequence[Sequence[str]]) -> int:
-    return sum(len(part.encode()) + 1 for part in _chain(commands))
-
-
-def _pack(groups: Sequence[Sequence[list[str]]]) -> list[list[list[str]]]:
-    """Whole groups of commands packed, in order, into as few tmux calls as fit."""
-    batches: list[list[list[str]]] = []
-    size = 0
-    for group in groups:
-        group_size = _call_bytes(group) + 2
-        if not batches or size + group_size > MAX_CALL_BYTES:
-            batches.append([])
-            size = 0
-        batches[-1].extend(group)
-        size += group_size
-    return batches
-
-
-def _capture_command(pane_id: str, lines: int) -> list[str]:
-    return ["capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{lines}"]
-
-
-def _parse_created(printed: list[str], slots: int) -> SessionPanes:
-    """SessionPanes from create()'s `-P` output: "control %0 slot %1 ... dashboard %5"."""
-    labelled = list(zip(printed[::2], printed[1::2], strict=False))
-    control = [pane for label, pane in labelled if label == "control"]
-    slot_panes = tuple(pane for label, pane in labelled if label == "slot")
-    dashboard = [pane for label, pane in labelled if label == "dashboard"]
-    panes = [*control, *slot_panes, *dashboard]
-    if (
-        len(control) != 1
-        or len(slot_panes) != slots
-        or not all(_PANE_ID.fullmatch(pane) for pane in panes)
-    ):
-        msg = f"tmux printed unexpected pane ids while creating the session: {printed!r}"
-        raise TmuxError(msg)
-    return SessionPanes(control[0], slot_panes, dashboard[0] if dashboard else None)

@@ -1,0 +1,142 @@
+"""What the supervisor has done in threads beside its loop: the worktrees of the next
+ready tasks checked out ahead, the merge worktree checked out once agents work, and
+predicted merge conflicts refreshed every few seconds.
+
+SQLite connections are per thread: each worker thread opens its own store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from limitless.errors import LimitlessError
+from limitless.git import worktrees
+from limitless.git.sparse import task_cone
+from limitless.merge import phase as merge
+from limitless.plan.graph import Dag
+from limitless.plan.loader import Plan
+from limitless.store.store import Run, Store
+
+log = logging.getLogger(__name__)
+
+PREDICTION_INTERVAL_S = 5.0
+
+
+class BackgroundWork:
+    """The thread pools of one supervisor; `shutdown()` when the run ends."""
+
+    def __init__(self, store: Store, run: Run, say: Callable[[str], None]) -> None:
+        self.store = store
+        self.run = run
+        self.say = say
+        self.prepared: dict[str, Future[worktrees.PreparedWorktree]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="worktree")
+        self.merge_checkout: Future[bool] | None = None
+        self.merge_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merge-checkout")
+        self.predictor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        self.predicting: Future[int] | None = None
+        self.last_prediction = 0.0
+        self._thread_stores = threading.local()
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.predictor.shutdown(wait=True, cancel_futures=True)
+        self.merge_pool.shutdown(wait=True, cancel_futures=True)
+
+    # ---------------------------------------------------------------- task worktrees
+
+    def prepare_ahead(self, order: list[str], free_slots: int, plan: Plan, dag: Dag) -> None:
+        """Check out worktrees of the next ready tasks (`order`) while others run."""
+        for task_id in order[: free_slots + 2]:
+            if task_id not in self.prepared:
+                self.prepared[task_id] = self.pool.submit(self._prepare, task_id, plan, dag)
+
+    def prepared_worktree(self, task_id: str) -> Future[worktrees.PreparedWorktree] | None:
+        """The preparation of `task_id`'s worktree, once it has finished (None before)."""
+        future = self.prepared.get(task_id)
+        return future if future is not None and future.done() else None
+
+    def forget(self, task_id: str) -> None:
+        """The task started (or failed before): a later attempt prepares afresh."""
+        self.prepared.pop(task_id, None)
+
+    def _prepare(self, task_id: str, plan: Plan, dag: Dag) -> worktrees.PreparedWorktree:
+        task = plan.task(task_id)
+        row = self.store_for_thread().get_task(self.run.id, task_id)
+        merge_branches = sorted(
+            {
+                worktrees.branch_name(self.run.id, plan.task(dep).worktree_key)
+                for dep in dag.dependencies(task_id)
+                if plan.task(dep).worktree_key != task.worktree_key
+            }
+        )
+        return worktrees.prepare_worktree(
+            Path(self.run.repo_root),
+            path=Path(row.worktree),
+            branch=row.branch,
+            base_sha=self.run.base_sha,
+            merge_branches=merge_branches,
+            copy=plan.copy,
+            link=plan.link,
+            lock_dir=self.store.state_dir,
+            hooks=plan.commit_hooks == "run",
+            sparse=task_cone(plan, task),
+        )
+
+    # ---------------------------------------------------------------- merge worktree
+
+    def prepare_merge_ahead(self) -> None:
+        """Check out the merge worktree (once), so merging starts at once when tasks end.
+
+        Only `git worktree add --no-checkout` takes the worktree lock, so the
+        checkout itself delays no task's worktree.
+        """
+        if self.merge_checkout is None:
+            self.merge_checkout = self.merge_pool.submit(self._check_out_merge)
+
+    def wait_for_merge_checkout(self) -> None:
+        """The merge phase may start: the checkout ahead holds the run's merge lock while
+        it works."""
+        if self.merge_checkout is not None:
+            with contextlib.suppress(Exception):
+                self.merge_checkout.result()
+
+    def _check_out_merge(self) -> bool:
+        try:
+            return merge.prepare_ahead(self.store_for_thread(), self.run.id)
+        except LimitlessError as exc:
+            log.info("merge worktree not prepared ahead", extra={"error": str(exc)})
+            return False
+
+    # ---------------------------------------------------------------- predictions
+
+    def refresh_predictions(self) -> None:
+        """Recompute predicted merge conflicts in the background, at most every few seconds."""
+        now = time.time()
+        if self.predicting is not None and not self.predicting.done():
+            return
+        if now - self.last_prediction < PREDICTION_INTERVAL_S:
+            return
+        self.last_prediction = now
+        self.predicting = self.predictor.submit(self._predict)
+
+    def _predict(self) -> int:
+        try:
+            return merge.update_predictions(self.store_for_thread(), self.run.id)
+        except LimitlessError as exc:
+            self.say(f"conflict prediction skipped: {exc}")
+            return 0
+
+    def store_for_thread(self) -> Store:
+        """SQLite connections are per thread: worker threads open their own."""
+        store: Store | None = getattr(self._thread_stores, "store", None)
+        if store is None:
+            store = Store.open(self.store.state_dir)
+            self._thread_stores.store = store
+        return store
