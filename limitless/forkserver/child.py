@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from limitless.forkserver.client import (
-    HEADER,
+    HEADER_SIZE,
     MAX_REQUEST_BYTES,
     START_TIMEOUT_S,
     decode_request,
@@ -82,21 +82,12 @@ class Request:
 
 def parse_request(data: bytes, fds: list[int]) -> Request:
     try:
-        value = decode_request(data)
+        command, cwd, env, umask = decode_request(data)
     except ValueError as exc:
         msg = f"unreadable request: {exc}"
         raise Refusal(msg) from exc
-    command, cwd, env, umask = (value.get(k) for k in ("command", "cwd", "env", "umask"))
-    if not (isinstance(command, list) and command and all(isinstance(w, str) for w in command)):
-        msg = "the command must be a non-empty list of strings"
-        raise Refusal(msg)
-    if not isinstance(cwd, str) or not isinstance(umask, int):
-        msg = "cwd must be a string and umask a number"
-        raise Refusal(msg)
-    if not isinstance(env, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
-    ):
-        msg = "env must map strings to strings"
+    if not command:
+        msg = "the request names no command"
         raise Refusal(msg)
     if len(fds) != 3:
         msg = f"expected stdin, stdout and stderr, got {len(fds)} descriptors"
@@ -107,19 +98,19 @@ def parse_request(data: bytes, fds: list[int]) -> Request:
 def receive(conn: socket.socket) -> Request:
     """Read one request and the pane's descriptors from a new connection."""
     data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
-    while len(data) < HEADER.size:
+    while len(data) < HEADER_SIZE:
         more = conn.recv(65536)
         if not more:
             break
         data += more
-    if len(data) < HEADER.size:
+    if len(data) < HEADER_SIZE:
         msg = "the connection closed before the request"
         raise Refusal(msg)
-    (size,) = HEADER.unpack_from(data)
+    size = int.from_bytes(data[:HEADER_SIZE], "big")
     if size > MAX_REQUEST_BYTES:
         msg = f"request of {size} bytes, over {MAX_REQUEST_BYTES}"
         raise Refusal(msg)
-    body = bytearray(data[HEADER.size :])
+    body = bytearray(data[HEADER_SIZE:])
     while len(body) < size:
         more = conn.recv(min(1 << 20, size - len(body)))
         if not more:
