@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
+import psutil
+
 
 def window_size(fd: int) -> list[int]:
     rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
@@ -48,6 +50,7 @@ def what_i_see() -> dict[str, object]:
         "blocked": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
         "random": random.random(),
         "argv0": sys.argv[0],
+        "cmdline": [word for word in psutil.Process().cmdline() if word],
     }
 
 

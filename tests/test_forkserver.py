@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from limitless.plan.loader import loads
+from limitless.run.supervisor import _wrapper_alive
 from limitless.states import TaskStatus
 from limitless.store.store import Run, Store, TaskRow
 from tests.conftest import git
@@ -162,9 +163,11 @@ def test_a_forked_program_sees_its_pane_as_a_cold_one_does(
     assert [tmux.dead(pane) for pane in panes] == [("0", "")] * 3
     seen = [lines(tmp_path / name)[0] for name in ("cold.json", "forked1.json", "forked2.json")]
     assert [s["forked"] for s in seen] == [False, True, True]
-    for forked_seen in seen[1:]:
+    for number, forked_seen in enumerate(seen[1:], start=1):
         assert {k: forked_seen[k] for k in SAME_AS_COLD} == {k: seen[0][k] for k in SAME_AS_COLD}
         assert forked_seen["pid"] == forked_seen["pgid"] == forked_seen["sid"]
+        assert forked_seen["cmdline"] == target(tmp_path / f"forked{number}.json")
+    assert seen[0]["cmdline"] == cold
     assert seen[0]["isatty"] == [True, True, True, True]
     assert seen[0]["size"] == [30, 100]
     assert seen[0]["marker"] == "from-the-pane"
@@ -257,9 +260,14 @@ def test_a_socket_path_longer_than_a_unix_address_works(tmux: Tmux, tmp_path: Pa
     started = start_server(deep / "fork.sock")
     try:
         out = tmp_path / "out.json"
-        pane = tmux.pane(through(started.path, target(out, "--exit", "6")))
+        # a command longer than the server's own: it is shown space-separated (ps, psutil)
+        there = deep / ("f" * 200)
+        there.touch()
+        longer = target(out, "--exit", "6", "--until", str(there))
+        pane = tmux.pane(through(started.path, longer))
         assert tmux.dead(pane) == ("6", "")
         assert lines(out)[0]["forked"] is True
+        assert lines(out)[0]["cmdline"] == longer
     finally:
         started.process.kill()
         started.process.wait()
@@ -322,7 +330,7 @@ name: fs
 agent: shell
 tasks:
   - id: a
-    prompt: "echo hello > a.txt && echo the shell task ran"
+    prompt: "echo hello > a.txt && sleep 1 && echo the shell task ran"
 """
 
 
@@ -368,6 +376,11 @@ def test_the_wrapper_forked_runs_a_shell_task_as_exec_does(
             make_task(store, repo, run_id, tmux.socket)
     cold = tmux.pane(exec_command("fs-1", state_dir), cwd=repo)
     forked = tmux.pane(through(server.path, exec_command("fs-2", state_dir)), cwd=repo)
+    with Store.open(state_dir) as store:
+        wait_for(lambda: store.get_task("fs-2", "a").pid is not None, 30, "the forked wrapper")
+        running = store.get_task("fs-2", "a")
+    # the supervisor's and recovery's liveness check, unchanged, knows the forked wrapper
+    assert _wrapper_alive(running)
     assert [tmux.dead(cold), tmux.dead(forked)] == [("0", ""), ("0", "")]
     with Store.open(state_dir) as store:
         rows = [store.get_task(run_id, "a") for run_id in ("fs-1", "fs-2")]

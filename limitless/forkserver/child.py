@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import importlib
 import io
 import logging
@@ -25,6 +26,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
 from limitless.forkserver.client import (
@@ -245,6 +247,7 @@ def become(conn: socket.socket, request: Request, entry: Entry, args: list[str])
         os.environ.clear()
         os.environ.update(request.env)
         _fresh_signals()
+        retitle(request.command)  # after the environment: libc no longer points into it
         random.seed()
         atexit._clear()  # the server's exit functions are not the program's
         sys.argv = [request.command[2], *args]
@@ -258,6 +261,33 @@ def become(conn: socket.socket, request: Request, entry: Entry, args: list[str])
             with contextlib.suppress(BaseException):
                 stream.flush()
         os._exit(code)
+
+
+def retitle(words: Sequence[str]) -> bool:
+    """Show `words` as this process's command line (ps, psutil) instead of the server's.
+
+    The kernel reads /proc/PID/cmdline from the memory that held the process's
+    first argv (and environment, unused once the environment was replaced): the
+    words are written there, NUL-separated when they fit in the argv area, else as
+    one space-separated string running on into the environment area (what
+    setproctitle does; psutil splits it on spaces). False when they do not fit.
+    """
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        # fields[0] is the stat file's field 3; arg_start..env_end are fields 48-51
+        arg_start, arg_end, env_start, env_end = (int(f) for f in fields[45:49])
+    except (OSError, ValueError, IndexError):
+        return False
+    encoded = [os.fsencode(word) for word in words]
+    exact = b"\0".join(encoded) + b"\0"
+    if len(exact) <= arg_end - arg_start:
+        data = exact.ljust(arg_end - arg_start, b"\0")
+    else:
+        data = b" ".join(encoded) + b"\0"
+        if env_start != arg_end or len(data) > env_end - arg_start:
+            return False
+    ctypes.memmove(arg_start, data, len(data))
+    return True
 
 
 def _run(entry: Entry, args: list[str]) -> int:
