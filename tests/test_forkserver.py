@@ -410,3 +410,40 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+SPAWNER = """
+import sys, time
+from pathlib import Path
+from limitless.forkserver.child import Target
+from limitless.forkserver.server import spawn
+pid = spawn(Path(sys.argv[1]), [Target("tests.forkserver_target", "tests.forkserver_target:main")],
+            ["tests.forkserver_target"])
+print(pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_spawned_server_serves_and_ends_with_the_process_that_forked_it(
+    tmux: Tmux, tmp_path: Path
+) -> None:
+    """spawn(): a server forked from its owner (the supervisor) serves until the owner ends."""
+    path = tmp_path / "fork.sock"
+    owner = subprocess.Popen(
+        [PYTHON, "-c", SPAWNER, str(path)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert owner.stdout is not None
+    server_pid = int(owner.stdout.readline())
+    wait_for(path.is_socket, 30, "the spawned server")
+    out = tmp_path / "out.json"
+    pane = tmux.pane(through(path, target(out, "--exit", "7")))
+    assert tmux.dead(pane) == ("7", "")
+    assert lines(out)[0]["forked"] is True
+    owner.kill()
+    owner.wait()
+    wait_for(lambda: not _alive(server_pid), 10, "the server's end")
+    assert not path.exists()
