@@ -36,8 +36,13 @@ TARGETS = [
     "--target", "tests.forkserver_target", "tests.forkserver_target:main",
     "--target", "limitless", "limitless.cli.main:main", "_exec",
     "--preload", "tests.forkserver_target",
-    "--preload", "limitless.cli.main",
-    "--preload", "limitless.agents.wrapper",
+    # what docs/FORKSERVER.md tells the supervisor to preload
+    "--preload", "limitless.cli.main", "--preload", "limitless.cli.run",
+    "--preload", "limitless.cli.agents", "--preload", "limitless.cli.plan",
+    "--preload", "limitless.cli.report",
+    "--preload", "limitless.agents.wrapper", "--preload", "limitless.agents.depsummary",
+    "--preload", "limitless.agents.state", "--preload", "limitless.tmux.session",
+    "--preload", "limitless.git.refguard",
 ]  # fmt: skip
 
 

@@ -119,6 +119,7 @@ def measure(h: Harness, quick: bool) -> list[Figure]:
     per_task = uss["forked program"] + uss["watcher"] + uss["client"]
     return [
         info("forkserver.floor_start_p50", floor_ms, "ms"),
+        info("forkserver.floor_start_p95", percentile(times["floor"], 0.95), "ms"),
         info("forkserver.cold_start_p50", cold_ms, "ms"),
         info("forkserver.cold_start_p95", percentile(times["cold"], 0.95), "ms"),
         info("forkserver.forked_start_p50", forked_ms, "ms"),
