@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from limitless.forkserver.server import main
+
+raise SystemExit(main())
