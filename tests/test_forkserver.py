@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from limitless.plan.loader import loads
-from limitless.run.supervisor import _wrapper_alive
+from limitless.run.processes import wrapper_alive
 from limitless.states import TaskStatus
 from limitless.store.store import Run, Store, TaskRow
 from tests.conftest import git
@@ -385,7 +385,7 @@ def test_the_wrapper_forked_runs_a_shell_task_as_exec_does(
         wait_for(lambda: store.get_task("fs-2", "a").pid is not None, 30, "the forked wrapper")
         running = store.get_task("fs-2", "a")
     # the supervisor's and recovery's liveness check, unchanged, knows the forked wrapper
-    assert _wrapper_alive(running)
+    assert wrapper_alive(running)
     assert [tmux.dead(cold), tmux.dead(forked)] == [("0", ""), ("0", "")]
     with Store.open(state_dir) as store:
         rows = [store.get_task(run_id, "a") for run_id in ("fs-1", "fs-2")]
