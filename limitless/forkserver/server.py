@@ -24,6 +24,7 @@ import signal
 import socket
 import stat
 import struct
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -193,9 +194,11 @@ def spawn(path: Path, targets: Sequence[Target], modules: Sequence[str] = ()) ->
         for number in (signal.SIGINT, signal.SIGHUP):
             signal.signal(number, signal.SIG_IGN)  # the supervisor's pane is not ours
         serve(path, targets, modules, parent=parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(BaseException):
             log.exception("fork server failed")
+            # the owner's pane is the one place a user looks
+            print(f"fork server failed ({exc}): wrappers start cold", file=sys.stderr, flush=True)
         code = 1
     os._exit(code)
 

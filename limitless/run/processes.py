@@ -50,12 +50,17 @@ def pane_runs_wrapper(pane: PaneState | None, row: TaskRow) -> bool:
     return runs_wrapper(cmdline, row.id)
 
 
-def wrapper_ports(row: TaskRow) -> tuple[int, ...]:
-    """The ports the task's running wrapper was started with (none if unreadable)."""
-    if not row.pid:
+def wrapper_ports(row: TaskRow, pane: PaneState | None) -> tuple[int, ...]:
+    """The ports the task's running wrapper was started with (none if unreadable).
+
+    Read from the pane's own process: a wrapper forked by the fork server shows the
+    server's environment in /proc, the pane's client the one the pane was given.
+    """
+    pid = pane.pid if pane is not None and pane.pid else row.pid
+    if not pid:
         return ()
     try:
-        return ports_in_env(psutil.Process(row.pid).environ())
+        return ports_in_env(psutil.Process(pid).environ())
     except psutil.Error:
         return ()
 

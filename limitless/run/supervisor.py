@@ -25,6 +25,8 @@ from limitless.agents.state import StateWatcher
 from limitless.crashpoints import crashpoint
 from limitless.errors import LimitlessError, TmuxError
 from limitless.fmt import duration
+from limitless.forkserver.child import Target
+from limitless.forkserver.server import spawn
 from limitless.git import worktrees
 from limitless.git.sparse import task_cone
 from limitless.merge import phase as merge
@@ -43,7 +45,14 @@ from limitless.run.requests import apply_request
 from limitless.run.retries import Retries
 from limitless.states import RunStatus, TaskStatus, task_state
 from limitless.store.store import Run, Store, TaskRow
-from limitless.tmux.pane_programs import exec_argv, idle_argv, pane_env, wake_channel
+from limitless.tmux.pane_programs import (
+    EXEC_COMMAND,
+    exec_argv,
+    fork_socket,
+    idle_argv,
+    pane_env,
+    wake_channel,
+)
 from limitless.tmux.session import TmuxSession
 
 log = logging.getLogger(__name__)
@@ -91,6 +100,7 @@ class Supervisor:
         self.finishing_since: dict[str, float] = {}
         self.hooks = HookRunner(store, run_id, self.plan.hooks, self.repo_root, out=self._say)
         self.watcher = StateWatcher(store, run_id, self.plan, tmux)
+        self.fork_socket: Path | None = None  # the run's fork server, when main() made one
         self.gates = StartGates(
             store,
             run_id,
@@ -174,7 +184,9 @@ class Supervisor:
             elif slot and pane and not pane.dead and wrapper_alive(row):
                 slot.task_id = row.id
                 # hold its place under the caps again, with the ports its agent has
-                self.gates.lease(row.id, self._ports(self.plan.task(row.id)), wrapper_ports(row))
+                self.gates.lease(
+                    row.id, self._ports(self.plan.task(row.id)), wrapper_ports(row, pane)
+                )
                 self._say(f"adopted {row.id} still running in slot {slot.index + 1}")
                 self.store.add_event(self.run_id, "task_adopted", row.id)
         for row in picture.rows.values():
@@ -426,7 +438,7 @@ class Supervisor:
         try:
             self.tmux.respawn(
                 slot.pane_id,
-                exec_argv(self.run_id, task.id, self.store.state_dir),
+                exec_argv(self.run_id, task.id, self.store.state_dir, self.fork_socket),
                 cwd=prepared.path,
                 env={**pane_env(self.run_id, self.run.tmux_socket), **lease_env},
             )
@@ -545,11 +557,41 @@ class Supervisor:
 
 def main(run_id: str, state_dir: Path) -> int:
     """Entry point of `limitless _supervise`: schedule the run until it ends."""
+    socket = _start_fork_server(state_dir, run_id)
     with Store.open(state_dir) as store:
         run = _wait_for_panes(store, run_id)
         tmux = TmuxSession(run.tmux_socket, run.id)
         supervisor = Supervisor(store, run_id, tmux=tmux)
+        supervisor.fork_socket = socket
         return supervisor.run_loop()
+
+
+FORK_TARGETS = (Target("limitless", "limitless.cli.main:main", (EXEC_COMMAND,)),)
+"""What the fork server may start: `python -m limitless _exec ...` and nothing else."""
+FORK_PRELOAD = (
+    "limitless.cli.main",
+    "limitless.cli.internal",
+    "limitless.agents.wrapper",
+    "limitless.agents.depsummary",
+    "limitless.agents.state",
+    "limitless.tmux.session",
+    "limitless.git.refguard",
+)
+"""What a forked wrapper needs imported, so that it imports nothing after the fork."""
+
+
+def _start_fork_server(state_dir: Path, run_id: str) -> Path | None:
+    """Fork the run's fork server from this process, before any thread or store
+    connection exists (a forked sqlite connection is unsafe). Failing, panes start cold."""
+    socket = fork_socket(state_dir, run_id, os.getpid())
+    try:
+        socket.parent.mkdir(parents=True, exist_ok=True)
+        spawn(socket, FORK_TARGETS, FORK_PRELOAD)
+    except (LimitlessError, OSError) as exc:
+        log.warning("no fork server: every pane starts its wrapper cold", extra={"error": str(exc)})
+        print(f"no fork server ({exc}): every task's wrapper starts cold", flush=True)
+        return None
+    return socket
 
 
 def _wait_for_panes(store: Store, run_id: str, timeout: float = 10.0) -> Run:

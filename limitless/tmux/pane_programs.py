@@ -18,6 +18,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from limitless.forkserver import client as forkserver_client
+
 EXEC_COMMAND = "_exec"
 """The hidden subcommand of the in-pane wrapper: one attempt of one task."""
 SUPERVISE_COMMAND = "_supervise"
@@ -36,11 +38,29 @@ def limitless_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "limitless", *args]
 
 
-def exec_argv(run_id: str, task_id: str, state_dir: Path) -> list[str]:
-    """What a slot pane runs for one attempt of one task: the in-pane wrapper."""
-    return limitless_argv(
+def exec_argv(
+    run_id: str, task_id: str, state_dir: Path, fork_socket: Path | None = None
+) -> list[str]:
+    """What a slot pane runs for one attempt of one task: the in-pane wrapper.
+
+    With the run's fork server (`fork_socket`), the pane runs its small client,
+    which has the warm server fork the wrapper (no interpreter start-up on the
+    task's path) and starts the same cold command itself when the server is
+    gone. The cold command stays in the argv, so liveness checks read it as before.
+    """
+    cold = limitless_argv(
         EXEC_COMMAND, "--run", run_id, "--task", task_id, "--state-dir", str(state_dir)
     )
+    if fork_socket is None:
+        return cold
+    return [sys.executable, "-S", "-I", forkserver_client.__file__, str(fork_socket), *cold]
+
+
+def fork_socket(state_dir: Path, run_id: str, owner_pid: int) -> Path:
+    """Where the fork server of a run's supervisor (`owner_pid`) listens: in the run's
+    folder, named after the supervisor so a restarted one never meets its
+    predecessor's server (which ends within a second of its owner)."""
+    return state_dir / "runs" / run_id / f"fork-{owner_pid}.sock"
 
 
 def supervise_argv(run_id: str, state_dir: Path) -> list[str]:
