@@ -21,6 +21,11 @@ file (`codex_rollout`), so the task fails saying what was refused.
 The sandbox is bubblewrap (Codex ships its own) in a new user namespace; where
 those cannot be made every sandboxed write and command fails. `refusal` tries
 it before the run (`codex sandbox`), for the modes that use it.
+
+State: everything Codex writes under HOME is in `~/.codex/` (`state_paths`:
+writable in the sandbox; without it Codex stops at once, "failed to initialize
+in-process app-server client: Read-only file system"); a `CODEX_HOME` elsewhere
+must be named in the plan's `sandbox_write`.
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ APPROVE_HINTS: dict[Approve, str] = {
     "outside the worktree)",
     "all": "Codex refused them itself",
 }
+# All Codex 0.171 was seen writing under HOME: installation_id, sessions/Y/M/D/rollout-*.jsonl,
+# state_5.sqlite and its other databases, tmp/arg0-linux (its helper programs), skills/, locks.
+STATE_PATHS = ("~/.codex/",)
 SANDBOX_LOG = "codex_sandboxing=warn"  # its log target that names a sandbox's refusal
 RATE_LIMIT = re.compile(
     r"(?i)(\b429\b|too many requests|rate[ _-]?limit|usage limit|quota exceeded|\b529\b|"
@@ -81,6 +89,7 @@ class Codex(Program):
     # versions print other events (and had other sandbox flags).
     min_version: ClassVar[tuple[int, int, int]] = (0, 171, 0)
     headless_stream: ClassVar[bool] = True
+    state_paths: ClassVar[tuple[str, ...]] = STATE_PATHS
 
     def approve_args(self, approve: Approve) -> tuple[str, ...]:
         return SANDBOX_ARGS[approve]

@@ -104,6 +104,7 @@ class CodexInteractive(Program):
     close_keys: ClassVar[tuple[bytes, ...]] = (b"/exit", b"\r")
     busy_marker: ClassVar[str] = "esctointerrupt"
     stray_markers: ClassVar[tuple[str, ...]] = ("app-server",)
+    state_paths: ClassVar[tuple[str, ...]] = CODEX.state_paths
 
     def approve_args(self, approve: Approve) -> tuple[str, ...]:
         return APPROVE_ARGS[approve]
