@@ -18,6 +18,8 @@ import pytest
 
 from limitless.agents import sandbox
 from limitless.plan.loader import loads
+from limitless.programs.base import Approve
+from limitless.programs.codex import CODEX
 from limitless.states import TaskStatus
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, write_plan
@@ -179,6 +181,31 @@ tasks:
         assert list(home_outside_tmp.glob(pattern)), f"{case.profile} wrote no {pattern}: {log}"
 
 
+class CommandCase(NamedTuple):
+    test_id: str
+    approve: Approve
+    confined: bool
+    flags: list[str]
+
+
+COMMAND_CASES = [
+    CommandCase("edits", "edits", False, ["--sandbox", "workspace-write"]),
+    CommandCase("edits-confined", "edits", True, ["--sandbox", "danger-full-access"]),
+    CommandCase("ask-confined", "ask", True, ["--sandbox", "read-only"]),
+    CommandCase("all-confined", "all", True, ["--dangerously-bypass-approvals-and-sandbox"]),
+]
+
+
+@pytest.mark.parametrize("case", COMMAND_CASES, ids=[c.test_id for c in COMMAND_CASES])
+def test_codex_runs_without_its_own_sandbox_inside_limitless_s(case: CommandCase) -> None:
+    """Confined by limitless, `edits` drops Codex's sandbox (it cannot start there); `ask`
+    keeps read-only (nothing may be written); the prompt stays last, after `--`."""
+    argv = CODEX.command(
+        ["codex", "exec", "--json", "-p"], case.approve, "-p", confined=case.confined
+    )
+    assert argv == ["codex", "exec", "--json", *case.flags, "--", "-p"]
+
+
 class StateCase(NamedTuple):
     test_id: str
     profile: str
@@ -216,3 +243,55 @@ def test_each_profile_s_sandbox_can_write_its_program_s_state(
         base_dir=tmp_path,
     )
     assert sandbox.policy(plan, plan.task("a")).write == (*case.state, "~/.cache/pip/")
+
+
+@needs_bwrap
+@pytest.mark.xfail(
+    raises=AssertionError,
+    strict=True,
+    reason="the wrapper does not tell the adapter the task is confined yet "
+    "(Program.command(..., confined=...)): Codex keeps --sandbox workspace-write, whose "
+    "bubblewrap cannot start inside limitless's, and every edit and command is refused",
+)
+def test_codex_under_edits_works_inside_the_sandbox(
+    home_outside_tmp: Path,
+    model_server: ModelServer,
+    repo: Path,
+    tmux_socket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`approve: edits` inside limitless's sandbox: Codex's edit and its command both write
+    the worktree (without Codex's own sandbox, which cannot start there), and the work lands."""
+    program("codex")
+    _codex(model_server, home_outside_tmp).export(monkeypatch)
+    script = Script(
+        "nested",
+        [
+            write("src/app.py", APP),
+            run("echo ran > ran.txt; echo status=$?"),
+            say("Wrote src/app.py and ran.txt."),
+        ],
+    )
+    model_server.add(script)
+    write_plan(
+        repo,
+        f"""\
+name: nested
+sandbox: worktree
+agent: codex
+tasks:
+  - id: app
+    approve: edits
+    prompt: "Create src/app.py with greet(). {script.marker}"
+""",
+    )
+    finished = cli(repo, "run", "--headless", timeout=RUN_TIMEOUT)
+    run_row = latest_run(repo)
+    with open_store(repo) as store:
+        log = store.log_path(run_row.id, "app").read_text()
+    results = [r for req in model_server.main_requests("nested") for r in req.tool_results]
+    assert finished.returncode == 0, finished.stdout + finished.stderr + log + repr(results)
+    assert any("status=0" in r for r in results), results
+    assert git(repo, "show", "main:src/app.py") == APP.strip()
+    assert git(repo, "show", "main:ran.txt") == "ran"
+    assert tasks_of(repo, run_row.id)["app"].status is TaskStatus.DONE

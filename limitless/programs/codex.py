@@ -22,6 +22,18 @@ The sandbox is bubblewrap (Codex ships its own) in a new user namespace; where
 those cannot be made every sandboxed write and command fails. `refusal` tries
 it before the run (`codex sandbox`), for the modes that use it.
 
+Inside limitless's `sandbox: worktree` Codex's sandbox cannot start: a user
+namespace made inside bubblewrap's cannot map its ids ("bwrap: setting up uid
+map: Operation not permitted", every flag combination tried), and Codex's
+Landlock-only pipeline (`--enable use_legacy_landlock`) refuses to run without
+bubblewrap ("filesystem-restricted execution requires bubblewrap"). So there
+`command(..., confined=True)` maps `edits` to `--sandbox danger-full-access`:
+limitless's sandbox already keeps Codex to its worktree and its own branch, and
+its commands may now commit. `ask` stays `--sandbox read-only`, which then
+refuses every command, reads included: nothing is written, the task fails
+naming what was refused. (Until the wrapper passes `confined`, a `worktree`
+task under `edits` fails that way too: every edit and command refused.)
+
 State: everything Codex writes under HOME is in `~/.codex/` (`state_paths`:
 writable in the sandbox; without it Codex stops at once, "failed to initialize
 in-process app-server client: Read-only file system"); a `CODEX_HOME` elsewhere
@@ -54,6 +66,11 @@ SANDBOX_ARGS: dict[Approve, tuple[str, ...]] = {
     "ask": ("--sandbox", "read-only"),
     "edits": ("--sandbox", "workspace-write"),
     "all": ("--dangerously-bypass-approvals-and-sandbox",),
+}
+# Inside limitless's sandbox, where Codex's own cannot start (see the module's docstring).
+CONFINED_ARGS: dict[Approve, tuple[str, ...]] = {
+    **SANDBOX_ARGS,
+    "edits": ("--sandbox", "danger-full-access"),
 }
 APPROVE_HINTS: dict[Approve, str] = {
     "ask": "`approve: edits` lets Codex write in the worktree, `approve: all` runs it "
@@ -94,12 +111,16 @@ class Codex(Program):
     def approve_args(self, approve: Approve) -> tuple[str, ...]:
         return SANDBOX_ARGS[approve]
 
-    def command(self, argv: Sequence[str], approve: Approve, prompt: str) -> list[str]:
+    def command(
+        self, argv: Sequence[str], approve: Approve, prompt: str, *, confined: bool = False
+    ) -> list[str]:
         """The permission flags after the profile's own; the prompt last, after `--`, so
-        that a prompt starting with `-` is not read as an option."""
+        that a prompt starting with `-` is not read as an option. `confined`: the task runs
+        in limitless's sandbox, where Codex's own cannot start."""
         rest = without_prompt(argv, prompt)
         tail = ["--", prompt] if len(rest) < len(argv) else []
-        return [*rest, *self.approve_args(approve), *tail]
+        flags = CONFINED_ARGS[approve] if confined else self.approve_args(approve)
+        return [*rest, *flags, *tail]
 
     def approve_hint(self, approve: Approve) -> str | None:
         return APPROVE_HINTS[approve]
