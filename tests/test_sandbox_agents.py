@@ -76,19 +76,27 @@ class BoxedCase(NamedTuple):
     # The plan names the run's folder in `sandbox_write`: opencode keeps its database
     # there (OPENCODE_DB, the task's own), which the sandbox shows read-only.
     runs_writable: bool = False
+    extra: str = ""  # more plan keys
 
 
+CODEX_STATE = (".codex/sessions/*/*/*/rollout-*.jsonl", ".codex/state_*.sqlite")
 OPENCODE_STATE = (".local/share/opencode/log/*.log", ".local/share/opencode/snapshot/*/*/HEAD")
 BOXED_CASES = [
     pytest.param(
+        BoxedCase("codex", "codex", _codex, True, CODEX_STATE),
+        id="codex",
+    ),
+    pytest.param(
         BoxedCase(
-            "codex",
-            "codex",
+            "codex-interactive",
+            "codex-interactive",
             _codex,
             True,
-            (".codex/sessions/*/*/*/rollout-*.jsonl", ".codex/state_*.sqlite"),
+            CODEX_STATE,
+            extra="idle_done: 1s",
         ),
-        id="codex",
+        id="codex-interactive",
+        marks=pytest.mark.slow,
     ),
     pytest.param(
         BoxedCase(
@@ -140,8 +148,9 @@ def test_a_real_agent_works_inside_the_sandbox(
     """The profile's real program in `sandbox: worktree` (`approve: all`): it writes and
     commits, its work lands, its own state under HOME was written, and it was never
     refused a write there."""
-    program(case.profile)
     setup = case.setup(model_server, home_outside_tmp)
+    if setup.executable is None:
+        pytest.skip(setup.missing or f"{setup.program} is not installed")
     setup.export(monkeypatch)
     steps: list[Step] = [write("src/app.py", APP)]
     if case.commits:
@@ -157,6 +166,7 @@ name: boxed
 sandbox: worktree
 agent: {case.profile}
 {runs}
+{case.extra}
 tasks:
   - id: app
     approve: all
