@@ -77,6 +77,7 @@ class BoxedCase(NamedTuple):
     # there (OPENCODE_DB, the task's own), which the sandbox shows read-only.
     runs_writable: bool = False
     extra: str = ""  # more plan keys
+    session: bool = True  # its session is recorded (aider has none)
 
 
 CODEX_STATE = (".codex/sessions/*/*/*/rollout-*.jsonl", ".codex/state_*.sqlite")
@@ -94,6 +95,10 @@ BOXED_CASES = [
             True,
             CODEX_STATE,
             extra="idle_done: 1s",
+            # Known gap: its notify program (agenthook) cannot append to the run's
+            # hooks/<task>.jsonl, read-only in the sandbox, and stops before it records the
+            # session. Once the sandbox makes that folder writable, this is True.
+            session=False,
         ),
         id="codex-interactive",
         marks=pytest.mark.slow,
@@ -128,7 +133,7 @@ BOXED_CASES = [
         ],
     ),
     pytest.param(
-        BoxedCase("aider", "aider", aider_setup, False, (".aider/installs.json",)),
+        BoxedCase("aider", "aider", aider_setup, False, (".aider/installs.json",), session=False),
         id="aider",
         marks=pytest.mark.slow,
     ),
@@ -185,6 +190,7 @@ tasks:
         assert any("committed" in r for r in results), results
     row = tasks_of(repo, run_row.id)["app"]
     assert row.status is TaskStatus.DONE, row.reason
+    assert bool(row.session_id) is case.session, row.session_id
     assert "sandbox: worktree (bubblewrap)" in log
     assert not [word for word in READ_ONLY if word in log], log
     for pattern in case.state:
