@@ -279,13 +279,15 @@ def bwrap_argv(layout: Layout, rules: Policy, argv: Sequence[str]) -> list[str]:
     writable = [path for path in writable if path.exists()]
     # A writable place around a checkout (`~`, a parent folder) must not show it again:
     # it is mounted before the checkouts are hidden; one inside a checkout, after.
-    inside = [path for path in writable if any(c in path.parents for c in checkouts)]
+    # The same for one inside the git folder (the run's own folders in .git/limitless),
+    # which is mounted read-only below.
+    common = _real(layout.common_dir)
+    inside = [path for path in writable if any(c in path.parents for c in (*checkouts, common))]
     for path in writable:
         if path not in inside:
             args += ["--bind", str(path), str(path)]
     for checkout in checkouts:
         _hide(checkout, args, hidden_dirs)
-    common = _real(layout.common_dir)
     # strictly inside: a PATH entry naming a checkout itself must not show it all again
     in_checkouts = [path for path in wanted if any(c in path.parents for c in checkouts)]
     for path in _outermost([*in_checkouts, common]):
@@ -383,6 +385,14 @@ class Session:
         rules = policy(plan, task)
         if not rules.confined:
             return None
+        # the task's own run folders: the program's state folder (opencode's database)
+        # and the hook relay's log, which interactive agents' hooks append to
+        run_dir = store.run_dir(run.id)
+        for folder in (run_dir / "agents" / task.id, run_dir / "hooks"):
+            with contextlib.suppress(OSError):
+                folder.mkdir(parents=True, exist_ok=True)
+        own = (f"{run_dir / 'agents' / task.id}/", f"{run_dir / 'hooks'}/")
+        rules = Policy(rules.mode, rules.hide, (*rules.write, *own), rules.network)
         if shutil.which(BWRAP) is None:  # `run` tried bwrap before it started (plan_problem)
             raise SandboxError(unavailable() or "bubblewrap (bwrap) is not on PATH")
         from limitless.git import refguard, worktrees

@@ -231,6 +231,7 @@ class Wrapper:
             resume_session=self._resumed_session(),
             state_folder=self._state_folder(),
             extra_env=self._task_env(),
+            confined=self.confined is not None,
         )
         argv, env = start.argv, start.environ()
         if shutil.which(argv[0], path=env.get("PATH")) is None:

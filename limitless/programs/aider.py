@@ -26,6 +26,14 @@ which `--yes-always` never gives). So `approve: edits` is `--yes-always` with
 command suggestions off; `approve: all` leaves the questions on the screen and
 the wrapper answers yes to each, commands included; `approve: ask` leaves them
 to the user (a needs-input state; declined when nobody answers in time).
+
+State (`state_paths`, writable in `sandbox: worktree`): all aider 0.86 was seen
+writing under HOME is in `~/.aider/` (`installs.json`, `analytics.json`, the
+model price list in `caches/`); its chat history and tag cache stay in the
+worktree (`private_files`). Where git has no user.name or user.email, aider
+writes made-up ones ("Your Name") into the repository's config; in the sandbox
+that config is read-only and aider stops ("Read-only file system: …/config.lock"):
+give git an identity.
 """
 
 from __future__ import annotations
@@ -108,7 +116,9 @@ class Aider(Program):
         "/.aider.tags.cache.v*/",
     )
 
-    def approve_args(self, approve: Approve) -> tuple[str, ...]:
+    state_paths: ClassVar[tuple[str, ...]] = ("~/.aider/",)
+
+    def approve_args(self, approve: Approve, confined: bool = False) -> tuple[str, ...]:
         return APPROVE_ARGS[approve]
 
     def answer(self, approve: Approve, question: Question) -> str | None:

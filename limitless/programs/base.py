@@ -158,19 +158,22 @@ class Program:
     """Where the program keeps its own state (`~/.claude/`, `~/.claude.json`): writable inside
     a `sandbox: worktree`. A trailing `/` names a folder, made when missing."""
 
-    def approve_args(self, approve: Approve) -> tuple[str, ...]:
-        """The program's own flags for the permission policy `approve`."""
+    def approve_args(self, approve: Approve, confined: bool = False) -> tuple[str, ...]:
+        """The program's own flags for the permission policy `approve`; `confined`: the
+        task runs inside limitless's sandbox (`sandbox: worktree`)."""
         return ()
 
     def approve_env(self, approve: Approve) -> dict[str, str]:
         """Variables that set the permission policy `approve`, for programs without flags for it."""
         return {}
 
-    def command(self, argv: Sequence[str], approve: Approve, prompt: str) -> list[str]:
+    def command(
+        self, argv: Sequence[str], approve: Approve, prompt: str, *, confined: bool = False
+    ) -> list[str]:
         """The argv to start: the profile's (`prompt` is in it), with the permission flags;
         the prompt last, after `--`, when the program takes it there."""
         rest, tail = self.prompt_last(argv, prompt)
-        return [*rest, *self.approve_args(approve), *tail]
+        return [*rest, *self.approve_args(approve, confined), *tail]
 
     def prompt_last(self, argv: Sequence[str], prompt: str) -> tuple[list[str], list[str]]:
         """(`argv` without its prompt, `["--", prompt]`) for a program with

@@ -45,7 +45,7 @@ class Claude(Program):
     prompt_after_dashes: ClassVar[bool] = True
     state_paths: ClassVar[tuple[str, ...]] = ("~/.claude/", "~/.claude.json")
 
-    def approve_args(self, approve: Approve) -> tuple[str, ...]:
+    def approve_args(self, approve: Approve, confined: bool = False) -> tuple[str, ...]:
         return ("--permission-mode", PERMISSION_MODES[approve])
 
     def refusal(self, approve: Approve, env: Mapping[str, str], is_root: bool) -> Refusal | None:

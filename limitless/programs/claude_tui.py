@@ -237,19 +237,21 @@ class ClaudeInteractive(Program):
     close_keys: ClassVar[tuple[bytes, ...]] = (b"/exit", b"\r")
     busy_marker: ClassVar[str] = "esctointerrupt"
 
-    def approve_args(self, approve: Approve) -> tuple[str, ...]:
+    def approve_args(self, approve: Approve, confined: bool = False) -> tuple[str, ...]:
         flags: tuple[str, ...] = ("--permission-mode", PERMISSION_MODES[approve])
         if approve == "all":
             flags += ("--settings", BYPASS_SETTINGS)
         return flags
 
-    def command(self, argv: Sequence[str], approve: Approve, prompt: str) -> list[str]:
+    def command(
+        self, argv: Sequence[str], approve: Approve, prompt: str, *, confined: bool = False
+    ) -> list[str]:
         """Flags right after the program; the prompt last, after `--`, so that a prompt
         starting with `-` is not read as an option."""
         if not argv:
             return []
         rest, tail = self.prompt_last(argv, prompt)
-        return [rest[0], *self.approve_args(approve), *rest[1:], *tail]
+        return [rest[0], *self.approve_args(approve, confined), *rest[1:], *tail]
 
     def refusal(self, approve: Approve, env: Mapping[str, str], is_root: bool) -> Refusal | None:
         refused = CLAUDE.refusal(approve, env, is_root)

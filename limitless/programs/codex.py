@@ -21,6 +21,23 @@ file (`codex_rollout`), so the task fails saying what was refused.
 The sandbox is bubblewrap (Codex ships its own) in a new user namespace; where
 those cannot be made every sandboxed write and command fails. `refusal` tries
 it before the run (`codex sandbox`), for the modes that use it.
+
+Inside limitless's `sandbox: worktree` Codex's sandbox cannot start: a user
+namespace made inside bubblewrap's cannot map its ids ("bwrap: setting up uid
+map: Operation not permitted", every flag combination tried), and Codex's
+Landlock-only pipeline (`--enable use_legacy_landlock`) refuses to run without
+bubblewrap ("filesystem-restricted execution requires bubblewrap"). So there
+`command(..., confined=True)` maps `edits` to `--sandbox danger-full-access`:
+limitless's sandbox already keeps Codex to its worktree and its own branch, and
+its commands may now commit. `ask` stays `--sandbox read-only`, which then
+refuses every command, reads included: nothing is written, the task fails
+naming what was refused. (Until the wrapper passes `confined`, a `worktree`
+task under `edits` fails that way too: every edit and command refused.)
+
+State: everything Codex writes under HOME is in `~/.codex/` (`state_paths`:
+writable in the sandbox; without it Codex stops at once, "failed to initialize
+in-process app-server client: Read-only file system"); a `CODEX_HOME` elsewhere
+must be named in the plan's `sandbox_write`.
 """
 
 from __future__ import annotations
@@ -50,6 +67,11 @@ SANDBOX_ARGS: dict[Approve, tuple[str, ...]] = {
     "edits": ("--sandbox", "workspace-write"),
     "all": ("--dangerously-bypass-approvals-and-sandbox",),
 }
+# Inside limitless's sandbox, where Codex's own cannot start (see the module's docstring).
+CONFINED_ARGS: dict[Approve, tuple[str, ...]] = {
+    **SANDBOX_ARGS,
+    "edits": ("--sandbox", "danger-full-access"),
+}
 APPROVE_HINTS: dict[Approve, str] = {
     "ask": "`approve: edits` lets Codex write in the worktree, `approve: all` runs it "
     "without its sandbox",
@@ -57,6 +79,9 @@ APPROVE_HINTS: dict[Approve, str] = {
     "outside the worktree)",
     "all": "Codex refused them itself",
 }
+# All Codex 0.171 was seen writing under HOME: installation_id, sessions/Y/M/D/rollout-*.jsonl,
+# state_5.sqlite and its other databases, tmp/arg0-linux (its helper programs), skills/, locks.
+STATE_PATHS = ("~/.codex/",)
 SANDBOX_LOG = "codex_sandboxing=warn"  # its log target that names a sandbox's refusal
 RATE_LIMIT = re.compile(
     r"(?i)(\b429\b|too many requests|rate[ _-]?limit|usage limit|quota exceeded|\b529\b|"
@@ -82,9 +107,11 @@ class Codex(Program):
     min_version: ClassVar[tuple[int, int, int]] = (0, 171, 0)
     headless_stream: ClassVar[bool] = True
     prompt_after_dashes: ClassVar[bool] = True
+    state_paths: ClassVar[tuple[str, ...]] = STATE_PATHS
 
-    def approve_args(self, approve: Approve) -> tuple[str, ...]:
-        return SANDBOX_ARGS[approve]
+    def approve_args(self, approve: Approve, confined: bool = False) -> tuple[str, ...]:
+        """`confined`: the task runs in limitless's sandbox, where Codex's own cannot start."""
+        return CONFINED_ARGS[approve] if confined else SANDBOX_ARGS[approve]
 
     def approve_hint(self, approve: Approve) -> str | None:
         return APPROVE_HINTS[approve]

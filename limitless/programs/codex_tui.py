@@ -105,11 +105,18 @@ class CodexInteractive(Program):
     close_keys: ClassVar[tuple[bytes, ...]] = (b"/exit", b"\r")
     busy_marker: ClassVar[str] = "esctointerrupt"
     stray_markers: ClassVar[tuple[str, ...]] = ("app-server",)
+    state_paths: ClassVar[tuple[str, ...]] = CODEX.state_paths
 
-    def approve_args(self, approve: Approve) -> tuple[str, ...]:
+    def approve_args(self, approve: Approve, confined: bool = False) -> tuple[str, ...]:
+        """`confined`: inside limitless's sandbox Codex's own cannot start (nested
+        bubblewrap), so `edits` asks no sandbox of Codex; limitless's confines it."""
+        if confined and approve == "edits":
+            return ("--sandbox", "danger-full-access", "--ask-for-approval", "on-request")
         return APPROVE_ARGS[approve]
 
-    def command(self, argv: Sequence[str], approve: Approve, prompt: str) -> list[str]:
+    def command(
+        self, argv: Sequence[str], approve: Approve, prompt: str, *, confined: bool = False
+    ) -> list[str]:
         """The profile's argv with the permission flags and the per-process settings after
         it; the prompt last, after `--`. The trusted folder is the one `-C` names."""
         rest, tail = self.prompt_last(argv, prompt)
@@ -123,7 +130,7 @@ class CodexInteractive(Program):
             "-c",
             f"notify={_toml(notify_command())}",
         ]
-        return [*rest, *self.approve_args(approve), *settings, *tail]
+        return [*rest, *self.approve_args(approve, confined), *settings, *tail]
 
     def refusal(self, approve: Approve, env: Mapping[str, str], is_root: bool) -> Refusal | None:
         return codex_refusal(self, approve, env)

@@ -12,6 +12,11 @@ offered — `default` only read-only ones, `auto_edit` adds `write_file` and
 `replace`, `yolo` adds `run_shell_command` — so nothing is asked or denied
 mid-run: under `approve: ask` a task that must change files ends unchanged,
 and the "changed nothing" verdict says so.
+
+State (`state_paths`, writable in `sandbox: worktree`): all gemini-cli 0.61 was
+seen writing under HOME is in `~/.gemini/` (`projects.json`, the session file
+`tmp/<project>/chats/session-*.jsonl`, `tmp/<project>/logs`, `history/`); without
+it, it stops at once (EROFS on `projects.json.<id>.tmp`).
 """
 
 from __future__ import annotations
@@ -50,8 +55,9 @@ class Gemini(Program):
     tested_version: ClassVar[str] = "0.61.0"
     min_version: ClassVar[tuple[int, int, int]] = (0, 30, 0)
     headless_stream: ClassVar[bool] = True
+    state_paths: ClassVar[tuple[str, ...]] = ("~/.gemini/",)
 
-    def approve_args(self, approve: Approve) -> tuple[str, ...]:
+    def approve_args(self, approve: Approve, confined: bool = False) -> tuple[str, ...]:
         return ("--approval-mode", APPROVAL_MODES[approve])
 
     def stream(self, worktree: Path, env: Mapping[str, str] | None = None) -> EventStream:

@@ -85,11 +85,13 @@ def agent_start(
     resume_session: str | None = None,
     state_folder: Path | None = None,
     extra_env: Mapping[str, str] | None = None,
+    confined: bool = False,
 ) -> AgentStart:
     """Write `prompt` to `prompt_file` and say how to start `profile` on it in `cwd`.
 
     `resume_session`: continue that conversation (the profile's `resume_command`).
     `approve`: the permission policy, given to the profile's adapter (see the module).
+    `confined`: the agent will run inside limitless's sandbox (`sandbox: worktree`).
     """
     prompt_file.parent.mkdir(parents=True, exist_ok=True)
     prompt_file.write_text(prompt, encoding="utf-8")
@@ -107,6 +109,6 @@ def agent_start(
         argv = render_argv(profile, context)
     program = adapter(profile.adapter)
     if program is not None and approve is not None:
-        argv = program.command(argv, approve, prompt)
+        argv = program.command(argv, approve, prompt, confined=confined)
     env = agent_env(profile, approve=approve, state_folder=state_folder, extra=extra_env)
     return AgentStart(argv=argv, cwd=cwd, env=env)

@@ -17,6 +17,20 @@ opencode works in `$PWD`, not in its process's working directory: the wrapper
 sets `PWD` to the task's worktree. Its session database is the task's own
 (`OPENCODE_DB` in the run's folder): parallel runs on the user's one database
 fail at random.
+
+State (`state_paths`, writable in `sandbox: worktree`), what opencode 1.18 was
+seen writing under HOME: `~/.local/share/opencode/` (log, snapshot repositories,
+its database when OPENCODE_DB is not set), `~/.local/state/opencode/` (locks),
+`~/.cache/opencode/`, and `~/.config/opencode/` (it writes a `.gitignore` there
+at every start and stops if it cannot). Left out: `~/.npm/`, npm's cache, which
+its background install of the config folder's dependencies writes (without it
+that install fails with a warning in opencode's log and the run goes on; a plan
+whose opencode plugins need it names it in `sandbox_write`). Other XDG folders
+(`XDG_DATA_HOME`, …) are not followed: name them in `sandbox_write`. Known gap:
+the task's own database folder (the run's folder, see `state_env`) is read-only
+inside the sandbox, so opencode stops at "unable to open database file" unless
+the plan names that folder in `sandbox_write`; the wrapper has to make it
+writable.
 """
 
 from __future__ import annotations
@@ -50,6 +64,12 @@ class Opencode(Program):
     tested_version: ClassVar[str] = "1.18.33"
     min_version: ClassVar[tuple[int, int, int]] = (1, 0, 0)
     headless_stream: ClassVar[bool] = True
+    state_paths: ClassVar[tuple[str, ...]] = (
+        "~/.local/share/opencode/",
+        "~/.local/state/opencode/",
+        "~/.cache/opencode/",
+        "~/.config/opencode/",
+    )
 
     def approve_env(self, approve: Approve) -> dict[str, str]:
         return {"OPENCODE_PERMISSION": json.dumps(PERMISSIONS[approve])}
