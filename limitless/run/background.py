@@ -1,6 +1,9 @@
 """What the supervisor has done in threads beside its loop: the worktrees of the next
-ready tasks checked out ahead, the merge worktree checked out once agents work, and
-predicted merge conflicts refreshed every few seconds.
+ready tasks checked out ahead, the worktrees of tasks whose dependencies still run
+checked out from base ahead (when the last dependency ends, only its branches are
+merged in: the hand-off), the merge worktree checked out once agents work, and
+predicted merge conflicts refreshed every few seconds. A finished preparation wakes
+the supervisor's loop (`on_ready`), so a task starts the moment its worktree is ready.
 
 SQLite connections are per thread: each worker thread opens its own store.
 """
@@ -11,8 +14,9 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from limitless.errors import LimitlessError
@@ -31,11 +35,20 @@ PREDICTION_INTERVAL_S = 5.0
 class BackgroundWork:
     """The thread pools of one supervisor; `shutdown()` when the run ends."""
 
-    def __init__(self, store: Store, run: Run, say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        run: Run,
+        say: Callable[[str], None],
+        on_ready: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
         self.run = run
         self.say = say
+        self.on_ready = on_ready
         self.prepared: dict[str, Future[worktrees.PreparedWorktree]] = {}
+        # worktrees checked out from base while the task's dependencies run
+        self.based: dict[str, Future[worktrees.PreparedWorktree]] = {}
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="worktree")
         self.merge_checkout: Future[bool] | None = None
         self.merge_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merge-checkout")
@@ -55,7 +68,22 @@ class BackgroundWork:
         """Check out worktrees of the next ready tasks (`order`) while others run."""
         for task_id in order[: free_slots + 2]:
             if task_id not in self.prepared:
-                self.prepared[task_id] = self.pool.submit(self._prepare, task_id, plan, dag)
+                future = self.pool.submit(self._prepare, task_id, plan, dag)
+                future.add_done_callback(lambda _: self.on_ready())
+                self.prepared[task_id] = future
+
+    def check_out_ahead(self, soon: Sequence[str], limit: int, plan: Plan) -> None:
+        """Check out from base the worktrees of `soon` tasks (dependencies still running,
+        first to start first), at most `limit` waiting at a time: their hand-off is then
+        only the merge of their dependencies' branches."""
+        waiting = sum(1 for task_id in self.based if task_id not in self.prepared)
+        for task_id in soon:
+            if waiting >= limit:
+                return
+            if task_id in self.based or task_id in self.prepared:
+                continue
+            self.based[task_id] = self.pool.submit(self._check_out_base, task_id, plan)
+            waiting += 1
 
     def prepared_worktree(self, task_id: str) -> Future[worktrees.PreparedWorktree] | None:
         """The preparation of `task_id`'s worktree, once it has finished (None before)."""
@@ -65,10 +93,18 @@ class BackgroundWork:
     def forget(self, task_id: str) -> None:
         """The task started (or failed before): a later attempt prepares afresh."""
         self.prepared.pop(task_id, None)
+        self.based.pop(task_id, None)
+
+    def _check_out_base(self, task_id: str, plan: Plan) -> worktrees.PreparedWorktree:
+        return self._make_worktree(task_id, plan, ())
 
     def _prepare(self, task_id: str, plan: Plan, dag: Dag) -> worktrees.PreparedWorktree:
         task = plan.task(task_id)
-        row = self.store_for_thread().get_task(self.run.id, task_id)
+        base: worktrees.PreparedWorktree | None = None
+        ahead = self.based.get(task_id)
+        if ahead is not None:
+            with contextlib.suppress(LimitlessError):  # the full preparation says it again
+                base = ahead.result()
         merge_branches = sorted(
             {
                 worktrees.branch_name(self.run.id, plan.task(dep).worktree_key)
@@ -76,6 +112,17 @@ class BackgroundWork:
                 if plan.task(dep).worktree_key != task.worktree_key
             }
         )
+        prepared = self._make_worktree(task_id, plan, merge_branches)
+        if base is not None and base.created:
+            # made by the checkout ahead: new for the task (its setup commands still run)
+            return replace(prepared, created=True, checkout_s=base.checkout_s)
+        return prepared
+
+    def _make_worktree(
+        self, task_id: str, plan: Plan, merge_branches: Sequence[str]
+    ) -> worktrees.PreparedWorktree:
+        task = plan.task(task_id)
+        row = self.store_for_thread().get_task(self.run.id, task_id)
         return worktrees.prepare_worktree(
             Path(self.run.repo_root),
             path=Path(row.worktree),

@@ -111,7 +111,7 @@ class Supervisor:
         )
         self.retries = Retries(store, run_id, self.gates.throttle, self._say)
         self.lost = LostWrappers(store, run_id, self._say)
-        self.background = BackgroundWork(store, self.run, self._say)
+        self.background = BackgroundWork(store, self.run, self._say, on_ready=self.wake.set)
 
     # ---------------------------------------------------------------- loop
 
@@ -304,6 +304,25 @@ class Supervisor:
 
     # ---------------------------------------------------------------- schedule
 
+    def _soon(self, picture: Picture) -> list[str]:
+        """Tasks that become ready when running ones end: every dependency has started
+        and none failed. Only those with a worktree of their own (not an epic's shared
+        one, which a running task may hold) and on their first attempt."""
+        rows = picture.rows
+        soon = [
+            row.id
+            for row in rows.values()
+            if row.status is TaskStatus.PENDING
+            and row.attempt == 0
+            and self.plan.task(row.id).worktree_key == row.id
+            and all(
+                rows[dep].status in ACTIVE or rows[dep].status is TaskStatus.DONE
+                for dep in self.dag.dependencies(row.id)
+                if dep in rows
+            )
+        ]
+        return self.dag.ready_order(soon, started=self.started)
+
     def _schedule(self, picture: Picture) -> None:
         now = time.time()
         ready = [
@@ -316,6 +335,7 @@ class Supervisor:
         order = self.dag.ready_order(ready, started=self.started)
         free_slots = sum(1 for slot in self.slots if slot.task_id is None)
         self.background.prepare_ahead(order, free_slots, self.plan, self.dag)
+        self.background.check_out_ahead(self._soon(picture), len(self.slots), self.plan)
         self._prepare_merge_ahead(picture)
         active = [row for row in picture.rows.values() if row.status in ACTIVE]
         running_exclusive = any(self.plan.task(row.id).exclusive for row in active)
