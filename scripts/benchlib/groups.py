@@ -11,6 +11,7 @@ import psutil
 
 from benchlib import agents as agent_programs
 from benchlib import dags
+from benchlib import forkserver as forkserver_group
 from benchlib import sandbox as sandbox_group
 from benchlib.harness import (
     BenchError,
@@ -390,6 +391,7 @@ GROUPS: dict[str, Callable[[Harness, bool], list[Figure]]] = {
     "agents": agents,
     "bigrepo": bigrepo,
     "baseline": baseline,
+    "forkserver": forkserver_group.measure,
     "sandbox": sandbox_group.measure,
     "scheduling": scheduling,  # the longest group last
 }
