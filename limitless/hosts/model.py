@@ -28,7 +28,7 @@ _DESTINATION = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._:\[\]-]+$")
 
 @dataclass(frozen=True)
 class Host:
-    """Where slots live: `local` (this machine) or an SSH destination with its own clone under `root`."""
+    """Where slots live: `local` (this machine), or an SSH destination with a clone under `root`."""
 
     name: str
     slots: int
@@ -70,7 +70,9 @@ def parse_hosts(node: Node | None, source: str, max_concurrency: int) -> tuple[H
             continue
         if host.name in seen:
             line = node.value[seen[host.name]].start_mark.line + 1
-            fail(entry, f"{path}.name", f"duplicate host {host.name!r}; the first is at line {line}")
+            fail(
+                entry, f"{path}.name", f"duplicate host {host.name!r}; the first is at line {line}"
+            )
             continue
         seen[host.name] = index
         hosts.append(host)
@@ -126,7 +128,7 @@ def _host(entry: Node, path: str, fail: _Fail) -> Host | None:
                 ok = False
     if not ok or slots is None or env_pass is None:
         return None
-    if "port" in values and port is None or "identity" in values and identity is None:
+    if ("port" in values and port is None) or ("identity" in values and identity is None):
         return None
     if "root" in values and root is None:
         return None
@@ -167,13 +169,17 @@ def _env_pass(values: dict[str, Node], path: str, fail: _Fail) -> tuple[str, ...
         return ()
     node = values["env_pass"]
     if not isinstance(node, SequenceNode):
-        fail(node, f"{path}.env_pass", "expected a list of variable names, e.g. [ANTHROPIC_API_KEY]")
+        fail(
+            node, f"{path}.env_pass", "expected a list of variable names, e.g. [ANTHROPIC_API_KEY]"
+        )
         return None
     names: list[str] = []
     for item in node.value:
         name = _scalar(item)
         if name is None or not _ENV_NAME.match(name):
-            fail(item, f"{path}.env_pass", f"{getattr(item, 'value', item)!r} is not a variable name")
+            fail(
+                item, f"{path}.env_pass", f"{getattr(item, 'value', item)!r} is not a variable name"
+            )
             return None
         names.append(name)
     return tuple(names)

@@ -46,7 +46,9 @@ class Result:
 def control_path(host: Host, state_dir: Path) -> Path:
     path = state_dir / f"{host.name}.sock"
     if len(os.fsencode(path)) > SOCKET_PATH_MAX:
-        msg = f"the ssh control socket path {path} is too long for a unix socket; use a shorter state dir"
+        msg = (
+            f"the ssh control socket {path} is too long for a unix socket; use a shorter state dir"
+        )
         raise EnvironmentProblem(msg)
     return path
 
@@ -150,7 +152,9 @@ def run(
         process_env.pop(name, None)
     for name, value in (env or {}).items():
         if name not in host.env_pass:
-            msg = f"host {host.name}: {name} is not in its env_pass; nothing else leaves this machine"
+            msg = (
+                f"host {host.name}: {name} is not in its env_pass; nothing else leaves this machine"
+            )
             raise EnvironmentProblem(msg)
         process_env[name] = value
     done = subprocess.run(

@@ -14,13 +14,18 @@ that process. `AcceptEnv LIMITLESS_TEST_*` lets env_pass travel.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from limitless.hosts.model import Host
 
@@ -30,7 +35,7 @@ SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 def unavailable() -> str | None:
     """Why real-sshd tests cannot run here, or None."""
     if not os.access(SSHD, os.X_OK):
-        return "sshd is not installed (scripts/test.sh installs openssh-server where apt-get is available)"
+        return "sshd is not installed (scripts/test.sh installs openssh-server where apt-get works)"
     if shutil.which("ssh-keygen") is None or shutil.which("ssh") is None:
         return "the ssh client (openssh-client) is not installed"
     return None
@@ -154,3 +159,46 @@ def make_user_key(folder: Path) -> Path:
     key = folder / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     return key
+
+
+@dataclass
+class Fleet:
+    """Test hosts on real sshds, a short state dir for control sockets, and the user key."""
+
+    folder: Path
+    state_dir: Path
+    identity: Path
+    hosts: list[SshHost] = field(default_factory=list)
+
+    def add(self, name: str) -> SshHost:
+        ssh_host = make_host(name, self.folder / name, self.identity)
+        self.hosts.append(ssh_host)
+        ssh_host.trust(self.state_dir)
+        return ssh_host
+
+    def close(self) -> None:
+        from limitless.hosts.ssh import disconnect
+
+        for ssh_host in self.hosts:
+            if ssh_host.port:
+                with contextlib.suppress(Exception):
+                    disconnect(ssh_host.host(), self.state_dir)
+            ssh_host.stop()
+
+
+@pytest.fixture
+def fleet() -> Iterator[Fleet]:
+    """Start test hosts with `fleet.add(name)`; every sshd and master is ended afterwards."""
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    # control sockets need a short path: pytest's tmp_path can pass 100 bytes
+    folder = Path(tempfile.mkdtemp(prefix="lh-", dir="/tmp"))
+    state_dir = folder / "s"
+    state_dir.mkdir(mode=0o700)
+    group = Fleet(folder, state_dir, make_user_key(folder))
+    try:
+        yield group
+    finally:
+        group.close()
+        shutil.rmtree(folder, ignore_errors=True)
