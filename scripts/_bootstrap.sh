@@ -216,3 +216,28 @@ install_bubblewrap() {
     fi
     return 0
 }
+
+# The hosts tests (tests/sshhosts/) start a real sshd on loopback ports: Debian's openssh-server.
+install_openssh_server() {
+    local failed="$agents_dir/.openssh-failed" logfile="$agents_dir/.openssh-install.log"
+    [ -x /usr/sbin/sshd ] && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "limitless: openssh-server (sshd) is not installed (needs root and apt-get to install it here): the hosts tests skip; install the openssh-server package" >&2
+        return 0
+    fi
+    mkdir -p "$agents_dir" 2>/dev/null || return 0
+    if recently_failed "$failed"; then
+        echo "limitless: openssh-server not installed: apt-get failed within the hour (see $logfile; delete $failed to retry now)" >&2
+        return 0
+    fi
+    echo "limitless: installing openssh-server (apt-get) for the hosts tests" >&2
+    if { timeout 300 apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq --no-install-recommends openssh-server; } >"$logfile" 2>&1 &&
+        [ -x /usr/sbin/sshd ]; then
+        rm -f "$failed"
+    else
+        echo "limitless: apt-get could not install openssh-server (see $logfile): the hosts tests skip" >&2
+        date >"$failed"
+    fi
+    return 0
+}

@@ -21,6 +21,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"programs", "demo", "forkserver"}),
     frozenset({"plan"}),
     frozenset({"store", "git", "tmux"}),
+    frozenset({"hosts"}),  # remote slots (issue 16): uses the git runner, so one layer above it
     frozenset({"agents", "merge", "views"}),
     frozenset({"run"}),
     frozenset({"dashboard"}),
