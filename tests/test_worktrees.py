@@ -15,6 +15,7 @@ import pytest
 
 from limitless.errors import EnvironmentProblem, GitError, UsageError
 from limitless.git import worktrees as wt
+from limitless.versions import git_version
 from tests.conftest import git
 
 # ----------------------------------------------------------------------------- helpers
@@ -116,10 +117,10 @@ def test_find_repo_without_commits(tmp_path: Path) -> None:
 
 def test_git_version(monkeypatch: pytest.MonkeyPatch) -> None:
     """git_version reads the installed git; None when git cannot be found."""
-    version = wt.git_version()
+    version = git_version()
     assert version is not None and version >= (2, 0)
     monkeypatch.setenv("PATH", "/nonexistent")
-    assert wt.git_version() is None
+    assert git_version() is None
 
 
 def test_names(tmp_path: Path) -> None:
@@ -581,6 +582,7 @@ _CHILD = """
 import sys
 from pathlib import Path
 from limitless.git import worktrees as wt
+from limitless.versions import git_version
 repo, key, base, lock = Path(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4])
 wt.prepare_worktree(repo, path=wt.worktree_path(wt.default_worktree_root(repo), "r1", key),
                     branch=wt.branch_name("r1", key), base_sha=base, lock_dir=lock)

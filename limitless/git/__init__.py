@@ -2,5 +2,5 @@
 worktrees (create, set up, inspect, reset, remove), submodules, sparse cones, repository
 checks (signing, LFS, shallow history) and the sandbox's ref guard.
 
-May import: errors, states, fmt, crashpoints, programs, plan.
+May import: errors, states, fmt, crashpoints, versions, programs, plan.
 """

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.errors import EnvironmentProblem, GitError
+from limitless.versions import GIT
 
 SCRUBBED_ENV = (
     "GIT_DIR",
@@ -142,7 +143,7 @@ def git(
         if not Path(cwd).is_dir():
             msg = f"cannot run `{describe(args)}`: folder {cwd} does not exist"
             raise GitError(msg) from exc
-        msg = "git is not installed or not on PATH; install git 2.38 or newer"
+        msg = f"git is not installed or not on PATH; install git {GIT.wanted} or newer"
         raise EnvironmentProblem(msg) from exc
     if check and result.returncode != 0:
         raise failure(cwd, args, result.returncode, result.stderr or result.stdout)

@@ -78,7 +78,6 @@ LOCK_FILE = "worktree.lock"
 
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-_VERSION_RE = re.compile(r"git version (\d+)\.(\d+)")
 _SHORTSTAT_RE = re.compile(r"(\d+) (file|insertion|deletion)")
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
@@ -201,16 +200,6 @@ def lock_dir_of(repo_root: Path) -> Path:
     """Where a repository's limitless locks live (`<git common dir>/limitless`)."""
     common = _out(repo_root, "rev-parse", "--git-common-dir")
     return (repo_root / common).resolve() / "limitless"
-
-
-def git_version() -> tuple[int, int] | None:
-    """The installed git's (major, minor), or None when git is missing or unreadable."""
-    try:
-        out = _git(Path("/"), "--version").stdout
-    except (GitError, EnvironmentProblem, OSError):
-        return None
-    found = _VERSION_RE.search(out)
-    return (int(found.group(1)), int(found.group(2))) if found else None
 
 
 # ----------------------------------------------------------------------------- names

@@ -18,11 +18,11 @@ from pathlib import Path
 from limitless.errors import EnvironmentProblem, TmuxError, UsageError
 from limitless.git import repochecks, worktrees
 from limitless.plan.loader import Plan
-from limitless.run.doctor import MIN_GIT, MIN_TMUX
 from limitless.states import RunStatus, TaskStatus
 from limitless.store.store import Run, Store, TaskRow
-from limitless.tmux.session import Layout, TmuxSession, load_layout, tmux_version
+from limitless.tmux.session import Layout, TmuxSession, load_layout
 from limitless.tmux.session import session_name as tmux_session_name
+from limitless.versions import GIT, MIN_GIT, MIN_TMUX, TMUX, git_version, tmux_version
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,14 @@ def check_environment() -> None:
     """tmux and git present and new enough, or EnvironmentProblem (exit 3)."""
     version = tmux_version()
     if version is None:
-        msg = "tmux is not installed (or not on PATH); limitless needs tmux >= 3.2"
+        msg = f"tmux is not installed (or not on PATH); limitless needs tmux >= {TMUX.wanted}"
         raise EnvironmentProblem(msg)
     if version < MIN_TMUX:
-        msg = f"tmux {version[0]}.{version[1]} is too old; limitless needs tmux >= 3.2"
+        msg = f"tmux {version[0]}.{version[1]} is too old; limitless needs tmux >= {TMUX.wanted}"
         raise EnvironmentProblem(msg)
-    git_version = worktrees.git_version()
-    if git_version is None or git_version < MIN_GIT:
-        msg = "git >= 2.38 is needed (for `git merge-tree --write-tree`); upgrade git"
+    git = git_version()
+    if git is None or git < MIN_GIT:
+        msg = f"git >= {GIT.wanted} is needed (for `git merge-tree --write-tree`); upgrade git"
         raise EnvironmentProblem(msg)
 
 

@@ -52,10 +52,10 @@ import libtmux.exc
 import yaml
 
 from limitless.errors import PlanError, Problem, TmuxError, UsageError
+from limitless.versions import TMUX
 
 logger = logging.getLogger(__name__)
 
-MIN_TMUX = (3, 2)
 SESSION_PREFIX = "limitless-"
 CONTROL_WINDOW = "control"
 AGENTS_WINDOW = "agents"
@@ -80,44 +80,6 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PANE_ID = re.compile(r"%\d+")
 _DEAD_LINE = re.compile(r"Pane is dead( \(.*\))?")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-
-# ---------------------------------------------------------------------------
-# version
-
-
-def parse_tmux_version(text: str) -> tuple[int, int] | None:
-    """(major, minor) from `tmux -V` output: "tmux 3.3a" -> (3, 3), "tmux next-3.4" -> (3, 4).
-
-    A build from git ("tmux master") and OpenBSD's base tmux ("tmux
-    openbsd-7.4") are newer than any release and read as (99, 0).
-    """
-    words = text.strip().split()
-    version = words[-1] if words else ""
-    if version == "master" or version.startswith("openbsd-"):
-        return (99, 0)
-    match = re.search(r"(\d+)\.(\d+)", version)
-    if match is None:
-        return None
-    return (int(match.group(1)), int(match.group(2)))
-
-
-def tmux_version() -> tuple[int, int] | None:
-    """The installed tmux's (major, minor), or None when tmux is missing or unreadable."""
-    try:
-        proc = subprocess.run(
-            ["tmux", "-V"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if proc.returncode != 0:
-        return None
-    return parse_tmux_version(proc.stdout)
-
 
 # ---------------------------------------------------------------------------
 # layouts
@@ -612,7 +574,7 @@ class TmuxSession:
                 stdin=subprocess.DEVNULL,
             )
         except FileNotFoundError:
-            msg = "tmux is not installed or not on PATH; install tmux 3.2 or newer"
+            msg = f"tmux is not installed or not on PATH; install tmux {TMUX.wanted} or newer"
             raise TmuxError(msg) from None
         except subprocess.TimeoutExpired:
             msg = f"`{_show(argv)}` did not finish within {timeout:g} s"
@@ -1223,7 +1185,7 @@ class TmuxSession:
                 errors="replace",
             )
         except FileNotFoundError:
-            msg = "tmux is not installed or not on PATH; install tmux 3.2 or newer"
+            msg = f"tmux is not installed or not on PATH; install tmux {TMUX.wanted} or newer"
             raise TmuxError(msg) from None
         try:
             stdout, stderr = child.communicate(timeout=max(timeout, 0.0))
