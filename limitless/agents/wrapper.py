@@ -27,6 +27,9 @@ from limitless.agents.pty import PtyProcess, PtyResult, end_strays
 from limitless.errors import LimitlessError
 from limitless.fmt import duration
 from limitless.git import worktrees
+from limitless.git.exclude import exclude_untracked
+from limitless.git.runner import CommitRejected
+from limitless.git.status import WorktreeState, inspect
 from limitless.plan.loader import Plan, Task
 from limitless.programs import EventStream, PaneLine, Program, Question, adapter
 from limitless.programs.profiles import (
@@ -473,7 +476,7 @@ class Wrapper:
         if self.program is None or not self.program.private_files:
             return
         try:
-            worktrees.exclude_untracked(self.worktree, self.program.private_files)
+            exclude_untracked(self.worktree, self.program.private_files)
         except (LimitlessError, OSError) as exc:
             self._say(
                 f"{DIM}could not name {self.program.name}'s files in info/exclude: {exc}{RESET}"
@@ -631,7 +634,7 @@ class Wrapper:
                 )
                 if sha:
                     self._say(f"{DIM}committed leftovers as {sha[:10]}{RESET}")
-            except worktrees.CommitRejected as exc:
+            except CommitRejected as exc:
                 # the repository's policy refused the agent's work: the task fails
                 failed = TaskStatus.KILLED if outcome.status is TaskStatus.KILLED else None
                 why = "; ".join(part for part in (outcome.reason, str(exc)) if part)
@@ -648,7 +651,7 @@ class Wrapper:
                 status = TaskStatus.FAILED if outcome.status is TaskStatus.DONE else outcome.status
                 outcome = Outcome(status, outcome.exit_code, refused)
                 reason = "; ".join(part for part in (reason, refused) if part)
-        state = worktrees.inspect(self.worktree, self.row.start_sha or self.run.base_sha)
+        state = inspect(self.worktree, self.row.start_sha or self.run.base_sha)
         unchanged = self._unchanged(outcome, state)
         if unchanged is not None:
             outcome = Outcome(TaskStatus.FAILED, outcome.exit_code, unchanged.reason)
@@ -717,7 +720,7 @@ class Wrapper:
         if self.stream is not None:
             self._unanswered()
 
-    def _unchanged(self, outcome: Outcome, state: worktrees.WorktreeState) -> Verdict | None:
+    def _unchanged(self, outcome: Outcome, state: WorktreeState) -> Verdict | None:
         """A done attempt that changed nothing, of a task that must change something."""
         if outcome.status is not TaskStatus.DONE or not self.plan.changes_required(self.task):
             return None

@@ -163,7 +163,7 @@ def _repository_problems(base: str | None) -> list[str]:
     """What the repository here lacks for a run (signing, git-lfs); [] outside a repository."""
     from limitless.errors import LimitlessError
     from limitless.git import repochecks
-    from limitless.git.worktrees import find_repo
+    from limitless.git.repo import find_repo
 
     try:
         repo = find_repo(Path.cwd())

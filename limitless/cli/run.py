@@ -201,17 +201,17 @@ def _goal_plan(goal: str, args: argparse.Namespace, config: UserConfig) -> Plan 
     """Plan `goal`, save and show the plan, ask to start it (unless --yes); None if declined."""
     from limitless.agents.planner import save_plan
     from limitless.cli.plan import make_goal_plan
-    from limitless.git import worktrees
+    from limitless.git.repo import find_repo, state_dir
     from limitless.plan import userconfig
     from limitless.plan.graph import Dag
 
-    repo = worktrees.find_repo(Path.cwd())
+    repo = find_repo(Path.cwd())
     interactive = sys.stdin.isatty() and not args.json
     if not args.yes and not interactive:
         msg = "a planned goal is shown before it runs; pass --yes to start it without asking"
         raise UsageError(msg)
     planned = make_goal_plan(goal, args.planner, config, repo.root)
-    folder = worktrees.state_dir(repo) / "plans"
+    folder = state_dir(repo) / "plans"
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = folder / f"{planned.plan.name}-{stamp}.yaml"
     number = 1

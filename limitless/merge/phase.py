@@ -103,10 +103,21 @@ from pathlib import Path
 from typing import NoReturn
 
 from limitless.crashpoints import crashpoint
-from limitless.errors import EnvironmentProblem, GitError, LimitlessError, UsageError
+from limitless.errors import GitError, LimitlessError, UsageError
 from limitless.fmt import duration
-from limitless.git import repochecks, submodules, worktrees
+from limitless.git import locks, refs, repochecks, submodules, worktrees
 from limitless.git import runner as gitrun
+from limitless.git.runner import failure as _failure
+from limitless.git.runner import git as _git
+from limitless.git.runner import is_object_id
+from limitless.git.runner import out as _out
+from limitless.git.status import (
+    conflicted_files,
+    head_ref,
+    head_sha,
+    operation_in_progress,
+    tracked_changes,
+)
 from limitless.plan.graph import Dag
 from limitless.plan.loader import MergePolicy, Plan, Strategy
 from limitless.programs.profiles import AgentContext, AgentProfile, render_argv
@@ -129,18 +140,7 @@ GATE_TAIL_LINES = 15
 RunInSlot = Callable[[list[str], Path, str], int]
 """`run_in_slot(argv, cwd, title) -> exit code`: runs a resolver agent in a slot pane."""
 
-_SCRUBBED_ENV = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_COMMON_DIR",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-)
 _REBASE_FLAGS = ("--no-update-refs", "--no-rebase-merges", "--no-autosquash", "--no-fork-point")
-_OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _MARKER = re.compile(rb"^(?:<{7}|>{7})(?: |\r?$)", re.MULTILINE)
 _MERGING_PREFIX = "merging onto "
 
@@ -220,105 +220,6 @@ class GateResult:
 
 
 # ----------------------------------------------------------------------------- git
-
-
-def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_MERGE_AUTOEDIT="no", GIT_EDITOR=":")
-    env["GIT_SEQUENCE_EDITOR"] = ":"
-    if extra:
-        env.update(extra)
-    return env
-
-
-def _failure(cwd: Path, args: Sequence[str], code: int, stderr: str) -> GitError:
-    words = stderr.strip() or "(git printed nothing)"
-    msg = f"`git {' '.join(args)}` failed in {cwd} (exit {code}): {words}"
-    return GitError(msg)
-
-
-def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run git in `cwd` without repository-locating variables; `check` raises GitError."""
-    try:
-        result = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            env=_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="surrogateescape",
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        if not Path(cwd).is_dir():
-            msg = f"cannot run `git {' '.join(args)}`: folder {cwd} does not exist"
-            raise GitError(msg) from exc
-        msg = "git is not installed or not on PATH; install git 2.38 or newer"
-        raise EnvironmentProblem(msg) from exc
-    if check and result.returncode != 0:
-        raise _failure(cwd, args, result.returncode, result.stderr or result.stdout)
-    return result
-
-
-def _out(cwd: Path, *args: str) -> str:
-    return _git(cwd, *args).stdout.rstrip("\n")
-
-
-def _head(worktree: Path) -> str:
-    return _out(worktree, "rev-parse", "HEAD")
-
-
-def _head_ref(worktree: Path) -> str | None:
-    """The full name of the checked-out branch; None when HEAD is detached."""
-    result = _git(worktree, "symbolic-ref", "-q", "HEAD", check=False)
-    if result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
-
-
-def _git_dir(worktree: Path) -> Path:
-    return Path(_out(worktree, "rev-parse", "--absolute-git-dir"))
-
-
-def operation_in_progress(worktree: Path) -> str | None:
-    """ "merge", "rebase", "cherry-pick" or "revert" when one is under way in `worktree`."""
-    git_dir = _git_dir(worktree)
-    if (git_dir / "rebase-merge").exists() or (git_dir / "rebase-apply").exists():
-        return "rebase"
-    for name, op in (("MERGE_HEAD", "merge"), ("CHERRY_PICK_HEAD", "cherry-pick")):
-        if (git_dir / name).exists():
-            return op
-    if (git_dir / "REVERT_HEAD").exists():
-        return "revert"
-    return None
-
-
-def conflicted_files(worktree: Path) -> tuple[str, ...]:
-    """Paths with unmerged index entries."""
-    out = _git(worktree, "diff", "--name-only", "--diff-filter=U", "-z").stdout
-    return tuple(dict.fromkeys(name for name in out.split("\0") if name))
-
-
-def _tracked_changes(worktree: Path) -> list[str]:
-    """Staged or unstaged changes to tracked files (untracked files are not counted)."""
-    out = _git(worktree, "--no-optional-locks", "status", "--porcelain", "-z", "-uno").stdout
-    files: list[str] = []
-    fields = iter(out.split("\0"))
-    for entry in fields:
-        if not entry:
-            continue
-        files.append(entry[3:])
-        if entry[0] in "RC":
-            next(fields, None)  # the original path of a rename or copy
-    return files
-
-
-def _keep(repo_root: Path, ref: str, sha: str) -> None:
-    """Point `ref` at `sha` so its commits stay reachable."""
-    _git(repo_root, "update-ref", "-m", "limitless: keep", ref, sha)
-    log.info("commit kept", extra={"ref": ref, "sha": sha})
 
 
 def has_markers(worktree: Path, files: Sequence[str]) -> list[str]:
@@ -427,7 +328,7 @@ def _commit(worktree: Path, message: str, hooks: bool) -> None:
 
 
 def _rebase_step(worktree: Path, branch: str, source: str, hooks: bool) -> Step:
-    prev = _head(worktree)
+    prev = head_sha(worktree)
     args = ("rebase", "-q", *_REBASE_FLAGS, "--onto", prev, prev, source)
     result = gitrun.commit(worktree, *args, hooks=hooks)
     if not result.ok:
@@ -441,7 +342,7 @@ def _rebase_step(worktree: Path, branch: str, source: str, hooks: bool) -> Step:
 
 def _finish_rebase(worktree: Path, branch: str, prev: str) -> Step:
     """Move `branch` to the detached HEAD a finished rebase left, and check it out."""
-    new = _head(worktree)
+    new = head_sha(worktree)
     if new == prev:
         _git(worktree, "checkout", "-q", branch)
         return Step(StepKind.EMPTY)
@@ -457,7 +358,7 @@ def undo(worktree: Path, branch: str, sha: str) -> None:
         _git(worktree, "rebase", "--quit", check=False)
     elif op in ("cherry-pick", "revert"):
         _git(worktree, op, "--quit", check=False)
-    if _head_ref(worktree) != f"refs/heads/{branch}":
+    if head_ref(worktree) != f"refs/heads/{branch}":
         _git(worktree, "checkout", "-q", "-f", branch)
     _git(worktree, "reset", "-q", "--hard", sha)
     log.info("merge undone", extra={"worktree": str(worktree), "sha": sha})
@@ -486,7 +387,7 @@ def run_gate(
         result = subprocess.run(
             ["bash", "-c", gate],
             cwd=worktree,
-            env=_env(env),
+            env=gitrun.env(env),
             stdin=subprocess.DEVNULL,
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -528,7 +429,7 @@ def _landing_lock(lock_dir: Path) -> AbstractContextManager[None]:
     checkout or a refusal; taken in turn, the second one finds base moved and
     redoes its merges on the new tip.
     """
-    return worktrees.repo_lock(lock_dir, LAND_LOCK_FILE)
+    return locks.repo_lock(lock_dir, LAND_LOCK_FILE)
 
 
 def land(
@@ -546,21 +447,21 @@ def land(
     Holds the repository's landing lock (`<lock_dir>/land.lock`) throughout.
     """
     repo_root = Path(repo_root)
-    with _landing_lock(lock_dir or worktrees.lock_dir_of(repo_root)):
+    with _landing_lock(lock_dir or locks.lock_dir_of(repo_root)):
         return _land(repo_root, base, merged_sha, message)
 
 
 def _land(repo_root: Path, base: str, merged_sha: str, message: str) -> Landing:
-    tip = worktrees.rev_parse(repo_root, f"refs/heads/{base}")
+    tip = refs.rev_parse(repo_root, f"refs/heads/{base}")
     if tip is None:
         return Landing(LandingKind.MISSING, None, f"branch {base} does not exist")
     checkout = _checkout_of(repo_root, base)
     if tip == merged_sha:
         return Landing(LandingKind.LANDED, tip, "already there", checkout)
-    if not worktrees.is_ancestor(repo_root, tip, merged_sha):
+    if not refs.is_ancestor(repo_root, tip, merged_sha):
         return Landing(LandingKind.MOVED, tip, f"{base} moved to {tip[:12]}", checkout)
     if checkout is not None:
-        changed = _tracked_changes(checkout)
+        changed = tracked_changes(checkout)
         op = operation_in_progress(checkout)
         if changed or op:
             shown = ", ".join(changed[:5]) + (
@@ -570,7 +471,7 @@ def _land(repo_root: Path, base: str, merged_sha: str, message: str) -> Landing:
             return Landing(LandingKind.DIRTY, tip, what, checkout)
         result = _git(checkout, "merge", "--ff-only", "--no-edit", merged_sha, check=False)
         if result.returncode != 0:
-            now = worktrees.rev_parse(repo_root, f"refs/heads/{base}")
+            now = refs.rev_parse(repo_root, f"refs/heads/{base}")
             if now != tip and now is not None:
                 return Landing(LandingKind.MOVED, now, f"{base} moved to {now[:12]}", checkout)
             words = (result.stderr or result.stdout).strip()
@@ -582,7 +483,7 @@ def _land(repo_root: Path, base: str, merged_sha: str, message: str) -> Landing:
     ref = f"refs/heads/{base}"
     result = _git(repo_root, "update-ref", "-m", message, ref, merged_sha, tip, check=False)
     if result.returncode != 0:
-        now = worktrees.rev_parse(repo_root, f"refs/heads/{base}")
+        now = refs.rev_parse(repo_root, f"refs/heads/{base}")
         if now != tip and now is not None:
             return Landing(LandingKind.MOVED, now, f"{base} moved to {now[:12]}", None)
         return Landing(LandingKind.REFUSED, tip, result.stderr.strip(), None)
@@ -742,7 +643,7 @@ class _Phase:
         self.policy = policy_of(self.plan, run)
         self.dag = Dag.from_tasks(self.plan.tasks)
         self.repo = Path(run.repo_root)
-        self.branch = worktrees.branch_name(run.id, MERGED_KEY)
+        self.branch = refs.branch_name(run.id, MERGED_KEY)
         self.worktree = worktrees.worktree_path(Path(run.worktree_root), run.id, MERGE_DIR)
         self.rows: dict[str, TaskRow] = {row.id: row for row in store.get_tasks(run.id)}
         self.merged: list[str] = []
@@ -810,7 +711,7 @@ class _Phase:
             except _Stop as stop:
                 self._leave_rest_unmerged(stop.task_id)
                 return self._outcome(ok=False, landed=False, message=stop.message)
-            merged_sha = _head(self.worktree)
+            merged_sha = head_sha(self.worktree)
             self.store.update_run(self.run_id, merged_sha=merged_sha)
             summary = self._summary()
             if self.policy.land == "manual":
@@ -900,7 +801,7 @@ class _Phase:
         return f"run {self.run_id}: " + "; ".join(parts)
 
     def _outcome(self, *, ok: bool, landed: bool, message: str) -> MergeOutcome:
-        sha = worktrees.rev_parse(self.repo, f"refs/heads/{self.branch}")
+        sha = refs.rev_parse(self.repo, f"refs/heads/{self.branch}")
         return MergeOutcome(
             ok=ok,
             merged=list(self.merged),
@@ -926,14 +827,14 @@ class _Phase:
                 f"(resolve, git add, git commit) or abort it (git {op} --abort), then run "
                 f"`limitless merge {self.run_id}` again"
             )
-        if _head_ref(self.worktree) != f"refs/heads/{self.branch}":
-            head = _head(self.worktree)
+        if head_ref(self.worktree) != f"refs/heads/{self.branch}":
+            head = head_sha(self.worktree)
             kept = f"refs/limitless/{self.run_id}/{MERGED_KEY}/detached-{head[:12]}"
-            _keep(self.repo, kept, head)
+            refs.keep(self.repo, kept, head)
             _git(self.worktree, "checkout", "-q", self.branch)
             self.out(f"merge worktree was on a detached HEAD; kept it at {kept}")
         self._sync_submodules()
-        changed = _tracked_changes(self.worktree)
+        changed = tracked_changes(self.worktree)
         if changed:
             return (
                 f"the merge worktree {self.worktree} has uncommitted changes "
@@ -954,7 +855,7 @@ class _Phase:
 
         A merged branch made afresh holds no merge, whatever the rows said.
         """
-        existed = worktrees.branch_exists(self.repo, self.branch)
+        existed = refs.branch_exists(self.repo, self.branch)
         created = not self._worktree_exists()
         if not created:
             worktrees.fill_checkout(self.worktree)
@@ -1014,10 +915,10 @@ class _Phase:
             if row.merge_status is not MergeStatus.MERGING:
                 continue
             prev = row.merge_reason.removeprefix(_MERGING_PREFIX).strip()
-            if _OID.match(prev) and worktrees.rev_parse(self.repo, prev) == prev:
-                head = _head(self.worktree)
+            if is_object_id(prev) and refs.rev_parse(self.repo, prev) == prev:
+                head = head_sha(self.worktree)
                 if head != prev:
-                    _keep(
+                    refs.keep(
                         self.repo,
                         f"refs/limitless/{self.run_id}/{MERGED_KEY}/interrupted-{task_id}",
                         head,
@@ -1035,23 +936,23 @@ class _Phase:
         """
         if self.policy.land != "auto":
             return
-        tip = worktrees.rev_parse(self.repo, f"refs/heads/{self.run_row.base}")
+        tip = refs.rev_parse(self.repo, f"refs/heads/{self.run_row.base}")
         if tip is None or tip == self.run_row.base_sha:
             return
-        if worktrees.is_ancestor(self.repo, tip, _head(self.worktree)):
+        if refs.is_ancestor(self.repo, tip, head_sha(self.worktree)):
             return
         self._redo(tip)
 
     def _redo(self, new_tip: str) -> None:
         """Rebuild the merged branch on base's new tip; every task is merged again."""
         old_base = self.run_row.base_sha
-        head = _head(self.worktree)
+        head = head_sha(self.worktree)
         number = 1
-        while worktrees.rev_parse(self.repo, self._redo_ref(number)) is not None:
+        while refs.rev_parse(self.repo, self._redo_ref(number)) is not None:
             number += 1
         kept = self._redo_ref(number) if head != old_base else ""
         if head != old_base:
-            _keep(self.repo, kept, head)
+            refs.keep(self.repo, kept, head)
         # The store first, then the branch: a crash in between leaves rows that
         # say "unmerged" on the old result, which the next call merges again and
         # redoes; the other order would leave rows saying "merged" on a branch
@@ -1119,7 +1020,7 @@ class _Phase:
         if self.policy.strategy != "merge":
             return True
         source = self._source(task_id)
-        if source is None or worktrees.is_ancestor(self.repo, source, _head(self.worktree)):
+        if source is None or refs.is_ancestor(self.repo, source, head_sha(self.worktree)):
             return True
         self._mark(
             task_id,
@@ -1146,29 +1047,29 @@ class _Phase:
     def _source(self, task_id: str) -> str | None:
         """The commit to merge for a task (see "Epics" in the module notes)."""
         row = self.rows[task_id]
-        tip = worktrees.rev_parse(self.repo, f"refs/heads/{row.branch}")
+        tip = refs.rev_parse(self.repo, f"refs/heads/{row.branch}")
         members = [other for other, r in self.rows.items() if r.branch == row.branch]
         if len(members) > 1 and row.head_sha:
             last = max(members, key=lambda other: self.dag.ids.index(other))
-            recorded = worktrees.rev_parse(self.repo, row.head_sha)
+            recorded = refs.rev_parse(self.repo, row.head_sha)
             if (
                 task_id != last
                 and recorded is not None
-                and (tip is None or worktrees.is_ancestor(self.repo, recorded, tip))
+                and (tip is None or refs.is_ancestor(self.repo, recorded, tip))
             ):
                 return recorded
         if tip is None and row.head_sha:
-            return worktrees.rev_parse(self.repo, row.head_sha)
+            return refs.rev_parse(self.repo, row.head_sha)
         return tip
 
     def _start(self, task_id: str, source: str) -> str | None:
         """Where the task's own work began (its recorded start), if that is in `source`."""
         start = self.rows[task_id].start_sha
-        if not start or not _OID.match(start):
+        if not start or not is_object_id(start):
             return None
-        if worktrees.rev_parse(self.repo, start) != start:
+        if refs.rev_parse(self.repo, start) != start:
             return None
-        return start if worktrees.is_ancestor(self.repo, start, source) else None
+        return start if refs.is_ancestor(self.repo, start, source) else None
 
     def _message(self, task_id: str) -> str:
         if self.policy.strategy == "squash":
@@ -1191,9 +1092,9 @@ class _Phase:
         if source is None:
             self._skip(task_id, f"branch {row.branch} is gone")
             return "skipped"
-        prev = _head(self.worktree)
-        if worktrees.is_ancestor(self.repo, source, prev):
-            nothing = worktrees.is_ancestor(self.repo, source, self.run_row.base_sha)
+        prev = head_sha(self.worktree)
+        if refs.is_ancestor(self.repo, source, prev):
+            nothing = refs.is_ancestor(self.repo, source, self.run_row.base_sha)
             why = "no commits beyond base" if nothing else "already on the merged branch"
             self._record_merged(task_id, why, new=False)
             return "merged"
@@ -1252,7 +1153,7 @@ class _Phase:
         return "merged"
 
     def _record_merged(self, task_id: str, reason: str, *, new: bool) -> None:
-        sha = _head(self.worktree)
+        sha = head_sha(self.worktree)
         self._mark(
             task_id,
             MergeStatus.MERGED,
@@ -1303,9 +1204,9 @@ class _Phase:
             accepted, why = self._resolve(task_id, source, prev, files, self.run_in_slot)
             if accepted:
                 return "merged"
-            head = _head(self.worktree)
-            if head != prev and not worktrees.is_ancestor(self.repo, head, prev):
-                _keep(
+            head = head_sha(self.worktree)
+            if head != prev and not refs.is_ancestor(self.repo, head, prev):
+                refs.keep(
                     self.repo, f"refs/limitless/{self.run_id}/{MERGED_KEY}/resolve-{task_id}", head
                 )
             undo(self.worktree, self.branch, prev)
@@ -1492,7 +1393,7 @@ class _Phase:
             if left:
                 return f"conflict markers left in {', '.join(left)}", files
         if op == "rebase":
-            if _tracked_changes(self.worktree) or unmerged:
+            if tracked_changes(self.worktree) or unmerged:
                 _git(self.worktree, "add", "-A")
             result = gitrun.commit(self.worktree, "rebase", "--continue", hooks=self.hooks)
             if result.ok:
@@ -1509,7 +1410,7 @@ class _Phase:
             return "", files
         if op not in (None, "cherry-pick"):
             return f"the resolver left a {op} in progress", files
-        if _tracked_changes(self.worktree) or unmerged:
+        if tracked_changes(self.worktree) or unmerged:
             _git(self.worktree, "add", "-A")
             try:
                 _commit(self.worktree, self._message(task_id), self.hooks)
@@ -1519,19 +1420,19 @@ class _Phase:
 
     def _check_resolution(self, source: str, prev: str) -> str:
         """Why the resolved result is not acceptable, or ""."""
-        if self.policy.strategy == "rebase" and _head_ref(self.worktree) is None:
-            head = _head(self.worktree)
-            if head == prev or not worktrees.is_ancestor(self.repo, prev, head):
+        if self.policy.strategy == "rebase" and head_ref(self.worktree) is None:
+            head = head_sha(self.worktree)
+            if head == prev or not refs.is_ancestor(self.repo, prev, head):
                 return "the result does not build on the merged branch"
             _finish_rebase(self.worktree, self.branch, prev)
-        if _head_ref(self.worktree) != f"refs/heads/{self.branch}":
+        if head_ref(self.worktree) != f"refs/heads/{self.branch}":
             return f"the resolver left the merge worktree off {self.branch}"
-        head = _head(self.worktree)
-        if head == prev or not worktrees.is_ancestor(self.repo, prev, head):
+        head = head_sha(self.worktree)
+        if head == prev or not refs.is_ancestor(self.repo, prev, head):
             return "the result does not build on the merged branch"
-        if self.policy.strategy == "merge" and not worktrees.is_ancestor(self.repo, source, head):
+        if self.policy.strategy == "merge" and not refs.is_ancestor(self.repo, source, head):
             return "the result is not a merge of the task's branch"
-        if conflicted_files(self.worktree) or _tracked_changes(self.worktree):
+        if conflicted_files(self.worktree) or tracked_changes(self.worktree):
             return "the result is not fully committed"
         changed = _out(self.repo, "diff", "--name-only", "-z", prev, head).split("\0")
         left = has_markers(self.worktree, [name for name in changed if name])
@@ -1629,7 +1530,7 @@ def merge_tree_conflicts(repo_root: Path, a: str, b: str) -> tuple[str, ...]:
     args = ("merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", a, b)
     result = _git(Path(repo_root), *args, check=False)
     fields = result.stdout.split("\0")
-    if result.returncode in (0, 1) and _OID.match(fields[0]):
+    if result.returncode in (0, 1) and is_object_id(fields[0]):
         if result.returncode == 0:
             return ()
         return tuple(dict.fromkeys(name for name in fields[1:] if name))
@@ -1651,7 +1552,7 @@ def _cached_ancestor(repo: str, a: str, b: str) -> bool:
     hit = _CACHE.get(key)
     if isinstance(hit, bool):
         return hit
-    value = worktrees.is_ancestor(Path(repo), a, b)
+    value = refs.is_ancestor(Path(repo), a, b)
     _CACHE.put(key, value)
     return value
 
@@ -1666,13 +1567,13 @@ def predict_conflicts(
     checked against base only when base has commits the branch lacks.
     """
     repo = str(Path(repo_root))
-    base = worktrees.rev_parse(Path(repo), base_ref)
+    base = refs.rev_parse(Path(repo), base_ref)
     if base is None:
         msg = f"base {base_ref!r} names no commit in {repo}"
         raise GitError(msg)
     tips: dict[str, str] = {}
     for task_id, ref in branches.items():
-        tip = worktrees.rev_parse(Path(repo), ref)
+        tip = refs.rev_parse(Path(repo), ref)
         if tip is None:
             log.debug("branch skipped", extra={"task": task_id, "ref": ref})
             continue
@@ -1716,7 +1617,7 @@ def update_predictions(store: Store, run_id: str) -> int:
             by_branch[row.branch] = row
     repo = Path(run.repo_root)
     base_ref = f"refs/heads/{run.base}"
-    if worktrees.rev_parse(repo, base_ref) is None:
+    if refs.rev_parse(repo, base_ref) is None:
         base_ref = run.base_sha
     found = predict_conflicts(
         repo, base_ref, {row.id: f"refs/heads/{b}" for b, row in by_branch.items()}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.errors import UsageError
-from limitless.git.worktrees import RepoInfo, find_repo, state_dir
+from limitless.git.repo import RepoInfo, find_repo, state_dir
 from limitless.store.store import Run, Store
 
 SOCKET_ENV = "LIMITLESS_TMUX_SOCKET"

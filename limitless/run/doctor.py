@@ -78,7 +78,7 @@ def _agent_checks() -> list[Check]:
 
 def _repository_checks(cwd: Path) -> list[Check]:
     from limitless.git import repochecks
-    from limitless.git.worktrees import find_repo, state_dir
+    from limitless.git.repo import find_repo, state_dir
     from limitless.store.store import Store
 
     try:

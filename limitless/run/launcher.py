@@ -17,6 +17,8 @@ from pathlib import Path
 
 from limitless.errors import EnvironmentProblem, TmuxError, UsageError
 from limitless.git import repochecks, worktrees
+from limitless.git.refs import branch_name, rev_parse
+from limitless.git.repo import default_worktree_root, find_repo, state_dir
 from limitless.plan.loader import Plan
 from limitless.states import RunStatus, TaskStatus
 from limitless.store.store import Run, Store, TaskRow
@@ -107,7 +109,7 @@ def start_run(
 ) -> StartedRun:
     """Validate, create the run's rows and tmux session, and start its supervisor."""
     check_environment()
-    repo = worktrees.find_repo(cwd)
+    repo = find_repo(cwd)
     plan = apply_options(plan, options)
     check_agent_programs(plan)
     base = plan.base or repo.current_branch
@@ -117,7 +119,7 @@ def start_run(
             "add `base: <branch>` to the plan or check out a branch"
         )
         raise UsageError(msg)
-    base_sha = worktrees.rev_parse(repo.root, f"refs/heads/{base}")
+    base_sha = rev_parse(repo.root, f"refs/heads/{base}")
     if base_sha is None:
         msg = (
             f"base branch {base!r} does not exist in {repo.root}; "
@@ -126,10 +128,10 @@ def start_run(
         raise UsageError(msg)
     repochecks.check(repo.root, base_sha)  # signing without a terminal, git-lfs
     layout = load_layout(plan.layout)
-    worktree_root = plan.worktree_root or worktrees.default_worktree_root(repo.root)
+    worktree_root = plan.worktree_root or default_worktree_root(repo.root)
     slots = min(plan.max_concurrency, len(plan.tasks))
 
-    store = Store.open(worktrees.state_dir(repo))
+    store = Store.open(state_dir(repo))
     run_id = _free_run_id(store, plan.name, socket_name)
     session_name = tmux_session_name(run_id)
     run = Run(
@@ -160,7 +162,7 @@ def start_run(
                 id=task.id,
                 position=position,
                 agent=plan.profile(task).name,
-                branch=worktrees.branch_name(run_id, task.worktree_key),
+                branch=branch_name(run_id, task.worktree_key),
                 worktree=str(worktrees.worktree_path(worktree_root, run_id, task.worktree_key)),
                 status=TaskStatus.PENDING,
             )
@@ -359,7 +361,7 @@ def add_task(
                     id=new.id,
                     position=len(rows) + offset,
                     agent=new.agent,
-                    branch=worktrees.branch_name(run_id, new.worktree_key),
+                    branch=branch_name(run_id, new.worktree_key),
                     worktree=str(
                         worktrees.worktree_path(Path(run.worktree_root), run_id, new.worktree_key)
                     ),

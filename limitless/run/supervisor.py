@@ -28,6 +28,7 @@ from limitless.crashpoints import crashpoint
 from limitless.errors import LimitlessError, TmuxError
 from limitless.fmt import duration
 from limitless.git import worktrees
+from limitless.git.refs import attempt_ref, branch_name
 from limitless.git.sparse import task_cone
 from limitless.merge import phase as merge
 from limitless.plan.graph import Dag
@@ -588,7 +589,7 @@ class Supervisor:
         row = self.store_for_thread().get_task(self.run_id, task_id)
         merge_branches = sorted(
             {
-                worktrees.branch_name(self.run_id, self.plan.task(dep).worktree_key)
+                branch_name(self.run_id, self.plan.task(dep).worktree_key)
                 for dep in self.dag.dependencies(task_id)
                 if self.plan.task(dep).worktree_key != task.worktree_key
             }
@@ -640,7 +641,7 @@ class Supervisor:
                     self.repo_root,
                     prepared.path,
                     start_sha=start_sha,
-                    keep_ref=worktrees.attempt_ref(self.run_id, task.id, row.attempt),
+                    keep_ref=attempt_ref(self.run_id, task.id, row.attempt),
                 )
             except LimitlessError as exc:
                 self._fail_before_start(task.id, f"could not reset the worktree: {exc}")
