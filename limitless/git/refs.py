@@ -110,6 +110,11 @@ def is_ancestor(repo_root: Path, a: str, b: str) -> bool:
     raise _failure(repo_root, args, result.returncode, result.stderr)
 
 
+def share_history(repo_root: Path, a: str, b: str) -> bool:
+    """Whether commits `a` and `b` have a common ancestor this repository holds."""
+    return _git(repo_root, "merge-base", a, b, check=False).returncode == 0
+
+
 def local_branches(repo_root: Path) -> set[str]:
     out = _out(repo_root, "for-each-ref", "--format=%(refname)", "refs/heads/")
     return {line.removeprefix("refs/heads/") for line in out.splitlines() if line}

@@ -8,7 +8,7 @@ from pathlib import Path
 from limitless.errors import UsageError
 from limitless.git import worktrees
 from limitless.git.refs import branch_exists, branch_name, delete_branch, is_ancestor
-from limitless.merge.phase import MERGED_KEY
+from limitless.merge.merge_worktree import MERGED_KEY
 from limitless.plan.loader import Plan
 from limitless.run.recovery import supervisor_alive
 from limitless.store.store import Store

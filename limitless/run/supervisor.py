@@ -31,6 +31,7 @@ from limitless.git import worktrees
 from limitless.git.refs import attempt_ref, branch_name
 from limitless.git.sparse import task_cone
 from limitless.merge import phase as merge
+from limitless.merge import predict
 from limitless.plan.graph import Dag
 from limitless.plan.loader import Plan, Task
 from limitless.plan.overlap import conflicts_by_task, overlapping_pairs
@@ -838,7 +839,7 @@ class Supervisor:
 
     def _predict(self) -> int:
         try:
-            return merge.update_predictions(self.store_for_thread(), self.run_id)
+            return predict.update_predictions(self.store_for_thread(), self.run_id)
         except LimitlessError as exc:
             self._say(f"conflict prediction skipped: {exc}")
             return 0
