@@ -188,7 +188,7 @@ def prepare_worktree(
 
 def _add_worktree(repo_root: Path, path: Path, branch: str, base_sha: str) -> bool:
     """Register the worktree (without checking files out); False when it already exists."""
-    entry = _entry_at(_list_worktrees(repo_root), path)
+    entry = entry_at(_list_worktrees(repo_root), path)
     if entry is not None and not entry.prunable:
         if entry.branch != branch:
             on = f"branch {entry.branch}" if entry.branch else "a detached HEAD"
@@ -319,7 +319,7 @@ def commit_all(
 
     With the defaults it is a snapshot (a retry's or a cleanup's safety copy,
     never merged): no hooks, no signature. `hooks` runs the repository's commit
-    hooks, `signing` signs as `commit.gpgSign` says (see `gitrun`). A hook that
+    hooks, `signing` signs as `commit.gpgSign` says (see `runner`). A hook that
     refuses the commit raises CommitRejected with its output; what was staged
     stays staged.
     """
@@ -426,7 +426,8 @@ def list_worktrees(repo_root: Path, *, lock_dir: Path | None = None) -> list[Wor
         return _list_worktrees(repo_root)
 
 
-def _entry_at(entries: Iterable[WorktreeEntry], path: Path) -> WorktreeEntry | None:
+def entry_at(entries: Iterable[WorktreeEntry], path: Path) -> WorktreeEntry | None:
+    """The entry of the worktree at `path` (compared with symlinks resolved), if any."""
     wanted = os.path.realpath(path)
     for entry in entries:
         if os.path.realpath(entry.path) == wanted:
@@ -453,7 +454,7 @@ def remove_worktree(
         log.info("missing worktree pruned", extra={"path": str(path)})
         return
     with worktree_lock(lock):
-        if _entry_at(_list_worktrees(repo_root), path) is None:
+        if entry_at(_list_worktrees(repo_root), path) is None:
             msg = f"{path} is not a worktree of {repo_root}; nothing was removed"
             raise GitError(msg)
         if not force:

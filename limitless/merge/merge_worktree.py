@@ -9,7 +9,6 @@ base) is kept under `refs/limitless/<run>/merged/`.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +52,8 @@ class MergeWorktree:
 
     def exists(self) -> bool:
         """Whether git knows the merge worktree and its folder is there (on any HEAD)."""
-        wanted = os.path.realpath(self.path)
-        return any(
-            os.path.realpath(entry.path) == wanted and not entry.prunable and entry.path.exists()
-            for entry in worktrees.list_worktrees(self.repo)
-        )
+        entry = worktrees.entry_at(worktrees.list_worktrees(self.repo), self.path)
+        return entry is not None and not entry.prunable and entry.path.exists()
 
     def create(
         self, base_sha: str, *, copy: Sequence[str], link: Sequence[str], lock_dir: Path
