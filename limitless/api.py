@@ -152,7 +152,7 @@ def start(
     $LIMITLESS_TMUX_SOCKET or the default server. Nothing is created when the
     plan, the repository or the environment is wrong.
     """
-    from limitless.git.worktrees import find_repo, state_dir
+    from limitless.git.repo import find_repo, state_dir
     from limitless.run.context import socket_name
     from limitless.run.launcher import RunOptions, start_run
 

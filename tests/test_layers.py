@@ -17,7 +17,7 @@ PACKAGE = Path(limitless.__file__).parent
 
 # Lowest first. Within a layer, packages do not import each other.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "states", "fmt", "crashpoints"}),
+    frozenset({"errors", "states", "fmt", "crashpoints", "versions"}),
     frozenset({"programs", "demo", "forkserver"}),
     frozenset({"plan"}),
     frozenset({"store", "git", "tmux"}),

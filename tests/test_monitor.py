@@ -22,6 +22,7 @@ from limitless.dashboard.model import (
     strip_ansi,
 )
 from limitless.git import worktrees
+from limitless.git.refs import branch_name
 from limitless.plan import loader as plan_mod
 from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus, Waiting
 from limitless.store.store import Prediction, Run, Store, TaskRow
@@ -143,7 +144,7 @@ def build_shop(repo: Path, state_dir: Path, socket: str) -> ShopRun:
             id=task.id,
             position=position,
             agent="shell",
-            branch=worktrees.branch_name(run_id, task.id),
+            branch=branch_name(run_id, task.id),
             worktree=str(worktrees.worktree_path(worktree_root, run_id, task.id)),
         )
         for position, task in enumerate(plan.tasks)

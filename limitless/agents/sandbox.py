@@ -395,7 +395,8 @@ class Session:
         rules = Policy(rules.mode, rules.hide, (*rules.write, *own), rules.network)
         if shutil.which(BWRAP) is None:  # `run` tried bwrap before it started (plan_problem)
             raise SandboxError(unavailable() or "bubblewrap (bwrap) is not on PATH")
-        from limitless.git import refguard, worktrees
+        from limitless.git import refguard
+        from limitless.git.repo import default_worktree_root
 
         worktree = Path(row.worktree)
         common = store.state_dir.parent
@@ -409,7 +410,7 @@ class Session:
         mine = _real(worktree)
         others = [path for path in found if _real(path) != mine]
         main = found[0] if found else common.parent
-        others.append(plan.worktree_root or worktrees.default_worktree_root(main))
+        others.append(plan.worktree_root or default_worktree_root(main))
         for raw in rules.write:  # a folder the program keeps its state in may not exist yet
             if raw.endswith("/"):
                 with contextlib.suppress(OSError):

@@ -14,7 +14,7 @@ beside twenty busy agents:
   scan builds a parent → children map); CPU and memory are summed over the
   tree. The `Process` objects are kept between polls, so `cpu_percent`
   measures the time since the previous poll;
-- git: a worktree is inspected (`worktrees.inspect`, three git processes) only
+- git: a worktree is inspected (`inspect`, three git processes) only
   when its HEAD, branch tip or index changed (read from files under `.git`,
   no git process), when its task changed status, or when its pane printed
   something new and the last inspection is `git_interval` (focused task) or
@@ -43,7 +43,8 @@ from typing import Literal
 import psutil
 
 from limitless.errors import LimitlessError, TmuxError
-from limitless.git import worktrees
+from limitless.git.refs import branch_exists, diff_text, diffstat_text
+from limitless.git.status import WorktreeState, inspect
 from limitless.plan.loader import Plan
 from limitless.states import (
     NEEDS_INPUT,
@@ -422,7 +423,7 @@ class _GitSeen:
     status: TaskStatus
     attempt: int
     checked_at: float
-    state: worktrees.WorktreeState | None
+    state: WorktreeState | None
     diffstat_head: str | None = None
     diffstat: str = ""
 
@@ -762,7 +763,7 @@ class Monitor:
             if due and token is not None:
                 base = row.start_sha or run.base_sha
                 try:
-                    state: worktrees.WorktreeState | None = worktrees.inspect(worktree, base)
+                    state: WorktreeState | None = inspect(worktree, base)
                 except LimitlessError as exc:
                     problems.append(f"git in {worktree}: {exc}")
                     state = seen.state if seen else None
@@ -787,7 +788,7 @@ class Monitor:
             return
         base = row.start_sha or run.base_sha
         try:
-            seen.diffstat = worktrees.diffstat_text(Path(run.repo_root), base, head)
+            seen.diffstat = diffstat_text(Path(run.repo_root), base, head)
         except LimitlessError as exc:
             problems.append(f"git diff --stat of {row.id}: {exc}")
             seen.diffstat = ""
@@ -969,10 +970,10 @@ class Monitor:
         row = store.get_task(self.run_id, task_id)
         repo = Path(run.repo_root)
         base = row.start_sha or run.base_sha
-        head = row.branch if worktrees.branch_exists(repo, row.branch) else row.head_sha
+        head = row.branch if branch_exists(repo, row.branch) else row.head_sha
         if head is None:
             return ""
-        return worktrees.diff_text(repo, base, head)
+        return diff_text(repo, base, head)
 
     def read_log(self, task_id: str, offset: int = 0, limit: int = 1 << 20) -> tuple[bytes, int]:
         """Bytes of the task's log from `offset` (at most `limit`; the last `limit` when

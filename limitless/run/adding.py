@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.errors import UsageError
+from limitless.git import refs as git_refs
 from limitless.git import worktrees
 from limitless.plan.loader import Plan
 from limitless.states import RunStatus, TaskStatus
@@ -104,7 +105,7 @@ def add_task(
                     id=new.id,
                     position=len(rows) + offset,
                     agent=new.agent,
-                    branch=worktrees.branch_name(run_id, new.worktree_key),
+                    branch=git_refs.branch_name(run_id, new.worktree_key),
                     worktree=str(
                         worktrees.worktree_path(Path(run.worktree_root), run_id, new.worktree_key)
                     ),

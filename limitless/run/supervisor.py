@@ -27,6 +27,7 @@ from limitless.errors import LimitlessError, TmuxError
 from limitless.fmt import duration
 from limitless.forkserver.child import Target
 from limitless.forkserver.server import spawn
+from limitless.git import refs as git_refs
 from limitless.git import worktrees
 from limitless.git.sparse import task_cone
 from limitless.merge import phase as merge
@@ -426,7 +427,7 @@ class Supervisor:
                     self.repo_root,
                     prepared.path,
                     start_sha=start_sha,
-                    keep_ref=worktrees.attempt_ref(self.run_id, task.id, row.attempt),
+                    keep_ref=git_refs.attempt_ref(self.run_id, task.id, row.attempt),
                 )
             except LimitlessError as exc:
                 self._fail_before_start(task.id, f"could not reset the worktree: {exc}")

@@ -116,7 +116,7 @@ def checkout_seconds(events: list[Event]) -> dict[str, float]:
 
 def base_moved(run: Run) -> str | None:
     """Base's tip when it moved since the run started (and does not hold its result)."""
-    from limitless.git.worktrees import moved_tip
+    from limitless.git.refs import moved_tip
 
     landed = run.merged_sha if run.landed else None
     return moved_tip(Path(run.repo_root), run.base, run.base_sha, landed)
