@@ -54,10 +54,11 @@ from limitless.states import (
     Waiting,
     task_state,
 )
-from limitless.store.store import Event, Prediction, Run, Store, TaskRow
+from limitless.store.store import Attempt, Event, Prediction, Run, Store, TaskRow
 from limitless.tmux.session import PaneState, TmuxSession
-from limitless.views.follow import describe, summarize
+from limitless.views.follow import describe
 from limitless.views.status import reason_of
+from limitless.views.summary import RunSummary, summarize
 
 log = logging.getLogger(__name__)
 
@@ -202,14 +203,9 @@ class Snapshot:
     ended_at: float | None
     tmux_session: str
     at: float
-    wall_s: float
-    task_s: float
-    done: int
-    total: int
+    summary: RunSummary
+    """Wall time, task time, speedup, done, slots, cost: the figures every view shares."""
     slots_used: int
-    slots_limit: int
-    cost: float | None
-    speedup: float
     tasks: tuple[TaskView, ...]
     events: tuple[Event, ...] = ()
     notices: tuple[Notice, ...] = ()
@@ -221,6 +217,34 @@ class Snapshot:
 
     def task(self, task_id: str | None) -> TaskView | None:
         return next((task for task in self.tasks if task.id == task_id), None)
+
+    @property
+    def wall_s(self) -> float:
+        return self.summary.wall_s
+
+    @property
+    def task_s(self) -> float:
+        return self.summary.task_s
+
+    @property
+    def speedup(self) -> float:
+        return self.summary.speedup
+
+    @property
+    def done(self) -> int:
+        return self.summary.done
+
+    @property
+    def total(self) -> int:
+        return self.summary.total
+
+    @property
+    def slots_limit(self) -> int:
+        return self.summary.slots
+
+    @property
+    def cost(self) -> float | None:
+        return self.summary.cost_usd
 
     @property
     def finished(self) -> bool:
@@ -472,6 +496,7 @@ class Monitor:
         self._data_version: tuple[int, int] | None = None  # (connection, PRAGMA data_version)
         self._run: Run | None = None
         self._rows: list[TaskRow] = []
+        self._attempts: list[Attempt] = []
         self._conflicts: dict[str, tuple[str, ...]] = {}
         self._plan: Plan | None = None
         self._event_cursor: int | None = None
@@ -554,9 +579,6 @@ class Monitor:
 
         views = tuple(self._view(run, row, captured, usage, now, focus) for row in rows)
         notices = self._notices(run, rows, events)
-        summary = summarize(run, rows)
-        costs = [row.cost_usd for row in rows if row.cost_usd is not None]
-        slots = [pane for pane in run.slot_panes.split(",") if pane]
         stats = PollStats(
             store_ms=store_ms,
             tmux_ms=tmux_ms,
@@ -580,14 +602,8 @@ class Monitor:
             ended_at=run.ended_at,
             tmux_session=run.tmux_session,
             at=now,
-            wall_s=summary.wall_s,
-            task_s=summary.task_s,
-            done=summary.done,
-            total=summary.total,
+            summary=summarize(run, rows, self._attempts, now=now),
             slots_used=sum(row.status.active for row in rows),
-            slots_limit=len(slots) or min(run.max_concurrency, len(rows)),
-            cost=sum(costs) if costs else None,
-            speedup=summary.speedup,
             tasks=views,
             events=tuple(events),
             notices=tuple(notices),
@@ -617,6 +633,7 @@ class Monitor:
             return [], False
         run = store.get_run(self.run_id)
         rows = store.get_tasks(self.run_id)
+        attempts = store.attempts(self.run_id)
         predictions = store.predictions(self.run_id)
         if self._event_cursor is None:
             # Opening the dashboard late must not replay old failures as news.
@@ -626,7 +643,7 @@ class Monitor:
             events = store.events(self.run_id, after_id=self._event_cursor)
             if events:
                 self._event_cursor = events[-1].id
-        self._run, self._rows = run, rows
+        self._run, self._rows, self._attempts = run, rows, attempts
         self._conflicts = conflicts_by_task(predictions)
         self._data_version = version
         return events, True
