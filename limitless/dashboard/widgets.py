@@ -28,45 +28,11 @@ from textual.widgets.data_table import RowDoesNotExist
 from limitless import fmt
 from limitless.dashboard.model import Monitor, Snapshot, TaskView
 from limitless.errors import LimitlessError
-from limitless.fmt import duration
+from limitless.fmt import RUN_LOOKS, STATUS_ICONS, STATUS_STYLES, duration
 from limitless.plan.graph import Dag
 from limitless.states import MergeStatus, TaskStatus
-from limitless.views.status import STATUS_ICONS as TASK_ICONS
-from limitless.views.status import STATUS_STYLES as TASK_STYLES
 from limitless.views.status import label
 
-STATUS_ICONS: dict[str, str] = {
-    **TASK_ICONS,
-    "unmerged": " ",
-    "merging": "⇄",
-    "merged": "◆",
-    "conflict": "⚠",
-    "gate_failed": "⚠",
-    "skipped": "↷",
-}
-STATUS_STYLES: dict[str, str] = {
-    **TASK_STYLES,
-    "unmerged": "dim",
-    "merging": "bold cyan",
-    "merged": "bold green",
-    "conflict": "bold red",
-    "gate_failed": "bold red",
-    "skipped": "dim yellow",
-}
-RUN_STYLES: dict[str, str] = {
-    "running": "bold yellow",
-    "merging": "bold cyan",
-    "done": "bold green",
-    "failed": "bold red",
-    "aborted": "bold red",
-}
-RUN_ICONS: dict[str, str] = {
-    "running": "▶",
-    "merging": "⇄",
-    "done": "✓",
-    "failed": "✗",
-    "aborted": "☠",
-}
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 MAX_DIFF_CHARS = 400_000
 """A bigger diff is cut there (with a note): rendering it whole would stall the view."""
@@ -286,7 +252,8 @@ class HeaderBar(Quiet):
         first.append("  base " if width >= 100 else " → ", style="dim")
         first.append(snapshot.base)
         first.append("  ")
-        first.append(f"{RUN_ICONS.get(status, '•')} {status}", style=RUN_STYLES.get(status, ""))
+        look = RUN_LOOKS.get(status)
+        first.append(f"{look.icon if look else '•'} {status}", style=look.style if look else "")
         first.append("  ⏱ ", style="dim")
         first.append(duration(snapshot.wall_s))
         fraction = snapshot.done / snapshot.total if snapshot.total else 0.0

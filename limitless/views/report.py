@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from limitless import fmt
-from limitless.fmt import duration, iso
+from limitless.fmt import STATUS_COLOURS, duration, iso
 from limitless.plan.graph import Dag
 from limitless.plan.loader import Plan
 from limitless.states import MergeStatus, task_state
@@ -35,19 +35,6 @@ TASK_COLUMNS = (
     "task", "status", "attempts", "agent", "start", "end", "time", "cost",
     "commits", "diff", "merge", "reason",
 )  # fmt: skip
-
-STATUS_COLOURS: dict[str, str] = {
-    "done": "#2e9d4f",
-    "failed": "#d0363b",
-    "killed": "#8a1c1f",
-    "blocked": "#b06a6a",
-    "running": "#d9a400",
-    "needs_input": "#a347c4",
-    "idle": "#c9a227",
-    "waiting": "#a347c4",
-    "ready": "#3a8fb7",
-    "pending": "#9a9a9a",
-}
 
 
 @dataclass(frozen=True)
@@ -559,14 +546,19 @@ def _cell(t: float, span: float, width: int, *, end: bool = False) -> int:
 
 # --------------------------------------------------------------------- html
 
-_CSS = """
+_CSS = (
+    """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f2f2f2}
-.done{color:#2e9d4f}.failed,.killed,.blocked{color:#d0363b}
+"""
+    f".done{{color:{STATUS_COLOURS['done']}}}"
+    f".failed,.killed,.blocked{{color:{STATUS_COLOURS['failed']}}}"
+    """
 svg text{font:12px system-ui,sans-serif}
 """
+)
 
 
 def render_html(report: Report) -> str:

@@ -6,36 +6,10 @@ import sys
 import time
 from pathlib import Path
 
-from limitless.fmt import duration, iso
-from limitless.states import IDLE, NEEDS_INPUT, TaskStatus, Waiting, task_state
+from limitless.fmt import STATUS_ICONS, STATUS_STYLES, duration, iso
+from limitless.states import NEEDS_INPUT, TaskStatus, Waiting, task_state
 from limitless.store.store import Event, Run, Store, TaskRow
 from limitless.views.summary import state_counts, summarize
-
-STATUS_ICONS: dict[str, str] = {
-    "pending": "·",
-    "ready": "○",
-    "running": "▶",
-    NEEDS_INPUT: "?",
-    IDLE: "◌",
-    "waiting": "…",
-    "done": "✓",
-    "failed": "✗",
-    "blocked": "⊘",
-    "killed": "☠",
-}
-STATUS_STYLES: dict[str, str] = {
-    "pending": "dim",
-    "ready": "cyan",
-    "running": "bold yellow",
-    NEEDS_INPUT: "bold magenta",
-    IDLE: "yellow",
-    "waiting": "magenta",
-    "done": "green",
-    "failed": "bold red",
-    "blocked": "red",
-    "killed": "red",
-}
-
 
 STATUS_LABELS: dict[str, str] = {NEEDS_INPUT: "needs input"}
 # Needs input sorts first wherever tasks are listed by how urgently they want a person.
