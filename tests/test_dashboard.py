@@ -19,17 +19,17 @@ from textual.pilot import Pilot
 
 from limitless.dashboard.app import DashboardApp
 from limitless.dashboard.model import TaskView
-from limitless.dashboard.widgets import (
+from limitless.dashboard.screens.confirm import ConfirmScreen
+from limitless.dashboard.screens.diff import DiffView
+from limitless.dashboard.screens.graph import GraphView
+from limitless.dashboard.screens.help import HelpScreen
+from limitless.dashboard.screens.log import LogView
+from limitless.dashboard.screens.merge import MergeView
+from limitless.dashboard.widgets.info import diffstat_lines
+from limitless.dashboard.widgets.task_table import (
     COLUMNS,
-    ConfirmScreen,
-    DiffView,
-    GraphView,
-    HelpScreen,
-    LogView,
-    MergeView,
     TaskTable,
     choose_columns,
-    diffstat_lines,
     task_to_follow,
 )
 from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus, Waiting, task_state
