@@ -214,6 +214,18 @@ def test_a_client_killed_with_sigkill_hangs_up_the_program(
     assert tmux.dead(pane) == ("", "9")
 
 
+def test_a_program_killed_with_sigkill_ends_its_pane_by_signal_9(
+    tmux: Tmux, server: ForkServer, tmp_path: Path
+) -> None:
+    """kill -9 of the forked program (what the crash tests do to a wrapper): the pane ends
+    by signal 9, as a cold one would, not with the client's own failure."""
+    out = tmp_path / "out.json"
+    pane = tmux.pane(through(server.path, target(out, "--until", str(tmp_path / "never"))))
+    program = int(str(lines(out)[0]["pid"]))
+    os.kill(program, signal.SIGKILL)
+    assert tmux.dead(pane) == ("", "9")
+
+
 def test_ctrl_c_in_the_pane_ends_the_program_by_sigint(
     tmux: Tmux, server: ForkServer, tmp_path: Path
 ) -> None:

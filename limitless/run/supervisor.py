@@ -342,10 +342,16 @@ class Supervisor:
         running_exclusive = any(self.plan.task(row.id).exclusive for row in active)
         free = sorted((s for s in self.slots if s.task_id is None), key=lambda s: s.freed_at)
         gate = ""
+        waiting_to_start = set(order)
         for task_id in order:
             if not free or running_exclusive:
                 break
             task = self.plan.task(task_id)
+            if any(
+                other in waiting_to_start and other not in self.started
+                for other in self.dag.soft_predecessors(task_id)
+            ):
+                continue  # `after:` a ready task whose worktree is still being prepared
             if task.exclusive and (active or len(free) < len(self.slots)):
                 gate = f"{task_id} is exclusive: waiting for running tasks to end"
                 break
