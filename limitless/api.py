@@ -28,7 +28,7 @@ from pathlib import Path
 from limitless.errors import PlanError, Problem
 from limitless.plan.loader import Plan
 from limitless.states import RunStatus, TaskStatus
-from limitless.store.store import Event, Store
+from limitless.store import Event, Store
 from limitless.views.report import Report, build_report
 
 __all__ = [

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from limitless.git.repo import find_repo, state_dir
-from limitless.store.store import Run, Store, TaskRow
+from limitless.store import Run, Store, TaskRow
 
 LIMITLESS = [sys.executable, "-m", "limitless"]
 

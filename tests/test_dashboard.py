@@ -33,7 +33,7 @@ from limitless.dashboard.widgets.task_table import (
     task_to_follow,
 )
 from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus, Waiting, task_state
-from limitless.store.store import ControlRequest
+from limitless.store import ControlRequest
 from limitless.tmux.session import TmuxSession
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan

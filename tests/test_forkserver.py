@@ -25,7 +25,7 @@ import pytest
 from limitless.plan.loader import loads
 from limitless.run.processes import wrapper_alive
 from limitless.states import TaskStatus
-from limitless.store.store import Run, Store, TaskRow
+from limitless.store import Run, Store, TaskRow
 from tests.conftest import git
 from tests.engine_helpers import wait_for
 

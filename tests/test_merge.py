@@ -24,7 +24,7 @@ from limitless.merge import phase as merge
 from limitless.plan.loader import MergePolicy, Plan, Task
 from limitless.programs.profiles import BUILTIN_PROFILES, AgentProfile
 from limitless.states import MergeStatus, TaskStatus
-from limitless.store.store import Run, Store, TaskRow
+from limitless.store import Run, Store, TaskRow
 from limitless.views.status import base_moved
 from tests.conftest import git
 from tests.engine_helpers import wait_for

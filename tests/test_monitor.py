@@ -25,7 +25,7 @@ from limitless.git import worktrees
 from limitless.git.refs import branch_name
 from limitless.plan import loader as plan_mod
 from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus, Waiting
-from limitless.store.store import Prediction, Run, Store, TaskRow
+from limitless.store import Prediction, Run, Store, TaskRow
 from limitless.tmux.session import session_name
 from tests.conftest import git
 

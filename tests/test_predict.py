@@ -12,7 +12,7 @@ import pytest
 from limitless.merge import predict
 from limitless.plan.loader import Plan, Task
 from limitless.states import TaskStatus
-from limitless.store.store import Run, Store, TaskRow
+from limitless.store import Run, Store, TaskRow
 from limitless.views.status import base_moved
 from tests.conftest import git
 from tests.engine_helpers import LIMITLESS, cli, latest_run, open_store, wait_for, write_plan

@@ -26,7 +26,7 @@ import pytest
 from limitless.crashpoints import CRASH_AT, CRASH_MARK
 from limitless.errors import StoreError
 from limitless.states import RunStatus, TaskStatus
-from limitless.store.store import Store
+from limitless.store import Store
 from tests.conftest import git
 from tests.engine_helpers import (
     LIMITLESS,

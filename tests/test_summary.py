@@ -10,7 +10,7 @@ import pytest
 from limitless.dashboard.model import Monitor
 from limitless.plan import loader as plan_mod
 from limitless.states import RunStatus, TaskStatus
-from limitless.store.store import Attempt, Run, Store, TaskRow
+from limitless.store import Attempt, Run, Store, TaskRow
 from limitless.views.follow import finished_run
 from limitless.views.report import build_report
 from limitless.views.status import run_summary

@@ -48,7 +48,7 @@ from limitless.plan.loader import Plan
 from limitless.programs import Program, adapter
 from limitless.programs.profiles import AgentProfile
 from limitless.states import ControlAction, TaskStatus, Waiting, task_state
-from limitless.store.store import Store, TaskRow
+from limitless.store import Store, TaskRow
 from limitless.tmux.panes import PaneState
 from limitless.tmux.session import TmuxSession
 

@@ -37,7 +37,7 @@ from limitless.programs.launch import agent_env, agent_start
 from limitless.programs.profiles import AgentProfile, OutputParsers, can_resume
 from limitless.programs.verdict import Verdict, judge_changes
 from limitless.states import TaskStatus
-from limitless.store.store import Attempt, Run, Store, TaskRow
+from limitless.store import Attempt, Run, Store, TaskRow
 from limitless.tmux.pane_programs import wake_channel
 
 log = logging.getLogger(__name__)

@@ -87,7 +87,7 @@ def _signal_note(args: argparse.Namespace, payload: dict[str, object]) -> str:
 
 def cmd_signal(args: argparse.Namespace) -> int:
     from limitless.agents.state import record_signal
-    from limitless.store.store import Store
+    from limitless.store import Store
 
     payload = _hook_payload(args.hook)
     try:

@@ -41,7 +41,7 @@ from limitless.dashboard.widgets.task_table import TaskTable
 from limitless.dashboard.widgets.ticker import Ticker
 from limitless.errors import LimitlessError
 from limitless.states import ControlAction, TaskStatus
-from limitless.store.store import Store
+from limitless.store import Store
 
 DEFAULT_INTERVAL_S = 1.0
 KEEP_ROWS = 7

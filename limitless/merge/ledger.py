@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from limitless.states import MergeStatus
-from limitless.store.store import Store, TaskRow
+from limitless.store import Store, TaskRow
 
 
 class Ledger:

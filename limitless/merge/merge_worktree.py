@@ -17,7 +17,7 @@ from limitless.git import refs, submodules, worktrees
 from limitless.git.refs import ATTEMPT_REF_PREFIX
 from limitless.git.runner import git
 from limitless.git.status import head_ref, head_sha, operation_in_progress, tracked_changes
-from limitless.store.store import Run
+from limitless.store import Run
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from limitless.git import refs
 from limitless.git.runner import is_object_id
 from limitless.plan.graph import Dag
 from limitless.plan.loader import MergePolicy, Plan, Strategy
-from limitless.store.store import Run, TaskRow
+from limitless.store import Run, TaskRow
 
 _STRATEGIES: dict[str, Strategy] = {
     "merge": "merge",

@@ -65,7 +65,7 @@ from limitless.merge.steps import GateResult, StepKind, merge_step, run_gate, un
 from limitless.plan.graph import Dag
 from limitless.plan.loader import Plan
 from limitless.states import MergeStatus, RunStatus, TaskStatus
-from limitless.store.store import Run, Store
+from limitless.store import Run, Store
 
 log = logging.getLogger(__name__)
 

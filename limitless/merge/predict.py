@@ -22,7 +22,7 @@ from limitless.errors import GitError
 from limitless.git import refs
 from limitless.git.runner import failure, git, is_object_id
 from limitless.states import TaskStatus
-from limitless.store.store import Prediction, Store, TaskRow
+from limitless.store import Prediction, Store, TaskRow
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from limitless.plan.loader import MergePolicy, Plan
 from limitless.programs.launch import agent_start
 from limitless.programs.profiles import AgentProfile
 from limitless.states import RESOLVER_TIMED_OUT, MergeStatus
-from limitless.store.store import Run, Store
+from limitless.store import Run, Store
 
 RunInSlot = Callable[[list[str], Path, str], int]
 """`run_in_slot(argv, cwd, title) -> exit code`: runs a resolver agent in a slot pane."""

@@ -13,7 +13,7 @@ from limitless.git import refs as git_refs
 from limitless.git import worktrees
 from limitless.plan.loader import Plan
 from limitless.states import RunStatus, TaskStatus
-from limitless.store.store import Store, TaskRow
+from limitless.store import Store, TaskRow
 
 
 def _check_task_id(task_id: str) -> None:

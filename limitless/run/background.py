@@ -27,7 +27,7 @@ from limitless.merge import phase as merge
 from limitless.merge import predict
 from limitless.plan.graph import Dag
 from limitless.plan.loader import Plan
-from limitless.store.store import Run, Store
+from limitless.store import Run, Store
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from limitless.git.refs import branch_exists, branch_name, delete_branch, is_anc
 from limitless.merge.merge_worktree import MERGED_KEY
 from limitless.plan.loader import Plan
 from limitless.run.processes import supervisor_alive
-from limitless.store.store import Store
+from limitless.store import Store
 from limitless.tmux.session import TmuxSession
 
 

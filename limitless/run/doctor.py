@@ -79,7 +79,7 @@ def _agent_checks() -> list[Check]:
 def _repository_checks(cwd: Path) -> list[Check]:
     from limitless.git import repochecks
     from limitless.git.repo import find_repo, state_dir
-    from limitless.store.store import Store
+    from limitless.store import Store
 
     try:
         repo = find_repo(cwd)

@@ -20,7 +20,7 @@ from limitless.git import repo as git_repo
 from limitless.git import repochecks, worktrees
 from limitless.plan.loader import Plan
 from limitless.states import RunStatus, TaskStatus
-from limitless.store.store import Run, Store, TaskRow
+from limitless.store import Run, Store, TaskRow
 from limitless.tmux.layouts import Layout, load_layout
 from limitless.tmux.pane_programs import (
     dashboard_argv,

@@ -13,7 +13,7 @@ from limitless.plan.loader import Plan
 from limitless.run.launcher import create_session
 from limitless.run.processes import supervisor_alive
 from limitless.states import RunStatus
-from limitless.store.store import Run, Store
+from limitless.store import Run, Store
 from limitless.tmux.layouts import load_layout
 from limitless.tmux.pane_programs import pane_env, supervise_argv
 from limitless.tmux.session import TmuxSession

@@ -45,7 +45,7 @@ from limitless.run.processes import pane_runs_wrapper, wrapper_alive, wrapper_po
 from limitless.run.requests import apply_request
 from limitless.run.retries import Retries
 from limitless.states import RunStatus, TaskStatus, task_state
-from limitless.store.store import Run, Store, TaskRow
+from limitless.store import Run, Store, TaskRow
 from limitless.tmux.pane_programs import (
     EXEC_COMMAND,
     exec_argv,

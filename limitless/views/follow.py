@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from limitless.states import TaskStatus, Waiting
-from limitless.store.store import Event, Run, Store
+from limitless.store import Event, Run, Store
 from limitless.views.report import build_report, short_lines
 from limitless.views.status import reason_of
 from limitless.views.summary import RunSummary

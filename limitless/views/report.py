@@ -20,7 +20,7 @@ from limitless.fmt import STATUS_COLOURS, duration, iso
 from limitless.plan.graph import Dag
 from limitless.plan.loader import Plan
 from limitless.states import MergeStatus, task_state
-from limitless.store.store import Attempt, Event, Run, Store, TaskRow
+from limitless.store import Attempt, Event, Run, Store, TaskRow
 from limitless.views.status import checkout_seconds, reason_of
 from limitless.views.summary import (
     RunSummary,

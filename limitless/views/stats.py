@@ -18,7 +18,7 @@ from limitless.errors import UsageError
 from limitless.fmt import duration
 from limitless.plan.loader import Budget, Plan
 from limitless.states import TaskStatus
-from limitless.store.store import Run, Store, TaskRow
+from limitless.store import Run, Store, TaskRow
 from limitless.views.summary import task_seconds
 
 log = logging.getLogger(__name__)

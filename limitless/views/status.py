@@ -8,7 +8,7 @@ from pathlib import Path
 
 from limitless.fmt import STATUS_ICONS, STATUS_STYLES, duration, iso
 from limitless.states import NEEDS_INPUT, TaskStatus, Waiting, task_state
-from limitless.store.store import Event, Run, Store, TaskRow
+from limitless.store import Event, Run, Store, TaskRow
 from limitless.views.summary import state_counts, summarize
 
 STATUS_LABELS: dict[str, str] = {NEEDS_INPUT: "needs input"}

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from limitless.states import TaskStatus, task_state
-from limitless.store.store import Attempt, Run, TaskRow
+from limitless.store import Attempt, Run, TaskRow
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from limitless.git.repo import find_repo, state_dir
-from limitless.store.store import Event, Run, Store, TaskRow
+from limitless.store import Event, Run, Store, TaskRow
 from limitless.tmux.session import socket_path
 
 GIT_ENV = {

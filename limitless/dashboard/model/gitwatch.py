@@ -19,7 +19,7 @@ from limitless.errors import LimitlessError
 from limitless.git.refs import diffstat_text
 from limitless.git.status import WorktreeState, inspect
 from limitless.states import TaskStatus
-from limitless.store.store import Run, TaskRow
+from limitless.store import Run, TaskRow
 
 
 @dataclass

@@ -40,7 +40,7 @@ from limitless.errors import LimitlessError, TmuxError
 from limitless.git.refs import branch_exists, diff_text
 from limitless.plan.loader import Plan
 from limitless.states import ControlAction, TaskStatus
-from limitless.store.store import Attempt, Event, Prediction, Run, Store, TaskRow
+from limitless.store import Attempt, Event, Prediction, Run, Store, TaskRow
 from limitless.tmux.panes import PaneState
 from limitless.tmux.session import TmuxSession
 from limitless.views.status import base_moved, reason_of

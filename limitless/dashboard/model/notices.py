@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from limitless.dashboard.model.snapshot import Notice, NoticeKind, Severity
 from limitless.states import MergeStatus, RunStatus, TaskStatus, Waiting, task_state
-from limitless.store.store import Event, Run, TaskRow
+from limitless.store import Event, Run, TaskRow
 from limitless.views.follow import describe
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from limitless.states import NEEDS_INPUT, MergeStatus, RunStatus, TaskStatus, Waiting, task_state
-from limitless.store.store import Event
+from limitless.store import Event
 from limitless.views.summary import RunSummary
 
 NoticeKind = Literal["failed", "waiting", "run_ended", "budget"]
