@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.errors import PlanError, Problem
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.states import RunStatus, TaskStatus
 from limitless.store import Event, Store
 from limitless.views.report import Report, build_report

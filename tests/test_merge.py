@@ -21,7 +21,7 @@ from limitless.errors import GitError, UsageError
 from limitless.git import status
 from limitless.merge import landing, predict
 from limitless.merge import phase as merge
-from limitless.plan.loader import MergePolicy, Plan, Task
+from limitless.plan.model import MergePolicy, Plan, Task
 from limitless.programs.profiles import BUILTIN_PROFILES, AgentProfile
 from limitless.states import MergeStatus, TaskStatus
 from limitless.store import Run, Store, TaskRow

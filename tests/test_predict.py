@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from limitless.merge import predict
-from limitless.plan.loader import Plan, Task
+from limitless.plan.model import Plan, Task
 from limitless.states import TaskStatus
 from limitless.store import Run, Store, TaskRow
 from limitless.views.status import base_moved

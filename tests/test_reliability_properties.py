@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from limitless.errors import PlanError
 from limitless.git import worktrees
 from limitless.git.refs import branch_name
-from limitless.plan.loader import Plan, load, loads
+from limitless.plan.loader import load, loads
+from limitless.plan.model import Plan
 
 SETTINGS = settings(
     max_examples=150,

@@ -9,7 +9,7 @@ import pytest
 
 from limitless.errors import UsageError
 from limitless.plan import loader as plan_mod
-from limitless.plan.loader import Budget
+from limitless.plan.model import Budget
 from limitless.states import RunStatus, TaskStatus
 from limitless.store import Attempt, Run, Store, TaskRow
 from limitless.views.stats import BudgetWatch, collect, parse_since, render_table, to_json

@@ -15,7 +15,7 @@ from pathlib import Path
 from limitless.agents.lines import ANSI
 from limitless.errors import LimitlessError
 from limitless.git.refs import commits_between, diffstat_text
-from limitless.plan.loader import Plan, Task
+from limitless.plan.model import Plan, Task
 from limitless.store import Run, Store, TaskRow
 
 log = logging.getLogger(__name__)

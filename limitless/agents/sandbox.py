@@ -36,7 +36,7 @@ from limitless.git.runner import CommitRejected
 
 if TYPE_CHECKING:  # refguard (and git's module) only when a task is sandboxed: plan.py imports this
     from limitless.git.refguard import Guard, Mount, RefChange
-    from limitless.plan.loader import Plan, SandboxMode, Task
+    from limitless.plan.model import Plan, SandboxMode, Task
     from limitless.store import Run, Store, TaskRow
 
 

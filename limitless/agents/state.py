@@ -44,7 +44,7 @@ from pathlib import Path
 
 from limitless.agents import hookrelay as agenthook
 from limitless.errors import LimitlessError, TmuxError, UsageError
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.programs import Program, adapter
 from limitless.programs.profiles import AgentProfile
 from limitless.states import ControlAction, TaskStatus, Waiting, task_state

@@ -31,7 +31,7 @@ from limitless.git import worktrees
 from limitless.git.exclude import exclude_untracked
 from limitless.git.runner import CommitRejected
 from limitless.git.status import WorktreeState, inspect
-from limitless.plan.loader import Plan, Task
+from limitless.plan.model import Plan, Task
 from limitless.programs import PaneLine, Program, adapter
 from limitless.programs.launch import agent_env, agent_start
 from limitless.programs.profiles import AgentProfile, OutputParsers, can_resume

@@ -16,7 +16,7 @@ from limitless.errors import UsageError
 from limitless.git import repo as git_repo
 
 if TYPE_CHECKING:
-    from limitless.plan.loader import Plan
+    from limitless.plan.model import Plan
     from limitless.plan.userconfig import UserConfig
     from limitless.run.launcher import RunOptions
 
@@ -78,7 +78,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from limitless.plan import userconfig
-    from limitless.plan.loader import DEFAULT_PLAN_FILE
+    from limitless.plan.model import DEFAULT_PLAN_FILE
     from limitless.run.forms import is_goal, prompt_plan
     from limitless.run.launcher import RunOptions
 

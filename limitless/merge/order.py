@@ -20,7 +20,7 @@ from pathlib import Path
 from limitless.git import refs
 from limitless.git.runner import is_object_id
 from limitless.plan.graph import Dag
-from limitless.plan.loader import MergePolicy, Plan, Strategy
+from limitless.plan.model import MergePolicy, Plan, Strategy
 from limitless.store import Run, TaskRow
 
 _STRATEGIES: dict[str, Strategy] = {

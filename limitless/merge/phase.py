@@ -63,7 +63,7 @@ from limitless.merge.order import merge_order, message_of, policy_of, source_of,
 from limitless.merge.resolution import Resolution, RunInSlot, find_runner
 from limitless.merge.steps import GateResult, StepKind, merge_step, run_gate, undo
 from limitless.plan.graph import Dag
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.states import MergeStatus, RunStatus, TaskStatus
 from limitless.store import Run, Store
 

@@ -29,7 +29,7 @@ from limitless.git.status import (
 )
 from limitless.merge.ledger import Ledger
 from limitless.merge.steps import GateResult, commit_change, finish_rebase, has_markers
-from limitless.plan.loader import MergePolicy, Plan
+from limitless.plan.model import MergePolicy, Plan
 from limitless.programs.launch import agent_start
 from limitless.programs.profiles import AgentProfile
 from limitless.states import RESOLVER_TIMED_OUT, MergeStatus

@@ -34,7 +34,7 @@ from limitless.errors import GitError
 from limitless.git import runner as gitrun
 from limitless.git.runner import failure, git, out
 from limitless.git.status import conflicted_files, head_ref, head_sha, operation_in_progress
-from limitless.plan.loader import Strategy
+from limitless.plan.model import Strategy
 
 log = logging.getLogger(__name__)
 

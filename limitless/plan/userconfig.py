@@ -31,7 +31,8 @@ from typing import Any
 import yaml
 
 from limitless.errors import PlanError, UsageError
-from limitless.plan.loader import Plan, load, loads
+from limitless.plan.loader import load, loads
+from limitless.plan.model import Plan
 from limitless.programs.profiles import BUILTIN_PROFILES, AgentProfile
 
 CONFIG_ENV = "LIMITLESS_CONFIG"

@@ -11,7 +11,7 @@ from pathlib import Path
 from limitless.errors import UsageError
 from limitless.git import refs as git_refs
 from limitless.git import worktrees
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.states import RunStatus, TaskStatus
 from limitless.store import Store, TaskRow
 
@@ -48,7 +48,8 @@ def add_task(
     staged task's id waits for that task's last stage.
     """
     from limitless.plan.graph import Dag
-    from limitless.plan.loader import Task, stage_chain, stage_ends
+    from limitless.plan.model import Task
+    from limitless.plan.stages import stage_chain, stage_ends
 
     if not prompt.strip():
         raise UsageError("--prompt is empty; say what the agent must do")

@@ -26,7 +26,7 @@ from limitless.git.sparse import task_cone
 from limitless.merge import phase as merge
 from limitless.merge import predict
 from limitless.plan.graph import Dag
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.store import Run, Store
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from limitless.errors import UsageError
 from limitless.git import worktrees
 from limitless.git.refs import branch_exists, branch_name, delete_branch, is_ancestor
 from limitless.merge.merge_worktree import MERGED_KEY
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.run.processes import supervisor_alive
 from limitless.store import Store
 from limitless.tmux.session import TmuxSession

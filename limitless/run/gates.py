@@ -18,7 +18,7 @@ import psutil
 
 from limitless.agents import ratelimit
 from limitless.errors import LimitlessError
-from limitless.plan.loader import Budget
+from limitless.plan.model import Budget
 from limitless.run.picture import ACTIVE, Picture
 from limitless.run.ports import LeaseBook, lease_key, port_env
 from limitless.states import TaskStatus

@@ -18,7 +18,7 @@ from limitless.errors import EnvironmentProblem, TmuxError, UsageError
 from limitless.git import refs as git_refs
 from limitless.git import repo as git_repo
 from limitless.git import repochecks, worktrees
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.states import RunStatus, TaskStatus
 from limitless.store import Run, Store, TaskRow
 from limitless.tmux.layouts import Layout, load_layout

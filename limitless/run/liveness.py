@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.run.picture import ACTIVE, Picture
 from limitless.run.processes import stop_wrapper
 from limitless.states import TaskStatus

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.run.launcher import create_session
 from limitless.run.processes import supervisor_alive
 from limitless.states import RunStatus

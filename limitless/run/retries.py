@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from limitless.agents import ratelimit
-from limitless.plan.loader import Task
+from limitless.plan.model import Task
 from limitless.states import TaskStatus
 from limitless.store import Store, TaskRow
 

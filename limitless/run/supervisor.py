@@ -32,7 +32,7 @@ from limitless.git import worktrees
 from limitless.git.sparse import task_cone
 from limitless.merge import phase as merge
 from limitless.plan.graph import Dag
-from limitless.plan.loader import Plan, Task
+from limitless.plan.model import Plan, Task
 from limitless.plan.overlap import conflicts_by_task, overlapping_pairs
 from limitless.programs.profiles import can_resume
 from limitless.run.background import BackgroundWork

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from limitless.errors import LimitlessError, PlanError, Problem
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 
 
 @dataclass(frozen=True)

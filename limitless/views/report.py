@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from limitless import fmt
 from limitless.fmt import STATUS_COLOURS, duration, iso
 from limitless.plan.graph import Dag
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.states import MergeStatus, task_state
 from limitless.store import Attempt, Event, Run, Store, TaskRow
 from limitless.views.status import checkout_seconds, reason_of

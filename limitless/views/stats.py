@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from limitless import fmt
 from limitless.errors import UsageError
 from limitless.fmt import duration
-from limitless.plan.loader import Budget, Plan
+from limitless.plan.model import Budget, Plan
 from limitless.states import TaskStatus
 from limitless.store import Run, Store, TaskRow
 from limitless.views.summary import task_seconds

@@ -38,7 +38,7 @@ from limitless.dashboard.model.snapshot import PollStats, Snapshot, TaskView
 from limitless.dashboard.model.tails import LogTails, strip_ansi
 from limitless.errors import LimitlessError, TmuxError
 from limitless.git.refs import branch_exists, diff_text
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.states import ControlAction, TaskStatus
 from limitless.store import Attempt, Event, Prediction, Run, Store, TaskRow
 from limitless.tmux.panes import PaneState
