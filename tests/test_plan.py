@@ -1045,3 +1045,24 @@ def test_idle_seconds_zero_turns_idle_detection_off(tmp_path: Path) -> None:
     )
     loaded = plan.loads(text, source="p.yaml", base_dir=tmp_path)
     assert loaded.agents["tui"].idle_seconds == 0
+
+
+def test_a_stored_plan_is_parsed_once_per_text(tmp_path: Path) -> None:
+    """plan_of/dag_of give the same values for the same stored text, new ones for new text."""
+    from types import SimpleNamespace
+
+    from limitless.plan.stored import dag_of, plan_of
+
+    first = plan.loads("tasks: [{id: a, prompt: x, agent: shell}]", source="p", base_dir=tmp_path)
+    run = SimpleNamespace(plan_json=first.to_json())
+    assert plan_of(run) == first
+    assert plan_of(run) is plan_of(SimpleNamespace(plan_json=first.to_json()))
+    assert dag_of(run) is dag_of(run) and dag_of(run).ids == ("a",)
+    grown = plan.loads(
+        "tasks: [{id: a, prompt: x, agent: shell}, {id: b, prompt: y, agent: shell, "
+        "depends_on: [a]}]",
+        source="p",
+        base_dir=tmp_path,
+    )
+    run.plan_json = grown.to_json()
+    assert dag_of(run).ids == ("a", "b") and dag_of(run).dependencies("b") == ("a",)

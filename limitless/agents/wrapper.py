@@ -32,6 +32,7 @@ from limitless.git.exclude import exclude_untracked
 from limitless.git.runner import CommitRejected
 from limitless.git.status import WorktreeState, inspect
 from limitless.plan.model import Plan, Task
+from limitless.plan.stored import plan_of
 from limitless.programs import PaneLine, Program, adapter
 from limitless.programs.launch import agent_env, agent_start
 from limitless.programs.profiles import AgentProfile, OutputParsers, can_resume
@@ -605,7 +606,7 @@ def main(run_id: str, task_id: str, state_dir: Path) -> int:
     """Entry point of `limitless _exec`: run one attempt of one task in this pane."""
     with Store.open(state_dir) as store:
         run = store.get_run(run_id)
-        plan = Plan.from_json(run.plan_json)
+        plan = plan_of(run)
         wrapper = Wrapper(store, run, plan, plan.task(task_id), store.get_task(run_id, task_id))
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(signum, wrapper.on_signal)

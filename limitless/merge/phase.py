@@ -62,8 +62,7 @@ from limitless.merge.merge_worktree import MERGED_KEY, MergeWorktree
 from limitless.merge.order import merge_order, message_of, policy_of, source_of, start_of
 from limitless.merge.resolution import Resolution, RunInSlot, find_runner
 from limitless.merge.steps import GateResult, StepKind, merge_step, run_gate, undo
-from limitless.plan.graph import Dag
-from limitless.plan.model import Plan
+from limitless.plan.stored import dag_of, plan_of
 from limitless.states import MergeStatus, RunStatus, TaskStatus
 from limitless.store import Run, Store
 
@@ -193,9 +192,9 @@ class _Phase:
         self.run_id = run.id
         self.out = out
         self.run_in_slot = run_in_slot
-        self.plan = Plan.from_json(run.plan_json)
+        self.plan = plan_of(run)
         self.policy = policy_of(self.plan, run)
-        self.dag = Dag.from_tasks(self.plan.tasks)
+        self.dag = dag_of(run)
         self.site = MergeWorktree.of(run)
         self.repo = self.site.repo
         self.branch = self.site.branch

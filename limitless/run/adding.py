@@ -11,7 +11,7 @@ from pathlib import Path
 from limitless.errors import UsageError
 from limitless.git import refs as git_refs
 from limitless.git import worktrees
-from limitless.plan.model import Plan
+from limitless.plan.stored import plan_of
 from limitless.states import RunStatus, TaskStatus
 from limitless.store import Store, TaskRow
 
@@ -61,7 +61,7 @@ def add_task(
                 "start a new one with `limitless run --prompt TEXT`"
             )
             raise UsageError(msg)
-        plan = Plan.from_json(run.plan_json)
+        plan = plan_of(run)
         ends = stage_ends(plan)
         known = {task.id for task in plan.tasks} | set(ends)
         if task_id is None:

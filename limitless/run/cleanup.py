@@ -9,7 +9,7 @@ from limitless.errors import UsageError
 from limitless.git import worktrees
 from limitless.git.refs import branch_exists, branch_name, delete_branch, is_ancestor
 from limitless.merge.merge_worktree import MERGED_KEY
-from limitless.plan.model import Plan
+from limitless.plan.stored import plan_of
 from limitless.run.processes import supervisor_alive
 from limitless.store import Store
 from limitless.tmux.session import TmuxSession
@@ -24,7 +24,7 @@ def cleanup_run(store: Store, run_id: str, *, keep_branches: bool, force: bool) 
             "or pass --force to clean up anyway"
         )
         raise UsageError(msg)
-    plan = Plan.from_json(run.plan_json)
+    plan = plan_of(run)
     repo_root = Path(run.repo_root)
     lines: list[str] = []
     session = TmuxSession(run.tmux_socket, run.id)

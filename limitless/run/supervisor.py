@@ -31,9 +31,9 @@ from limitless.git import refs as git_refs
 from limitless.git import worktrees
 from limitless.git.sparse import task_cone
 from limitless.merge import phase as merge
-from limitless.plan.graph import Dag
-from limitless.plan.model import Plan, Task
+from limitless.plan.model import Task
 from limitless.plan.overlap import conflicts_by_task, overlapping_pairs
+from limitless.plan.stored import dag_of, plan_of
 from limitless.programs.profiles import can_resume
 from limitless.run.background import BackgroundWork
 from limitless.run.ending import end_run
@@ -78,8 +78,8 @@ class Supervisor:
         self.store = store
         self.run_id = run_id
         self.run: Run = store.get_run(run_id)
-        self.plan = Plan.from_json(self.run.plan_json)
-        self.dag = Dag.from_tasks(self.plan.tasks)
+        self.plan = plan_of(self.run)
+        self.dag = dag_of(self.run)
         self.tmux = tmux
         self.poll_interval = poll_interval
         self.out = out
@@ -507,8 +507,8 @@ class Supervisor:
         if not added:
             return
         self.run = self.store.get_run(self.run_id)
-        self.plan = Plan.from_json(self.run.plan_json)
-        self.dag = Dag.from_tasks(self.plan.tasks)
+        self.plan = plan_of(self.run)
+        self.dag = dag_of(self.run)
         self.wave_of = {tid: i for i, wave in enumerate(self.dag.waves()) for tid in wave}
         self.watcher.plan = self.plan
         self._say(f"picked up added task{'s' if len(added) > 1 else ''}: {', '.join(added)}")

@@ -19,6 +19,7 @@ from limitless import fmt
 from limitless.fmt import STATUS_COLOURS, duration, iso
 from limitless.plan.graph import Dag
 from limitless.plan.model import Plan
+from limitless.plan.stored import plan_of
 from limitless.states import MergeStatus, task_state
 from limitless.store import Attempt, Event, Run, Store, TaskRow
 from limitless.views.status import checkout_seconds, reason_of
@@ -164,7 +165,7 @@ def report_of(
     now: float | None = None,
 ) -> Report:
     """The report from rows already read (a pure function of its arguments)."""
-    plan = Plan.from_json(run.plan_json)
+    plan = plan_of(run)
     end = run_end(run, now)
     start = run.created_at
     attempts_of = by_task(attempts)

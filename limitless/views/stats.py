@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from limitless import fmt
 from limitless.errors import UsageError
 from limitless.fmt import duration
-from limitless.plan.model import Budget, Plan
+from limitless.plan.model import Budget
+from limitless.plan.stored import plan_of
 from limitless.states import TaskStatus
 from limitless.store import Run, Store, TaskRow
 from limitless.views.summary import task_seconds
@@ -122,7 +123,7 @@ def collect(store: Store, *, by: str = "agent", since: float | None = None) -> S
 
 def _models(run: Run) -> dict[str, str]:
     try:
-        plan = Plan.from_json(run.plan_json)
+        plan = plan_of(run)
     except Exception:  # a run written by another version: its model is unknown, not fatal
         log.debug("plan of run unreadable", extra={"run": run.id})
         return {}

@@ -39,6 +39,7 @@ from limitless.dashboard.model.tails import LogTails, strip_ansi
 from limitless.errors import LimitlessError, TmuxError
 from limitless.git.refs import branch_exists, diff_text
 from limitless.plan.model import Plan
+from limitless.plan.stored import plan_of
 from limitless.states import ControlAction, TaskStatus
 from limitless.store import Attempt, Event, Prediction, Run, Store, TaskRow
 from limitless.tmux.panes import PaneState
@@ -151,7 +152,7 @@ class Monitor:
         """The run's plan (None if its stored JSON cannot be read back)."""
         if self._plan is None:
             try:
-                self._plan = Plan.from_json(self.run().plan_json)
+                self._plan = plan_of(self.run())
             except LimitlessError as exc:
                 log.warning("plan not read", extra={"run": self.run_id, "error": str(exc)})
                 return None
