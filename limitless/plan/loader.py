@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from limitless.errors import PlanError, Problem
@@ -63,6 +64,7 @@ from limitless.plan.yamlread import (
     _show,
     _too_big,
     _unknown,
+    add_defaults,
 )
 from limitless.programs import ADAPTERS, APPROVE_CHOICES, DEFAULT_APPROVE
 from limitless.programs.profiles import (
@@ -74,16 +76,32 @@ from limitless.programs.profiles import (
 # Public entry points
 
 
-def load(path: str | Path, *, profiles: Mapping[str, AgentProfile] | None = None) -> Plan:
+def load(
+    path: str | Path,
+    *,
+    profiles: Mapping[str, AgentProfile] | None = None,
+    defaults: Mapping[str, str] | None = None,
+    defaults_source: str = "",
+) -> Plan:
     """Read and check the plan file at `path`; PlanError lists every problem found.
 
     `profiles` are the agent profiles known before the plan's own `agents:`
     (default: the built-in ones; the user config adds its profiles there).
+    `defaults`: top-level keys for the plan to take when it leaves them out (the user
+    config's agent, layout, worktree_root); a problem with one names `defaults_source`.
     """
     plan_path = Path(path)
     source = str(path)
     text = _decode(_read_plan_bytes(plan_path, source), source)
-    return _parse(text, source, plan_path.absolute().parent, plan_path.resolve(), profiles)
+    return _parse(
+        text,
+        source,
+        plan_path.absolute().parent,
+        plan_path.resolve(),
+        profiles,
+        defaults or {},
+        defaults_source,
+    )
 
 
 def loads(
@@ -92,9 +110,11 @@ def loads(
     source: str,
     base_dir: Path,
     profiles: Mapping[str, AgentProfile] | None = None,
+    defaults: Mapping[str, str] | None = None,
+    defaults_source: str = "",
 ) -> Plan:
     """Check plan `text`; `source` names it in problems, relative paths start at `base_dir`."""
-    return _parse(text, source, base_dir, None, profiles)
+    return _parse(text, source, base_dir, None, profiles, defaults or {}, defaults_source)
 
 
 # Reading the file
@@ -106,10 +126,13 @@ def _parse(
     base_dir: Path,
     source_path: Path | None,
     profiles: Mapping[str, AgentProfile] | None = None,
+    defaults: Mapping[str, str] | None = None,
+    defaults_source: str = "",
 ) -> Plan:
     if len(text) > MAX_PLAN_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_PLAN_BYTES:
         raise _file_error(source, _too_big("the plan"))
     root, loader = _compose(text, source)
+    add_defaults(root, defaults or {}, defaults_source or "defaults")
     reader = _Reader(source, base_dir.absolute(), loader)
     if profiles is not None:
         reader.profiles = dict(profiles)
@@ -253,6 +276,19 @@ def _agent_name(sec: _Section, key: str, default: str, known: Sequence[str]) -> 
         return None
     sec.reader.known(node, sec.at(key), name, known, "agent profile")
     return name
+
+
+def load_profiles(
+    raw: Mapping[str, object], *, source: str, base_dir: Path
+) -> dict[str, AgentProfile]:
+    """Agent profiles given as data (the user config's `agents:`), checked by the rules a
+    plan's `agents:` block is; PlanError lists the problems."""
+    root, loader = _compose(yaml.safe_dump(dict(raw), sort_keys=False), source)
+    reader = _Reader(source, base_dir.absolute(), loader)
+    profiles = _read_agents(reader, root)
+    if reader.problems:
+        raise PlanError(sorted(dict.fromkeys(reader.problems), key=lambda p: (p.line, p.column)))
+    return {name: profiles[name] for name in raw}
 
 
 def _read_agents(reader: _Reader, node: Node | None) -> dict[str, AgentProfile]:

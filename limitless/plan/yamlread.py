@@ -186,10 +186,35 @@ def _reader_error(text: str, source: str, exc: yaml.reader.ReaderError) -> PlanE
     return _file_error(source, msg, line, column)
 
 
+class SourceMark(yaml.Mark):
+    """The mark of a value that came from another file than the plan (the user config's
+    defaults): a problem with it names that file."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source, 0, 0, 0, None, 0)  # no buffer to show
+        self.source = source
+
+
 def _problem(source: str, mark: _Position | None, message: str) -> Problem:
     if mark is None:
         return Problem(source, 1, 1, message)
+    if isinstance(mark, SourceMark):
+        return Problem(mark.source, 1, 1, message)
     return Problem(source, mark.line + 1, mark.column + 1, message)
+
+
+def add_defaults(root: Node | None, defaults: Mapping[str, str], source: str) -> None:
+    """Give the plan's top-level mapping `defaults` for the keys it leaves out, as nodes
+    marked as coming from `source` (the plan's own keys win)."""
+    if not defaults or not isinstance(root, MappingNode):
+        return
+    present = {key.value for key, _ in root.value if isinstance(key, ScalarNode)}
+    mark = SourceMark(source)
+    for key, value in defaults.items():
+        if key in present:
+            continue
+        key_node = ScalarNode("tag:yaml.org,2002:str", key, mark, mark)
+        root.value.append((key_node, ScalarNode("tag:yaml.org,2002:str", value, mark, mark)))
 
 
 # Small wording helpers
