@@ -38,6 +38,10 @@ Base moved (`merge.land: auto`)
     had already moved before the phase began, it starts on the new tip at once.
     The store is told before the branch is reset, so a crash in between leaves
     rows that say "unmerged", never "merged" on a branch without those merges.
+
+About 700 lines: what is left is `_Phase`'s orchestration with its outcome messages
+beside the decisions that produce them; steps, landing, ordering, the ledger, the
+resolver and the merge worktree each have their own module.
 """
 
 from __future__ import annotations
