@@ -352,6 +352,7 @@ class Supervisor:
         free = sorted((s for s in self.slots if s.task_id is None), key=lambda s: s.freed_at)
         gate = ""
         waiting_to_start = set(order)
+        held = 0  # free slots kept for earlier tasks whose worktree is not ready yet
         for task_id in order:
             if not free or running_exclusive:
                 break
@@ -372,6 +373,11 @@ class Supervisor:
                 break
             future = self.background.prepared_worktree(task_id)
             if future is None:
+                # its worktree is still being checked out: hold a slot for it, so a task
+                # after it in the order (lower priority) cannot take its place meanwhile
+                held += 1
+                continue
+            if len(free) <= held:
                 continue
             try:
                 prepared = future.result()
