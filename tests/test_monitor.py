@@ -277,12 +277,12 @@ def test_header_figures(shop: ShopRun, monitor: Monitor) -> None:
     snapshot = monitor.poll()
     assert (snapshot.run_id, snapshot.plan_name, snapshot.base) == (shop.run_id, "shop", "main")
     assert snapshot.status is RunStatus.RUNNING
-    assert (snapshot.done, snapshot.total) == (1, 6)
-    assert (snapshot.slots_used, snapshot.slots_limit) == (2, 3)
-    assert snapshot.cost == pytest.approx(0.75)
+    assert (snapshot.summary.done, snapshot.summary.total) == (1, 6)
+    assert (snapshot.slots_used, snapshot.summary.slots) == (2, 3)
+    assert snapshot.summary.cost_usd == pytest.approx(0.75)
     # 30 s (backend) + 10 s (database) + ~40 s (frontend) + ~30 s (docs) over ~100 s of wall
-    assert snapshot.wall_s == pytest.approx(100, abs=5)
-    assert snapshot.speedup == pytest.approx(110 / snapshot.wall_s, abs=0.1)
+    assert snapshot.summary.wall_s == pytest.approx(100, abs=5)
+    assert snapshot.summary.speedup == pytest.approx(110 / snapshot.summary.wall_s, abs=0.1)
 
 
 def test_running_pane_gives_last_line_tail_and_process_figures(

@@ -92,8 +92,8 @@ def test_dashboard_speedup_equals_the_reports_after_a_retry(repo: Path, tmp_path
         monitor.close()
     assert report.task_s == pytest.approx(task_s)
     assert report.speedup == pytest.approx(task_s / 100)
-    assert snapshot.task_s == pytest.approx(report.task_s)
-    assert snapshot.speedup == pytest.approx(report.speedup)
+    assert snapshot.summary.task_s == pytest.approx(report.task_s)
+    assert snapshot.summary.speedup == pytest.approx(report.speedup)
     assert followed.summary.speedup == pytest.approx(report.speedup)
 
 

@@ -138,34 +138,6 @@ class Snapshot:
         return next((task for task in self.tasks if task.id == task_id), None)
 
     @property
-    def wall_s(self) -> float:
-        return self.summary.wall_s
-
-    @property
-    def task_s(self) -> float:
-        return self.summary.task_s
-
-    @property
-    def speedup(self) -> float:
-        return self.summary.speedup
-
-    @property
-    def done(self) -> int:
-        return self.summary.done
-
-    @property
-    def total(self) -> int:
-        return self.summary.total
-
-    @property
-    def slots_limit(self) -> int:
-        return self.summary.slots
-
-    @property
-    def cost(self) -> float | None:
-        return self.summary.cost_usd
-
-    @property
     def finished(self) -> bool:
         return self.status.finished
 

@@ -43,18 +43,18 @@ class HeaderBar(Quiet):
         look = RUN_LOOKS.get(status)
         first.append(f"{look.icon if look else '•'} {status}", style=look.style if look else "")
         first.append("  ⏱ ", style="dim")
-        first.append(duration(snapshot.wall_s))
-        fraction = snapshot.done / snapshot.total if snapshot.total else 0.0
+        first.append(duration(snapshot.summary.wall_s))
+        fraction = snapshot.summary.done / snapshot.summary.total if snapshot.summary.total else 0.0
         second = Text(no_wrap=True, overflow="ellipsis")
         second.append_text(bar(fraction, max(8, min(30, width // 6)), "green"))
-        second.append(f" {snapshot.done}/{snapshot.total} done", style="bold")
+        second.append(f" {snapshot.summary.done}/{snapshot.summary.total} done", style="bold")
         second.append("  slots ", style="dim")
-        second.append(f"{snapshot.slots_used}/{snapshot.slots_limit}")
-        if snapshot.cost is not None:
+        second.append(f"{snapshot.slots_used}/{snapshot.summary.slots}")
+        if snapshot.summary.cost_usd is not None:
             second.append("  cost ", style="dim")
-            second.append(money(snapshot.cost))
+            second.append(money(snapshot.summary.cost_usd))
         second.append("  speedup ", style="dim")
-        second.append(f"{snapshot.speedup:.1f}×", style="bold cyan")
+        second.append(f"{snapshot.summary.speedup:.1f}×", style="bold cyan")
         clock = Text(time.strftime("%H:%M:%S", time.localtime(snapshot.at)), style="dim")
         note = problem or "; ".join(snapshot.problems)
         style = "italic red"
@@ -67,7 +67,7 @@ class HeaderBar(Quiet):
         if notice is not None:
             said = Text(notice.text, style=NOTE_STYLES.get(notice.severity, "bold"))
         if (self.size.height or 2) < 2:  # a tiny pane: one line says how far too
-            first.append(f"  {snapshot.done}/{snapshot.total} done", style="bold")
+            first.append(f"  {snapshot.summary.done}/{snapshot.summary.total} done", style="bold")
             if said is not None:  # the notice instead of the clock, alone if need be
                 self.draw(said if first.cell_len + 12 > width else _spread(first, said, width))
                 return
