@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 
-def money(value: float) -> str:
-    """`$12.40`, `$0.35`, and for the cents a real agent's task often costs, `$0.0042`."""
+def money(value: float, width: int | None = None) -> str:
+    """`$12.40`, `$0.35`, and for the cents a real agent's task often costs, `$0.0042`;
+    with `width`, as many of those decimals as fit (`$0.004`)."""
     if value >= 100:
         return f"${value:.0f}"
     if value >= 0.1 or value == 0:
         return f"${value:.2f}"
-    return f"${value:.4f}"
+    decimals = 4 if width is None else max(2, min(4, width - 3))
+    return f"${value:.{decimals}f}"
 
 
 def duration(seconds: float | None) -> str:

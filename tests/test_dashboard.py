@@ -846,3 +846,13 @@ def test_task_to_follow(case: FollowCase) -> None:
         for task_id, status, merge in case.rows
     ]
     assert task_to_follow(tasks, case.current) == case.followed
+
+
+def test_a_cost_of_cents_fits_its_column() -> None:
+    """A real agent's $0.0825 shows as `$0.083` in the 6-cell cost column, not cut to `$0.08…`."""
+    from limitless import fmt
+    from limitless.dashboard.widgets.task_table import COST_WIDTH
+
+    assert fmt.money(0.0825) == "$0.0825"
+    assert fmt.money(0.0825, COST_WIDTH) == "$0.083"
+    assert all(len(fmt.money(v, COST_WIDTH)) <= COST_WIDTH for v in (0.0042, 0.0825, 0.37, 42.0))

@@ -59,8 +59,8 @@ def megabytes(value: float | None) -> str:
     return f"{value:.0f}M"
 
 
-def money(value: float | None) -> str:
-    return "" if value is None else fmt.money(value)
+def money(value: float | None, width: int | None = None) -> str:
+    return "" if value is None else fmt.money(value, width)
 
 
 def changes_text(task: TaskView) -> Text:

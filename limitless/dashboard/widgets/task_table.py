@@ -31,6 +31,7 @@ def in_table_order(tasks: Sequence[TaskView]) -> list[TaskView]:
 
 
 CONFLICTS_WIDTH = 9
+COST_WIDTH = 6  # `$0.083`: money() keeps the decimals that fit
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("conflicts", "conflicts", CONFLICTS_WIDTH, 40),
     Column("cpu", "cpu", 4, 30, "right"),
     Column("mem", "mem", 5, 25, "right"),
-    Column("cost", "cost", 6, 60, "right"),
+    Column("cost", "cost", COST_WIDTH, 60, "right"),
     Column("last", "last line", 0, 100),
 )
 LAST_LINE_MIN = 14
@@ -131,7 +132,7 @@ def task_cells(task: TaskView) -> dict[str, Text | str]:
         "conflicts": Text(conflicts_cell(task.conflicts), style="bold red"),
         "cpu": f"{task.cpu_percent:.0f}%" if task.cpu_percent is not None else "",
         "mem": megabytes(task.rss_mb),
-        "cost": money(task.cost),
+        "cost": money(task.cost, COST_WIDTH),
         "last": Text(task.last_line, style="" if running else "dim"),
     }
 
