@@ -424,7 +424,7 @@ TASK_FIELDS = (
     "start_sha, head_sha, pane_id, pid, slot, started_at, ended_at, not_before, progress, "
     "cost_usd, commits, files_changed, insertions, deletions, setup_done, session_id, "
     "last_signal, last_signal_at, waiting_reason, waiting_kind, idle_done_at, merge_status, "
-    "merge_order, merge_reason, conflict_files, duration_s"
+    "merge_order, merge_reason, conflict_files, duration_s, host"
 )
 
 BAD_UPDATES = [

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from limitless.cli.common import Command, print_json
 from limitless.errors import UsageError
+from limitless.plan.hosts import Host
 
 
 def add_commands(command: Command) -> None:
@@ -19,6 +20,12 @@ def add_commands(command: Command) -> None:
     p = command("validate", "check a plan; print PLAN:LINE:COL: message per problem", cmd_validate)
     p.add_argument("plan", nargs="?", default=None)
     p.add_argument("--json", action="store_true", help="print one JSON document")
+
+    p = command("hosts", "check the plan's hosts: ssh, git, tmux, python, disk, install", cmd_hosts)
+    p.add_argument("action", choices=("check",), help="check: each host's fitness, exit 0 or 3")
+    p.add_argument("plan", nargs="?", default=None)
+    p.add_argument("--no-install", action="store_true", help="do not install limitless there")
+    p.add_argument("--json", action="store_true", help="print one JSON list of findings")
 
     p = command("graph", "draw the task graph of a plan", cmd_graph)
     p.add_argument("plan", nargs="?", default=None)
@@ -96,13 +103,55 @@ def cmd_validate(args: argparse.Namespace) -> int:
     plan = found.plan
     if args.json:
         print_json(
-            {"ok": True, "plan": plan.name, "tasks": len(plan.tasks), "warnings": found.warnings}
+            {
+                "ok": True,
+                "plan": plan.name,
+                "tasks": len(plan.tasks),
+                "hosts": [_host_json(host) for host in plan.all_hosts],
+                "warnings": found.warnings,
+            }
         )
     else:
         for warning in found.warnings:
             print(f"{path}: warning: {warning}", file=sys.stderr)
         print(f"{path}: ok — plan {plan.name!r}, {len(plan.tasks)} tasks")
+        if plan.hosts:
+            for host in plan.hosts:
+                pinned = sum(1 for task in plan.tasks if task.host == host.name)
+                where = "this machine" if host.is_local else f"ssh {host.ssh}, root {host.root}"
+                pins = f", {pinned} task{'s' if pinned != 1 else ''} pinned" if pinned else ""
+                print(f"  host {host.name}: {host.slots} slots, {where}{pins}")
     return 0
+
+
+def _host_json(host: Host) -> dict[str, object]:
+    return {
+        "name": host.name,
+        "slots": host.slots,
+        "ssh": host.ssh,
+        "port": host.port,
+        "root": None if host.is_local else host.root,
+        "env_pass": list(host.env_pass),
+    }
+
+
+def cmd_hosts(args: argparse.Namespace) -> int:
+    from limitless.git import repo as git_repo
+    from limitless.hosts.check import EXIT_CODE, failed
+    from limitless.plan import userconfig
+    from limitless.run.hostcheck import check_plan_hosts
+
+    plan = userconfig.load_plan(_plan_path(args.plan))
+    state_dir = git_repo.state_dir(git_repo.find_repo(Path.cwd()))
+    checks = check_plan_hosts(plan, state_dir, install=not args.no_install)
+    if args.json:
+        print_json([vars(check) for check in checks])
+    elif not checks:
+        print("no remote hosts in this plan: only this machine (see `limitless doctor`)")
+    else:
+        for check in checks:
+            print(("ok   " if check.ok else "FAIL ") + str(check))
+    return EXIT_CODE if failed(checks) else 0
 
 
 def cmd_graph(args: argparse.Namespace) -> int:

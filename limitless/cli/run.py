@@ -71,6 +71,11 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-auto-merge", action="store_true", help="land manually (land: manual)")
     p.add_argument("--layout", default=None)
     p.add_argument("--json", action="store_true", help="print the run as JSON (implies --detach)")
+    p.add_argument(
+        "--skip-unreachable",
+        action="store_true",
+        help="run without the plan's hosts that cannot be reached (default: refuse, exit 3)",
+    )
 
 
 # ---------------------------------------------------------------- run
@@ -110,6 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         merge_strategy=args.merge_strategy,
         layout=args.layout,
         land="manual" if args.no_auto_merge else None,
+        skip_unreachable=args.skip_unreachable,
     )
     mode = "json" if args.json else "headless" if args.headless else "detach" if args.detach else ""
     return _start_and_follow(plan, options, Path.cwd(), mode)

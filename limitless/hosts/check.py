@@ -206,8 +206,13 @@ def _install(host: Host, state_dir: Path, root: str, stamp_there: str) -> list[H
     python = posixpath.join(root, "install", "venv", "bin", "python")
     probe = run(host, state_dir, [python, "-c", _IMPORTS, "limitless", *DEPENDENCIES])
     missing = probe.stdout.split()
-    if probe.code != 0 or missing:
+    if probe.code != 0 or "limitless" in missing:
         detail = f"cannot import {', '.join(missing) or probe.stderr.strip()}"
-        fix = "install those Python packages for the host's python3 (or ship a wheelhouse)"
+        fix = "python3 -m venv must work there (Debian: apt install python3-venv)"
         return [*checks, HostCheck(host.name, "dependencies", False, detail, fix)]
+    if missing:
+        # A note, not a failure: tasks run there without limitless's own code (the
+        # wrapper stays on this machine); see docs/HOSTS.md.
+        detail = f"not importable there: {', '.join(missing)} (not needed to run tasks)"
+        return [*checks, HostCheck(host.name, "dependencies", True, detail)]
     return [*checks, HostCheck(host.name, "dependencies", True, ", ".join(DEPENDENCIES))]

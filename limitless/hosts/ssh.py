@@ -19,9 +19,11 @@ Host keys are checked (BatchMode, no prompt): against the user's known_hosts, th
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,23 @@ class Result:
     code: int
     stdout: str
     stderr: str
+
+
+def control_dir(state_dir: Path) -> Path:
+    """The short folder for the master sockets of a repository whose store is `state_dir`:
+    `<tmp>/limitless-ssh-<uid>/<hash8>` (the store's own folder is often too long for a unix
+    socket). Made 0700 and checked to be this user's, so no one else can plant a socket."""
+    digest = hashlib.sha256(os.fsencode(state_dir.absolute())).hexdigest()[:8]
+    top = Path(tempfile.gettempdir()) / f"limitless-ssh-{os.getuid()}"
+    folder = top / digest
+    top.mkdir(exist_ok=True, mode=0o700)
+    folder.mkdir(exist_ok=True, mode=0o700)
+    for path in (top, folder):
+        info = path.lstat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o077 or path.is_symlink():
+            msg = f"{path} is not a private folder of this user; remove it and try again"
+            raise EnvironmentProblem(msg)
+    return folder
 
 
 def control_path(host: Host, state_dir: Path) -> Path:

@@ -20,6 +20,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from limitless.errors import PlanError, Problem
 from limitless.plan.graph import find_cycles
+from limitless.plan.hosts import LOCAL, Host, parse_hosts
 from limitless.plan.model import (
     _AGENT_KEYS,
     _BUDGET_KEYS,
@@ -163,12 +164,15 @@ def _read_plan(reader: _Reader, root: Node | None, source_path: Path | None) -> 
     drafts = _read_tasks(reader, sec, plan_agent, known)
     _check_references(reader, drafts)
     _join_named_epics(drafts)
+    hosts = _read_hosts(reader, sec)
+    _check_task_hosts(reader, drafts, hosts)
     tasks = _expand(reader, drafts, stages)
     return Plan(
         name=_plan_name(sec, reader.base_dir),
         source=source_path,
         base=_base(sec),
-        max_concurrency=sec.integer("max_concurrency", 4, 1, MAX_CONCURRENCY),
+        max_concurrency=_max_concurrency(sec, hosts),
+        hosts=hosts,
         agent=plan_agent,
         layout=sec.text("layout", "default"),
         worktree_root=_worktree_root(sec, reader.base_dir),
@@ -195,6 +199,72 @@ def _read_plan(reader: _Reader, root: Node | None, source_path: Path | None) -> 
         commit_hooks=sec.choice("commit_hooks", "run", _COMMIT_HOOKS),
         sparse=_read_sparse(sec),
     )
+
+
+def _read_hosts(reader: _Reader, sec: _Section) -> tuple[Host, ...]:
+    """The `hosts:` block (() when absent); its problems join the plan's."""
+    node = sec.get("hosts")
+    if node is None:
+        return ()
+    try:
+        return parse_hosts(node, reader.source, MAX_CONCURRENCY)
+    except PlanError as exc:
+        reader.problems.extend(exc.problems)
+        return ()
+
+
+def _max_concurrency(sec: _Section, hosts: tuple[Host, ...]) -> int:
+    """With `hosts:`, the sum of their slots: a `max_concurrency` that differs is a mistake."""
+    given = sec.integer("max_concurrency", 4, 1, MAX_CONCURRENCY)
+    if not hosts:
+        return given
+    slots = sum(host.slots for host in hosts)
+    node = sec.get("max_concurrency")
+    if node is not None and given != slots:
+        msg = (
+            f"{given} differs from the hosts' slots ({slots}); with `hosts:` their slots "
+            "decide: remove max_concurrency or change the slots"
+        )
+        sec.reader.fail(node, "max_concurrency", msg)
+    return slots
+
+
+def _check_task_hosts(reader: _Reader, drafts: Sequence[_Draft], hosts: tuple[Host, ...]) -> None:
+    """A task's `host` names a host of the block (or `local` without one); an epic's tasks
+    share one worktree, so they may not be pinned to different hosts."""
+    names = [host.name for host in hosts] or [LOCAL]
+    epic_pins: dict[str, tuple[str, str]] = {}
+    for draft in drafts:
+        pin = draft.task.host
+        node = _value_node(draft.node, "host")
+        if pin is None or node is None:
+            continue
+        if pin not in names:
+            msg = f"unknown host {_show(pin)}; the hosts are {', '.join(names)}"
+            if not hosts:
+                msg += " (add a `hosts:` block to run tasks on other machines)"
+            reader.fail(node, f"{draft.path}.host", msg)
+            continue
+        epic = draft.task.epic
+        if epic is None:
+            continue
+        first = epic_pins.setdefault(epic, (pin, draft.task.id))
+        if first[0] != pin:
+            msg = (
+                f"task {_show(draft.task.id)} of epic {_show(epic)} is pinned to {pin} but "
+                f"{_show(first[1])} to {first[0]}; an epic's tasks share a worktree, pin them alike"
+            )
+            reader.fail(node, f"{draft.path}.host", msg)
+
+
+def _value_node(node: Node, key: str) -> Node | None:
+    if not isinstance(node, MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if isinstance(key_node, ScalarNode) and key_node.value == key:
+            found: Node = value_node
+            return found
+    return None
 
 
 def _changes(sec: _Section) -> Changes | None:
@@ -487,6 +557,7 @@ def _read_task(
         sandbox_network=(
             sec.flag("sandbox_network", True) if sec.get("sandbox_network") is not None else None
         ),
+        host=sec.optional_text("host"),
     )
     staged = sec.flag("stages", True)
     return _Draft(task, path, node, id_node, refs, epic_node, staged)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from limitless.errors import PlanError, Problem, UsageError
+from limitless.plan.hosts import LOCAL, Host, implied_hosts
 from limitless.programs import DEFAULT_APPROVE, Approve
 from limitless.programs.profiles import (
     BUILTIN_PROFILES,
@@ -60,13 +61,13 @@ _ROOT_KEYS = (
     "name", "base", "max_concurrency", "agent", "layout", "worktree_root", "setup", "copy",
     "link", "merge", "agents", "budget", "stages", "autocommit", "artifacts", "overlap",
     "ports", "hooks", "approve", "idle_done", "changes", "commit_hooks", "sparse",
-    "sandbox", "sandbox_hide", "sandbox_write", "sandbox_network", "tasks",
+    "sandbox", "sandbox_hide", "sandbox_write", "sandbox_network", "hosts", "tasks",
 )  # fmt: skip
 _TASK_KEYS = (
     "id", "prompt", "prompt_file", "agent", "depends_on", "after", "files", "priority",
     "retries", "timeout", "estimate", "epic", "env", "model", "exclusive", "ports", "stages",
     "approve", "idle_done", "changes",
-    "sandbox", "sandbox_hide", "sandbox_write", "sandbox_network",
+    "sandbox", "sandbox_hide", "sandbox_write", "sandbox_network", "host",
 )  # fmt: skip
 _MERGE_KEYS = ("strategy", "gate", "on_conflict", "land", "resolver", "resolver_timeout")
 _AGENT_KEYS = (
@@ -139,6 +140,8 @@ class Task:
     sandbox_hide: tuple[str, ...] = ()
     sandbox_write: tuple[str, ...] = ()
     sandbox_network: bool | None = None
+    host: str | None = None
+    """The host this task must run on (`hosts:`); None: any host with a free slot."""
 
     @property
     def worktree_key(self) -> str:
@@ -181,6 +184,27 @@ class Plan:
     """Whether commits limitless makes run the repository's commit hooks."""
     sparse: tuple[str, ...] | None = None
     """Cone folders always checked out; set, a task with `files` gets a sparse worktree."""
+    hosts: tuple[Host, ...] = ()
+    """The `hosts:` block as written; () when the plan has none (see `all_hosts`)."""
+
+    @property
+    def all_hosts(self) -> tuple[Host, ...]:
+        """Where slots are: the `hosts:` block, else `local` with `max_concurrency` slots."""
+        return self.hosts or implied_hosts(self.max_concurrency)
+
+    @property
+    def remote(self) -> bool:
+        """Whether any slot of this plan is on another machine."""
+        return any(host.name != LOCAL for host in self.all_hosts)
+
+    def host(self, name: str) -> Host:
+        """The host called `name`; UsageError naming the known ones if there is none."""
+        for host in self.all_hosts:
+            if host.name == name:
+                return host
+        known = ", ".join(host.name for host in self.all_hosts)
+        msg = f"plan {self.name!r} has no host {name!r}; its hosts are: {known}"
+        raise UsageError(msg)
 
     @cached_property
     def _by_id(self) -> dict[str, Task]:

@@ -47,6 +47,7 @@ class RunOptions:
     layout: str | None = None
     land: str | None = None
     dashboard: bool = True
+    skip_unreachable: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,14 @@ def start_run(
         )
         raise UsageError(msg)
     repochecks.check(repo.root, base_sha)  # signing without a terminal, git-lfs
+    control = ""
+    if plan.remote:
+        from limitless.hosts.ssh import control_dir
+        from limitless.run.hostcheck import check_plan_hosts, fit_hosts
+
+        checks = check_plan_hosts(plan, git_repo.state_dir(repo), install=False)
+        plan = fit_hosts(plan, checks, skip_unreachable=options.skip_unreachable)
+        control = str(control_dir(git_repo.state_dir(repo)))
     layout = load_layout(plan.layout)
     worktree_root = plan.worktree_root or git_repo.default_worktree_root(repo.root)
     slots = min(plan.max_concurrency, len(plan.tasks))
@@ -154,6 +163,7 @@ def start_run(
         no_merge=options.no_merge,
         merge_strategy=plan.merge.strategy,
         layout=layout.name,
+        control_dir=control,
     )
     store.create_run(run)
     store.add_tasks(

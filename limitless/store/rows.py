@@ -40,6 +40,7 @@ class Run:
     slot_panes: str = ""  # tmux pane ids of the slots, comma-separated, slot order
     control_pane: str = ""  # the pane of the supervisor
     dashboard_pane: str = ""
+    control_dir: str = ""  # short folder of the ssh master sockets of the run's hosts
 
 
 @dataclass
@@ -84,6 +85,8 @@ class TaskRow:
     merge_reason: str = ""
     conflict_files: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    host: str | None = None
+    """Where the task runs or last ran (a plan host's name; None: not placed yet)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class Attempt:
     ref: str | None = None
     cost_usd: float | None = None
     """What the agent of this attempt reported spending (the task's `cost_usd` sums them)."""
+    host: str | None = None
+    """The host the attempt ran on (None: this machine, before hosts existed)."""
 
 
 @dataclass(frozen=True)

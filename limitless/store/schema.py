@@ -167,6 +167,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE tasks ADD COLUMN idle_done_at REAL",
         ),
     ),
+    Migration(
+        6,
+        "where a task and each attempt ran (hosts), and a run's ssh control folder",
+        (
+            "ALTER TABLE tasks ADD COLUMN host TEXT",
+            "ALTER TABLE attempts ADD COLUMN host TEXT",
+            "ALTER TABLE runs ADD COLUMN control_dir TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -54,6 +54,7 @@ def task_document(task: TaskRow, predictions: list[dict[str, object]]) -> dict[s
         "attempt": task.attempt,
         "exit_code": task.exit_code,
         "agent": task.agent,
+        "host": task.host,
         "branch": task.branch,
         "worktree": task.worktree,
         "pane": task.pane_id,

@@ -169,21 +169,39 @@ class Fleet:
     state_dir: Path
     identity: Path
     hosts: list[SshHost] = field(default_factory=list)
+    control_dirs: list[Path] = field(default_factory=list)
 
     def add(self, name: str) -> SshHost:
         ssh_host = make_host(name, self.folder / name, self.identity)
         self.hosts.append(ssh_host)
         ssh_host.trust(self.state_dir)
+        for folder in self.control_dirs:
+            ssh_host.trust(folder)
         return ssh_host
+
+    def serve(self, repo: Path) -> Path:
+        """Trust the hosts in the control folder `limitless` uses for `repo` (where a run
+        or `hosts check` there looks for known_hosts); its masters end with the fleet."""
+        from limitless.git.repo import find_repo, state_dir
+        from limitless.hosts.ssh import control_dir
+
+        folder = control_dir(state_dir(find_repo(repo)))
+        self.control_dirs.append(folder)
+        for ssh_host in self.hosts:
+            ssh_host.trust(folder)
+        return folder
 
     def close(self) -> None:
         from limitless.hosts.ssh import disconnect
 
         for ssh_host in self.hosts:
             if ssh_host.port:
-                with contextlib.suppress(Exception):
-                    disconnect(ssh_host.host(), self.state_dir)
+                for folder in [self.state_dir, *self.control_dirs]:
+                    with contextlib.suppress(Exception):
+                        disconnect(ssh_host.host(), folder)
             ssh_host.stop()
+        for folder in self.control_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
