@@ -25,12 +25,14 @@ from limitless.agents.headless import HeadlessOutput
 from limitless.agents.interactive import InteractiveDriver
 from limitless.agents.lines import ANSI, LineParser
 from limitless.agents.pty import PtyProcess, PtyResult, end_strays
+from limitless.agents.remote import RemoteAttempt
 from limitless.errors import LimitlessError
 from limitless.fmt import duration
 from limitless.git import worktrees
 from limitless.git.exclude import exclude_untracked
 from limitless.git.runner import CommitRejected
 from limitless.git.status import WorktreeState, inspect
+from limitless.plan.hosts import LOCAL
 from limitless.plan.model import Plan, Task
 from limitless.plan.stored import plan_of
 from limitless.programs import PaneLine, Program, adapter
@@ -99,6 +101,7 @@ class Wrapper:
         self.signalled: int | None = None
         self.log_error = ""  # set when the task log could not be written (a full disk)
         self.confined: sandbox.Session | None = None  # `sandbox: worktree`
+        self.remote: RemoteAttempt | None = self._remote_attempt()  # a task on another host
 
     # ------------------------------------------------------------ lifecycle
 
@@ -112,11 +115,15 @@ class Wrapper:
                 f"agent {self.profile.name} · {DIM}{self.row.branch}{RESET}"
             )
             try:
-                outcome = self._confine()
-                if outcome is None:
-                    outcome = self._setup()
-                if outcome is None:
-                    outcome = self._run_agent()
+                outcome: Outcome | None
+                if self.remote is not None:
+                    outcome = self._run_remote(self.remote)
+                else:
+                    outcome = self._confine()
+                    if outcome is None:
+                        outcome = self._setup()
+                    if outcome is None:
+                        outcome = self._run_agent()
                 self._finish(outcome)
             finally:
                 if self.confined is not None:  # _finish did not get to it
@@ -135,7 +142,11 @@ class Wrapper:
         )
         self.store.add_attempt(
             Attempt(
-                run_id=self.run.id, task_id=self.task.id, attempt=self.row.attempt, started_at=now
+                run_id=self.run.id,
+                task_id=self.task.id,
+                attempt=self.row.attempt,
+                started_at=now,
+                host=self.row.host,
             )
         )
         self.store.add_event(
@@ -313,6 +324,104 @@ class Wrapper:
             or self._rate_limited(parser, result)
             or self._outcome(result)
         )
+
+    # ------------------------------------------------------------ on another host
+
+    def _remote_attempt(self) -> RemoteAttempt | None:
+        """The host side of this attempt, when the task was placed on another machine."""
+        if not self.row.host or self.row.host == LOCAL:
+            return None
+        host = self.plan.host(self.row.host)
+        if host.is_local:
+            return None
+        return RemoteAttempt(
+            host,
+            Path(self.run.control_dir),
+            Path(self.run.repo_root),
+            run_id=self.run.id,
+            task_id=self.task.id,
+            worktree_key=self.task.worktree_key,
+            branch=self.row.branch,
+            base_sha=self.run.base_sha,
+            start_sha=self.row.start_sha or self.run.base_sha,
+            say=lambda line: self._say(f"{DIM}{line}{RESET}"),
+        )
+
+    def _run_remote(self, remote: RemoteAttempt) -> Outcome:
+        """Setup and agent on the task's host; its work fetched back into this worktree."""
+        host = remote.host.name
+        setup = () if self.row.setup_done else self.plan.setup
+        try:
+            prompt = self._prompt_text()
+            place = remote.prepare(prompt)
+            self.store.add_event(
+                self.run.id, "task_placed", self.task.id, host=host, worktree=place.worktree
+            )
+            self._say(f"{DIM}on {host}: {place.worktree}{RESET}")
+            env = {
+                **self.task.env,
+                "LIMITLESS_RUN": self.run.id,
+                "LIMITLESS_TASK": self.task.id,
+                "LIMITLESS_WORKTREE": place.worktree,
+                "LIMITLESS_BRANCH": self.row.branch,
+                "LIMITLESS_ATTEMPT": str(self.row.attempt),
+                "LIMITLESS_HOST": host,
+                "PWD": place.worktree,
+            }
+            start = agent_start(
+                self.profile,
+                prompt,
+                prompt_file=prompt_path(self.store, self.run.id, self.task.id),
+                prompt_file_seen_as=place.prompt,
+                cwd=Path(place.worktree),
+                task=self.task.id,
+                branch=self.row.branch,
+                model=self.task.model,
+                approve=self.plan.approve_of(self.task),
+                extra_env=env,
+            )
+            remote.start(start.argv, start.env, setup)
+        except LimitlessError as exc:
+            return Outcome(TaskStatus.FAILED, None, f"could not start on {host}: {exc}")
+        parser = LineParser(OutputParsers.for_profile(self.profile))
+        last_write = 0.0
+
+        def on_data(data: bytes) -> None:
+            nonlocal last_write
+            self._log(data)
+            parser.feed(data)
+            now = time.monotonic()
+            if parser.changed and now - last_write >= PROGRESS_WRITE_INTERVAL:
+                self._store_parsed(parser)
+                last_write = now
+
+        self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
+        watched = remote.watch(on_data, timeout_s=self.task.timeout_s)
+        parser.finish()
+        self._store_parsed(parser)
+        result = watched.result
+        if setup and not watched.reason and not result.stopped and not result.timed_out:
+            self.store.update_task(self.run.id, self.task.id, setup_done=True)
+        outcome = (
+            Outcome(TaskStatus.FAILED, result.exit_code, watched.reason)
+            if watched.reason
+            else self._rate_limited(parser, result) or self._outcome(result)
+        )
+        message = (
+            f"limitless: {self.task.id} — work left uncommitted by the agent "
+            f"(attempt {self.row.attempt}, on {host})"
+            if self.plan.autocommit
+            else ""
+        )
+        try:
+            sha = remote.bring_back(self.worktree, message)
+            self._say(f"{DIM}fetched {self.row.branch} from {host} at {sha[:10]}{RESET}")
+        except LimitlessError as exc:
+            why = f"could not bring the work back from {host}: {exc}"
+            reason = "; ".join(part for part in (outcome.reason, why) if part)
+            status = TaskStatus.FAILED if outcome.status is TaskStatus.DONE else outcome.status
+            return Outcome(status, outcome.exit_code, reason)
+        return outcome
 
     def _headless(self, env: dict[str, str]) -> HeadlessOutput | None:
         """The reader of the program's events, for a headless program that prints them."""
@@ -589,7 +698,9 @@ class Wrapper:
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signalled = signum
-        if self.process is not None:
+        if self.remote is not None and self.remote.place is not None:
+            self.remote.request_stop()
+        elif self.process is not None:
             self.process.request_stop()
         else:
             raise SystemExit(128 + signum)

@@ -43,6 +43,7 @@ class Result:
     code: int
     stdout: str
     stderr: str
+    data: bytes = b""  # stdout as it came, for output that is not text
 
 
 def control_dir(state_dir: Path) -> Path:
@@ -187,6 +188,7 @@ def run(
         done.returncode,
         done.stdout.decode(errors="replace"),
         done.stderr.decode(errors="replace"),
+        done.stdout,
     )
 
 

@@ -72,13 +72,23 @@ def make_worktree(
     return path
 
 
-def fetch(host: Host, state_dir: Path, repo: Path, *, branch: str, into: str | None = None) -> str:
-    """Fetch `branch` from the host's clone into local branch `into` (default: same); its commit."""
-    clone = posixpath.join(remote_root(host, state_dir), CLONE)
-    target = into or branch
-    refspec = f"+refs/heads/{branch}:refs/heads/{target}"
+def fetch(
+    host: Host,
+    state_dir: Path,
+    repo: Path,
+    *,
+    branch: str,
+    into: str | None = None,
+    ref: str | None = None,
+    root: str | None = None,
+) -> str:
+    """Fetch `branch` from the host's clone into local branch `into` (default: same), or
+    into the full ref name `ref`; its commit. `root`: the host's root, when known."""
+    clone = posixpath.join(root or remote_root(host, state_dir), CLONE)
+    target = ref or f"refs/heads/{into or branch}"
+    refspec = f"+refs/heads/{branch}:{target}"
     git(repo, "fetch", "-q", _url(host, clone), refspec, env_extra=_env(host, state_dir))
-    return git(repo, "rev-parse", f"refs/heads/{target}").stdout.strip()
+    return git(repo, "rev-parse", target).stdout.strip()
 
 
 def _url(host: Host, path: str) -> str:

@@ -86,18 +86,21 @@ def agent_start(
     state_folder: Path | None = None,
     extra_env: Mapping[str, str] | None = None,
     confined: bool = False,
+    prompt_file_seen_as: str | None = None,
 ) -> AgentStart:
     """Write `prompt` to `prompt_file` and say how to start `profile` on it in `cwd`.
 
     `resume_session`: continue that conversation (the profile's `resume_command`).
     `approve`: the permission policy, given to the profile's adapter (see the module).
     `confined`: the agent will run inside limitless's sandbox (`sandbox: worktree`).
+    `prompt_file_seen_as`: the path the agent reads the prompt at, when that is not
+    `prompt_file` (an agent on another machine gets a copy there).
     """
     prompt_file.parent.mkdir(parents=True, exist_ok=True)
     prompt_file.write_text(prompt, encoding="utf-8")
     context = AgentContext(
         prompt=prompt,
-        prompt_file=str(prompt_file),
+        prompt_file=prompt_file_seen_as or str(prompt_file),
         task=task,
         worktree=str(cwd),
         branch=branch,

@@ -25,6 +25,7 @@ class Slot:
     pane_id: str
     task_id: str | None = None
     freed_at: float = 0.0
+    host: str | None = None  # where the slot's task runs (a plan host's name)
 
 
 @dataclass

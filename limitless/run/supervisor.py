@@ -30,7 +30,9 @@ from limitless.forkserver.server import spawn
 from limitless.git import refs as git_refs
 from limitless.git import worktrees
 from limitless.git.sparse import task_cone
+from limitless.hosts.ssh import disconnect
 from limitless.merge import phase as merge
+from limitless.plan.hosts import LOCAL
 from limitless.plan.model import Task
 from limitless.plan.overlap import conflicts_by_task, overlapping_pairs
 from limitless.plan.stored import dag_of, plan_of
@@ -41,6 +43,7 @@ from limitless.run.gates import DEFAULT_MEMORY_FLOOR, StartGates
 from limitless.run.hooks import HookRunner
 from limitless.run.liveness import LostWrappers
 from limitless.run.picture import ACTIVE, MARKED_DONE, NOT_DONE_TERMINAL, Picture, Slot
+from limitless.run.placement import busy_hosts, choose_host
 from limitless.run.processes import pane_runs_wrapper, wrapper_alive, wrapper_ports
 from limitless.run.requests import apply_request
 from limitless.run.retries import Retries
@@ -184,6 +187,7 @@ class Supervisor:
                 self._requeue_unstarted(row)
             elif slot and pane and not pane.dead and wrapper_alive(row):
                 slot.task_id = row.id
+                slot.host = row.host
                 # hold its place under the caps again, with the ports its agent has
                 self.gates.lease(
                     row.id, self._ports(self.plan.task(row.id)), wrapper_ports(row, pane)
@@ -384,8 +388,16 @@ class Supervisor:
             except LimitlessError as exc:
                 self._fail_before_start(task_id, f"worktree not prepared: {exc}")
                 continue
+            host = choose_host(
+                self.plan,
+                task,
+                picture.rows,
+                busy_hosts(s.host for s in self.slots if s.task_id is not None),
+            )
+            if host is None:
+                continue  # its host (pinned, or its epic's) has no free slot yet
             slot = free.pop(0)
-            if self._launch(picture.rows[task_id], task, prepared, slot):
+            if self._launch(picture.rows[task_id], task, prepared, slot, host):
                 active.append(picture.rows[task_id])
                 if task.exclusive:
                     break
@@ -438,7 +450,12 @@ class Supervisor:
         return task.ports if task.ports is not None else self.plan.ports
 
     def _launch(
-        self, row: TaskRow, task: Task, prepared: worktrees.PreparedWorktree, slot: Slot
+        self,
+        row: TaskRow,
+        task: Task,
+        prepared: worktrees.PreparedWorktree,
+        slot: Slot,
+        host: str = LOCAL,
     ) -> bool:
         attempt = row.attempt + 1
         start_sha = row.start_sha or prepared.start_sha
@@ -471,8 +488,10 @@ class Supervisor:
             pid=None,
             reason="",
             start_sha=start_sha,
-            setup_done=row.setup_done or not prepared.created,
+            # a host's worktree is made afresh for each attempt: its setup runs again
+            setup_done=host == LOCAL and (row.setup_done or not prepared.created),
             progress=None,
+            host=host,
         ):
             self.gates.release(task.id)
             return False
@@ -496,10 +515,11 @@ class Supervisor:
             )
             return False
         slot.task_id = task.id
+        slot.host = host
         self.started.add(task.id)
         self.background.forget(task.id)
         self.store.add_event(
-            self.run_id, "task_launched", task.id, attempt=attempt, slot=slot.index
+            self.run_id, "task_launched", task.id, attempt=attempt, slot=slot.index, host=host
         )
         if prepared.created:
             self.store.add_event(
@@ -509,7 +529,8 @@ class Supervisor:
                 seconds=round(prepared.checkout_s, 3),
                 sparse=task_cone(self.plan, task) is not None,
             )
-        self._say(f"▶ {task.id} started in slot {slot.index + 1} (attempt {attempt})")
+        where = "" if host == LOCAL else f" on {host}"
+        self._say(f"▶ {task.id} started in slot {slot.index + 1}{where} (attempt {attempt})")
         with contextlib.suppress(TmuxError):
             self.tmux.set_title(slot.pane_id, f"{task.id} · running · 0s")
         return True
@@ -584,7 +605,17 @@ class Supervisor:
         merged = None if self.store.get_run(self.run_id).no_merge else self._merge_phase()
         end = end_run(self.store, self.run_id, merged, tmux=self.tmux)
         self._say(f"run {self.run_id} {end.status}: {end.reason}")
+        self._disconnect_hosts()
         return end.exit_code
+
+    def _disconnect_hosts(self) -> None:
+        """End the run's ssh master connections (the worktrees there stay, as here)."""
+        if not self.run.control_dir:
+            return
+        for host in self.plan.all_hosts:
+            if not host.is_local:
+                with contextlib.suppress(LimitlessError, OSError):
+                    disconnect(host, Path(self.run.control_dir))
 
     def _merge_phase(self) -> merge.MergeOutcome:
         self.background.wait_for_merge_checkout()
@@ -614,6 +645,7 @@ FORK_PRELOAD = (
     "limitless.cli.main",
     "limitless.cli.internal",
     "limitless.agents.wrapper",
+    "limitless.agents.remote",
     "limitless.agents.depsummary",
     "limitless.agents.state",
     "limitless.tmux.session",

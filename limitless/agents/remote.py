@@ -1,0 +1,392 @@
+"""One attempt of a task on another machine (a plan host reached over SSH).
+
+The wrapper stays here, in the task's slot pane, with the store; only the agent runs
+there. Through the host's master connection (`limitless.hosts.ssh`):
+
+1. git: the base commit and the task's branch (base with its dependencies merged,
+   as `prepare_worktree` left it here) are pushed to the host's clone, and the task's
+   worktree is made there, under its root, from that commit;
+2. the prompt is copied there, and the setup commands and the agent start in a tmux
+   server of the task's own (`<root>/tmux/<run>.<task>`, a private socket), which
+   records the exit status in a file and the output in a log (`pipe-pane`). The
+   values of the host's `env_pass` reach it in the environment of that ssh command
+   only; the server keeps them in memory, nothing is written there;
+3. this pane runs `ssh -t ... tmux attach` (argv, no local shell): the user watches
+   and types as in a local pane. A dropped connection ends the attach, not the
+   agent: the pane connects again until the exit file appears. The new part of the
+   log is read over the master every second for progress, cost and the task log;
+4. at the end the leftovers are committed there, the branch is fetched back and this
+   machine's worktree of the task (which stayed at the start commit) is fast-forwarded
+   to it: the rest of the end (changes counted, merge phase) is as for a local task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import posixpath
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from limitless.agents.pty import PtyProcess, PtyResult
+from limitless.errors import LimitlessError
+from limitless.git.runner import git
+from limitless.hosts import ssh, sync
+from limitless.plan.hosts import Host
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0
+RECONNECT_S = 1.0
+EXIT_NAME = "exit"
+
+# Runs in the task's tmux pane on the host: cd, wait for the log pipe, the setup
+# commands, the agent; the exit status goes to a file the wrapper here reads.
+_TASK_SCRIPT = r"""
+work=$1; state=$2; nsetup=$3; shift 3
+cd "$work" || { echo 126 > "$state/exit"; exit 126; }
+i=0
+while [ ! -e "$state/piped" ] && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done
+while [ "$nsetup" -gt 0 ]; do
+  printf '$ %s\n' "$1"
+  bash -c "$1" || {
+    code=$?; echo "setup command \`$1\` exited with $code" > "$state/why"
+    echo $code > "$state/exit"; exit $code
+  }
+  shift; nsetup=$((nsetup-1))
+done
+"$@"
+code=$?
+echo $code > "$state/exit"
+exit $code
+"""
+
+# Starts the task's tmux server (environment: this ssh session's, env_pass included).
+_START = r"""
+sock=$1; state=$2; shift 2
+rm -rf "$state"; mkdir -p "$state" "$(dirname "$sock")" || exit 1
+tmux -S "$sock" kill-server 2>/dev/null
+tmux -S "$sock" -f /dev/null new-session -d -s task -x 200 -y 50 -- "$@" || exit 1
+tmux -S "$sock" set-option -t task status off >/dev/null
+tmux -S "$sock" set-option -t task remain-on-exit off >/dev/null
+tmux -S "$sock" pipe-pane -t task "cat >> '$state/log'" && touch "$state/piped"
+"""
+
+_COMMIT = r"""
+cd "$1" || exit 1; shift
+git add -A && { git diff --cached --quiet || git "$@"; }
+"""
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a task's attempt lives on its host."""
+
+    root: str
+    worktree: str
+    socket: str
+    state: str  # the attempt's exit, log and marker files
+    prompt: str
+
+
+def place_of(root: str, run_id: str, task_id: str, worktree_key: str) -> Place:
+    name = f"{run_id}.{task_id}"
+    return Place(
+        root=root,
+        worktree=posixpath.join(root, "worktrees", run_id, worktree_key),
+        socket=posixpath.join(root, "tmux", name),
+        state=posixpath.join(root, "runs", run_id, task_id),
+        prompt=posixpath.join(root, "runs", run_id, "prompts", f"{task_id}.md"),
+    )
+
+
+@dataclass
+class RemoteResult:
+    """How the remote agent ended, as the wrapper judges a local one."""
+
+    result: PtyResult
+    reason: str = ""  # set when limitless could not run or finish the attempt
+
+
+class RemoteAttempt:
+    """The host side of one attempt: sync, start, watch, bring the work back."""
+
+    def __init__(
+        self,
+        host: Host,
+        control: Path,
+        repo: Path,
+        *,
+        run_id: str,
+        task_id: str,
+        worktree_key: str,
+        branch: str,
+        base_sha: str,
+        start_sha: str,
+        say: Callable[[str], None],
+    ) -> None:
+        self.host = host
+        self.control = control
+        self.repo = repo
+        self.run_id = run_id
+        self.task_id = task_id
+        self.worktree_key = worktree_key
+        self.branch = branch
+        self.base_sha = base_sha
+        self.start_sha = start_sha
+        self.say = say
+        self.place: Place | None = None
+        self.log_offset = 0
+        self.last_poll = 0.0
+        self.process: PtyProcess | None = None
+        self.stop_requested = False
+
+    # ------------------------------------------------------------ start
+
+    def prepare(self, prompt: str) -> Place:
+        """Push, make the worktree there and copy the prompt; the attempt's places.
+
+        One attempt at a time per host does this (a lock beside the master's socket):
+        two pushes of the run's base ref at once make one of them fail, and
+        `worktree add` in one clone takes its locks too."""
+        with _host_lock(self.control, self.host):
+            return self._prepare(prompt)
+
+    def _prepare(self, prompt: str) -> Place:
+        ssh.connect(self.host, self.control)
+        root = sync.remote_root(self.host, self.control)
+        place = place_of(root, self.run_id, self.task_id, self.worktree_key)
+        sync.push(
+            self.host,
+            self.control,
+            self.repo,
+            run_id=self.run_id,
+            base=self.base_sha,
+            branches=[self.branch],
+        )
+        clone = posixpath.join(root, sync.CLONE)
+        # a retry starts again from the start commit in a fresh worktree
+        self._run(
+            ["sh", "-c", 'git -C "$1" worktree remove --force "$2" 2>/dev/null; '
+             'git -C "$1" worktree prune', "sh", clone, place.worktree],
+            "clear the old worktree",
+        )  # fmt: skip
+        sync.make_worktree(
+            self.host,
+            self.control,
+            run_id=self.run_id,
+            task=self.worktree_key,
+            branch=self.branch,
+            start=self.start_sha,
+        )
+        self._run(
+            ["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "sh", place.prompt],
+            "copy the prompt",
+            input=prompt.encode(),
+        )
+        self.place = place
+        return place
+
+    def start(self, argv: list[str], env: Mapping[str, str], setup: tuple[str, ...]) -> None:
+        """Start setup and agent in the task's tmux server there."""
+        place = self._place()
+        with_env = ["env", *(f"{name}={value}" for name, value in env.items()), *argv]
+        inner = ["sh", "-c", _TASK_SCRIPT, "limitless-task", place.worktree, place.state]
+        inner += [str(len(setup)), *setup, *with_env]
+        secrets = {name: value for name, value in _passed(self.host).items()}
+        self._run(
+            ["sh", "-c", _START, "sh", place.socket, place.state, *inner],
+            "start the agent's tmux session",
+            env=secrets,
+        )
+
+    # ------------------------------------------------------------ watch
+
+    def watch(
+        self,
+        on_data: Callable[[bytes], None],
+        *,
+        timeout_s: float | None,
+        on_input: Callable[[bytes], None] | None = None,
+    ) -> RemoteResult:
+        """Show the agent in this pane until it ends (reconnecting after a drop); what it
+        prints goes to `on_data` as it comes (read from the log there)."""
+        place = self._place()
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        attach = [
+            "ssh", "-t", *ssh.ssh_options(self.host, self.control), "-o", "ControlMaster=no",
+            self.host.ssh or "", "--",
+            ssh.remote_command(["tmux", "-S", place.socket, "attach-session", "-t", "task"]),
+        ]  # fmt: skip
+        drops = 0
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.1)
+            with contextlib.suppress(LimitlessError):
+                ssh.connect(self.host, self.control)
+            self.process = PtyProcess(
+                attach,
+                cwd="/",
+                env=_attach_env(self.host),
+                on_output=lambda data: None,
+                on_input=on_input,
+                on_tick=lambda: self._poll(on_data),
+            )
+            result = self.process.pump(timeout_s=left)
+            self.process = None
+            if result.timed_out or result.stopped or self.stop_requested:
+                self.kill()
+                self._poll(on_data, force=True)
+                return RemoteResult(result)
+            code = self._exit_code()
+            if code is not None:
+                self._poll(on_data, force=True)
+                why = self._read("why").strip()
+                return RemoteResult(PtyResult(code, False, False), why)
+            if not self._session_alive():
+                self._poll(on_data, force=True)
+                return RemoteResult(
+                    PtyResult(result.exit_code, False, False),
+                    f"the agent's tmux session on {self.host.name} ended without an exit status",
+                )
+            drops += 1
+            self.say(f"connection to {self.host.name} dropped; reconnecting ({drops})")
+            time.sleep(RECONNECT_S)
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+        if self.process is not None:
+            self.process.request_stop()
+
+    def send(self, data: bytes) -> None:
+        if self.process is not None:
+            self.process.send(data)
+
+    def kill(self) -> None:
+        """End the agent there (its tmux server and everything in it)."""
+        with contextlib.suppress(LimitlessError, OSError):
+            place = self._place()
+            ssh.run(self.host, self.control, ["tmux", "-S", place.socket, "kill-server"])
+
+    # ------------------------------------------------------------ finish
+
+    def bring_back(self, local_worktree: Path, message: str) -> str:
+        """Commit leftovers there (when `message`), fetch the branch and fast-forward
+        this machine's worktree to it; the commit it ends at."""
+        place = self._place()
+        if message:
+            identity = _identity(self.repo)
+            self._run(
+                ["sh", "-c", _COMMIT, "sh", place.worktree, *identity, "commit", "-q", "-m",
+                 message],
+                "commit the agent's leftovers",
+            )  # fmt: skip
+        ref = f"refs/limitless/fetched/{self.run_id}/{self.task_id}"
+        sha = sync.fetch(
+            self.host, self.control, self.repo, branch=self.branch, ref=ref, root=place.root
+        )
+        try:
+            git(local_worktree, "merge", "--ff-only", "-q", sha)
+        finally:
+            git(self.repo, "update-ref", "-d", ref, check=False)
+        return sha
+
+    # ------------------------------------------------------------ helpers
+
+    def _place(self) -> Place:
+        if self.place is None:
+            msg = "the remote attempt was not prepared"
+            raise RuntimeError(msg)
+        return self.place
+
+    def _run(
+        self,
+        argv: list[str],
+        what: str,
+        *,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> str:
+        done = ssh.run(self.host, self.control, argv, input=input, env=env)
+        if done.code != 0:
+            words = done.stderr.strip() or f"exit {done.code}"
+            msg = f"host {self.host.name}: could not {what}: {words}"
+            raise RemoteError(msg)
+        return done.stdout
+
+    def _read(self, name: str) -> str:
+        place = self._place()
+        done = ssh.run(
+            self.host, self.control, ["cat", posixpath.join(place.state, name)], timeout=30
+        )
+        return done.stdout if done.code == 0 else ""
+
+    def _exit_code(self) -> int | None:
+        text = self._read(EXIT_NAME).strip()
+        return int(text) if text.lstrip("-").isdigit() else None
+
+    def _session_alive(self) -> bool:
+        place = self._place()
+        with contextlib.suppress(LimitlessError, OSError):
+            argv = ["tmux", "-S", place.socket, "has-session", "-t", "task"]
+            return ssh.run(self.host, self.control, argv, timeout=30).code == 0
+        return True  # cannot tell: the connection is down; try to attach again
+
+    def _poll(self, on_data: Callable[[bytes], None], *, force: bool = False) -> None:
+        """Read what the agent printed since the last poll (the log there)."""
+        now = time.monotonic()
+        if not force and now - self.last_poll < POLL_S:
+            return
+        self.last_poll = now
+        place = self._place()
+        argv = ["tail", "-c", f"+{self.log_offset + 1}", posixpath.join(place.state, "log")]
+        try:
+            done = ssh.run(self.host, self.control, argv, timeout=10)
+        except (LimitlessError, OSError):
+            return
+        if done.code != 0 or not done.data:
+            return
+        self.log_offset += len(done.data)
+        on_data(done.data)
+
+
+class RemoteError(LimitlessError):
+    """A step of a remote attempt failed (the host said why)."""
+
+    exit_code = 3
+
+
+@contextlib.contextmanager
+def _host_lock(control: Path, host: Host) -> Iterator[None]:
+    with open(control / f"{host.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _passed(host: Host) -> dict[str, str]:
+    """The values of the host's `env_pass` names set here: they go with the start command."""
+    return {name: os.environ[name] for name in host.env_pass if name in os.environ}
+
+
+def _attach_env(host: Host) -> dict[str, str]:
+    """The attach's ssh runs with this environment, minus what must not leave (env_pass)."""
+    env = {k: v for k, v in os.environ.items() if k not in host.env_pass}
+    env.pop("TMUX", None)
+    return env
+
+
+def _identity(repo: Path) -> list[str]:
+    """`-c user.name=... -c user.email=...` as git here would commit (its config and
+    GIT_AUTHOR_* variables), so commits made there carry the same author."""
+    ident = git(repo, "var", "GIT_AUTHOR_IDENT", check=False).stdout.strip()
+    match = re.match(r"^(.*) <([^>]*)> \d+ [+-]\d{4}$", ident)
+    if match is None:
+        return []
+    return ["-c", f"user.name={match.group(1)}", "-c", f"user.email={match.group(2)}"]
