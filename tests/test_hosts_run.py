@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from limitless.hosts.ssh import ssh_options
+from limitless.plan.hosts import Host
 from tests.conftest import git
-from tests.engine_helpers import cli, latest_run, open_store, tasks_of, write_plan
+from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan
 from tests.sshhosts import Fleet, SshHost
 
 pytestmark = pytest.mark.usefixtures("tmux_socket")
@@ -84,3 +90,78 @@ def test_six_tasks_over_local_and_two_hosts_merge_into_base(fleet: Fleet, repo: 
     with open_store(repo) as store:
         shown = store.log_path(run.id, "one").read_text()
     assert "progress 50%" in shown and "on box1:" in shown  # the host's output came back
+
+
+WAITING = """\
+name: steady
+agent: shell
+hosts:
+  - {{name: local, slots: 1}}
+{box}
+tasks:
+  - id: long
+    host: box1
+    prompt: |
+      echo "waiting for go in $PWD"
+      while [ ! -e "$HOME/go" ]; do sleep 0.1; done
+      read -r word < "$HOME/go"; echo "$word" > typed.txt
+"""
+
+
+def pane_text(socket: str, pane: str) -> str:
+    shown = subprocess.run(
+        ["tmux", "-L", socket, "capture-pane", "-p", "-t", pane],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return shown.stdout
+
+
+def master_pid(host: Host, control: Path) -> int | None:
+    argv = ["ssh", *ssh_options(host, control), "-O", "check", host.ssh or ""]
+    shown = subprocess.run(argv, capture_output=True, text=True, check=False)
+    found = re.search(r"pid=(\d+)", shown.stderr)
+    return int(found.group(1)) if found else None
+
+
+def test_a_killed_connection_leaves_the_agent_running_and_the_pane_reconnects(
+    fleet: Fleet, repo: Path, tmux_socket: str
+) -> None:
+    """The slot pane shows the agent's screen from the host; killing the ssh master (the
+    connection under the pane) does not end the agent; the pane attaches again and the
+    task ends done with its work on main."""
+    control = fleet.serve(repo)
+    box1 = fleet.add("box1")
+    write_plan(repo, WAITING.format(box=host_line(box1, 1)))
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stderr
+    run = latest_run(repo)
+    wait_for(
+        lambda: (
+            tasks_of(repo, run.id)["long"].status == "running"
+            and "waiting for go"
+            in pane_text(tmux_socket, tasks_of(repo, run.id)["long"].pane_id or "")
+        ),
+        timeout=30,
+        what="the host's agent on the slot pane",
+    )
+    row = tasks_of(repo, run.id)["long"]
+    shown = pane_text(tmux_socket, row.pane_id or "")
+    assert f"waiting for go in {box1.home}/limitless/worktrees/{run.id}/long" in shown
+    first = master_pid(box1.host(), control)
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    with open_store(repo) as store:
+        log = store.log_path(run.id, "long")
+    wait_for(lambda: "reconnecting" in log.read_text(), timeout=30, what="the pane to reconnect")
+    wait_for(
+        lambda: master_pid(box1.host(), control) not in (None, first),
+        timeout=30,
+        what="a new master connection",
+    )
+    (box1.home / "go").write_text("again\n")
+    waited = cli(repo, "wait", run.id, timeout=120)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert tasks_of(repo, run.id)["long"].status == "done"
+    assert git(repo, "show", "main:typed.txt") == "again"

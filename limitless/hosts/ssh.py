@@ -19,6 +19,7 @@ Host keys are checked (BatchMode, no prompt): against the user's known_hosts, th
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shlex
@@ -111,6 +112,21 @@ def connect(host: Host, state_dir: Path) -> None:
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if is_connected(host, state_dir):
         return
+    # One process at a time opens a host's master: a second `ControlMaster=yes` beside a
+    # live socket gives up multiplexing and would stay behind as a plain connection.
+    with open(state_dir / f"{host.name}.connect.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if is_connected(host, state_dir):
+                return
+            # a master that died (killed, or its link cut) leaves its socket file
+            control_path(host, state_dir).unlink(missing_ok=True)
+            _open_master(host, state_dir)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _open_master(host: Host, state_dir: Path) -> None:
     argv = [
         "ssh", *ssh_options(host, state_dir),
         "-o", "ControlMaster=yes", "-o", f"ControlPersist={PERSIST}", "-f", "-N", _target(host),

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 
 from limitless.hosts.model import Host
@@ -126,7 +127,12 @@ class SshHost:
             stream.write(f"[127.0.0.1]:{self.port} {' '.join(key)}\n")
 
     def stop(self) -> None:
+        """End this sshd and the sessions it serves (as a machine going away would)."""
         if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process(self.process.pid).children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        child.kill()
             self.process.terminate()
             try:
                 self.process.wait(5)
@@ -134,6 +140,14 @@ class SshHost:
                 self.process.kill()
                 self.process.wait(5)
         self.process = None
+
+    def end_agents(self) -> None:
+        """End the tmux servers limitless started here (one per task, under root/tmux)."""
+        folder = self.home / "limitless" / "tmux"
+        for socket_file in folder.glob("*") if folder.is_dir() else []:
+            subprocess.run(
+                ["tmux", "-S", str(socket_file), "kill-server"], capture_output=True, check=False
+            )
 
     def handshakes(self) -> int:
         """Logins sshd accepted so far (one per new connection; riders on a master add none)."""
@@ -199,6 +213,7 @@ class Fleet:
                 for folder in [self.state_dir, *self.control_dirs]:
                     with contextlib.suppress(Exception):
                         disconnect(ssh_host.host(), folder)
+            ssh_host.end_agents()
             ssh_host.stop()
         for folder in self.control_dirs:
             shutil.rmtree(folder, ignore_errors=True)
