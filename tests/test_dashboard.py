@@ -652,8 +652,17 @@ def test_choose_columns_fills_the_width(width: int) -> None:
     assert {"id", "status", "progress", "last"} <= set(keys)
     assert sum(column.width + 1 for column in columns) <= width
     if width >= 120:
-        assert len(columns) == len(COLUMNS)
+        assert len(columns) == len(COLUMNS) - 1  # all but host (a plan without hosts:)
     assert last >= 8
+
+
+def test_a_run_on_hosts_shows_where_each_task_runs() -> None:
+    """With a hosts: block the table has a host column holding each task's host."""
+    from limitless.dashboard.widgets.task_table import task_cells
+
+    keys = [column.key for column in choose_columns(159, 12, hosts=True)[0]]
+    assert "host" in keys and "host" not in [c.key for c in choose_columns(159, 12)[0]]
+    assert task_cells(replace(SAMPLE_VIEW, host="box1"))["host"] == "box1"
 
 
 def test_diffstat_lines_keep_the_figures_of_long_paths() -> None:

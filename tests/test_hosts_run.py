@@ -90,6 +90,12 @@ def test_six_tasks_over_local_and_two_hosts_merge_into_base(fleet: Fleet, repo: 
     with open_store(repo) as store:
         shown = store.log_path(run.id, "one").read_text()
     assert "progress 50%" in shown and "on box1:" in shown  # the host's output came back
+    assert "by host: local " in result.stdout
+    report = json.loads(cli(repo, "report", run.id, "--format", "json").stdout)
+    by_host = {entry["host"]: entry for entry in report["by_host"]}
+    assert sorted(by_host) == ["box1", "box2", "local"]
+    assert sum(entry["tasks"] for entry in by_host.values()) == 6
+    assert by_host["box2"]["tasks"] >= 2 and by_host["box2"]["task_s"] > 0
 
 
 WAITING = """\

@@ -48,6 +48,7 @@ class Bar:
     end: float
     status: str  # the attempt's outcome: done, failed, killed, running
     slot: int | None = None
+    host: str = ""  # where the attempt ran ("" before hosts were recorded)
 
     @property
     def length(self) -> float:
@@ -83,6 +84,16 @@ class TaskReport:
 
 
 @dataclass(frozen=True)
+class HostTime:
+    """Time spent on one host: its attempts' running time and the tasks they belong to."""
+
+    name: str
+    task_s: float
+    tasks: int
+    attempts: int
+
+
+@dataclass(frozen=True)
 class Conflict:
     task_id: str
     files: tuple[str, ...]
@@ -111,6 +122,8 @@ class Report:
     landed: bool
     merged_sha: str | None
     tasks: tuple[TaskReport, ...] = field(default=())
+    by_host: tuple[HostTime, ...] = ()
+    """Time per host, for a plan with a `hosts:` block (empty without one)."""
 
     @property
     def wall_s(self) -> float:
@@ -221,6 +234,23 @@ def report_of(
         landed=run.landed,
         merged_sha=run.merged_sha,
         tasks=tasks,
+        by_host=_by_host(tasks, [host.name for host in plan.hosts]),
+    )
+
+
+def _by_host(tasks: tuple[TaskReport, ...], hosts: list[str]) -> tuple[HostTime, ...]:
+    """Per host of the plan's block, in its order: attempts' time there and their tasks."""
+    if not hosts:
+        return ()
+    bars = [bar for task in tasks for bar in task.bars]
+    return tuple(
+        HostTime(
+            name,
+            sum(bar.length for bar in bars if bar.host == name),
+            len({bar.task_id for bar in bars if bar.host == name}),
+            sum(1 for bar in bars if bar.host == name),
+        )
+        for name in hosts
     )
 
 
@@ -228,6 +258,7 @@ def _task_report(
     row: TaskRow, attempts: list[Attempt], plan: Plan, run_start: float, run_end: float
 ) -> TaskReport:
     bars: list[Bar] = []
+    hosts = {attempt.attempt: attempt.host for attempt in attempts}
     for span in attempt_spans(row, attempts, run_start, run_end):
         if span.last:
             outcome = str(row.status) if row.status.terminal else "running"
@@ -241,6 +272,7 @@ def _task_report(
                 end=span.end,
                 status=outcome,
                 slot=row.slot if span.last else None,
+                host=hosts.get(span.attempt) or (row.host if span.last else None) or "",
             )
         )
     if not attempts and bars:  # launched, but its wrapper never recorded: as its row says
@@ -314,12 +346,22 @@ def short_lines(report: Report) -> list[str]:
         lines.append(
             f"critical path {' → '.join(report.critical_path)} ({duration(report.critical_path_s)})"
         )
+    if report.by_host:
+        lines.append("by host: " + _hosts_text(report))
     merge = _merge_line(report)
     if merge:
         lines.append(merge)
     if report.reason:
         lines.append(report.reason)
     return lines
+
+
+def _hosts_text(report: Report) -> str:
+    """`local 3s (2 tasks) · box1 1m 5s (3 tasks)`."""
+    return " · ".join(
+        f"{host.name} {duration(host.task_s)} ({host.tasks} task{'s' if host.tasks != 1 else ''})"
+        for host in report.by_host
+    )
 
 
 def _merge_line(report: Report) -> str:
@@ -373,6 +415,21 @@ def to_json(report: Report) -> dict[str, object]:
             "merged_sha": report.merged_sha,
         },
         "tasks": [_task_json(task) for task in report.tasks],
+        **(
+            {
+                "by_host": [
+                    {
+                        "host": host.name,
+                        "task_s": round(host.task_s, 3),
+                        "tasks": host.tasks,
+                        "attempts": host.attempts,
+                    }
+                    for host in report.by_host
+                ]
+            }
+            if report.by_host
+            else {}
+        ),
     }
 
 
@@ -403,6 +460,7 @@ def _task_json(task: TaskReport) -> dict[str, object]:
                 "start_s": round(bar.start, 3),
                 "end_s": round(bar.end, 3),
                 "status": bar.status,
+                "host": bar.host or None,
             }
             for bar in task.bars
         ],
@@ -463,6 +521,14 @@ def render_markdown(report: Report) -> str:
     ]
     if report.reason:
         out += ["", f"> {_md_cell(report.reason)}"]
+    if report.by_host:
+        out += ["", "## Time by host", "", "| host | task time | tasks | attempts |"]
+        out += ["| --- | --- | --- | --- |"]
+        out += [
+            f"| {host.name} | {duration(host.task_s)} ({host.task_s:.1f} s) | {host.tasks} "
+            f"| {host.attempts} |"
+            for host in report.by_host
+        ]
     out += [
         "",
         "## Tasks",

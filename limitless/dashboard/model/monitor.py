@@ -34,7 +34,7 @@ from pathlib import Path
 from limitless.dashboard.model.gitwatch import GitWatch
 from limitless.dashboard.model.notices import Notices
 from limitless.dashboard.model.processes import ProcessWatch, Usage
-from limitless.dashboard.model.snapshot import PollStats, Snapshot, TaskView
+from limitless.dashboard.model.snapshot import HostSlots, PollStats, Snapshot, TaskView
 from limitless.dashboard.model.tails import LogTails, strip_ansi
 from limitless.errors import LimitlessError, TmuxError
 from limitless.git.refs import branch_exists, diff_text
@@ -222,6 +222,21 @@ class Monitor:
             problems=tuple(problems),
             base_moved_to=self._stale_base(run, now),
             stats=stats,
+            host_slots=self._host_slots(rows),
+        )
+
+    def _host_slots(self, rows: Sequence[TaskRow]) -> tuple[HostSlots, ...]:
+        """Per host of the plan's `hosts:` block, its slots and the tasks running there."""
+        plan = self.plan()
+        if plan is None or not plan.hosts:
+            return ()
+        return tuple(
+            HostSlots(
+                host.name,
+                sum(1 for row in rows if row.status.active and row.host == host.name),
+                host.slots,
+            )
+            for host in plan.hosts
         )
 
     def _stale_base(self, run: Run, now: float) -> str | None:
@@ -359,6 +374,7 @@ class Monitor:
             tail=tail,
             diffstat=self._git.diffstat(row.id) if row.id == focus else "",
             waiting=row.waiting_kind,
+            host=row.host or "",
             idle_done_at=row.idle_done_at if row.status is TaskStatus.WAITING else None,
         )
 

@@ -58,6 +58,8 @@ class TaskView:
     """`git diff --stat` since its start point; only filled for the focused task."""
     waiting: Waiting = Waiting.OTHER
     """What a waiting task waits for: input (needs input), idle (its turn ended), other."""
+    host: str = ""
+    """Where it runs or ran (a plan host's name); "" before it is placed."""
     idle_done_at: float | None = None
     """When an idle interactive agent is closed (its task done) unless the user types."""
 
@@ -107,6 +109,15 @@ class PollStats:
 
 
 @dataclass(frozen=True)
+class HostSlots:
+    """One host's slots and how many hold a task now."""
+
+    name: str
+    used: int
+    slots: int
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything the dashboard shows at one moment."""
 
@@ -133,6 +144,8 @@ class Snapshot:
     base_moved_to: str | None = None
     """Base's new tip when someone committed to base since the run started (stale base)."""
     stats: PollStats = field(default_factory=PollStats)
+    host_slots: tuple[HostSlots, ...] = ()
+    """Slot use per host, for a plan with a `hosts:` block (empty without one)."""
 
     def task(self, task_id: str | None) -> TaskView | None:
         return next((task for task in self.tasks if task.id == task_id), None)

@@ -50,6 +50,10 @@ class HeaderBar(Quiet):
         second.append(f" {snapshot.summary.done}/{snapshot.summary.total} done", style="bold")
         second.append("  slots ", style="dim")
         second.append(f"{snapshot.slots_used}/{snapshot.summary.slots}")
+        if snapshot.host_slots and width >= 100:
+            for host in snapshot.host_slots:
+                second.append(f" {host.name} ", style="dim")
+                second.append(f"{host.used}/{host.slots}")
         if snapshot.summary.cost_usd is not None:
             second.append("  cost ", style="dim")
             second.append(money(snapshot.summary.cost_usd))

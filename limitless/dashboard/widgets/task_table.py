@@ -51,6 +51,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("status", "status", 13, 100),
     Column("attempt", "#", 2, 35, "right"),
     Column("agent", "agent", 6, 20),
+    Column("host", "host", 6, 65),
     Column("progress", "progress", 9, 90),
     Column("elapsed", "time", 6, 85, "right"),
     Column("ahead", "↑", 3, 70, "right"),
@@ -68,13 +69,16 @@ LAST_LINE_MIN = 14
 ID_WIDTH_RANGE = (4, 18)
 
 
-def choose_columns(width: int, id_width: int) -> tuple[tuple[Column, ...], int]:
-    """The columns that fit `width` cells (dropping low ranks first) and the last line's width."""
+def choose_columns(
+    width: int, id_width: int, *, hosts: bool = False
+) -> tuple[tuple[Column, ...], int]:
+    """The columns that fit `width` cells (dropping low ranks first) and the last line's width.
+    `hosts`: the run has a `hosts:` block, so the host column is one of them."""
     id_width = max(ID_WIDTH_RANGE[0], min(ID_WIDTH_RANGE[1], id_width))
     columns = [
         Column(c.key, c.label, id_width, c.rank) if c.key == "id" else c
         for c in COLUMNS
-        if c.key != "last"
+        if c.key != "last" and (hosts or c.key != "host")
     ]
 
     def used() -> int:
@@ -123,6 +127,7 @@ def task_cells(task: TaskView) -> dict[str, Text | str]:
         "status": status_text(task.shown_status),
         "attempt": str(task.attempt) if task.attempt else "",
         "agent": task.agent,
+        "host": task.host,
         "progress": progress_text(task),
         "elapsed": duration(task.elapsed) if task.elapsed is not None else "",
         "ahead": str(task.ahead) if task.ahead else "",
@@ -180,7 +185,8 @@ class TaskTable(DataTable[Text]):
         self._snapshot = snapshot
         id_width = max((len(task.id) for task in snapshot.tasks), default=4)
         width = self.size.width or 80
-        columns, _ = choose_columns(width - 1, id_width)  # - the scrollbar
+        hosts = bool(snapshot.host_slots)
+        columns, _ = choose_columns(width - 1, id_width, hosts=hosts)  # - the scrollbar
         order = [task.id for task in in_table_order(snapshot.tasks)]
         shown = [str(key.value) for key in self.rows]
         if columns != self._columns_shown or (shown and shown != order):
