@@ -171,3 +171,55 @@ def test_a_killed_connection_leaves_the_agent_running_and_the_pane_reconnects(
     assert waited.returncode == 0, waited.stdout + waited.stderr
     assert tasks_of(repo, run.id)["long"].status == "done"
     assert git(repo, "show", "main:typed.txt") == "again"
+
+
+LOSING = """\
+name: losing
+agent: shell
+host_timeout: 2s
+hosts:
+  - {{name: local, slots: 1}}
+{box}
+tasks:
+  - id: slow
+    prompt: |
+      echo "working on ${{LIMITLESS_HOST:-local}}"
+      if [ -n "$LIMITLESS_HOST" ]; then sleep 600; fi
+      echo slow > slow.txt
+  - {{id: after, depends_on: [slow], prompt: 'cat slow.txt > after.txt'}}
+"""
+
+
+def test_a_host_lost_mid_run_sends_its_task_elsewhere_and_the_run_merges(
+    fleet: Fleet, repo: Path, tmux_socket: str
+) -> None:
+    """box1's sshd and its sessions stop while its task runs: after host_timeout the task
+    is retried (uncounted) on this machine, box1 takes nothing more, everything merges."""
+    fleet.serve(repo)
+    box1 = fleet.add("box1")
+    write_plan(repo, LOSING.format(box=host_line(box1, 2)))
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stderr
+    run = latest_run(repo)
+    with open_store(repo) as store:
+        log = store.log_path(run.id, "slow")
+    wait_for(
+        lambda: log.is_file() and "working on box1" in log.read_text(),
+        timeout=30,
+        what="slow working on box1",
+    )
+    box1.stop()
+    waited = cli(repo, "wait", run.id, timeout=120)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    rows = tasks_of(repo, run.id)
+    assert rows["slow"].status == "done" and rows["slow"].host == "local"
+    assert rows["after"].host == "local"
+    assert git(repo, "show", "main:after.txt") == "slow"
+    with open_store(repo) as store:
+        kinds = [event.kind for event in store.events(run.id)]
+        attempts = store.attempts(run.id, "slow")
+    assert "host_lost" in kinds and "task_host_lost" in kinds
+    assert [(a.host, (a.reason or "").split(":")[0]) for a in attempts] == [
+        ("box1", "lost host box1"),
+        ("local", ""),
+    ]

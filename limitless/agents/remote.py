@@ -41,6 +41,8 @@ from limitless.plan.hosts import Host
 
 log = logging.getLogger(__name__)
 
+LOST_HOST = "lost host "
+"""How the reason of an attempt whose host could not be reached begins."""
 POLL_S = 1.0
 RECONNECT_S = 1.0
 EXIT_NAME = "exit"
@@ -111,6 +113,7 @@ class RemoteResult:
 
     result: PtyResult
     reason: str = ""  # set when limitless could not run or finish the attempt
+    lost: bool = False  # the host stayed unreachable: the attempt's end is unknown
 
 
 class RemoteAttempt:
@@ -212,10 +215,12 @@ class RemoteAttempt:
         on_data: Callable[[bytes], None],
         *,
         timeout_s: float | None,
+        host_timeout_s: float,
         on_input: Callable[[bytes], None] | None = None,
     ) -> RemoteResult:
         """Show the agent in this pane until it ends (reconnecting after a drop); what it
-        prints goes to `on_data` as it comes (read from the log there)."""
+        prints goes to `on_data` as it comes (read from the log there). A host that stays
+        unreachable for `host_timeout_s` ends the attempt as lost (`LOST_HOST`)."""
         place = self._place()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         attach = [
@@ -224,10 +229,27 @@ class RemoteAttempt:
             ssh.remote_command(["tmux", "-S", place.socket, "attach-session", "-t", "task"]),
         ]  # fmt: skip
         drops = 0
+        unreachable_since: float | None = None
         while True:
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.1)
-            with contextlib.suppress(LimitlessError):
+            if deadline is not None and time.monotonic() >= deadline:
+                self.kill()
+                return RemoteResult(PtyResult(-9, True, False))
+            if self.stop_requested:
+                self.kill()
+                return RemoteResult(PtyResult(-15, False, True))
+            try:
                 ssh.connect(self.host, self.control)
+            except LimitlessError as exc:
+                now = time.monotonic()
+                unreachable_since = unreachable_since or now
+                gone = now - unreachable_since
+                if gone >= host_timeout_s:
+                    why = f"{LOST_HOST}{self.host.name}: unreachable for {gone:.0f}s"
+                    return RemoteResult(PtyResult(255, False, False), f"{why} ({exc})", lost=True)
+                time.sleep(RECONNECT_S)
+                continue
+            unreachable_since = None
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.1)
             self.process = PtyProcess(
                 attach,
                 cwd="/",
@@ -242,12 +264,15 @@ class RemoteAttempt:
                 self.kill()
                 self._poll(on_data, force=True)
                 return RemoteResult(result)
-            code = self._exit_code()
+            try:
+                code = self._exit_code()
+                alive = code is None and self._session_alive()
+            except LimitlessError:
+                code, alive = None, True  # the connection went: try again
             if code is not None:
                 self._poll(on_data, force=True)
-                why = self._read("why").strip()
-                return RemoteResult(PtyResult(code, False, False), why)
-            if not self._session_alive():
+                return RemoteResult(PtyResult(code, False, False), self._read("why").strip())
+            if not alive:
                 self._poll(on_data, force=True)
                 return RemoteResult(
                     PtyResult(result.exit_code, False, False),
@@ -330,11 +355,11 @@ class RemoteAttempt:
         return int(text) if text.lstrip("-").isdigit() else None
 
     def _session_alive(self) -> bool:
+        """Whether the agent's tmux session is there (True when the host cannot say)."""
         place = self._place()
-        with contextlib.suppress(LimitlessError, OSError):
-            argv = ["tmux", "-S", place.socket, "has-session", "-t", "task"]
-            return ssh.run(self.host, self.control, argv, timeout=30).code == 0
-        return True  # cannot tell: the connection is down; try to attach again
+        argv = ["tmux", "-S", place.socket, "has-session", "-t", "task"]
+        done = ssh.run(self.host, self.control, argv, timeout=30)
+        return done.code != 1  # 255: the connection failed; cannot tell
 
     def _poll(self, on_data: Callable[[bytes], None], *, force: bool = False) -> None:
         """Read what the agent printed since the last poll (the log there)."""
@@ -368,6 +393,13 @@ def _host_lock(control: Path, host: Host) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lost_host(reason: str | None) -> str | None:
+    """The host an attempt was lost with (its reason says so), or None."""
+    if not reason or not reason.startswith(LOST_HOST):
+        return None
+    return reason[len(LOST_HOST) :].split(":", 1)[0]
 
 
 def _passed(host: Host) -> dict[str, str]:

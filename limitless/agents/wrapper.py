@@ -396,7 +396,9 @@ class Wrapper:
                 last_write = now
 
         self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
-        watched = remote.watch(on_data, timeout_s=self.task.timeout_s)
+        watched = remote.watch(
+            on_data, timeout_s=self.task.timeout_s, host_timeout_s=self.plan.host_timeout_s
+        )
         parser.finish()
         self._store_parsed(parser)
         result = watched.result

@@ -173,6 +173,7 @@ def _read_plan(reader: _Reader, root: Node | None, source_path: Path | None) -> 
         base=_base(sec),
         max_concurrency=_max_concurrency(sec, hosts),
         hosts=hosts,
+        host_timeout_s=sec.duration("host_timeout") or Plan.host_timeout_s,
         agent=plan_agent,
         layout=sec.text("layout", "default"),
         worktree_root=_worktree_root(sec, reader.base_dir),

@@ -61,7 +61,8 @@ _ROOT_KEYS = (
     "name", "base", "max_concurrency", "agent", "layout", "worktree_root", "setup", "copy",
     "link", "merge", "agents", "budget", "stages", "autocommit", "artifacts", "overlap",
     "ports", "hooks", "approve", "idle_done", "changes", "commit_hooks", "sparse",
-    "sandbox", "sandbox_hide", "sandbox_write", "sandbox_network", "hosts", "tasks",
+    "sandbox", "sandbox_hide", "sandbox_write", "sandbox_network", "hosts", "host_timeout",
+    "tasks",
 )  # fmt: skip
 _TASK_KEYS = (
     "id", "prompt", "prompt_file", "agent", "depends_on", "after", "files", "priority",
@@ -186,6 +187,8 @@ class Plan:
     """Cone folders always checked out; set, a task with `files` gets a sparse worktree."""
     hosts: tuple[Host, ...] = ()
     """The `hosts:` block as written; () when the plan has none (see `all_hosts`)."""
+    host_timeout_s: float = 120.0
+    """How long a host may stay unreachable before its running tasks go elsewhere."""
 
     @property
     def all_hosts(self) -> tuple[Host, ...]:

@@ -4,12 +4,13 @@ Each host has `slots`; a slot pane of the run shows whichever task it runs, wher
 that runs. A task pinned with `host:` waits for a free slot of its host; a task of an
 epic goes where the epic's first task went (they share a worktree and a branch);
 any other task takes the host with the most free slots, this machine first on a tie.
+A lost host (unreachable past `host_timeout`) takes nothing until it answers again.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from limitless.plan.hosts import LOCAL
 from limitless.plan.model import Plan, Task
@@ -22,13 +23,20 @@ def busy_hosts(running: Iterable[str | None]) -> Counter[str]:
 
 
 def choose_host(
-    plan: Plan, task: Task, rows: Mapping[str, TaskRow], busy: Mapping[str, int]
+    plan: Plan,
+    task: Task,
+    rows: Mapping[str, TaskRow],
+    busy: Mapping[str, int],
+    lost: Collection[str] = (),
 ) -> str | None:
-    """The host `task` starts on now, or None when the host it must use is full."""
-    hosts = plan.all_hosts
+    """The host `task` starts on now, or None when the host it must use is full (or
+    lost: a pinned task waits for its host to come back; an epic moves on)."""
+    hosts = [host for host in plan.all_hosts if host.name not in lost or host.name == task.host]
     free = {host.name: host.slots - busy.get(host.name, 0) for host in hosts}
-    wanted = task.host or _epic_host(plan, task, rows)
-    if wanted is not None:
+    if task.host is not None:
+        return task.host if task.host not in lost and free.get(task.host, 0) > 0 else None
+    wanted = _epic_host(plan, task, rows)
+    if wanted is not None and wanted not in lost:
         return wanted if free.get(wanted, 0) > 0 else None
     order = {host.name: index for index, host in enumerate(hosts)}
     open_hosts = [name for name, left in free.items() if left > 0]

@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from limitless.agents import ratelimit
+from limitless.agents.remote import lost_host
 from limitless.plan.model import Task
 from limitless.states import TaskStatus
 from limitless.store import Store, TaskRow
 
 RETRY_BACKOFF_S = (2.0, 5.0, 15.0, 30.0)
+MAX_LOST_RETRIES = 3  # uncounted retries of one task after its host was lost
 
 
 def retry_delay(attempt: int) -> float:
@@ -28,7 +30,9 @@ class Retries:
         run_id: str,
         throttle: ratelimit.Throttle,
         say: Callable[[str], None],
+        on_host_lost: Callable[[str], None] = lambda host: None,
     ) -> None:
+        self.on_host_lost = on_host_lost
         self.store = store
         self.run_id = run_id
         self.throttle = throttle
@@ -41,6 +45,8 @@ class Retries:
         if row.status is not TaskStatus.FAILED:
             return None
         if self._rate_limit_retry(row, now):
+            return self.store.get_task(self.run_id, row.id)
+        if self._lost_host_retry(row, now):
             return self.store.get_task(self.run_id, row.id)
         if row.attempt - self._free_attempts(row) >= 1 + task.retries:
             return None
@@ -67,7 +73,37 @@ class Retries:
             cached = (row.attempt, ratelimit.free_attempts(attempts, row.attempt, ""))
             self.free_attempts[row.id] = cached
         free = cached[1] + int(ratelimit.is_rate_limited(row.reason))
-        return min(free, ratelimit.MAX_FREE_RETRIES)
+        lost = sum(
+            1
+            for attempt in self.store.attempts(self.run_id, row.id)
+            if attempt.attempt < row.attempt and lost_host(attempt.reason)
+        ) + int(lost_host(row.reason) is not None)
+        return min(free, ratelimit.MAX_FREE_RETRIES) + min(lost, MAX_LOST_RETRIES)
+
+    def _lost_host_retry(self, row: TaskRow, now: float) -> bool:
+        """A task whose host was lost goes again at once, elsewhere, uncounted (a few times)."""
+        host = lost_host(row.reason)
+        if host is None:
+            return False
+        self.on_host_lost(host)
+        earlier = sum(
+            1
+            for attempt in self.store.attempts(self.run_id, row.id)
+            if attempt.attempt < row.attempt and lost_host(attempt.reason)
+        )
+        if earlier >= MAX_LOST_RETRIES:
+            return False  # lost again and again: this one counts like any failure
+        if self.store.transition(
+            self.run_id,
+            row.id,
+            (TaskStatus.FAILED,),
+            TaskStatus.READY,
+            event=("task_host_lost", {"host": host, "attempt": row.attempt}),
+            not_before=now,
+            reason=f"{row.reason}; retrying on another host (not counted as an attempt)",
+        ):
+            self.say(f"{row.id}: lost with host {host}; retrying elsewhere, not counted")
+        return True
 
     def _rate_limit_retry(self, row: TaskRow, now: float) -> bool:
         """Retry a rate-limited task after a back-off, uncounted; lower the concurrency."""

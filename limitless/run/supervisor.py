@@ -30,9 +30,9 @@ from limitless.forkserver.server import spawn
 from limitless.git import refs as git_refs
 from limitless.git import worktrees
 from limitless.git.sparse import task_cone
-from limitless.hosts.ssh import disconnect
+from limitless.hosts.ssh import connect, disconnect
 from limitless.merge import phase as merge
-from limitless.plan.hosts import LOCAL
+from limitless.plan.hosts import LOCAL, Host
 from limitless.plan.model import Task
 from limitless.plan.overlap import conflicts_by_task, overlapping_pairs
 from limitless.plan.stored import dag_of, plan_of
@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 TITLE_INTERVAL_S = 2.0
 WRAPPER_FINISH_S = 30.0  # how long a slot waits for a done task's wrapper to finish
+HOST_PROBE_S = 10.0  # how often a lost host is tried again
 
 
 class Supervisor:
@@ -113,7 +114,11 @@ class Supervisor:
             memory_floor=memory_floor,
             say=self._say,
         )
-        self.retries = Retries(store, run_id, self.gates.throttle, self._say)
+        self.retries = Retries(
+            store, run_id, self.gates.throttle, self._say, on_host_lost=self._host_lost
+        )
+        self.lost_hosts: dict[str, float] = {}  # host → when it was last probed
+        self.hosts_back: set[str] = set()  # filled by probe threads
         self.lost = LostWrappers(store, run_id, self._say)
         self.background = BackgroundWork(store, self.run, self._say, on_ready=self.wake.set)
 
@@ -142,6 +147,7 @@ class Supervisor:
                 self.gates.alert_budget(picture)
                 if self._all_terminal(picture):
                     break
+                self._probe_lost_hosts()
                 self._schedule(picture)
                 self._update_titles(picture)
                 self.background.refresh_predictions()
@@ -393,6 +399,7 @@ class Supervisor:
                 task,
                 picture.rows,
                 busy_hosts(s.host for s in self.slots if s.task_id is not None),
+                self.lost_hosts,
             )
             if host is None:
                 continue  # its host (pinned, or its epic's) has no free slot yet
@@ -607,6 +614,37 @@ class Supervisor:
         self._say(f"run {self.run_id} {end.status}: {end.reason}")
         self._disconnect_hosts()
         return end.exit_code
+
+    def _host_lost(self, name: str) -> None:
+        """A task's attempt was lost with host `name`: nothing starts there until it answers."""
+        if name in self.lost_hosts:
+            return
+        self.lost_hosts[name] = time.monotonic()
+        self.store.add_event(self.run_id, "host_lost", host=name)
+        self._say(f"host {name} lost: its tasks go elsewhere until it answers again")
+
+    def _probe_lost_hosts(self) -> None:
+        """Try each lost host now and then (in a thread: a connect may take seconds);
+        take back those that answered."""
+        for name in sorted(self.hosts_back & set(self.lost_hosts)):
+            self.lost_hosts.pop(name, None)
+            self.store.add_event(self.run_id, "host_back", host=name)
+            self._say(f"host {name} is back")
+        self.hosts_back.clear()
+        now = time.monotonic()
+        for name, probed in list(self.lost_hosts.items()):
+            if now - probed < HOST_PROBE_S or not self.run.control_dir:
+                continue
+            self.lost_hosts[name] = now
+            host, control = self.plan.host(name), Path(self.run.control_dir)
+
+            def probe(host: Host = host, control: Path = control) -> None:
+                with contextlib.suppress(LimitlessError, OSError):
+                    connect(host, control)
+                    self.hosts_back.add(host.name)
+                    self.wake.set()
+
+            threading.Thread(target=probe, name=f"probe-{name}", daemon=True).start()
 
     def _disconnect_hosts(self) -> None:
         """End the run's ssh master connections (the worktrees there stay, as here)."""
