@@ -9,6 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import psutil
 import pytest
 
 from limitless.hosts.ssh import ssh_options
@@ -223,3 +224,36 @@ def test_a_host_lost_mid_run_sends_its_task_elsewhere_and_the_run_merges(
         ("box1", "lost host box1"),
         ("local", ""),
     ]
+
+
+def test_kill_9_of_the_supervisor_while_a_host_runs_a_task_then_resume_finishes(
+    fleet: Fleet, repo: Path, tmux_socket: str
+) -> None:
+    """The wrapper of a remote task lives on in its pane; `resume` adopts it, nothing runs
+    twice, and the run merges its dependant's work too."""
+    fleet.serve(repo)
+    box1 = fleet.add("box1")
+    plan = WAITING.format(box=host_line(box1, 1))
+    plan += "  - {id: next, depends_on: [long], prompt: 'cat typed.txt > next.txt'}\n"
+    write_plan(repo, plan)
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stderr
+    run = latest_run(repo)
+    with open_store(repo) as store:
+        log = store.log_path(run.id, "long")
+    wait_for(lambda: log.is_file() and "waiting for go" in log.read_text(), 30, "long on box1")
+    pid = latest_run(repo).supervisor_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not psutil.pid_exists(pid), 10, "supervisor gone")
+    resumed = cli(repo, "resume", "--detach")
+    assert resumed.returncode == 0, resumed.stderr
+    (box1.home / "go").write_text("resumed\n")
+    waited = cli(repo, "wait", run.id, "--timeout", "90", "--quiet", timeout=120)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    rows = tasks_of(repo, run.id)
+    assert {(task, row.status, row.attempt) for task, row in rows.items()} == {
+        ("long", "done", 1),
+        ("next", "done", 1),
+    }
+    assert git(repo, "show", "main:next.txt") == "resumed"

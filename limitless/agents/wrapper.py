@@ -353,9 +353,15 @@ class Wrapper:
         setup = () if self.row.setup_done else self.plan.setup
         try:
             prompt = self._prompt_text()
+            started = time.monotonic()
             place = remote.prepare(prompt)
             self.store.add_event(
-                self.run.id, "task_placed", self.task.id, host=host, worktree=place.worktree
+                self.run.id,
+                "task_placed",
+                self.task.id,
+                host=host,
+                worktree=place.worktree,
+                sync_s=round(time.monotonic() - started, 3),
             )
             self._say(f"{DIM}on {host}: {place.worktree}{RESET}")
             env = {
@@ -416,7 +422,16 @@ class Wrapper:
             else ""
         )
         try:
+            started = time.monotonic()
             sha = remote.bring_back(self.worktree, message)
+            self.store.add_event(
+                self.run.id,
+                "task_fetched",
+                self.task.id,
+                host=host,
+                head=sha,
+                seconds=round(time.monotonic() - started, 3),
+            )
             self._say(f"{DIM}fetched {self.row.branch} from {host} at {sha[:10]}{RESET}")
         except LimitlessError as exc:
             why = f"could not bring the work back from {host}: {exc}"
