@@ -79,6 +79,17 @@ tmux -S "$sock" set-option -t task remain-on-exit off >/dev/null
 tmux -S "$sock" pipe-pane -t task "cat >> '$state/log'" && touch "$state/piped"
 """
 
+# The task's worktree made afresh from its start commit, and the prompt from stdin.
+_WORKTREE = r"""
+set -e
+clone=$1; work=$2; branch=$3; start=$4; prompt=$5
+git -C "$clone" worktree remove --force "$work" 2>/dev/null || rm -rf "$work"
+git -C "$clone" worktree prune
+git -C "$clone" worktree add -q -B "$branch" "$work" "$start"
+mkdir -p "$(dirname "$prompt")"
+cat > "$prompt"
+"""
+
 _COMMIT = r"""
 cd "$1" || exit 1; shift
 git add -A && { git diff --cached --quiet || git "$@"; }
@@ -164,34 +175,22 @@ class RemoteAttempt:
         ssh.connect(self.host, self.control)
         root = sync.remote_root(self.host, self.control)
         place = place_of(root, self.run_id, self.task_id, self.worktree_key)
-        sync.push(
+        clone = sync.push(
             self.host,
             self.control,
             self.repo,
             run_id=self.run_id,
             base=self.base_sha,
             branches=[self.branch],
+            root=root,
         )
-        clone = posixpath.join(root, sync.CLONE)
-        # a retry starts again from the start commit in a fresh worktree
+        # one command: a fresh worktree from the start commit (a retry too), the prompt
         self._run(
-            ["sh", "-c", 'git -C "$1" worktree remove --force "$2" 2>/dev/null; '
-             'git -C "$1" worktree prune', "sh", clone, place.worktree],
-            "clear the old worktree",
-        )  # fmt: skip
-        sync.make_worktree(
-            self.host,
-            self.control,
-            run_id=self.run_id,
-            task=self.worktree_key,
-            branch=self.branch,
-            start=self.start_sha,
-        )
-        self._run(
-            ["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "sh", place.prompt],
-            "copy the prompt",
+            ["sh", "-c", _WORKTREE, "sh", clone, place.worktree, self.branch, self.start_sha,
+             place.prompt],
+            "make the worktree and copy the prompt",
             input=prompt.encode(),
-        )
+        )  # fmt: skip
         self.place = place
         return place
 

@@ -35,9 +35,9 @@ def remote_root(host: Host, state_dir: Path) -> str:
     return posixpath.join(home, host.root)
 
 
-def ensure_clone(host: Host, state_dir: Path) -> str:
-    """The path of the host's bare clone, made if missing."""
-    clone = posixpath.join(remote_root(host, state_dir), CLONE)
+def ensure_clone(host: Host, state_dir: Path, *, root: str | None = None) -> str:
+    """The path of the host's bare clone, made if missing (`root`: the host's, if known)."""
+    clone = posixpath.join(root or remote_root(host, state_dir), CLONE)
     argv = ["sh", "-c", 'test -d "$1" || git init -q --bare "$1"', "sh", clone]
     _ok(host, run(host, state_dir, argv), f"create the clone {clone}")
     return clone
@@ -51,9 +51,10 @@ def push(
     run_id: str,
     base: str,
     branches: Sequence[str] = (),
+    root: str | None = None,
 ) -> str:
     """Push commit `base` and `branches` from `repo` to the host's clone; the clone's path."""
-    clone = ensure_clone(host, state_dir)
+    clone = ensure_clone(host, state_dir, root=root)
     refspecs = [f"+{base}:refs/limitless/base/{run_id}"]
     refspecs += [f"+refs/heads/{branch}:refs/heads/{branch}" for branch in branches]
     git(repo, "push", "-q", _url(host, clone), *refspecs, env_extra=_env(host, state_dir))

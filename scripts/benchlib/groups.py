@@ -11,6 +11,7 @@ import psutil
 from benchlib import agents as agent_programs
 from benchlib import dags
 from benchlib import forkserver as forkserver_group
+from benchlib import hosts as hosts_group
 from benchlib import sandbox as sandbox_group
 from benchlib.figures import Figure, at_most, exactly, info
 from benchlib.harness import (
@@ -361,6 +362,7 @@ GROUPS: dict[str, Callable[[Harness, bool], list[Figure]]] = {
     "baseline": baseline,
     "forkserver": forkserver_group.measure,
     "sandbox": sandbox_group.measure,
+    "hosts": hosts_group.measure,
     "scheduling": scheduling,  # the longest group last
 }
 
