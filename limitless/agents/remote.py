@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.agents.pty import PtyProcess, PtyResult
-from limitless.errors import LimitlessError
+from limitless.errors import EnvironmentProblem, LimitlessError
 from limitless.git.runner import git
 from limitless.hosts import ssh, sync
 from limitless.plan.hosts import Host
@@ -172,7 +172,11 @@ class RemoteAttempt:
             return self._prepare(prompt)
 
     def _prepare(self, prompt: str) -> Place:
-        ssh.connect(self.host, self.control)
+        try:
+            ssh.connect(self.host, self.control)
+        except EnvironmentProblem as exc:
+            msg = f"{LOST_HOST}{self.host.name}: unreachable at the start ({exc})"
+            raise RemoteError(msg) from exc
         root = sync.remote_root(self.host, self.control)
         place = place_of(root, self.run_id, self.task_id, self.worktree_key)
         clone = sync.push(

@@ -25,7 +25,7 @@ from limitless.agents.headless import HeadlessOutput
 from limitless.agents.interactive import InteractiveDriver
 from limitless.agents.lines import ANSI, LineParser
 from limitless.agents.pty import PtyProcess, PtyResult, end_strays
-from limitless.agents.remote import RemoteAttempt
+from limitless.agents.remote import RemoteAttempt, lost_host
 from limitless.errors import LimitlessError
 from limitless.fmt import duration
 from limitless.git import worktrees
@@ -388,7 +388,8 @@ class Wrapper:
             )
             remote.start(start.argv, start.env, setup)
         except LimitlessError as exc:
-            return Outcome(TaskStatus.FAILED, None, f"could not start on {host}: {exc}")
+            why = str(exc) if lost_host(str(exc)) else f"could not start on {host}: {exc}"
+            return Outcome(TaskStatus.FAILED, None, why)
         parser = LineParser(OutputParsers.for_profile(self.profile))
         last_write = 0.0
 
