@@ -257,3 +257,50 @@ def test_kill_9_of_the_supervisor_while_a_host_runs_a_task_then_resume_finishes(
         ("next", "done", 1),
     }
     assert git(repo, "show", "main:next.txt") == "resumed"
+
+
+DEMO = """\
+name: talk
+agent: demo
+hosts:
+  - {{name: local, slots: 1}}
+{box}
+tasks:
+  - id: api
+    host: box1
+    prompt: add the api routes
+    env: {{LIMITLESS_DEMO_SPEED: "20", LIMITLESS_DEMO_WAIT: "1"}}
+  - id: database
+    host: box1
+    prompt: add the tables
+    env: {{LIMITLESS_DEMO_SPEED: "20"}}
+"""
+
+
+def test_the_user_answers_a_host_agent_in_its_slot_pane(
+    fleet: Fleet, repo: Path, tmux_socket: str
+) -> None:
+    """Demo agents on box1 (started with the install's python there): one asks (y/n) and
+    the `n` typed in the local slot pane reaches it (it stops, exit 1); the other commits
+    there as the user here would, and its progress and cost arrive."""
+    fleet.serve(repo)
+    box1 = fleet.add("box1")
+    write_plan(repo, DEMO.format(box=host_line(box1, 2)))
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stderr
+    run = latest_run(repo)
+
+    def pane() -> str:
+        return tasks_of(repo, run.id)["api"].pane_id or ""
+
+    wait_for(lambda: "(y/n)" in pane_text(tmux_socket, pane()), 60, "the question on the pane")
+    subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", pane(), "n", "Enter"], check=True)
+    waited = cli(repo, "wait", run.id, "--timeout", "90", "--quiet", timeout=120)
+    assert waited.returncode != 0
+    api, database = tasks_of(repo, run.id)["api"], tasks_of(repo, run.id)["database"]
+    assert (api.status, api.exit_code, api.host) == ("failed", 1, "box1")
+    assert database.status == "done" and database.host == "box1" and database.commits >= 1
+    assert database.cost_usd is not None and database.cost_usd > 0
+    subjects = git(repo, "log", "--format=%s|%an", "main").splitlines()
+    assert any(s.startswith("database: ") and s.endswith("|Limitless Test") for s in subjects)
+    assert (box1.home / "limitless" / "install" / "venv" / "bin" / "python").exists()

@@ -105,6 +105,7 @@ class Place:
     socket: str
     state: str  # the attempt's exit, log and marker files
     prompt: str
+    python: str  # the install's interpreter there (`hosts check` / `run` make it)
 
 
 def place_of(root: str, run_id: str, task_id: str, worktree_key: str) -> Place:
@@ -115,6 +116,7 @@ def place_of(root: str, run_id: str, task_id: str, worktree_key: str) -> Place:
         socket=posixpath.join(root, "tmux", name),
         state=posixpath.join(root, "runs", run_id, task_id),
         prompt=posixpath.join(root, "runs", run_id, "prompts", f"{task_id}.md"),
+        python=posixpath.join(root, "install", "venv", "bin", "python"),
     )
 
 
@@ -199,8 +201,10 @@ class RemoteAttempt:
         return place
 
     def start(self, argv: list[str], env: Mapping[str, str], setup: tuple[str, ...]) -> None:
-        """Start setup and agent in the task's tmux server there."""
+        """Start setup and agent in the task's tmux server there (with this machine's git
+        identity, so the agent's own commits there carry the author they would here)."""
         place = self._place()
+        env = {**_identity_env(self.repo), **env}
         with_env = ["env", *(f"{name}={value}" for name, value in env.items()), *argv]
         inner = ["sh", "-c", _TASK_SCRIPT, "limitless-task", place.worktree, place.state]
         inner += [str(len(setup)), *setup, *with_env]
@@ -417,11 +421,25 @@ def _attach_env(host: Host) -> dict[str, str]:
     return env
 
 
+def _identity_env(repo: Path) -> dict[str, str]:
+    """GIT_AUTHOR_* and GIT_COMMITTER_* as git here would commit."""
+    env: dict[str, str] = {}
+    for role in ("AUTHOR", "COMMITTER"):
+        ident = git(repo, "var", f"GIT_{role}_IDENT", check=False).stdout.strip()
+        match = _IDENT.match(ident)
+        if match is not None:
+            env[f"GIT_{role}_NAME"], env[f"GIT_{role}_EMAIL"] = match.group(1), match.group(2)
+    return env
+
+
+_IDENT = re.compile(r"^(.*) <([^>]*)> \d+ [+-]\d{4}$")
+
+
 def _identity(repo: Path) -> list[str]:
     """`-c user.name=... -c user.email=...` as git here would commit (its config and
     GIT_AUTHOR_* variables), so commits made there carry the same author."""
     ident = git(repo, "var", "GIT_AUTHOR_IDENT", check=False).stdout.strip()
-    match = re.match(r"^(.*) <([^>]*)> \d+ [+-]\d{4}$", ident)
+    match = _IDENT.match(ident)
     if match is None:
         return []
     return ["-c", f"user.name={match.group(1)}", "-c", f"user.email={match.group(2)}"]

@@ -385,6 +385,7 @@ class Wrapper:
                 model=self.task.model,
                 approve=self.plan.approve_of(self.task),
                 extra_env=env,
+                python=place.python,
             )
             remote.start(start.argv, start.env, setup)
         except LimitlessError as exc:

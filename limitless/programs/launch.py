@@ -87,6 +87,7 @@ def agent_start(
     extra_env: Mapping[str, str] | None = None,
     confined: bool = False,
     prompt_file_seen_as: str | None = None,
+    python: str | None = None,
 ) -> AgentStart:
     """Write `prompt` to `prompt_file` and say how to start `profile` on it in `cwd`.
 
@@ -94,7 +95,8 @@ def agent_start(
     `approve`: the permission policy, given to the profile's adapter (see the module).
     `confined`: the agent will run inside limitless's sandbox (`sandbox: worktree`).
     `prompt_file_seen_as`: the path the agent reads the prompt at, when that is not
-    `prompt_file` (an agent on another machine gets a copy there).
+    `prompt_file` (an agent on another machine gets a copy there); `python`: what
+    `{python}` stands for there (default: this interpreter).
     """
     prompt_file.parent.mkdir(parents=True, exist_ok=True)
     prompt_file.write_text(prompt, encoding="utf-8")
@@ -105,6 +107,7 @@ def agent_start(
         worktree=str(cwd),
         branch=branch,
         model=model,
+        python=python,
     )
     if resume_session:
         argv = render_resume_argv(profile, context, resume_session)

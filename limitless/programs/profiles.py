@@ -62,6 +62,7 @@ class AgentContext:
     worktree: str
     branch: str
     model: str | None = None
+    python: str | None = None  # `{python}`: None is the interpreter running limitless
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:
@@ -77,7 +78,7 @@ def _values(context: AgentContext) -> dict[str, str]:
         "worktree": context.worktree,
         "branch": context.branch,
         "model": context.model or "",
-        "python": sys.executable,
+        "python": context.python or sys.executable,
     }
 
 

@@ -135,7 +135,7 @@ def start_run(
         from limitless.hosts.ssh import control_dir
         from limitless.run.hostcheck import check_plan_hosts, fit_hosts
 
-        checks = check_plan_hosts(plan, git_repo.state_dir(repo), install=False)
+        checks = check_plan_hosts(plan, git_repo.state_dir(repo))  # installs where stale
         plan = fit_hosts(plan, checks, skip_unreachable=options.skip_unreachable)
         control = str(control_dir(git_repo.state_dir(repo)))
     layout = load_layout(plan.layout)
