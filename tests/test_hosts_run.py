@@ -97,6 +97,13 @@ def test_six_tasks_over_local_and_two_hosts_merge_into_base(fleet: Fleet, repo: 
     assert sorted(by_host) == ["box1", "box2", "local"]
     assert sum(entry["tasks"] for entry in by_host.values()) == 6
     assert by_host["box2"]["tasks"] >= 2 and by_host["box2"]["task_s"] > 0
+    cleaned = cli(repo, "cleanup", run.id)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert f"removed the worktrees, branches and agents of {run.id} on box1" in cleaned.stdout
+    for box in (box1, box2):
+        root = box.home / "limitless"
+        assert not (root / "worktrees" / run.id).exists() and not (root / "runs" / run.id).exists()
+        assert git(root / "repo.git", "for-each-ref", f"refs/heads/limitless/{run.id}/") == ""
 
 
 WAITING = """\
@@ -179,7 +186,7 @@ name: losing
 agent: shell
 host_timeout: 2s
 hosts:
-  - {{name: local, slots: 1}}
+  - {{name: local, slots: 2}}
 {box}
 tasks:
   - id: slow
@@ -188,38 +195,57 @@ tasks:
       if [ -n "$LIMITLESS_HOST" ]; then sleep 600; fi
       echo slow > slow.txt
   - {{id: after, depends_on: [slow], prompt: 'cat slow.txt > after.txt'}}
+  - id: hold
+    host: local
+    prompt: |
+      while [ ! -e {marker} ]; do sleep 0.1; done
+      echo held > held.txt
 """
 
 
-def test_a_host_lost_mid_run_sends_its_task_elsewhere_and_the_run_merges(
+def test_a_host_lost_mid_run_sends_its_task_elsewhere_and_comes_back(
     fleet: Fleet, repo: Path, tmux_socket: str
 ) -> None:
     """box1's sshd and its sessions stop while its task runs: after host_timeout the task
-    is retried (uncounted) on this machine, box1 takes nothing more, everything merges."""
+    is retried (uncounted) on this machine and box1 takes nothing more; box1 comes back:
+    the agent its lost attempt left there is stopped and the host taken back; the run
+    merges everything."""
     fleet.serve(repo)
     box1 = fleet.add("box1")
-    write_plan(repo, LOSING.format(box=host_line(box1, 2)))
+    marker = repo.parent / "release"
+    write_plan(repo, LOSING.format(box=host_line(box1, 3), marker=marker))
     started = cli(repo, "run", "--detach")
     assert started.returncode == 0, started.stderr
     run = latest_run(repo)
     with open_store(repo) as store:
         log = store.log_path(run.id, "slow")
+
+    def kinds() -> list[str]:
+        with open_store(repo) as store:
+            return [event.kind for event in store.events(run.id)]
+
     wait_for(
         lambda: log.is_file() and "working on box1" in log.read_text(),
         timeout=30,
         what="slow working on box1",
     )
     box1.stop()
+    wait_for(lambda: "host_lost" in kinds(), timeout=30, what="box1 lost")
+    left = ["tmux", "-S", str(box1.home / "limitless" / "tmux" / f"{run.id}.slow"), "has-session"]
+    assert subprocess.run(left, check=False).returncode == 0  # its agent still sleeps there
+    box1.start(same_port=True)
+    wait_for(lambda: "host_back" in kinds(), timeout=40, what="box1 back")
+    assert subprocess.run(left, check=False, capture_output=True).returncode != 0
+    marker.write_text("go\n")
     waited = cli(repo, "wait", run.id, timeout=120)
     assert waited.returncode == 0, waited.stdout + waited.stderr
     rows = tasks_of(repo, run.id)
     assert rows["slow"].status == "done" and rows["slow"].host == "local"
-    assert rows["after"].host == "local"
     assert git(repo, "show", "main:after.txt") == "slow"
+    assert git(repo, "show", "main:held.txt") == "held"
+    assert "task_host_lost" in kinds()
     with open_store(repo) as store:
-        kinds = [event.kind for event in store.events(run.id)]
         attempts = store.attempts(run.id, "slow")
-    assert "host_lost" in kinds and "task_host_lost" in kinds
     assert [(a.host, (a.reason or "").split(":")[0]) for a in attempts] == [
         ("box1", "lost host box1"),
         ("local", ""),

@@ -402,6 +402,81 @@ def _host_lock(control: Path, host: Host) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# What a run leaves on a host, taken away (`limitless cleanup`): worktrees, the run's
+# folders and tmux sockets, its branches and base ref in the clone.
+_REMOVE_RUN = r"""
+root=$1; run=$2; clone="$1/repo.git"
+for work in "$root/worktrees/$run"/*; do
+  [ -d "$work" ] && git -C "$clone" worktree remove --force "$work" 2>/dev/null
+done
+rm -rf "$root/worktrees/$run" "$root/runs/$run"
+rm -f "$root/tmux/$run".*
+[ -d "$clone" ] || exit 0
+git -C "$clone" worktree prune
+git -C "$clone" for-each-ref --format='%(refname)' "refs/heads/limitless/$run/" \
+  "refs/limitless/base/$run" | while read -r ref; do git -C "$clone" update-ref -d "$ref"; done
+"""
+
+_SAVE = r"""
+sock=$1; work=$2; shift 2
+tmux -S "$sock" kill-server 2>/dev/null
+[ -d "$work" ] || exit 0
+cd "$work" && git add -A && { git diff --cached --quiet || git "$@"; }
+"""
+
+
+def end_agents(host: Host, control: Path, run_id: str, task_ids: list[str]) -> None:
+    """Stop the agents of `task_ids` still running on `host` (their tmux servers there)."""
+    root = sync.remote_root(host, control)
+    sockets = [place_of(root, run_id, task_id, task_id).socket for task_id in task_ids]
+    script = 'for s in "$@"; do tmux -S "$s" kill-server 2>/dev/null; rm -f "$s"; done; exit 0'
+    ssh.run(host, control, ["sh", "-c", script, "sh", *sockets])
+
+
+def clean_host(
+    host: Host,
+    control: Path,
+    repo: Path,
+    run_id: str,
+    tasks: list[tuple[str, str, str]],
+) -> list[str]:
+    """Remove what run `run_id` left on `host`, after saving its work: each task's agent
+    is stopped, its leftovers committed there and its branch fetched; a commit not on
+    the task's branch here is kept at `refs/limitless/saved/<run>/<task>`. `tasks`:
+    (task id, worktree key, branch) of the tasks that ran there."""
+    lines: list[str] = []
+    root = sync.remote_root(host, control)
+    identity = _identity(repo)
+    for task_id, key, branch in tasks:
+        place = place_of(root, run_id, task_id, key)
+        message = f"limitless: {task_id} — saved on {host.name} before cleanup"
+        ssh.run(
+            host, control,
+            ["sh", "-c", _SAVE, "sh", place.socket, place.worktree, *identity, "commit", "-q",
+             "-m", message],
+        )  # fmt: skip
+        ref = f"refs/limitless/saved/{run_id}/{task_id}"
+        try:
+            sha = sync.fetch(host, control, repo, branch=branch, ref=ref, root=root)
+        except LimitlessError:
+            continue  # no branch there (never started)
+        here = f"refs/heads/{branch}"
+        known = git(repo, "rev-parse", "-q", "--verify", here, check=False).returncode == 0
+        merged = git(
+            repo, "merge-base", "--is-ancestor", sha, here if known else "HEAD", check=False
+        )
+        if merged.returncode == 0:
+            git(repo, "update-ref", "-d", ref, check=False)
+        else:
+            lines.append(f"kept work of {task_id} left on {host.name} at {ref}")
+    done = ssh.run(host, control, ["sh", "-c", _REMOVE_RUN, "sh", root, run_id])
+    if done.code != 0:
+        lines.append(f"could not remove {run_id} on {host.name}: {done.stderr.strip()}")
+    else:
+        lines.append(f"removed the worktrees, branches and agents of {run_id} on {host.name}")
+    return lines
+
+
 def lost_host(reason: str | None) -> str | None:
     """The host an attempt was lost with (its reason says so), or None."""
     if not reason or not reason.startswith(LOST_HOST):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from limitless.errors import UsageError
+from limitless.errors import LimitlessError, UsageError
 from limitless.git import worktrees
 from limitless.git.refs import branch_exists, branch_name, delete_branch, is_ancestor
 from limitless.merge.merge_worktree import MERGED_KEY
+from limitless.plan.hosts import LOCAL
 from limitless.plan.stored import plan_of
 from limitless.run.processes import supervisor_alive
-from limitless.store import Store
+from limitless.store import Run, Store, TaskRow
 from limitless.tmux.session import TmuxSession
 
 
@@ -32,6 +33,7 @@ def cleanup_run(store: Store, run_id: str, *, keep_branches: bool, force: bool) 
         session.kill()
         lines.append(f"killed tmux session {run.tmux_session}")
     rows = store.get_tasks(run_id)
+    lines += _clean_hosts(store, run, rows)
     seen: set[str] = set()
     for row in rows:
         if row.worktree in seen:
@@ -60,6 +62,33 @@ def cleanup_run(store: Store, run_id: str, *, keep_branches: bool, force: bool) 
         branches = {row.branch for row in rows} | {branch_name(run_id, MERGED_KEY)}
         lines += _delete_branches(repo_root, run.base, sorted(branches), force)
     return lines or [f"run {run_id}: nothing to clean up"]
+
+
+def _clean_hosts(store: Store, run: Run, rows: list[TaskRow]) -> list[str]:
+    """What the run left on its hosts: work saved here, the rest removed there."""
+    from limitless.agents.remote import clean_host
+    from limitless.hosts.ssh import control_dir, disconnect
+
+    plan = plan_of(run)
+    placed = {(row.id, row.host) for row in rows} | {
+        (attempt.task_id, attempt.host) for attempt in store.attempts(run.id)
+    }
+    used = sorted({host for _, host in placed if host and host != LOCAL})
+    control = Path(run.control_dir) if run.control_dir else control_dir(store.state_dir)
+    lines: list[str] = []
+    for name in used:
+        try:
+            host = plan.host(name)
+            tasks = [
+                (row.id, plan.task(row.id).worktree_key, row.branch)
+                for row in rows
+                if (row.id, name) in placed
+            ]
+            lines += clean_host(host, control, Path(run.repo_root), run.id, tasks)
+            disconnect(host, control)
+        except LimitlessError as exc:
+            lines.append(f"host {name}: not cleaned up ({exc}); what the run left there stays")
+    return lines
 
 
 def _delete_branches(repo_root: Path, base: str, branches: list[str], force: bool) -> list[str]:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from limitless.agents.remote import end_agents, lost_host
 from limitless.agents.state import StateWatcher
 from limitless.crashpoints import crashpoint
 from limitless.errors import LimitlessError, TmuxError
@@ -637,10 +638,15 @@ class Supervisor:
                 continue
             self.lost_hosts[name] = now
             host, control = self.plan.host(name), Path(self.run.control_dir)
+            left = sorted(
+                {a.task_id for a in self.store.attempts(self.run_id) if lost_host(a.reason) == name}
+            )
 
-            def probe(host: Host = host, control: Path = control) -> None:
+            def probe(host: Host = host, control: Path = control, left: list[str] = left) -> None:
+                """Reach the host; stop the agents its lost attempts left there; take it back."""
                 with contextlib.suppress(LimitlessError, OSError):
                     connect(host, control)
+                    end_agents(host, control, self.run_id, left)
                     self.hosts_back.add(host.name)
                     self.wake.set()
 

@@ -75,8 +75,10 @@ class SshHost:
             "~/limitless", env_pass,
         )  # fmt: skip
 
-    def start(self) -> None:
-        self.port = free_port()
+    def start(self, *, same_port: bool = False) -> None:
+        """Start sshd on a free port (`same_port`: on the one it had, as a host coming back)."""
+        if not (same_port and self.port):
+            self.port = free_port()
         config = self.folder / "sshd_config"
         path = f"{self.bin}:/usr/local/bin:/usr/bin:/bin"
         config.write_text(
