@@ -377,7 +377,7 @@ class RemoteAttempt:
         place = self._place()
         argv = ["tail", "-c", f"+{self.log_offset + 1}", posixpath.join(place.state, "log")]
         try:
-            done = ssh.run(self.host, self.control, argv, timeout=10)
+            done = ssh.run(self.host, self.control, argv, timeout=10, reconnect=False)
         except (LimitlessError, OSError):
             return
         if done.code != 0 or not done.data:

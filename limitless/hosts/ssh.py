@@ -172,13 +172,16 @@ def run(
     input: bytes | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 120,
+    reconnect: bool = True,
 ) -> Result:
     """Run `argv` on `host` over its master connection (opened if needed).
 
     `env` holds the values of the host's `env_pass` names: they go into the local ssh
-    process's environment only, never into an argument or a file.
+    process's environment only, never into an argument or a file. `reconnect=False`
+    skips the check of the master (one process less): a poll that may fail (255).
     """
-    connect(host, state_dir)
+    if reconnect:
+        connect(host, state_dir)
     argv_ssh = [
         "ssh", *ssh_options(host, state_dir), "-o", "ControlMaster=no", "-T",
         _target(host), "--", remote_command(argv),

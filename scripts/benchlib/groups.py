@@ -6,8 +6,6 @@ import random
 import time
 from collections.abc import Callable
 
-import psutil
-
 from benchlib import agents as agent_programs
 from benchlib import dags
 from benchlib import forkserver as forkserver_group
@@ -19,6 +17,8 @@ from benchlib.harness import (
     BenchTask,
     Harness,
     RunResult,
+    cpu_seconds,
+    dashboard_process,
     max_overlap,
     percentile,
     read_marks,
@@ -167,23 +167,6 @@ def detection(h: Harness, quick: bool) -> list[Figure]:
 # ------------------------------------------------------------------ 4. dashboard
 
 
-def _dashboard_process(h: Harness, pane_id: str) -> psutil.Process:
-    root = psutil.Process(h.pane_pid(pane_id))
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            if "dashboard" in proc.cmdline():
-                return proc
-        except psutil.Error:
-            continue
-    msg = f"no `limitless dashboard` process under pane {pane_id}"
-    raise BenchError(msg)
-
-
-def _cpu_seconds(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
 def dashboard(h: Harness, quick: bool) -> list[Figure]:
     """CPU and peak RSS of the run's `limitless dashboard` pane with 20 agents running."""
     repo = h.make_repo("dash")
@@ -196,13 +179,13 @@ def dashboard(h: Harness, quick: bool) -> list[Figure]:
         wait_until(lambda: len(read_marks(marks).start) == count, 300, f"{count} agents running")
         with h.store(repo) as store:
             pane = store.get_run(run_id).dashboard_pane
-        proc = _dashboard_process(h, pane)
-        cpu0, t0 = _cpu_seconds(proc), time.monotonic()
+        proc = dashboard_process(h, pane)
+        cpu0, t0 = cpu_seconds(proc), time.monotonic()
         peak = proc.memory_info().rss
         while time.monotonic() - t0 < window:
             time.sleep(0.5)
             peak = max(peak, proc.memory_info().rss)
-        cpu = (_cpu_seconds(proc) - cpu0) / (time.monotonic() - t0) * 100
+        cpu = (cpu_seconds(proc) - cpu0) / (time.monotonic() - t0) * 100
         if read_marks(marks).end:
             msg = "dashboard: agents ended while the dashboard was being measured"
             raise BenchError(msg)

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import yaml
 
 from limitless.git.repo import find_repo, state_dir
@@ -329,3 +330,21 @@ def max_overlap(intervals: Sequence[tuple[float, float]]) -> int:
         current += step
         best = max(best, current)
     return best
+
+
+def dashboard_process(h: Harness, pane_id: str) -> psutil.Process:
+    """The `limitless dashboard` process under the run's dashboard pane."""
+    root = psutil.Process(h.pane_pid(pane_id))
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            if "dashboard" in proc.cmdline():
+                return proc
+        except psutil.Error:
+            continue
+    msg = f"no `limitless dashboard` process under pane {pane_id}"
+    raise BenchError(msg)
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
