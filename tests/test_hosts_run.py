@@ -88,6 +88,9 @@ def test_six_tasks_over_local_and_two_hosts_merge_into_base(fleet: Fleet, repo: 
             assert (root / "worktrees" / run.id / task / ".git").is_file()
     status = json.loads(cli(repo, "status", run.id, "--json").stdout)
     assert {task["id"]: task["host"] for task in status["tasks"]} == placed
+    shown = cli(repo, "status", run.id).stdout.splitlines()
+    assert shown[1].split()[:3] == ["task", "status", "host"]
+    assert next(line for line in shown if line.startswith("join ")).split()[3] == "box2"
     with open_store(repo) as store:
         shown = store.log_path(run.id, "one").read_text()
     assert "progress 50%" in shown and "on box1:" in shown  # the host's output came back

@@ -217,19 +217,26 @@ def status_renderable(document: dict[str, object]) -> object:
             style="yellow",
         )
     table = Table(box=None, header_style="bold", pad_edge=False)
-    columns = ("task", "status", "try", "time", "checkout", "progress", "commits", "merge")
+    hosts = any(task.get("host") not in (None, "local") for task in tasks)
+    columns: tuple[str, ...] = (
+        "task", "status", "try", "time", "checkout", "progress", "commits", "merge",
+    )  # fmt: skip
+    if hosts:  # a run on other machines: where each task runs
+        columns = ("task", "status", "host", *columns[2:])
     for column in (*columns, "reason"):
         table.add_column(column, overflow="ellipsis", no_wrap=column != "reason")
     # a task that needs input first: it is what a person is here for
     for task in sorted(tasks, key=lambda task: ATTENTION.get(str(task["status"]), 2)):
         status = str(task["status"])
         progress = task["progress"]
+        where = [str(task.get("host") or "")] if hosts else []
         table.add_row(
             str(task["id"]),
             Text(
                 f"{STATUS_ICONS.get(status, ' ')} {label(status)}",
                 style=STATUS_STYLES.get(status, ""),
             ),
+            *where,
             str(task["attempt"]),
             duration(task["duration_s"] if task["started_at"] else None),
             _seconds(task.get("checkout_s")),
