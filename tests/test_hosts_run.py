@@ -333,3 +333,32 @@ def test_the_user_answers_a_host_agent_in_its_slot_pane(
     subjects = git(repo, "log", "--format=%s|%an", "main").splitlines()
     assert any(s.startswith("database: ") and s.endswith("|Limitless Test") for s in subjects)
     assert (box1.home / "limitless" / "install" / "venv" / "bin" / "python").exists()
+
+
+def test_a_pane_that_cannot_attach_shows_the_agents_output_instead(
+    fleet: Fleet, repo: Path, tmux_socket: str
+) -> None:
+    """A host whose tmux refuses every attach: after a few tries the pane follows the
+    agent's log instead of reconnecting for ever, and the task ends done."""
+    fleet.serve(repo)
+    box1 = fleet.add("box1")
+    refusing = box1.bin / "tmux"
+    refusing.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do\n'
+        '  [ "$a" = attach-session ] && { echo "no attaching" >&2; exit 1; }\n'
+        "done\n"
+        'exec /usr/bin/tmux "$@"\n'
+    )
+    refusing.chmod(0o755)
+    plan = WAITING.format(box=host_line(box1, 1)).replace(
+        'while [ ! -e "$HOME/go" ]; do sleep 0.1; done\n', "sleep 9; echo after the wait\n"
+    )
+    write_plan(repo, plan.replace('read -r word < "$HOME/go"; ', "word=followed; "))
+    result = cli(repo, "run", "--headless", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = latest_run(repo)
+    with open_store(repo) as store:
+        shown = store.log_path(run.id, "long").read_text()
+    assert "showing its output here instead" in shown and "after the wait" in shown
+    assert git(repo, "show", "main:typed.txt") == "followed"

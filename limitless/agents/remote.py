@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 LOST_HOST = "lost host "
 """How the reason of an attempt whose host could not be reached begins."""
 POLL_S = 1.0
+QUICK_ATTACH_S = 2.0
+MAX_QUICK_ATTACHES = 5  # attaches in a row that end at once: follow the log instead
 RECONNECT_S = 1.0
 EXIT_NAME = "exit"
 
@@ -66,6 +68,15 @@ done
 code=$?
 echo $code > "$state/exit"
 exit $code
+"""
+
+# The pane's view of the agent: tmux attach, with a TERM the host knows (a local
+# `tmux-256color` may have no terminfo entry there, and tmux would refuse to attach).
+_ATTACH = r"""
+if command -v infocmp >/dev/null 2>&1 && ! infocmp "$TERM" >/dev/null 2>&1; then
+  TERM=xterm-256color; export TERM
+fi
+exec tmux -S "$1" attach-session -t task
 """
 
 # Starts the task's tmux server (environment: this ssh session's, env_pass included).
@@ -233,10 +244,11 @@ class RemoteAttempt:
         attach = [
             "ssh", "-t", *ssh.ssh_options(self.host, self.control), "-o", "ControlMaster=no",
             self.host.ssh or "", "--",
-            ssh.remote_command(["tmux", "-S", place.socket, "attach-session", "-t", "task"]),
+            ssh.remote_command(["sh", "-c", _ATTACH, "sh", place.socket]),
         ]  # fmt: skip
-        drops = 0
+        drops = quick = 0
         unreachable_since: float | None = None
+        following = False  # the attach keeps failing: show the log here instead
         while True:
             if deadline is not None and time.monotonic() >= deadline:
                 self.kill()
@@ -257,16 +269,22 @@ class RemoteAttempt:
                 continue
             unreachable_since = None
             left = None if deadline is None else max(deadline - time.monotonic(), 0.1)
-            self.process = PtyProcess(
-                attach,
-                cwd="/",
-                env=_attach_env(self.host),
-                on_output=lambda data: None,
-                on_input=on_input,
-                on_tick=lambda: self._poll(on_data),
-            )
-            result = self.process.pump(timeout_s=left)
-            self.process = None
+            attached = time.monotonic()
+            if following:
+                self._poll(lambda data: _show(data, on_data), force=True)
+                result = PtyResult(0, False, False)
+                time.sleep(POLL_S)
+            else:
+                self.process = PtyProcess(
+                    attach,
+                    cwd="/",
+                    env=_attach_env(self.host),
+                    on_output=lambda data: None,
+                    on_input=on_input,
+                    on_tick=lambda: self._poll(on_data),
+                )
+                result = self.process.pump(timeout_s=left)
+                self.process = None
             if result.timed_out or result.stopped or self.stop_requested:
                 self.kill()
                 self._poll(on_data, force=True)
@@ -285,6 +303,16 @@ class RemoteAttempt:
                     PtyResult(result.exit_code, False, False),
                     f"the agent's tmux session on {self.host.name} ended without an exit status",
                 )
+            if following:
+                continue
+            quick = quick + 1 if time.monotonic() - attached < QUICK_ATTACH_S else 0
+            if quick >= MAX_QUICK_ATTACHES:
+                following = True
+                self.say(
+                    f"cannot attach to the agent's tmux session on {self.host.name} (see above); "
+                    "showing its output here instead (typing does not reach it)"
+                )
+                continue
             drops += 1
             self.say(f"connection to {self.host.name} dropped; reconnecting ({drops})")
             time.sleep(RECONNECT_S)
@@ -482,6 +510,13 @@ def lost_host(reason: str | None) -> str | None:
     if not reason or not reason.startswith(LOST_HOST):
         return None
     return reason[len(LOST_HOST) :].split(":", 1)[0]
+
+
+def _show(data: bytes, on_data: Callable[[bytes], None]) -> None:
+    """Output of the agent on this pane too (when it cannot be attached to)."""
+    on_data(data)
+    with contextlib.suppress(OSError):
+        os.write(1, data.replace(b"\n", b"\r\n"))
 
 
 def _passed(host: Host) -> dict[str, str]:
