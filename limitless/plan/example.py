@@ -45,6 +45,11 @@ budget:
 # hooks:
 #   on_run_done: notify-send "limitless run finished"
 
+# hosts:                          # slots on other machines over ssh (their sum replaces
+#   - {name: local, slots: 2}     #   max_concurrency); check them: limitless hosts check
+#   - {name: box1, ssh: dev@build1, slots: 6, env_pass: [ANTHROPIC_API_KEY]}
+# (a task may say `host: box1` to run there only)
+
 tasks:
   - id: orders-api
     prompt: |
