@@ -296,7 +296,10 @@ class RemoteAttempt:
                 code, alive = None, True  # the connection went: try again
             if code is not None:
                 self._poll(on_data, force=True)
-                return RemoteResult(PtyResult(code, False, False), self._read("why").strip())
+                why = ""
+                with contextlib.suppress(LimitlessError):
+                    why = self._read("why").strip()
+                return RemoteResult(PtyResult(code, False, False), why)
             if not alive:
                 self._poll(on_data, force=True)
                 return RemoteResult(

@@ -19,6 +19,7 @@ Host keys are checked (BatchMode, no prompt): against the user's known_hosts, th
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -28,6 +29,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from limitless.errors import EnvironmentProblem
 from limitless.hosts.model import Host
@@ -131,9 +133,10 @@ def _open_master(host: Host, state_dir: Path) -> None:
         "ssh", *ssh_options(host, state_dir),
         "-o", "ControlMaster=yes", "-o", f"ControlPersist={PERSIST}", "-f", "-N", _target(host),
     ]  # fmt: skip
-    done = subprocess.run(
-        argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=CONNECT_TIMEOUT + 5
-    )
+    done = _run(
+        host, argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=CONNECT_TIMEOUT + 5,
+    )  # fmt: skip
     if done.returncode != 0:
         words = done.stderr.strip() or f"ssh exited {done.returncode}"
         msg = f"host {host.name}: cannot connect to {host.ssh}: {words}"
@@ -145,7 +148,10 @@ def is_connected(host: Host, state_dir: Path) -> bool:
     if not control_path(host, state_dir).exists():
         return False
     argv = ["ssh", *ssh_options(host, state_dir), "-O", "check", _target(host)]
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False
     return done.returncode == 0
 
 
@@ -153,7 +159,8 @@ def disconnect(host: Host, state_dir: Path) -> None:
     """Close the master connection (`ssh -O exit`); nothing when none is open."""
     if control_path(host, state_dir).exists():
         argv = ["ssh", *ssh_options(host, state_dir), "-O", "exit", _target(host)]
-        subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
 
 
 def remote_command(argv: Sequence[str]) -> str:
@@ -196,7 +203,8 @@ def run(
             )
             raise EnvironmentProblem(msg)
         process_env[name] = value
-    done = subprocess.run(
+    done = _run(
+        host,
         argv_ssh,
         input=input if input is not None else b"",
         capture_output=True,
@@ -209,6 +217,15 @@ def run(
         done.stderr.decode(errors="replace"),
         done.stdout,
     )
+
+
+def _run(host: Host, argv: list[str], **options: Any) -> subprocess.CompletedProcess[Any]:
+    """`subprocess.run` whose timeout is an EnvironmentProblem naming the host (exit 3)."""
+    try:
+        return subprocess.run(argv, check=False, **options)
+    except subprocess.TimeoutExpired as exc:
+        msg = f"host {host.name}: ssh gave no answer within {exc.timeout:.0f}s"
+        raise EnvironmentProblem(msg) from exc
 
 
 def _target(host: Host) -> str:
