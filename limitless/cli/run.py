@@ -177,7 +177,8 @@ def follow(
     from limitless.views.follow import follow as follow_run
 
     with open_context(repo_root) as ctx:
-        print(f"following run {run_id} (attach with `limitless attach {run_id}`)", flush=True)
+        if not quiet:
+            print(f"following run {run_id} (attach with `limitless attach {run_id}`)", flush=True)
         summary = follow_run(
             ctx.store,
             run_id,
