@@ -1,0 +1,167 @@
+"""The goal planner with the real headless programs (`limitless plan GOAL --planner P`).
+
+The planner program runs read-only against the scripted model server; its
+final message (read from its events) is the plan. What a user sees is checked:
+the plan file, the exit code and message, and a checkout left as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import git
+from tests.engine_helpers import cli
+from tests.realagents.homes import AgentSetup
+from tests.realagents.modelserver import ModelServer
+from tests.realagents.script import Script, error, read, say, write
+
+GOAL = "frontend, backend"
+PLAN_ANSWER = """\
+Here is the plan.
+
+```yaml
+name: shop
+agent: claude
+max_concurrency: 2
+tasks:
+  - id: frontend
+    prompt: Build the frontend.
+  - id: backend
+    prompt: Build the backend.
+  - id: integration
+    depends_on: [frontend, backend]
+    prompt: "Wire them together.\\n{deps_summary}"
+```
+"""
+
+
+def _planner_script(*steps: object) -> Script:
+    """A conversation the planner's prompt starts (its goal section names the goal)."""
+    return Script("planner", list(steps), match=f"Goal:\n{GOAL}")  # type: ignore[arg-type]
+
+
+def _status(repo: Path) -> str:
+    return git(repo, "status", "--porcelain", "--untracked-files=all")
+
+
+def test_claude_planner_writes_a_valid_plan_and_changes_nothing(
+    claude_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`limitless plan "frontend, backend" --planner claude -o p.yaml`: Claude Code reads
+    the repository, tries to write (refused: the planner is read-only) and answers with a
+    ```yaml block; p.yaml is that plan, valid, and the checkout is as it was."""
+    claude_agent.export(monkeypatch)
+    model_server.add(
+        _planner_script(
+            read("README.md"),
+            write("notes.txt", "a planner must not write this\n"),
+            say(PLAN_ANSWER),
+        )
+    )
+    head, status = git(repo, "rev-parse", "HEAD"), _status(repo)
+    result = cli(repo, "plan", GOAL, "--planner", "claude", "-o", "p.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "wrote p.yaml: plan 'shop', 3 tasks, by planner claude" in result.stdout
+    assert "integration  ← frontend, backend" in result.stdout
+    # its readable lines came as it planned (not its raw JSON events)
+    assert "planner │ → Read README.md" in result.stderr
+    assert "planner │ ✎ Write notes.txt" in result.stderr
+    assert '"type":' not in result.stderr
+    plan = yaml.safe_load((repo / "p.yaml").read_text())
+    assert [task["id"] for task in plan["tasks"]] == ["frontend", "backend", "integration"]
+    assert cli(repo, "validate", "p.yaml").returncode == 0
+    # read-only: the write was refused, nothing in the checkout moved but the plan file
+    assert not (repo / "notes.txt").exists()
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert _status(repo) == "\n".join(filter(None, [status, "?? p.yaml"]))
+    first = model_server.main_requests("planner")[0]
+    assert "change nothing in it" in first.user_text
+    denied = model_server.main_requests("planner")[2].last_tool_result
+    assert denied is not None and "haven't granted it" in str(denied)
+    assert model_server.problems() == []
+
+
+def test_claude_planner_api_error_is_a_clear_failure(
+    claude_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lasting 429 after Claude Code's own retries: exit 1, a message naming the planner
+    and what to do, and no plan file."""
+    claude_agent.export(monkeypatch)
+    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
+    model_server.add(_planner_script(error(429, times=None), say(PLAN_ANSWER)))
+    result = cli(repo, "plan", GOAL, "--planner", "claude", "-o", "p.yaml")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "planner 'claude' (Claude Code) was refused by its model provider" in result.stderr
+    assert "429" in result.stderr
+    assert "wait and try again, or pick another --planner" in result.stderr
+    assert not (repo / "p.yaml").exists()
+
+
+def test_claude_planner_bad_request_names_the_error(
+    claude_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An API error that is no rate limit (400): exit 1, Claude Code's own words."""
+    claude_agent.export(monkeypatch)
+    model_server.add(_planner_script(error(400, times=None), say(PLAN_ANSWER)))
+    result = cli(repo, "plan", GOAL, "--planner", "claude", "-o", "p.yaml")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "planner 'claude' (Claude Code) ended on an error: API Error: 400" in result.stderr
+    assert "check that `claude` works here" in result.stderr
+    assert not (repo / "p.yaml").exists()
+
+
+def test_codex_planner_writes_a_valid_plan_read_only(
+    codex_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Codex in its read-only sandbox: a write is refused, its last message is the plan."""
+    codex_agent.export(monkeypatch)
+    model_server.add(
+        _planner_script(write("notes.txt", "a planner must not write this\n"), say(PLAN_ANSWER))
+    )
+    status = _status(repo)
+    result = cli(repo, "plan", GOAL, "--planner", "codex", "-o", "p.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "wrote p.yaml: plan 'shop', 3 tasks, by planner codex" in result.stdout
+    assert not (repo / "notes.txt").exists()
+    assert _status(repo) == "\n".join(filter(None, [status, "?? p.yaml"]))
+    sandbox = model_server.main_requests("planner")[0].headers.get("x-codex-turn-metadata", "")
+    assert "read-only" in sandbox
+
+
+def test_codex_planner_rate_limit_is_a_clear_failure(
+    codex_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Codex gives up on a 429 at once: exit 1, the planner and the provider's refusal named."""
+    codex_agent.export(monkeypatch)
+    model_server.add(_planner_script(error(429, times=None), say(PLAN_ANSWER)))
+    result = cli(repo, "plan", GOAL, "--planner", "codex", "-o", "p.yaml")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "planner 'codex' (Codex) was refused by its model provider" in result.stderr
+    assert "429 Too Many Requests" in result.stderr
+    assert not (repo / "p.yaml").exists()
+
+
+def test_interactive_profile_is_refused_as_planner(repo: Path) -> None:
+    """A TUI profile would wait for a user: refused at once, the headless twin named."""
+    result = cli(repo, "plan", GOAL, "--planner", "claude-interactive", "-o", "p.yaml")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "plan with a headless one, e.g. --planner claude" in result.stderr
+    assert not (repo / "p.yaml").exists()
