@@ -31,11 +31,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from limitless.programs import APPROVE_CHOICES, PaneLine, Program, StreamFacts, adapter
 from limitless.programs.base import Approve
 from limitless.programs.verdict import judge_stream
 
+MODULE = "limitless.programs.headless_run"
 TAIL_LINES = 8
 _RESET = "\x1b[0m"
 STYLES = {"text": "", "action": "\x1b[36m", "dim": "\x1b[2m", "good": "\x1b[32m", "bad": "\x1b[31m"}
@@ -163,6 +165,32 @@ def _forward_signals(process: subprocess.Popen[bytes]) -> Callable[[], None]:
     return undo
 
 
+def view_argv(
+    adapter_name: str,
+    approve: Approve,
+    facts_file: Path,
+    argv: Sequence[str],
+    log_file: Path | None = None,
+) -> list[str]:
+    """`argv` run under `main` by this very interpreter: readable lines (kept in `log_file`
+    too), facts in `facts_file`."""
+    log = ["--log", str(log_file)] if log_file is not None else []
+    return [
+        sys.executable,
+        "-m",
+        MODULE,
+        "--adapter",
+        adapter_name,
+        "--approve",
+        approve,
+        "--facts",
+        str(facts_file),
+        *log,
+        "--",
+        *argv,
+    ]
+
+
 def facts_json(end: HeadlessEnd) -> str:
     """What `main` writes to its facts file (read back by `read_facts`)."""
     return json.dumps(
@@ -196,6 +224,16 @@ def read_facts(path: Path) -> HeadlessEnd | None:
     )
 
 
+def _open_log(path: Path | None) -> TextIO | None:
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a", encoding="utf-8")
+    except OSError:
+        return None
+
+
 def main(args: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m limitless.programs.headless_run",
@@ -204,6 +242,7 @@ def main(args: Sequence[str]) -> int:
     parser.add_argument("--adapter", required=True)
     parser.add_argument("--approve", choices=sorted(APPROVE_CHOICES), default="edits")
     parser.add_argument("--facts", type=Path, required=True)
+    parser.add_argument("--log", type=Path, default=None, help="also write the lines here")
     parser.add_argument("argv", nargs=argparse.REMAINDER)
     options = parser.parse_args(args)
     argv = options.argv[1:] if options.argv[:1] == ["--"] else options.argv
@@ -212,10 +251,16 @@ def main(args: Sequence[str]) -> int:
         parser.error("an adapter limitless knows and a command after -- are needed")
     assert program is not None
 
+    log = _open_log(options.log)
+
     def show(line: PaneLine) -> None:
         colour = STYLES[line.style]
         text = f"{colour}{line.text}{_RESET}" if colour else line.text
         print(text, flush=True)
+        if log is not None:
+            with contextlib.suppress(OSError):
+                log.write(line.text + "\n")
+                log.flush()
 
     try:
         end = run_headless(
@@ -231,6 +276,9 @@ def main(args: Sequence[str]) -> int:
     except FileNotFoundError:
         print(f"{argv[0]}: command not found ({program.install})", file=sys.stderr)
         return 127
+    finally:
+        if log is not None:
+            log.close()
     partial = options.facts.with_name(options.facts.name + ".tmp")
     partial.parent.mkdir(parents=True, exist_ok=True)
     partial.write_text(facts_json(end), encoding="utf-8")
