@@ -159,6 +159,50 @@ def test_codex_planner_rate_limit_is_a_clear_failure(
     assert not (repo / "p.yaml").exists()
 
 
+@pytest.mark.parametrize("name", ["gemini", "opencode", "aider"])
+def test_other_headless_planners_write_a_valid_plan_read_only(
+    name: str,
+    request: pytest.FixtureRequest,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """gemini-cli, opencode and aider plan too: read-only, their answer is the plan, the
+    checkout is as it was (aider in its ask mode, its histories kept out of the checkout)."""
+    agent: AgentSetup = request.getfixturevalue(f"{name}_agent")
+    agent.export(monkeypatch)
+    steps = [say(PLAN_ANSWER)] if name == "aider" else [read("README.md"), say(PLAN_ANSWER)]
+    model_server.add(_planner_script(*steps))
+    status = _status(repo)
+    result = cli(repo, "plan", GOAL, "--planner", name, "-o", "p.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"wrote p.yaml: plan 'shop', 3 tasks, by planner {name}" in result.stdout
+    assert _status(repo) == "\n".join(filter(None, [status, "?? p.yaml"]))
+    first = model_server.main_requests("planner")[0]
+    if name == "gemini":  # its default approval mode offers read-only tools only
+        tools = str(first.body.get("tools") if isinstance(first.body, dict) else "")
+        assert "'read_file'" in tools and "'write_file'" not in tools
+    if name == "aider":  # ask mode: the model is told to answer, not to edit
+        assert "Answer questions about the supplied code" in str(first.body)
+    assert model_server.problems() == []
+
+
+def test_opencode_planner_refused_a_write_says_so(
+    opencode_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """opencode ends its run when a write is turned down: exit 1, the refusal named."""
+    opencode_agent.export(monkeypatch)
+    model_server.add(_planner_script(write("notes.txt", "nope\n"), say(PLAN_ANSWER)))
+    result = cli(repo, "plan", GOAL, "--planner", "opencode", "-o", "p.yaml")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "planner 'opencode' (opencode) gave no plan" in result.stderr
+    assert "was refused (Write(notes.txt)); a planner may only read" in result.stderr
+    assert not (repo / "notes.txt").exists() and not (repo / "p.yaml").exists()
+
+
 def test_interactive_profile_is_refused_as_planner(repo: Path) -> None:
     """A TUI profile would wait for a user: refused at once, the headless twin named."""
     result = cli(repo, "plan", GOAL, "--planner", "claude-interactive", "-o", "p.yaml")

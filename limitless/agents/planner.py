@@ -45,6 +45,7 @@ MAX_GOAL_CHARS = 20_000
 PLANNER_APPROVE: Approve = "ask"
 """A planner reads the repository and answers: its edits and commands are refused."""
 _SKIPPED_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".tox"})
+_PLAN_KEY = re.compile(r"(?m)^\s*tasks\s*:")
 _FENCE = re.compile(r"^[ \t]*```([A-Za-z]*)[ \t]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
 
 SCHEMA = """\
@@ -222,6 +223,12 @@ def profile_asker(
                 extra_env={"PWD": str(cwd)},
             )
             if headless and program is not None:
+                extra = program.answer_only_args(Path(folder))
+                if extra:  # before a last `-- PROMPT`, which must stay last
+                    argv = start.argv
+                    tail = argv[-2:] if argv[-2:] == ["--", prompt] else []
+                    argv = [*argv[: len(argv) - len(tail)], *extra, *tail]
+                    start = AgentStart(argv, start.cwd, start.env)
                 answer = _ask_headless(profile, program, start, timeout_s, on_line)
             else:
                 answer = _ask_plain(profile, start, timeout_s)
@@ -313,6 +320,16 @@ def _ask_headless(
         )
         raise PlannerError(msg, exit_code=1)
     answer = facts.final_text.strip()
+    if not _PLAN_KEY.search(answer) and _PLAN_KEY.search(end.output):
+        # a text program (aider): its reply is in what it printed, among its own lines
+        answer = end.output.strip()
+    if not answer and facts.denials:
+        refused = ", ".join(facts.denials[:4])
+        msg = (
+            f"{who} gave no plan: it tried to change the repository and was refused "
+            f"({refused}); a planner may only read. Try again, or {elsewhere.split(' or ', 1)[1]}"
+        )
+        raise PlannerError(msg, exit_code=1)
     if end.exit_code != 0 or not answer:
         said = "; ".join(end.tail[-3:]) or "(no output)"
         what = f"exited with {end.exit_code}" if end.exit_code != 0 else "gave no answer"

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,7 +39,10 @@ from limitless.programs.base import Approve
 from limitless.programs.verdict import judge_stream
 
 MODULE = "limitless.programs.headless_run"
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+"""Terminal escape sequences (colours, titles) some programs print even into a pipe."""
 TAIL_LINES = 8
+MAX_OUTPUT = 1_000_000
 _RESET = "\x1b[0m"
 STYLES = {"text": "", "action": "\x1b[36m", "dim": "\x1b[2m", "good": "\x1b[32m", "bad": "\x1b[31m"}
 
@@ -53,6 +57,7 @@ class HeadlessEnd:
     tail: tuple[str, ...] = ()
     verdict: str = ""  # the program's own account of a failure, "" when none
     rate_limit: str = ""
+    output: str = ""  # all it printed (escape sequences removed; the first MAX_OUTPUT chars)
 
     @property
     def timed_out(self) -> bool:
@@ -80,6 +85,8 @@ def run_headless(
         msg = f"{program.display} prints no events limitless reads"
         raise ValueError(msg)
     tail: list[str] = []
+    output: list[str] = []
+    size = 0
 
     def say(line: PaneLine) -> None:
         tail.append(line.text)
@@ -98,9 +105,14 @@ def run_headless(
     )
 
     def read() -> None:
+        nonlocal size
         assert process.stdout is not None
         for raw in process.stdout:
-            text = raw.decode("utf-8", errors="replace").strip()
+            whole = ANSI.sub("", raw.decode("utf-8", errors="replace"))
+            if size < MAX_OUTPUT:
+                output.append(whole)
+                size += len(whole)
+            text = whole.strip()
             if not text:
                 stream.blank()
                 continue
@@ -133,6 +145,7 @@ def run_headless(
         tail=tuple(tail),
         verdict=verdict.reason if verdict else "",
         rate_limit=verdict.rate_limit if verdict else "",
+        output="".join(output)[:MAX_OUTPUT],
     )
 
 
