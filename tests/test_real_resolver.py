@@ -22,6 +22,7 @@ from tests.engine_helpers import cli, latest_run, open_store, tasks_of, write_pl
 from tests.realagents.costs import claude_cost
 from tests.realagents.homes import AgentSetup
 from tests.realagents.modelserver import ModelServer
+from tests.realagents.programs import program
 from tests.realagents.script import Script, Usage, error, read, say, write
 
 RUN_TIMEOUT = 180.0
@@ -115,6 +116,31 @@ def test_claude_resolver_edits_the_conflict_and_the_result_lands(
     assert "✓ finished" in screen and '"type":' not in screen, screen
 
 
+def test_codex_resolver_edits_in_its_sandbox_and_the_result_lands(
+    codex_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmux_socket: str,
+) -> None:
+    """Codex as the resolver (`--sandbox workspace-write`, approve: edits) writes the file
+    in the merge worktree; limitless commits it and the resolved text lands on main."""
+    codex_agent.export(monkeypatch)
+    model_server.add(_resolver_script(write("README.md", RESOLVED), say("Kept both sides.")))
+    write_plan(repo, PLAN.replace("resolver: claude", "resolver: codex"))
+    finished = cli(repo, "run", "--headless", timeout=RUN_TIMEOUT)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    run = latest_run(repo)
+    assert git(repo, "show", "main:README.md") == RESOLVED.strip()
+    reason = tasks_of(repo, run.id)["right"].merge_reason
+    assert reason.startswith("conflict in README.md resolved by codex ($"), reason
+    metadata = model_server.main_requests("resolver")[0].headers["x-codex-turn-metadata"]
+    assert "workspace-write" in metadata
+    with open_store(repo) as store:
+        lines = (store.run_dir(run.id) / "merge" / "resolve-right-1.log").read_text()
+    assert "✎ add README.md" in lines and "● Kept both sides." in lines, lines
+
+
 def test_claude_resolver_api_error_stops_the_merge_with_its_words(
     claude_env: AgentSetup,
     model_server: ModelServer,
@@ -153,3 +179,34 @@ def test_claude_resolver_that_only_reads_leaves_the_markers_and_is_refused(
     assert right["merge_status"] == "conflict"
     assert "the resolver left conflict markers in README.md" in right["merge_reason"]
     assert git(repo, "rev-parse", "main") == base
+
+
+def test_missing_resolver_command_is_refused_before_the_run(repo: Path, tmux_socket: str) -> None:
+    """A resolver whose command is not on PATH: `run` refuses it (exit 3), nothing made."""
+    write_plan(
+        repo,
+        PLAN.replace("resolver: claude}", "resolver: fixer}")
+        + 'agents:\n  fixer: {command: ["no-such-resolver-here", "{prompt}"]}\n',
+    )
+    finished = cli(repo, "run", "--headless")
+    assert finished.returncode == 3, finished.stdout + finished.stderr
+    assert "the conflict resolver's command 'no-such-resolver-here'" in finished.stderr
+    assert "(merge.resolver: fixer) is not on PATH" in finished.stderr
+    with open_store(repo) as store:
+        assert store.latest_run() is None
+
+
+def test_resolver_claude_with_approve_all_as_root_is_refused_by_validate(
+    agent_path: str, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan's `approve: all` is the resolver's too: as root Claude Code would refuse
+    its bypass mode, so `validate` says so before anything runs."""
+    program("claude")
+    if os.geteuid() != 0:
+        pytest.skip("Claude Code refuses its bypass mode only as root")
+    monkeypatch.delenv("IS_SANDBOX", raising=False)
+    write_plan(repo, "approve: all\n" + PLAN)
+    result = cli(repo, "validate")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "refuses `approve: all`" in result.stdout + result.stderr
+    assert "(the conflict resolver, claude)" in result.stdout + result.stderr

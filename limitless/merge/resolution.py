@@ -35,7 +35,7 @@ from limitless.plan.model import MergePolicy, Plan
 from limitless.programs import Program, adapter
 from limitless.programs.base import Approve
 from limitless.programs.headless_run import read_facts, view_argv
-from limitless.programs.launch import AgentStart, agent_start
+from limitless.programs.launch import AgentStart, agent_start, resolver_approve
 from limitless.programs.profiles import AgentProfile
 from limitless.states import RESOLVER_TIMED_OUT, MergeStatus
 from limitless.store import Run, Store
@@ -115,12 +115,6 @@ class Resolution:
         task = self.plan.task(task_id)
         return self.plan.profile(task), task.model
 
-    def approve(self) -> Approve:
-        """The permission policy a resolver agent runs with: the plan's `approve`, but at
-        least `edits` (editing the conflicted files is its whole job, and nobody answers
-        a headless program's questions). A task's own `approve` does not apply."""
-        return "edits" if self.plan.approve == "ask" else self.plan.approve
-
     def resolve(
         self,
         task_id: str,
@@ -135,7 +129,7 @@ class Resolution:
         except UsageError as exc:
             return False, str(exc)
         program = adapter(profile.adapter)
-        approve = self.approve() if program is not None else None
+        approve = resolver_approve(self.plan.approve) if program is not None else None
         rounds = 0
         limit = 1 + int(out(self.repo, "rev-list", "--count", f"{prev}..{source}") or 0)
         cost = 0.0

@@ -50,6 +50,13 @@ class AgentStart:
         return ["env", "--", *(f"{name}={value}" for name, value in self.env.items()), *self.argv]
 
 
+def resolver_approve(plan_approve: Approve) -> Approve:
+    """The permission policy a conflict resolver runs with: the plan's `approve`, but at
+    least `edits` (editing the conflicted files is its whole job, and nobody answers a
+    headless program's questions). A task's own `approve` does not apply to it."""
+    return "edits" if plan_approve == "ask" else plan_approve
+
+
 def agent_env(
     profile: AgentProfile,
     *,
