@@ -209,3 +209,35 @@ def test_interactive_profile_is_refused_as_planner(repo: Path) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "plan with a headless one, e.g. --planner claude" in result.stderr
     assert not (repo / "p.yaml").exists()
+
+
+SHELL_PLAN = """\
+```yaml
+name: notes
+agent: shell
+max_concurrency: 2
+tasks:
+  - id: frontend
+    prompt: "echo front > front.txt && git add front.txt && git commit -qm front"
+  - id: backend
+    prompt: "echo back > back.txt && git add back.txt && git commit -qm back"
+```
+"""
+
+
+def test_run_goal_with_the_claude_planner_runs_the_plan(
+    claude_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmux_socket: str,
+) -> None:
+    """`limitless run --goal "frontend, backend" --planner claude --yes`: Claude Code plans
+    (read-only), the plan runs, its work lands on main."""
+    claude_agent.export(monkeypatch)
+    model_server.add(_planner_script(say(SHELL_PLAN)))
+    result = cli(repo, "run", "--goal", GOAL, "--planner", "claude", "--yes", "--headless")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "planner │ ✓ finished" in result.stderr
+    assert git(repo, "show", "main:front.txt") == "front"
+    assert git(repo, "show", "main:back.txt") == "back"
