@@ -127,6 +127,9 @@ def run_headless(
     except subprocess.TimeoutExpired:
         _stop(process, own_group)
         code = None
+    except BaseException:  # Ctrl-C: a program in a group of its own would not see it
+        _stop(process, own_group)
+        raise
     finally:
         if forward is not None:
             forward()
@@ -289,6 +292,9 @@ def main(args: Sequence[str]) -> int:
     except FileNotFoundError:
         print(f"{argv[0]}: command not found ({program.install})", file=sys.stderr)
         return 127
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     finally:
         if log is not None:
             log.close()
