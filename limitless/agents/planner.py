@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from limitless.errors import LimitlessError, PlanError, UsageError
+from limitless.git.repo import find_repo
 from limitless.git.status import dirty_files, head_sha
 from limitless.plan.loader import loads
 from limitless.plan.model import Plan
@@ -303,20 +304,21 @@ def _ask_headless(
         )
     except FileNotFoundError:
         raise _not_found(profile, start.argv[0], program.install) from None
-    elsewhere = f"try again later or pick another --planner (offline: --planner {DEMO_PLANNER})"
+    other = f"pick another --planner (offline: --planner {DEMO_PLANNER})"
     if end.timed_out:
-        raise PlannerError(f"{who} gave no answer within {timeout_s:.0f}s; {elsewhere}")
+        msg = f"{who} gave no answer within {timeout_s:.0f}s; try again later or {other}"
+        raise PlannerError(msg, exit_code=1)
     facts = end.facts
     if end.rate_limit:
         msg = (
             f"{who} was refused by its model provider, after the program's own retries: "
-            f"{_short(end.rate_limit)}; wait and try again, or {elsewhere.split(' or ', 1)[1]}"
+            f"{_short(end.rate_limit)}; wait and try again, or {other}"
         )
         raise PlannerError(msg, exit_code=1)
     if facts.is_error:
         msg = (
             f"{who} ended on an error: {_short(facts.error)}; check that `{program.executable}` "
-            f"works here (its API key and endpoint), or {elsewhere.split(' or ', 1)[1]}"
+            f"works here (its API key and endpoint), or {other}"
         )
         raise PlannerError(msg, exit_code=1)
     answer = facts.final_text.strip()
@@ -327,13 +329,14 @@ def _ask_headless(
         refused = ", ".join(facts.denials[:4])
         msg = (
             f"{who} gave no plan: it tried to change the repository and was refused "
-            f"({refused}); a planner may only read. Try again, or {elsewhere.split(' or ', 1)[1]}"
+            f"({refused}); a planner may only read. Try again, or {other}"
         )
         raise PlannerError(msg, exit_code=1)
     if end.exit_code != 0 or not answer:
         said = "; ".join(end.tail[-3:]) or "(no output)"
         what = f"exited with {end.exit_code}" if end.exit_code != 0 else "gave no answer"
-        raise PlannerError(f"{who} {what}: {_short(said)}; {elsewhere}", exit_code=1)
+        msg = f"{who} {what}: {_short(said)}; try again later or {other}"
+        raise PlannerError(msg, exit_code=1)
     return answer
 
 
@@ -351,14 +354,15 @@ class _CheckoutState:
 def _checkout_state(cwd: Path) -> _CheckoutState | None:
     """HEAD and the changed files of the checkout at `cwd` (None outside one)."""
     try:
-        head = head_sha(cwd)
-        dirty = dirty_files(cwd)
+        root = find_repo(cwd).root
+        head = head_sha(root)
+        dirty = dirty_files(root)
     except LimitlessError:
         return None
     files: dict[str, tuple[int, int]] = {}
     for name in dirty:
         try:
-            stat = (cwd / name).stat()
+            stat = (root / name).stat()
             files[name] = (stat.st_size, stat.st_mtime_ns)
         except OSError:
             files[name] = (-1, -1)

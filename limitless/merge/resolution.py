@@ -353,7 +353,11 @@ def _cannot_start(
     permission policy), or ""."""
     env = start.environ()
     command = start.argv[0] if start.argv else ""
-    if not command or shutil.which(command, path=env.get("PATH")) is None:
+    if "/" in command:  # a path: relative to the merge worktree it runs in
+        found = os.access(start.cwd / command, os.X_OK)
+    else:
+        found = bool(command) and shutil.which(command, path=env.get("PATH")) is not None
+    if not found:
         how = f"install it ({program.install})" if program is not None else "install it"
         return (
             f"the resolver's command {command!r} (profile {profile.name}) is not on PATH; "
