@@ -141,6 +141,33 @@ def test_codex_resolver_edits_in_its_sandbox_and_the_result_lands(
     assert "✎ add README.md" in lines and "● Kept both sides." in lines, lines
 
 
+@pytest.mark.parametrize("name", ["gemini", "opencode", "aider"])
+def test_other_headless_resolvers_edit_and_the_result_lands(
+    name: str,
+    request: pytest.FixtureRequest,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmux_socket: str,
+) -> None:
+    """gemini-cli (auto_edit), opencode (edits allowed) and aider (--yes-always, its own
+    commits off: git refuses them during a merge) resolve too; limitless commits."""
+    agent: AgentSetup = request.getfixturevalue(f"{name}_agent")
+    agent.export(monkeypatch)
+    model_server.add(_resolver_script(write("README.md", RESOLVED), say("Kept both sides.")))
+    write_plan(repo, PLAN.replace("resolver: claude", f"resolver: {name}"))
+    finished = cli(repo, "run", "--headless", timeout=RUN_TIMEOUT)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    run = latest_run(repo)
+    assert git(repo, "show", "main:README.md") == RESOLVED.strip()
+    reason = tasks_of(repo, run.id)["right"].merge_reason
+    assert reason.startswith(f"conflict in README.md resolved by {name}"), reason
+    with open_store(repo) as store:
+        lines = (store.run_dir(run.id) / "merge" / "resolve-right-1.log").read_text()
+    assert "README.md" in lines and "Unable to commit" not in lines, lines
+    assert model_server.problems() == []
+
+
 def test_claude_resolver_api_error_stops_the_merge_with_its_words(
     claude_env: AgentSetup,
     model_server: ModelServer,

@@ -213,6 +213,7 @@ def profile_asker(
         before = _checkout_state(cwd)
         with tempfile.TemporaryDirectory(prefix="limitless-planner-") as folder:
             headless = program is not None and program.headless_stream
+            extra = program.answer_only_args(Path(folder)) if headless and program else ()
             start = agent_start(
                 profile,
                 prompt,
@@ -222,14 +223,9 @@ def profile_asker(
                 approve=PLANNER_APPROVE if headless else None,
                 # opencode works in $PWD rather than in its real folder
                 extra_env={"PWD": str(cwd)},
+                extra_args=extra,
             )
             if headless and program is not None:
-                extra = program.answer_only_args(Path(folder))
-                if extra:  # before a last `-- PROMPT`, which must stay last
-                    argv = start.argv
-                    tail = argv[-2:] if argv[-2:] == ["--", prompt] else []
-                    argv = [*argv[: len(argv) - len(tail)], *extra, *tail]
-                    start = AgentStart(argv, start.cwd, start.env)
                 answer = _ask_headless(profile, program, start, timeout_s, on_line)
             else:
                 answer = _ask_plain(profile, start, timeout_s)

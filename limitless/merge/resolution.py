@@ -147,6 +147,7 @@ class Resolution:
                 approve=approve,
                 # opencode works in $PWD rather than in its real folder
                 extra_env={"PWD": str(self.worktree)} if program is not None else None,
+                extra_args=program.resolver_args() if program is not None else (),
             )
             cannot = _cannot_start(profile, program, approve, start)
             if cannot:

@@ -135,6 +135,11 @@ class Aider(Program):
             f"--input-history-file={folder / 'aider.input.history'}",
         )
 
+    def resolver_args(self) -> tuple[str, ...]:
+        # Its commits would fail in a merge under way ("cannot do a partial commit during a
+        # merge"); limitless commits the resolution itself.
+        return ("--no-auto-commits", "--no-dirty-commits")
+
     def answer(self, approve: Approve, question: Question) -> str | None:
         if question.kind == "other" and question.text.lower().startswith("open "):
             # "Open URL for more info?", "Open a GitHub Issue … in your browser?" (after a

@@ -168,6 +168,10 @@ class Program:
         goal planner); anything the program keeps for itself goes in `folder`."""
         return ()
 
+    def resolver_args(self) -> tuple[str, ...]:
+        """Flags for a conflict resolver, whose result limitless commits itself."""
+        return ()
+
     def approve_env(self, approve: Approve) -> dict[str, str]:
         """Variables that set the permission policy `approve`, for programs without flags for it."""
         return {}
