@@ -7,6 +7,7 @@ the plan file, the exit code and message, and a checkout left as it was.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,19 @@ def test_run_goal_with_the_claude_planner_runs_the_plan(
     assert "planner │ ✓ finished" in result.stderr
     assert git(repo, "show", "main:front.txt") == "front"
     assert git(repo, "show", "main:back.txt") == "back"
+
+
+def test_missing_planner_program_names_its_install_command(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--planner claude` without Claude Code on PATH: exit 3, the install command named."""
+    git_dir = str(Path(shutil.which("git") or "/usr/bin/git").parent)
+    if shutil.which("claude", path=git_dir):
+        pytest.skip(f"claude is installed in {git_dir}")
+    monkeypatch.setenv("PATH", git_dir)
+    result = cli(repo, "plan", GOAL, "--planner", "claude", "-o", "p.yaml")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "planner 'claude': command 'claude' not found on PATH" in result.stderr
+    assert "npm install -g @anthropic-ai/claude-code@" in result.stderr
+    assert "--planner demo" in result.stderr
+    assert not (repo / "p.yaml").exists()
