@@ -71,6 +71,8 @@ def test_prompt_is_a_one_task_run_and_prints_its_id(repo: Path) -> None:
     assert run_id == "prompt-1"
     waited = cli(repo, "wait", run_id, "--timeout", "60", "--quiet")
     assert waited.returncode == 0, waited.stdout + waited.stderr
+    # --quiet: the outcome only, no "following run" header or progress lines
+    assert waited.stdout.splitlines()[0].startswith(f"run {run_id} done:"), waited.stdout
     rows = tasks_of(repo, run_id)
     assert list(rows) == ["task"]
     assert rows["task"].status is TaskStatus.DONE
@@ -90,3 +92,19 @@ def test_agent_without_prompt_is_refused(repo: Path) -> None:
     result = cli(repo, "run", "--agent", "shell")
     assert result.returncode == 2
     assert "--agent goes with --prompt" in result.stderr
+
+
+def test_prompt_runs_with_an_agent_profile_of_the_users_config(
+    repo: Path, isolated_env: Path
+) -> None:
+    """`run --prompt TEXT --agent mine` knows the config's own profile `mine`."""
+    config = isolated_env / ".config" / "limitless" / "config.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("agents:\n  mine: {command: [bash, -e, '{prompt_file}']}\n")
+    result = cli(repo, "run", "--prompt", "echo mine > mine.txt", "--agent", "mine", "--json")
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run"]
+    waited = cli(repo, "wait", run_id, "--timeout", "60", "--quiet")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert tasks_of(repo, run_id)["task"].agent == "mine"
+    assert (repo / "mine.txt").read_text() == "mine\n"
