@@ -362,3 +362,36 @@ def test_a_pane_that_cannot_attach_shows_the_agents_output_instead(
         shown = store.log_path(run.id, "long").read_text()
     assert "showing its output here instead" in shown and "after the wait" in shown
     assert git(repo, "show", "main:typed.txt") == "followed"
+
+
+SETUP = """\
+name: prepared
+agent: shell
+setup:
+  - echo "set up on $LIMITLESS_HOST" > setup.txt
+  - test ! -e "$HOME/break-setup"
+hosts:
+  - {{name: local, slots: 1}}
+{box}
+tasks:
+  - {{id: one, host: box1, prompt: 'cat setup.txt > one.txt'}}
+"""
+
+
+def test_setup_commands_run_on_the_host_and_a_failing_one_fails_the_task(
+    fleet: Fleet, repo: Path, tmux_socket: str
+) -> None:
+    """The plan's setup runs in the worktree there, with the task's variables, before the
+    agent; a setup command that fails there fails the task, naming the command."""
+    fleet.serve(repo)
+    box1 = fleet.add("box1")
+    write_plan(repo, SETUP.format(box=host_line(box1, 1)))
+    result = cli(repo, "run", "--headless", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert git(repo, "show", "main:one.txt") == "set up on box1"
+    (box1.home / "break-setup").write_text("")
+    failed = cli(repo, "run", "--headless", timeout=120)
+    assert failed.returncode == 1
+    row = tasks_of(repo, latest_run(repo).id)["one"]
+    assert row.status == "failed" and row.host == "box1"
+    assert row.reason.startswith('setup command `test ! -e "$HOME/break-setup"` exited with 1')

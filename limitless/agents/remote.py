@@ -216,9 +216,10 @@ class RemoteAttempt:
         identity, so the agent's own commits there carry the author they would here)."""
         place = self._place()
         env = {**_identity_env(self.repo), **env}
-        with_env = ["env", *(f"{name}={value}" for name, value in env.items()), *argv]
-        inner = ["sh", "-c", _TASK_SCRIPT, "limitless-task", place.worktree, place.state]
-        inner += [str(len(setup)), *setup, *with_env]
+        # the setup commands run with the agent's variables, as they do here
+        inner = ["env", *(f"{name}={value}" for name, value in env.items())]
+        inner += ["sh", "-c", _TASK_SCRIPT, "limitless-task", place.worktree, place.state]
+        inner += [str(len(setup)), *setup, *argv]
         secrets = {name: value for name, value in _passed(self.host).items()}
         self._run(
             ["sh", "-c", _START, "sh", place.socket, place.state, *inner],
