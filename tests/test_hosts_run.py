@@ -395,3 +395,46 @@ def test_setup_commands_run_on_the_host_and_a_failing_one_fails_the_task(
     row = tasks_of(repo, latest_run(repo).id)["one"]
     assert row.status == "failed" and row.host == "box1"
     assert row.reason.startswith('setup command `test ! -e "$HOME/break-setup"` exited with 1')
+
+
+def test_env_pass_reaches_the_agent_on_the_host_and_nothing_is_written_there(
+    fleet: Fleet, repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An env_pass value set here is in the agent's environment there; no file under the
+    host's HOME holds it and no process there has it on its command line."""
+    fleet.serve(repo)
+    box1 = fleet.add("box1")
+    secret = "s3cret-value-4711"
+    monkeypatch.setenv("LIMITLESS_TEST_KEY", secret)
+    host = host_line(box1, 1).replace("slots: 1}", "slots: 1, env_pass: [LIMITLESS_TEST_KEY]}")
+    write_plan(
+        repo,
+        "\n".join(
+            [
+                "name: secret",
+                "agent: shell",
+                "hosts:",
+                "  - {name: local, slots: 1}",
+                host,
+                "tasks:",
+                "  - id: key",
+                "    host: box1",
+                "    prompt: |",
+                '      [ "$LIMITLESS_TEST_KEY" = ' + secret + " ] && echo seen > key.txt",
+                '      ps -eo args | grep -F "$HOME" > processes.txt',  # the host's own
+                "",
+            ]
+        ),
+    )
+    result = cli(repo, "run", "--headless", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert git(repo, "show", "main:key.txt") == "seen"
+    there = git(repo, "show", "main:processes.txt").splitlines()
+    assert len(there) > 2 and not [line for line in there if secret in line]
+    written = [
+        path
+        for path in box1.home.rglob("*")
+        if path.is_file() and secret.encode() in path.read_bytes()
+    ]
+    prompt_copies = [path for path in written if path.suffix == ".md"]
+    assert written == prompt_copies  # only the prompt itself names it (it is in the plan)
