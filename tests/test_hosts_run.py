@@ -438,3 +438,34 @@ def test_env_pass_reaches_the_agent_on_the_host_and_nothing_is_written_there(
     ]
     prompt_copies = [path for path in written if path.suffix == ".md"]
     assert written == prompt_copies  # only the prompt itself names it (it is in the plan)
+
+
+def test_an_agent_program_missing_on_the_host_fails_its_task_naming_it(
+    fleet: Fleet, repo: Path, tmux_socket: str
+) -> None:
+    """A task pinned to a host is not refused for a program missing here (it runs there);
+    missing there, the task fails saying so."""
+    fleet.serve(repo)
+    box1 = fleet.add("box1")
+    write_plan(
+        repo,
+        "\n".join(
+            [
+                "name: ghost",
+                "agents: {ghost: {command: [no-such-agent-xyz, '{prompt}']}}",
+                "hosts:",
+                "  - {name: local, slots: 1}",
+                host_line(box1, 1),
+                "tasks:",
+                "  - {id: boo, host: box1, agent: ghost, prompt: hello}",
+                "",
+            ]
+        ),
+    )
+    result = cli(repo, "run", "--headless", timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    row = tasks_of(repo, latest_run(repo).id)["boo"]
+    assert (row.status, row.exit_code) == ("failed", 127)
+    assert row.reason == (
+        "agent command `no-such-agent-xyz` not found on PATH there; install it on the host"
+    )

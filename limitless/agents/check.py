@@ -99,6 +99,8 @@ def plan_problems(plan: Plan, *, is_root: bool | None = None) -> list[ProgramPro
     old: dict[tuple[str, str, str], list[str]] = {}
     refused: dict[str, list[str]] = {}
     for task in plan.tasks:
+        if task.host is not None and not plan.host(task.host).is_local:
+            continue  # its program runs there: a missing one fails it there, naming it
         profile = plan.profile(task)
         program, path = _executable(profile, task)
         known = adapter(profile.adapter)

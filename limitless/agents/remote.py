@@ -64,6 +64,10 @@ while [ "$nsetup" -gt 0 ]; do
   }
   shift; nsetup=$((nsetup-1))
 done
+if ! command -v "$1" >/dev/null 2>&1; then
+  echo "agent command \`$1\` not found on PATH there; install it on the host" > "$state/why"
+  echo 127 > "$state/exit"; exit 127
+fi
 "$@"
 code=$?
 echo $code > "$state/exit"
