@@ -469,3 +469,40 @@ def test_an_agent_program_missing_on_the_host_fails_its_task_naming_it(
     assert row.reason == (
         "agent command `no-such-agent-xyz` not found on PATH there; install it on the host"
     )
+
+
+def test_the_local_tmux_dying_leaves_the_host_agent_running_and_resume_takes_it_up(
+    fleet: Fleet, repo: Path, tmux_socket: str
+) -> None:
+    """The run's tmux server here is killed (panes, wrappers and supervisor with it) while
+    box1 runs a task: its agent goes on there; `resume` makes the session anew and a new
+    pane takes the same attempt up; it ends done, attempt 1, its work merged."""
+    fleet.serve(repo)
+    box1 = fleet.add("box1")
+    plan = WAITING.format(box=host_line(box1, 1))
+    plan += "  - {id: next, depends_on: [long], prompt: 'cat typed.txt > next.txt'}\n"
+    write_plan(repo, plan)
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stderr
+    run = latest_run(repo)
+    with open_store(repo) as store:
+        log = store.log_path(run.id, "long")
+    wait_for(lambda: log.is_file() and "waiting for go" in log.read_text(), 30, "long on box1")
+    supervisor = latest_run(repo).supervisor_pid
+    subprocess.run(["tmux", "-L", tmux_socket, "kill-server"], check=True)
+    assert supervisor is not None
+    wait_for(lambda: not psutil.pid_exists(supervisor), 10, "supervisor gone")
+    agent = ["tmux", "-S", str(box1.home / "limitless" / "tmux" / f"{run.id}.long"), "has-session"]
+    assert subprocess.run(agent, check=False).returncode == 0  # still running there
+    resumed = cli(repo, "resume", "--detach")
+    assert resumed.returncode == 0, resumed.stderr
+    wait_for(lambda: "taken up again on box1" in log.read_text(), 30, "a new pane on long")
+    (box1.home / "go").write_text("taken up\n")
+    waited = cli(repo, "wait", run.id, "--timeout", "90", "--quiet", timeout=120)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    rows = tasks_of(repo, run.id)
+    assert {(task, row.status, row.attempt) for task, row in rows.items()} == {
+        ("long", "done", 1),
+        ("next", "done", 1),
+    }
+    assert git(repo, "show", "main:next.txt") == "taken up"

@@ -142,6 +142,7 @@ class RemoteResult:
     result: PtyResult
     reason: str = ""  # set when limitless could not run or finish the attempt
     lost: bool = False  # the host stayed unreachable: the attempt's end is unknown
+    detached: bool = False  # this pane went away: the agent goes on there (see `detach`)
 
 
 class RemoteAttempt:
@@ -176,6 +177,7 @@ class RemoteAttempt:
         self.last_poll = 0.0
         self.process: PtyProcess | None = None
         self.stop_requested = False
+        self.detaching = False
 
     # ------------------------------------------------------------ start
 
@@ -214,6 +216,17 @@ class RemoteAttempt:
         )  # fmt: skip
         self.place = place
         return place
+
+    def locate(self) -> Place:
+        """The places of an attempt already started there (a wrapper taking it up again)."""
+        try:
+            ssh.connect(self.host, self.control)
+        except EnvironmentProblem as exc:
+            msg = f"{LOST_HOST}{self.host.name}: unreachable when taken up again ({exc})"
+            raise RemoteError(msg) from exc
+        root = sync.remote_root(self.host, self.control)
+        self.place = place_of(root, self.run_id, self.task_id, self.worktree_key)
+        return self.place
 
     def start(self, argv: list[str], env: Mapping[str, str], setup: tuple[str, ...]) -> None:
         """Start setup and agent in the task's tmux server there (with this machine's git
@@ -258,6 +271,8 @@ class RemoteAttempt:
             if deadline is not None and time.monotonic() >= deadline:
                 self.kill()
                 return RemoteResult(PtyResult(-9, True, False))
+            if self.detaching:
+                return RemoteResult(PtyResult(-1, False, True), detached=True)
             if self.stop_requested:
                 self.kill()
                 return RemoteResult(PtyResult(-15, False, True))
@@ -290,6 +305,8 @@ class RemoteAttempt:
                 )
                 result = self.process.pump(timeout_s=left)
                 self.process = None
+            if self.detaching:
+                return RemoteResult(result, detached=True)
             if result.timed_out or result.stopped or self.stop_requested:
                 self.kill()
                 self._poll(on_data, force=True)
@@ -327,6 +344,13 @@ class RemoteAttempt:
 
     def request_stop(self) -> None:
         self.stop_requested = True
+        if self.process is not None:
+            self.process.request_stop()
+
+    def detach(self) -> None:
+        """Stop watching, leave the agent running there: the pane is gone (its tmux died);
+        `resume` gives the task a new pane whose wrapper takes the attempt up again."""
+        self.detaching = True
         if self.process is not None:
             self.process.request_stop()
 

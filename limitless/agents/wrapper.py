@@ -25,7 +25,7 @@ from limitless.agents.headless import HeadlessOutput
 from limitless.agents.interactive import InteractiveDriver
 from limitless.agents.lines import ANSI, LineParser
 from limitless.agents.pty import PtyProcess, PtyResult, end_strays
-from limitless.agents.remote import RemoteAttempt, lost_host
+from limitless.agents.remote import RemoteAttempt, RemoteResult, lost_host
 from limitless.errors import LimitlessError
 from limitless.fmt import duration
 from limitless.git import worktrees
@@ -46,6 +46,8 @@ from limitless.tmux.pane_programs import wake_channel
 log = logging.getLogger(__name__)
 
 PROGRESS_WRITE_INTERVAL = 0.5
+REATTACH_ENV = "LIMITLESS_TAKE_UP"
+"""Set to 1 in a pane whose wrapper takes up an attempt already running on its host."""
 MAX_ARGUMENT_BYTES = 128 * 1024  # Linux MAX_ARG_STRLEN, counting the closing NUL
 BOLD, DIM, GREEN, RED, RESET = "\x1b[1m", "\x1b[2m", "\x1b[32m", "\x1b[31m", "\x1b[0m"
 CYAN = "\x1b[36m"
@@ -102,6 +104,7 @@ class Wrapper:
         self.log_error = ""  # set when the task log could not be written (a full disk)
         self.confined: sandbox.Session | None = None  # `sandbox: worktree`
         self.remote: RemoteAttempt | None = self._remote_attempt()  # a task on another host
+        self.reattach = False  # take up an attempt already running on its host (`resume`)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -109,7 +112,10 @@ class Wrapper:
         log_path = self.store.log_path(self.run.id, self.task.id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab", buffering=0) as self.log_file:
-            self._mark_running()
+            if self.reattach and self.remote is not None:
+                self._mark_taken_up()
+            else:
+                self._mark_running()
             self._say(
                 f"{BOLD}▶ {self.task.id}{RESET} · attempt {self.row.attempt} · "
                 f"agent {self.profile.name} · {DIM}{self.row.branch}{RESET}"
@@ -118,6 +124,8 @@ class Wrapper:
                 outcome: Outcome | None
                 if self.remote is not None:
                     outcome = self._run_remote(self.remote)
+                    if outcome is None:  # detached: the agent goes on there
+                        return 0
                 else:
                     outcome = self._confine()
                     if outcome is None:
@@ -347,10 +355,32 @@ class Wrapper:
             say=lambda line: self._say(f"{DIM}{line}{RESET}"),
         )
 
-    def _run_remote(self, remote: RemoteAttempt) -> Outcome:
-        """Setup and agent on the task's host; its work fetched back into this worktree."""
+    def _mark_taken_up(self) -> None:
+        """This wrapper watches an attempt a lost pane's wrapper started there."""
+        self.store.update_task(
+            self.run.id,
+            self.task.id,
+            pid=os.getpid(),
+            pane_id=os.environ.get("TMUX_PANE", self.row.pane_id),
+        )
+        self.store.add_event(
+            self.run.id, "task_taken_up", self.task.id, attempt=self.row.attempt, host=self.row.host
+        )
+
+    def _run_remote(self, remote: RemoteAttempt) -> Outcome | None:
+        """Setup and agent on the task's host; its work fetched back into this worktree.
+        None when this pane went away and the agent goes on there (`detach`)."""
         host = remote.host.name
         setup = () if self.row.setup_done else self.plan.setup
+        if self.reattach:
+            try:
+                place = remote.locate()
+            except LimitlessError as exc:
+                why = str(exc) if lost_host(str(exc)) else f"could not reach {host}: {exc}"
+                return Outcome(TaskStatus.FAILED, None, why)
+            self._say(f"{DIM}taken up again on {host}: {place.worktree}{RESET}")
+            setup = ()
+            return self._watch_remote(remote, host, setup)
         try:
             prompt = self._prompt_text()
             started = time.monotonic()
@@ -391,6 +421,12 @@ class Wrapper:
         except LimitlessError as exc:
             why = str(exc) if lost_host(str(exc)) else f"could not start on {host}: {exc}"
             return Outcome(TaskStatus.FAILED, None, why)
+        return self._watch_remote(remote, host, setup)
+
+    def _watch_remote(
+        self, remote: RemoteAttempt, host: str, setup: tuple[str, ...]
+    ) -> Outcome | None:
+        """Watch the agent there to its end, judge it, bring its work back."""
         parser = LineParser(OutputParsers.for_profile(self.profile))
         last_write = 0.0
 
@@ -404,9 +440,17 @@ class Wrapper:
                 last_write = now
 
         self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
+        timeout_s = self.task.timeout_s
+        if timeout_s is not None and self.row.started_at is not None:
+            timeout_s = max(timeout_s - (time.time() - self.row.started_at), 1.0)
         watched = remote.watch(
-            on_data, timeout_s=self.task.timeout_s, host_timeout_s=self.plan.host_timeout_s
+            on_data, timeout_s=timeout_s, host_timeout_s=self.plan.host_timeout_s
         )
+        if watched.detached:
+            if self._still_ours():
+                return None  # the pane went away, not the task: the agent goes on there
+            remote.kill()  # killed or marked done meanwhile: as a stop
+            watched = RemoteResult(PtyResult(-1, False, True))
         parser.finish()
         self._store_parsed(parser)
         result = watched.result
@@ -715,10 +759,21 @@ class Wrapper:
             os.write(sys.stdout.fileno(), data)
         self._log(ANSI.sub("", line).encode() + b"\n")
 
+    def _still_ours(self) -> bool:
+        """Whether the task is still running for this wrapper (not killed, not done)."""
+        try:
+            status = self.store.get_task(self.run.id, self.task.id).status
+        except LimitlessError:
+            return False
+        return status in (TaskStatus.RUNNING, TaskStatus.WAITING)
+
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signalled = signum
         if self.remote is not None and self.remote.place is not None:
-            self.remote.request_stop()
+            if signum == signal.SIGHUP:
+                self.remote.detach()  # the pane went away, perhaps not the task: see watch
+            else:
+                self.remote.request_stop()
         elif self.process is not None:
             self.process.request_stop()
         else:
@@ -738,6 +793,7 @@ def main(run_id: str, task_id: str, state_dir: Path) -> int:
         run = store.get_run(run_id)
         plan = plan_of(run)
         wrapper = Wrapper(store, run, plan, plan.task(task_id), store.get_task(run_id, task_id))
+        wrapper.reattach = os.environ.get(REATTACH_ENV) == "1"
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(signum, wrapper.on_signal)
         return wrapper.execute()

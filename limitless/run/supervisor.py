@@ -23,6 +23,7 @@ from pathlib import Path
 
 from limitless.agents.remote import end_agents, lost_host
 from limitless.agents.state import StateWatcher
+from limitless.agents.wrapper import REATTACH_ENV
 from limitless.crashpoints import crashpoint
 from limitless.errors import LimitlessError, TmuxError
 from limitless.fmt import duration
@@ -204,6 +205,42 @@ class Supervisor:
         for row in picture.rows.values():
             if row.status is TaskStatus.DONE or row.attempt > 0:
                 self.started.add(row.id)
+        for row in picture.rows.values():
+            if row.status in ACTIVE and self._lost_pane_on_host(row, picture):
+                self._take_up(row)
+
+    def _lost_pane_on_host(self, row: TaskRow, picture: Picture) -> bool:
+        """A task running on another host whose pane (and wrapper) went away here: its
+        agent may still run there, and a new pane can take the attempt up again."""
+        if not row.host or row.host == LOCAL or not picture.panes or not row.pid:
+            return False
+        if any(slot.task_id == row.id for slot in self.slots):
+            return False
+        # a new tmux server numbers its panes afresh: the row's pane id may name another pane
+        pane = picture.panes.get(row.pane_id or "")
+        return not wrapper_alive(row) and not pane_runs_wrapper(pane, row)
+
+    def _take_up(self, row: TaskRow) -> None:
+        """Give a task whose agent runs on a host a new pane with a wrapper that watches
+        it to its end (the attempt is not started again)."""
+        slot = next((slot for slot in self.slots if slot.task_id is None), None)
+        if slot is None:
+            return  # no pane free: the lost wrapper is judged as any
+        lease_env = self.gates.lease(row.id, self._ports(self.plan.task(row.id))) or {}
+        self.store.update_task(self.run_id, row.id, pane_id=slot.pane_id, slot=slot.index, pid=None)
+        try:
+            self.tmux.respawn(
+                slot.pane_id,
+                exec_argv(self.run_id, row.id, self.store.state_dir, None),
+                cwd=Path(row.worktree),
+                env={**pane_env(self.run_id, self.run.tmux_socket), **lease_env, REATTACH_ENV: "1"},
+            )
+        except TmuxError as exc:
+            self.gates.release(row.id)
+            self._say(f"could not give {row.id} a new pane: {exc}")
+            return
+        slot.task_id, slot.host = row.id, row.host
+        self._say(f"{row.id} still runs on {row.host}: watched again in slot {slot.index + 1}")
 
     def _requeue_unstarted(self, row: TaskRow) -> None:
         """Marked running, but the last supervisor died before the pane started its wrapper."""
