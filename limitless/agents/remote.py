@@ -196,7 +196,7 @@ class RemoteAttempt:
         except EnvironmentProblem as exc:
             msg = f"{LOST_HOST}{self.host.name}: unreachable at the start ({exc})"
             raise RemoteError(msg) from exc
-        root = sync.remote_root(self.host, self.control)
+        root = sync.root_and_clone(self.host, self.control)
         place = place_of(root, self.run_id, self.task_id, self.worktree_key)
         clone = sync.push(
             self.host,
@@ -206,6 +206,7 @@ class RemoteAttempt:
             base=self.base_sha,
             branches=[self.branch],
             root=root,
+            clone_made=True,
         )
         # one command: a fresh worktree from the start commit (a retry too), the prompt
         self._run(

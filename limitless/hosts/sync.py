@@ -35,6 +35,24 @@ def remote_root(host: Host, state_dir: Path) -> str:
     return posixpath.join(home, host.root)
 
 
+ROOT_AND_CLONE = r"""
+case "$1" in
+  "~") root=$HOME ;;
+  "~/"*) root="$HOME/${1#"~/"}" ;;
+  /*) root=$1 ;;
+  *) root="$HOME/$1" ;;
+esac
+mkdir -p "$root" && { test -d "$root/repo.git" || git init -q --bare "$root/repo.git"; } || exit 1
+printf %s "$root"
+"""
+
+
+def root_and_clone(host: Host, state_dir: Path) -> str:
+    """The host's root as an absolute path there, its clone made if missing: one command."""
+    result = run(host, state_dir, ["sh", "-c", ROOT_AND_CLONE, "sh", host.root])
+    return posixpath.normpath(_ok(host, result, "make the clone under its root"))
+
+
 def ensure_clone(host: Host, state_dir: Path, *, root: str | None = None) -> str:
     """The path of the host's bare clone, made if missing (`root`: the host's, if known)."""
     clone = posixpath.join(root or remote_root(host, state_dir), CLONE)
@@ -52,9 +70,14 @@ def push(
     base: str,
     branches: Sequence[str] = (),
     root: str | None = None,
+    clone_made: bool = False,
 ) -> str:
-    """Push commit `base` and `branches` from `repo` to the host's clone; the clone's path."""
-    clone = ensure_clone(host, state_dir, root=root)
+    """Push commit `base` and `branches` from `repo` to the host's clone; the clone's path.
+    `clone_made`: the caller made sure the clone exists under `root` (one ssh less)."""
+    if clone_made and root is not None:
+        clone = posixpath.join(root, CLONE)
+    else:
+        clone = ensure_clone(host, state_dir, root=root)
     refspecs = [f"+{base}:refs/limitless/base/{run_id}"]
     refspecs += [f"+refs/heads/{branch}:refs/heads/{branch}" for branch in branches]
     git(repo, "push", "-q", _url(host, clone), *refspecs, env_extra=_env(host, state_dir))

@@ -297,12 +297,14 @@ class Harness:
 
 
 def read_marks(marks: Path) -> Marks:
+    """The stamps written so far; one being written (still empty) is read next time."""
     start: dict[str, float] = {}
     end: dict[str, float] = {}
-    for path in marks.glob("*.start"):
-        start[path.stem] = float(path.read_text().strip())
-    for path in marks.glob("*.end"):
-        end[path.stem] = float(path.read_text().strip())
+    for stamps, suffix in ((start, "start"), (end, "end")):
+        for path in marks.glob(f"*.{suffix}"):
+            text = path.read_text().strip()
+            if text:
+                stamps[path.stem] = float(text)
     return Marks(start, end)
 
 
