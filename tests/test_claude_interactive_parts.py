@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import pytest
 
-from limitless.agents import claude_hooks
+from limitless.agents import claude_hooks, interactive, ratelimit
 from limitless.agents import hookrelay as agenthook
 from limitless.agents.interactive import InteractiveDriver, typed_keys
 from limitless.programs.claude_tui import CLAUDE_INTERACTIVE, prices_of, transcript_cost
@@ -560,6 +560,128 @@ def test_a_turn_too_short_to_show_as_running_still_ends_in_a_countdown(
     started = time.monotonic()
     tick_until(driver, lambda: store.get_task("r-1", "t1").idle_done_at is not None)
     assert time.monotonic() - started >= 1.5
+
+
+def rate_limited_turn(store: Store, driver: InteractiveDriver, reason: str) -> None:
+    """A turn ran, then Claude Code's StopFailure made the row idle on an error."""
+    driver.output(b"esc to interrupt")
+    store.update_task(
+        "r-1", "t1", status=TaskStatus.WAITING, waiting_kind=Waiting.IDLE, waiting_reason=reason
+    )
+    signal(store, f"idle: {reason}")
+
+
+def test_a_turn_ended_on_a_rate_limit_backs_off_then_continues_without_a_countdown(
+    task_repo: tuple[Store, Path],
+) -> None:
+    """StopFailure `rate_limit`: no idle_done countdown; the row reads rate limited with the
+    delay; after the back-off the continue prompt and Enter are typed; a second hit waits the
+    second delay; typing during a wait cancels the continue."""
+    store, _ = task_repo
+    sent = Sent()
+    delays: list[int] = []
+
+    def backoff(hits: int) -> float:
+        delays.append(hits)
+        return 0.5 * hits
+
+    driver = InteractiveDriver(
+        store, store.get_task("r-1", "t1"), CLAUDE_INTERACTIVE, 0.3, sent.send, sent.stop, backoff
+    )
+    rate_limited_turn(store, driver, "turn ended on an error: rate_limit 429 Too Many Requests")
+    tick_until(driver, lambda: driver.continue_at is not None)
+    row = store.get_task("r-1", "t1")
+    assert (row.status, row.waiting_kind, row.idle_done_at) == (
+        TaskStatus.WAITING,
+        Waiting.OTHER,
+        None,
+    )
+    assert row.waiting_reason == (
+        "rate limited: rate_limit 429 Too Many Requests — continuing in 0.5s"
+    )
+    assert state_of(row) == "waiting"
+    tick_until(driver, lambda: len(sent.keys) == 2)
+    assert sent.keys == [interactive.CONTINUE_PROMPT.encode(), b"\r"]
+    time.sleep(0.6)  # the watcher shows the error's idle again before the new turn shows
+    store.update_task(
+        "r-1",
+        "t1",
+        waiting_kind=Waiting.IDLE,
+        waiting_reason="turn ended on an error: rate_limit 429 Too Many Requests",
+    )
+    driver.tick()
+    assert store.get_task("r-1", "t1").idle_done_at is None and not driver.closed
+    rate_limited_turn(store, driver, "turn ended on an error: overloaded")
+    tick_until(driver, lambda: driver.rate_hits == 2)
+    assert delays == [1, 2]
+    assert "continuing in 1s" in store.get_task("r-1", "t1").waiting_reason
+    driver.typed(b"x")
+    assert driver.continue_at is None
+    time.sleep(1.1)
+    driver.tick()
+    assert len(sent.keys) == 2 and not driver.closed
+    kinds = [e.kind for e in store.events("r-1") if e.kind.startswith("task_")]
+    assert kinds == [
+        "task_rate_limited",
+        "task_continued",
+        "task_rate_limited",
+        "task_continue_cancelled",
+    ]
+
+
+def test_other_errors_and_too_many_rate_limits_end_in_the_idle_done_countdown(
+    task_repo: tuple[Store, Path],
+) -> None:
+    """A turn ended on another error is counted down at once; after MAX_FREE_RETRIES rate
+    limits the next one is too, with the rate limit named in the reason the task ends with."""
+    store, _ = task_repo
+    sent = Sent()
+    driver = InteractiveDriver(
+        store,
+        store.get_task("r-1", "t1"),
+        CLAUDE_INTERACTIVE,
+        30.0,
+        sent.send,
+        sent.stop,
+        lambda hits: 0.0,
+    )
+    rate_limited_turn(store, driver, "turn ended on an error: invalid_request")
+    tick_until(driver, lambda: store.get_task("r-1", "t1").idle_done_at is not None)
+    assert driver.rate_hits == 0
+    for hit in range(1, ratelimit.MAX_FREE_RETRIES + 1):
+        time.sleep(0.02)
+        rate_limited_turn(store, driver, "turn ended on an error: rate_limit")
+        tick_until(driver, lambda hit=hit: len(sent.keys) == 2 * hit)  # type: ignore[misc]
+    time.sleep(0.02)
+    rate_limited_turn(store, driver, "turn ended on an error: rate_limit")
+    tick_until(driver, lambda: store.get_task("r-1", "t1").idle_done_at is not None)
+    assert driver.rate_hits == ratelimit.MAX_FREE_RETRIES + 1
+    assert driver.last_words == ("rate limited: rate_limit (after 6 hits, not continued)")
+
+
+def test_rate_limit_of_reads_claude_and_codex_rows(task_repo: tuple[Store, Path]) -> None:
+    """Claude: an idle row whose error is a rate limit or overload; Codex: the watcher's
+    rate-limit waiting (its screen); nothing else."""
+    cases = [
+        (Waiting.IDLE, "turn ended on an error: rate_limit", "rate_limit"),
+        (Waiting.IDLE, "turn ended on an error: overloaded Overloaded", "overloaded Overloaded"),
+        (Waiting.IDLE, "turn ended on an error: authentication_failed", ""),
+        (Waiting.IDLE, "turn ended", ""),
+        (
+            Waiting.OTHER,
+            "rate limited: ■ exceeded retry limit, last status: 429 Too Many Requests",
+            "■ exceeded retry limit, last status: 429 Too Many Requests",
+        ),
+        (Waiting.OTHER, "rate limited: x — continuing in 30s", "x"),
+        (Waiting.INPUT, "rate limited: x", ""),
+    ]
+    store, _ = task_repo
+    for kind, reason, expected in cases:
+        store.update_task(
+            "r-1", "t1", status=TaskStatus.WAITING, waiting_kind=kind, waiting_reason=reason
+        )
+        row = store.get_task("r-1", "t1")
+        assert interactive.rate_limit_of(row) == expected, reason
 
 
 def test_typed_keys_are_told_from_terminal_replies() -> None:

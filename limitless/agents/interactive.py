@@ -15,10 +15,17 @@ passes by: the agent's output (`output`), the keys the user types in the pane
 - at the deadline closes the agent cleanly (`Program.close_keys`, `/exit` for
   Claude Code; its process tree after CLOSE_GRACE_S), so the wrapper commits
   what it left and the task ends done — or failed, by the no-silent-success rules;
+- when a turn ended on a lasting rate limit or overload (Claude Code's
+  `StopFailure` hook, Codex's "exceeded retry limit" line), counts nothing down:
+  records the task waiting as rate limited, waits the back-off
+  (`ratelimit.backoff_s`), then types CONTINUE_PROMPT into the agent — unless
+  the user typed first. After `ratelimit.MAX_FREE_RETRIES` hits the turn ends
+  like any other and `idle_done` ends the task;
 - prices the agent's session transcripts (`Program.transcript_cost`) whenever
   a turn ends, and once more at the end.
 
-It never writes to the pane: the agent's TUI owns the screen while it runs.
+It never writes to the pane: the agent's TUI owns the screen while it runs
+(what it types reaches the agent, as a person's keys would).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from limitless.agents import ratelimit
 from limitless.agents.hookrelay import hook_log_path
 from limitless.errors import LimitlessError
 from limitless.programs import Program
@@ -54,6 +62,24 @@ ESCAPES = re.compile(
     r"|\x1bO."
 )
 WHITESPACE = re.compile(r"\s+")
+CONTINUE_PROMPT = "The model was rate limited; continue where you stopped."
+# The idle reason of a turn Claude Code ended on an error (hookrelay's StopFailure)
+# that a wait cures: its `error` field is `rate_limit` or `overloaded`.
+ERROR_TURN = "turn ended on an error"
+PASSING_ERRORS = re.compile(r"(?i)\b(?:rate[ _-]?limit\w*|overloaded|429|529)\b")
+
+
+def rate_limit_of(row: TaskRow) -> str:
+    """What the row says about a turn that ended on a rate limit ("" when it did not)."""
+    if row.status is not TaskStatus.WAITING:
+        return ""
+    reason = row.waiting_reason or ""
+    if row.waiting_kind is Waiting.IDLE and reason.startswith(ERROR_TURN):
+        said = reason.removeprefix(ERROR_TURN).lstrip(": ")
+        return said if PASSING_ERRORS.search(said) else ""
+    if row.waiting_kind is Waiting.OTHER and ratelimit.is_rate_limited(reason):
+        return reason.removeprefix(ratelimit.REASON_PREFIX).partition(" — continuing")[0]
+    return ""
 
 
 def typed_keys(data: bytes) -> bool:
@@ -74,6 +100,7 @@ class InteractiveDriver:
         idle_done_s: float,
         send: Callable[[bytes], None],
         stop: Callable[[], None],
+        backoff: Callable[[int], float] = ratelimit.backoff_s,
     ) -> None:
         self.store = store
         self.run_id = row.run_id
@@ -100,6 +127,11 @@ class InteractiveDriver:
         self.last_words = ""  # why the agent was idle when its countdown began
         self.counted = False  # a countdown began: the first turn is over
         self.last_poll = 0.0
+        self.backoff = backoff
+        self.rate_hits = 0  # turns of this attempt that ended on a rate limit
+        self.limited_for: float | None = None  # the turn whose rate limit was handled
+        self.continue_at: float | None = None  # monotonic time the continue prompt is due
+        self.rate_words = ""  # the latest rate limit, named when the task ends on it
 
     # ------------------------------------------------------------ callbacks
 
@@ -141,6 +173,10 @@ class InteractiveDriver:
         if not typed_keys(data):
             return
         self.startup = False  # a person is at the keyboard: the dialogs are theirs
+        if self.continue_at is not None:
+            self.continue_at = None
+            self.cancelled_for = self.turn_at
+            self._event("task_continue_cancelled", reason="you typed in the pane")
         if self.deadline is not None and not self.closed:
             self.cancelled_for = self.counting_for
             self._stop_countdown()
@@ -151,6 +187,8 @@ class InteractiveDriver:
         now = time.monotonic()
         while self.keys and self.keys[0][0] <= now:
             self.send(self.keys.pop(0)[1])
+        if self.continue_at is not None and now >= self.continue_at:
+            self._continue(now)
         if self.closing_at is not None and now >= self.closing_at:
             self.closing_at = None
             self.stop()  # the close keys did not end it
@@ -180,7 +218,21 @@ class InteractiveDriver:
         fresh = signal_at >= self.started - 1.0
         if fresh and kind == "working":
             self._turn_ran(signal_at)
+        limited = rate_limit_of(row)
+        if self.continue_at is not None:
+            return  # backing off: the continue prompt is due, nothing is counted down
+        if limited and self.turn_at is not None and not self.closed:
+            if self.limited_for != self.turn_at and self._rate_limited(limited):
+                return
+            if (
+                self.limited_for == self.turn_at
+                and self.rate_hits <= ratelimit.MAX_FREE_RETRIES
+                and self.cancelled_for != self.turn_at
+            ):
+                return  # the continue was sent; its turn has not shown yet
         idle = row.status is TaskStatus.WAITING and row.waiting_kind is Waiting.IDLE
+        if limited and not idle and self.rate_hits >= ratelimit.MAX_FREE_RETRIES:
+            idle = row.waiting_kind is Waiting.OTHER  # codex: the limit stays on screen
         if not idle:
             self.idle_seen_at = None
             self._stop_countdown()
@@ -208,10 +260,38 @@ class InteractiveDriver:
         self.counting_for = turn
         self.counted = True
         self.last_words = row.waiting_reason
+        if limited:
+            self.last_words = (
+                f"{ratelimit.reason_for(limited)} (after {self.rate_hits} hits, not continued)"
+            )
         self.deadline = now + self.idle_done_s
         self._update(idle_done_at=self.deadline)
         self._event("task_countdown", seconds=self.idle_done_s, reason=row.waiting_reason)
         self.refresh_cost()
+
+    def _rate_limited(self, limited: str) -> bool:
+        """The latest turn ended on a rate limit: back off, then continue (True), or
+        let `idle_done` end it after too many (False)."""
+        self.limited_for = self.turn_at
+        self.rate_words = limited
+        self.rate_hits += 1
+        if self.rate_hits > ratelimit.MAX_FREE_RETRIES:
+            return False
+        delay = self.backoff(self.rate_hits)
+        self._stop_countdown()
+        self.continue_at = time.monotonic() + delay
+        reason = f"{ratelimit.reason_for(limited)} — continuing in {delay:g}s"
+        self._update(status=TaskStatus.WAITING, waiting_kind=Waiting.OTHER, waiting_reason=reason)
+        self._event("task_rate_limited", delay_s=delay, hit=self.rate_hits, reason=reason)
+        self.notes.append(f"rate limited ({limited}); continued after {delay:g}s")
+        return True
+
+    def _continue(self, now: float) -> None:
+        """The back-off is over: type the continue prompt, then Enter."""
+        self.continue_at = None
+        self.keys.append((now, CONTINUE_PROMPT.encode()))
+        self.keys.append((now + KEY_GAP_S, b"\r"))
+        self._event("task_continued", hit=self.rate_hits, prompt=CONTINUE_PROMPT)
 
     def _stop_countdown(self) -> None:
         self.counting_for = None
