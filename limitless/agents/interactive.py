@@ -130,7 +130,7 @@ class InteractiveDriver:
         self.backoff = backoff
         self.rate_hits = 0  # turns of this attempt that ended on a rate limit
         self.limited_for: float | None = None  # the turn whose rate limit was handled
-        self.continue_at: float | None = None  # monotonic time the continue prompt is due
+        self.continue_at: float | None = None  # when the continue prompt is due (epoch)
         self.rate_words = ""  # the latest rate limit, named when the task ends on it
 
     # ------------------------------------------------------------ callbacks
@@ -176,6 +176,7 @@ class InteractiveDriver:
         if self.continue_at is not None:
             self.continue_at = None
             self.cancelled_for = self.turn_at
+            self._update(not_before=None)
             self._event("task_continue_cancelled", reason="you typed in the pane")
         if self.deadline is not None and not self.closed:
             self.cancelled_for = self.counting_for
@@ -187,8 +188,6 @@ class InteractiveDriver:
         now = time.monotonic()
         while self.keys and self.keys[0][0] <= now:
             self.send(self.keys.pop(0)[1])
-        if self.continue_at is not None and now >= self.continue_at:
-            self._continue(now)
         if self.closing_at is not None and now >= self.closing_at:
             self.closing_at = None
             self.stop()  # the close keys did not end it
@@ -219,8 +218,12 @@ class InteractiveDriver:
         if fresh and kind == "working":
             self._turn_ran(signal_at)
         limited = rate_limit_of(row)
-        if self.continue_at is not None:
-            return  # backing off: the continue prompt is due, nothing is counted down
+        if self.continue_at is not None:  # backing off: nothing is counted down
+            # the row's not_before is the deadline (as for a retry), so it can be moved
+            due = self.continue_at if row.not_before is None else row.not_before
+            if now >= due:
+                self._continue()
+            return
         if limited and self.turn_at is not None and not self.closed:
             if self.limited_for != self.turn_at and self._rate_limited(limited):
                 return
@@ -279,16 +282,23 @@ class InteractiveDriver:
             return False
         delay = self.backoff(self.rate_hits)
         self._stop_countdown()
-        self.continue_at = time.monotonic() + delay
+        self.continue_at = time.time() + delay
         reason = f"{ratelimit.reason_for(limited)} — continuing in {delay:g}s"
-        self._update(status=TaskStatus.WAITING, waiting_kind=Waiting.OTHER, waiting_reason=reason)
+        self._update(
+            status=TaskStatus.WAITING,
+            waiting_kind=Waiting.OTHER,
+            waiting_reason=reason,
+            not_before=self.continue_at,
+        )
         self._event("task_rate_limited", delay_s=delay, hit=self.rate_hits, reason=reason)
         self.notes.append(f"rate limited ({limited}); continued after {delay:g}s")
         return True
 
-    def _continue(self, now: float) -> None:
+    def _continue(self) -> None:
         """The back-off is over: type the continue prompt, then Enter."""
         self.continue_at = None
+        self._update(not_before=None)
+        now = time.monotonic()
         self.keys.append((now, CONTINUE_PROMPT.encode()))
         self.keys.append((now + KEY_GAP_S, b"\r"))
         self._event("task_continued", hit=self.rate_hits, prompt=CONTINUE_PROMPT)
