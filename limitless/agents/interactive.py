@@ -69,14 +69,21 @@ ERROR_TURN = "turn ended on an error"
 PASSING_ERRORS = re.compile(r"(?i)\b(?:rate[ _-]?limit\w*|overloaded|429|529)\b")
 
 
+def passing_error(reason: str) -> str:
+    """The error a turn ended on, when a wait cures it ("" for any other reason)."""
+    if not reason.startswith(ERROR_TURN):
+        return ""
+    said = reason.removeprefix(ERROR_TURN).lstrip(": ")
+    return said if PASSING_ERRORS.search(said) else ""
+
+
 def rate_limit_of(row: TaskRow) -> str:
     """What the row says about a turn that ended on a rate limit ("" when it did not)."""
     if row.status is not TaskStatus.WAITING:
         return ""
     reason = row.waiting_reason or ""
-    if row.waiting_kind is Waiting.IDLE and reason.startswith(ERROR_TURN):
-        said = reason.removeprefix(ERROR_TURN).lstrip(": ")
-        return said if PASSING_ERRORS.search(said) else ""
+    if row.waiting_kind is Waiting.IDLE:
+        return passing_error(reason)
     if row.waiting_kind is Waiting.OTHER and ratelimit.is_rate_limited(reason):
         return reason.removeprefix(ratelimit.REASON_PREFIX).partition(" — continuing")[0]
     return ""
@@ -87,6 +94,10 @@ def typed_keys(data: bytes) -> bool:
     terminal's answers to the program's queries (colours, focus, cursor reports)."""
     text = data.decode("utf-8", errors="replace")
     return bool(ESCAPES.sub("", text))
+
+
+def idle_row(row: TaskRow) -> bool:
+    return row.status is TaskStatus.WAITING and row.waiting_kind is Waiting.IDLE
 
 
 class InteractiveDriver:
@@ -218,6 +229,10 @@ class InteractiveDriver:
         if fresh and kind == "working":
             self._turn_ran(signal_at)
         limited = rate_limit_of(row)
+        if not limited and idle_row(row) and fresh and kind == "idle":
+            # the StopFailure hook after this turn, when the screen has replaced its reason
+            note = (row.last_signal or "").partition(":")[2].strip()
+            limited = passing_error(note) if signal_at > (self.turn_at or 0) else ""
         if self.continue_at is not None:  # backing off: nothing is counted down
             # the row's not_before is the deadline (as for a retry), so it can be moved
             due = self.continue_at if row.not_before is None else row.not_before
@@ -233,7 +248,7 @@ class InteractiveDriver:
                 and self.cancelled_for != self.turn_at
             ):
                 return  # the continue was sent; its turn has not shown yet
-        idle = row.status is TaskStatus.WAITING and row.waiting_kind is Waiting.IDLE
+        idle = idle_row(row)
         if limited and not idle and self.rate_hits >= ratelimit.MAX_FREE_RETRIES:
             idle = row.waiting_kind is Waiting.OTHER  # codex: the limit stays on screen
         if not idle:
