@@ -131,6 +131,16 @@ class _Track:
     written_at: float = 0.0
 
 
+def _backing_off(row: TaskRow, now: float) -> bool:
+    """A waiting task whose driver continues it after a rate limit's back-off."""
+    return (
+        row.status is TaskStatus.WAITING
+        and row.waiting_kind is Waiting.OTHER
+        and row.waiting_reason.startswith("rate limited: ")
+        and (row.not_before or 0.0) > now
+    )
+
+
 def split_signal(text: str | None) -> tuple[str, str]:
     """`("waiting", "needs permission")` from a stored `last_signal` "waiting: needs permission"."""
     if not text:
@@ -248,6 +258,10 @@ class StateWatcher:
         screen: tuple[str, ...],
         now: float,
     ) -> Observation:
+        if _backing_off(row, now):
+            # the interactive driver waits out a rate limit, then types a continue prompt:
+            # its reason ("… — continuing in 30s") stands until then or until the user types
+            return Observation(TaskStatus.WAITING, "rate_limit", row.waiting_reason)
         signalled = self._signal(row, track, screen, now)
         if signalled is not None:
             return signalled
