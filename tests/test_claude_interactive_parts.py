@@ -563,7 +563,12 @@ def test_a_turn_too_short_to_show_as_running_still_ends_in_a_countdown(
 
 
 def rate_limited_turn(store: Store, driver: InteractiveDriver, reason: str) -> None:
-    """A turn ran, then Claude Code's StopFailure made the row idle on an error."""
+    """A turn ran (its prompt's hook), then Claude Code's StopFailure made the row idle
+    on an error."""
+    signal(store, "working: UserPromptSubmit")
+    store.update_task("r-1", "t1", status=TaskStatus.RUNNING, waiting_kind=Waiting.OTHER)
+    time.sleep(interactive.POLL_S + 0.05)
+    driver.tick()
     driver.output(b"esc to interrupt")
     store.update_task(
         "r-1", "t1", status=TaskStatus.WAITING, waiting_kind=Waiting.IDLE, waiting_reason=reason
@@ -672,7 +677,7 @@ def test_rate_limit_of_reads_claude_and_codex_rows(task_repo: tuple[Store, Path]
             "rate limited: ■ exceeded retry limit, last status: 429 Too Many Requests",
             "■ exceeded retry limit, last status: 429 Too Many Requests",
         ),
-        (Waiting.OTHER, "rate limited: x — continuing in 30s", "x"),
+        (Waiting.OTHER, "rate limited: x — continuing in 30s", ""),
         (Waiting.INPUT, "rate limited: x", ""),
     ]
     store, _ = task_repo

@@ -62,6 +62,8 @@ ESCAPES = re.compile(
     r"|\x1bO."
 )
 WHITESPACE = re.compile(r"\s+")
+CONTINUE_SHOWS_S = 30.0  # a continue prompt's turn shows by then, or it is counted down
+CONTINUING = " — continuing in "
 CONTINUE_PROMPT = "The model was rate limited; continue where you stopped."
 # The idle reason of a turn Claude Code ended on an error (hookrelay's StopFailure)
 # that a wait cures: its `error` field is `rate_limit` or `overloaded`.
@@ -85,7 +87,9 @@ def rate_limit_of(row: TaskRow) -> str:
     if row.waiting_kind is Waiting.IDLE:
         return passing_error(reason)
     if row.waiting_kind is Waiting.OTHER and ratelimit.is_rate_limited(reason):
-        return reason.removeprefix(ratelimit.REASON_PREFIX).partition(" — continuing")[0]
+        if CONTINUING in reason:
+            return ""  # the driver's own back-off, not a new rate limit
+        return reason.removeprefix(ratelimit.REASON_PREFIX)
     return ""
 
 
@@ -143,6 +147,7 @@ class InteractiveDriver:
         self.limited_for: float | None = None  # the turn whose rate limit was handled
         self.continue_at: float | None = None  # when the continue prompt is due (epoch)
         self.rate_words = ""  # the latest rate limit, named when the task ends on it
+        self.continued_at: float | None = None  # until the row leaves the old rate limit
 
     # ------------------------------------------------------------ callbacks
 
@@ -228,11 +233,20 @@ class InteractiveDriver:
         fresh = signal_at >= self.started - 1.0
         if fresh and kind == "working":
             self._turn_ran(signal_at)
-        limited = rate_limit_of(row)
+        # codex: the screen's rate limit; claude: a StopFailure hook newer than the turn
+        # (the row's reason alone may be an older turn's, or replaced by the screen's)
+        limited = rate_limit_of(row) if row.waiting_kind is Waiting.OTHER else ""
         if not limited and idle_row(row) and fresh and kind == "idle":
-            # the StopFailure hook after this turn, when the screen has replaced its reason
             note = (row.last_signal or "").partition(":")[2].strip()
             limited = passing_error(note) if signal_at > (self.turn_at or 0) else ""
+        if self.continued_at is not None:
+            # the rate limit the continue answered may still be on screen (codex) or in
+            # the row (claude) until the new turn shows: not a new hit
+            turn_began = (self.turn_at or 0.0) > self.continued_at
+            if turn_began or now - self.continued_at > CONTINUE_SHOWS_S:
+                self.continued_at = None
+            else:
+                return
         if self.continue_at is not None:  # backing off: nothing is counted down
             # the row's not_before is the deadline (as for a retry), so it can be moved
             due = self.continue_at if row.not_before is None else row.not_before
@@ -298,7 +312,7 @@ class InteractiveDriver:
         delay = self.backoff(self.rate_hits)
         self._stop_countdown()
         self.continue_at = time.time() + delay
-        reason = f"{ratelimit.reason_for(limited)} — continuing in {delay:g}s"
+        reason = f"{ratelimit.reason_for(limited)}{CONTINUING}{delay:g}s"
         self._update(
             status=TaskStatus.WAITING,
             waiting_kind=Waiting.OTHER,
@@ -312,6 +326,7 @@ class InteractiveDriver:
     def _continue(self) -> None:
         """The back-off is over: type the continue prompt, then Enter."""
         self.continue_at = None
+        self.continued_at = time.time()
         self._update(not_before=None)
         now = time.monotonic()
         self.keys.append((now, CONTINUE_PROMPT.encode()))
