@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.errors import PlanError, Problem
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.states import RunStatus, TaskStatus
-from limitless.store.store import Event, Store
+from limitless.store import Event, Store
 from limitless.views.report import Report, build_report
 
 __all__ = [
@@ -152,7 +152,7 @@ def start(
     $LIMITLESS_TMUX_SOCKET or the default server. Nothing is created when the
     plan, the repository or the environment is wrong.
     """
-    from limitless.git.worktrees import find_repo, state_dir
+    from limitless.git.repo import find_repo, state_dir
     from limitless.run.context import socket_name
     from limitless.run.launcher import RunOptions, start_run
 

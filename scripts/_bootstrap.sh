@@ -189,30 +189,43 @@ ensure_git_lfs() {
     return 0
 }
 
-# bubblewrap, for `sandbox: worktree` and its tests (the dev bootstrap only):
-# apt-get when we are root and apt is there; otherwise one line, and the sandbox
-# tests skip and say why. Costs nothing when bwrap is on PATH; a failed install
-# is not tried again for an hour (delete the .bubblewrap-failed file to retry).
-install_bubblewrap() {
-    local failed="$agents_dir/.bubblewrap-failed" logfile="$agents_dir/.bubblewrap-install.log"
-    command -v bwrap >/dev/null 2>&1 && return 0
+# A Debian package a group of tests needs (the dev bootstrap only): apt-get when we
+# are root and apt is there; otherwise one line, and those tests skip and say why.
+# Costs nothing when the program is there; a failed install is not tried again for
+# an hour (delete the .<package>-failed file to retry).
+#   apt_install PACKAGE PROGRAM_CHECK WHAT [APT_ARGS...]
+apt_install() {
+    local package=$1 check=$2 what=$3
+    shift 3
+    local failed="$agents_dir/.$package-failed" logfile="$agents_dir/.$package-install.log"
+    eval "$check" && return 0
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "limitless: bubblewrap (bwrap) is not installed (needs root and apt-get to install it here): the sandbox tests skip; install the bubblewrap package" >&2
+        echo "limitless: $package is not installed (needs root and apt-get to install it here): $what skip; install the $package package" >&2
         return 0
     fi
     mkdir -p "$agents_dir" 2>/dev/null || return 0
     if recently_failed "$failed"; then
-        echo "limitless: bubblewrap not installed: apt-get failed within the hour (see $logfile; delete $failed to retry now)" >&2
+        echo "limitless: $package not installed: apt-get failed within the hour (see $logfile; delete $failed to retry now)" >&2
         return 0
     fi
-    echo "limitless: installing bubblewrap (apt-get) for the sandbox tests" >&2
+    echo "limitless: installing $package (apt-get) for $what" >&2
     if { timeout 300 apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq bubblewrap; } >"$logfile" 2>&1 &&
-        command -v bwrap >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq "$@" "$package"; } >"$logfile" 2>&1 &&
+        eval "$check"; then
         rm -f "$failed"
     else
-        echo "limitless: apt-get could not install bubblewrap (see $logfile): the sandbox tests skip" >&2
+        echo "limitless: apt-get could not install $package (see $logfile): $what skip" >&2
         date >"$failed"
     fi
     return 0
+}
+
+# bubblewrap, for `sandbox: worktree` and its tests.
+install_bubblewrap() {
+    apt_install bubblewrap "command -v bwrap >/dev/null 2>&1" "the sandbox tests"
+}
+
+# The hosts tests (tests/sshhosts/) start a real sshd on loopback ports: Debian's openssh-server.
+install_openssh_server() {
+    apt_install openssh-server "[ -x /usr/sbin/sshd ]" "the hosts tests" --no-install-recommends
 }

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 try:
     import psutil
-    from benchlib.groups import Figure, group_names, run_group
+    from benchlib.figures import Figure
+    from benchlib.groups import group_names, run_group
     from benchlib.harness import BenchError, Harness
 
     import limitless

@@ -8,6 +8,7 @@ bootstrap "dev"
 install_agents
 ensure_git_lfs
 install_bubblewrap
+install_openssh_server
 cd "$repo_root"
 echo "== ruff check" && "$venv/bin/ruff" check limitless tests scripts
 echo "== ruff format --check" && "$venv/bin/ruff" format --check limitless tests scripts

@@ -28,6 +28,7 @@ from tests.realagents.fixtures import (  # noqa: F401  (fixtures of the real-age
     opencode_agent,
     reap_agents,
 )
+from tests.sshhosts import fleet  # noqa: F401  (the real-sshd hosts of tests/test_hosts_*)
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Limitless Test",

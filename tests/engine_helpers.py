@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from limitless.git.worktrees import find_repo, state_dir
-from limitless.store.store import Run, Store, TaskRow
+from limitless.git.repo import find_repo, state_dir
+from limitless.store import Run, Store, TaskRow
 
 LIMITLESS = [sys.executable, "-m", "limitless"]
 

@@ -15,9 +15,10 @@ from typing import NamedTuple
 import pytest
 
 from limitless.agents.state import StateWatcher, read_evidence, record_signal
-from limitless.plan.loader import Plan, loads
+from limitless.plan.loader import loads
+from limitless.plan.model import Plan
 from limitless.states import TaskStatus
-from limitless.store.store import Run, Store, TaskRow
+from limitless.store import Run, Store, TaskRow
 from limitless.tmux.session import TmuxSession
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan

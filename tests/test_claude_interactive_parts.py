@@ -22,7 +22,7 @@ from limitless.agents import hookrelay as agenthook
 from limitless.agents.interactive import InteractiveDriver, typed_keys
 from limitless.programs.claude_tui import CLAUDE_INTERACTIVE, prices_of, transcript_cost
 from limitless.states import TaskStatus, Waiting, task_state
-from limitless.store.store import Run, Store, TaskRow, migrate
+from limitless.store import Run, Store, TaskRow, migrate
 from limitless.views.status import reason_of, state_of
 from tests.conftest import git
 

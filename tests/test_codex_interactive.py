@@ -168,6 +168,8 @@ def test_a_background_server_left_by_codex_is_ended_only_for_its_own_task(
             "/dev/null",
             "new-session",
             "-d",
+            "-s",
+            "strays",
             "-x",
             "120",
             "-y",
@@ -186,6 +188,9 @@ def test_a_background_server_left_by_codex_is_ended_only_for_its_own_task(
 
     try:
         wait_for(lambda: servers() != [], 30, "Codex's background app-server")
+        # Killed before the TUI has a turn through it, the daemon may follow its client
+        # out (seen once in CI under load); once a turn has run it stays.
+        wait_for(lambda: "Worked for" in pane_text(tmux_socket, "strays"), 30, "Codex's turn ended")
         subprocess.run(["tmux", "-L", tmux_socket, "kill-server"], check=True)
         wait_for(lambda: all("app-server" in c for c in task_processes("strays-1", "t")), 10)
         assert servers() != []  # the pane and the TUI are gone; the server is not

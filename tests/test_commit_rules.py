@@ -10,6 +10,8 @@ from typing import NamedTuple
 import pytest
 
 from limitless.git import worktrees as wt
+from limitless.git.repo import find_repo, state_dir
+from limitless.git.runner import CommitRejected
 from limitless.states import MergeStatus, TaskStatus
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, write_plan
@@ -159,8 +161,8 @@ def test_a_dependency_merge_rejected_by_a_hook_names_the_hook(repo: Path) -> Non
     (side / "blocked.txt").write_text("x\n")
     git(side, "add", "blocked.txt")
     git(side, "commit", "-q", "-m", "dep: blocked")
-    lock = wt.state_dir(wt.find_repo(repo))
-    with pytest.raises(wt.CommitRejected) as raised:
+    lock = state_dir(find_repo(repo))
+    with pytest.raises(CommitRejected) as raised:
         wt.prepare_worktree(
             repo,
             path=repo.parent / "wt" / "r1" / "t",

@@ -19,21 +19,21 @@ from textual.pilot import Pilot
 
 from limitless.dashboard.app import DashboardApp
 from limitless.dashboard.model import TaskView
-from limitless.dashboard.widgets import (
+from limitless.dashboard.screens.confirm import ConfirmScreen
+from limitless.dashboard.screens.diff import DiffView
+from limitless.dashboard.screens.graph import GraphView
+from limitless.dashboard.screens.help import HelpScreen
+from limitless.dashboard.screens.log import LogView
+from limitless.dashboard.screens.merge import MergeView
+from limitless.dashboard.widgets.info import diffstat_lines
+from limitless.dashboard.widgets.task_table import (
     COLUMNS,
-    ConfirmScreen,
-    DiffView,
-    GraphView,
-    HelpScreen,
-    LogView,
-    MergeView,
     TaskTable,
     choose_columns,
-    diffstat_lines,
     task_to_follow,
 )
 from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus, Waiting, task_state
-from limitless.store.store import ControlRequest
+from limitless.store import ControlRequest
 from limitless.tmux.session import TmuxSession
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan
@@ -846,3 +846,13 @@ def test_task_to_follow(case: FollowCase) -> None:
         for task_id, status, merge in case.rows
     ]
     assert task_to_follow(tasks, case.current) == case.followed
+
+
+def test_a_cost_of_cents_fits_its_column() -> None:
+    """A real agent's $0.0825 shows as `$0.083` in the 6-cell cost column, not cut to `$0.08…`."""
+    from limitless import fmt
+    from limitless.dashboard.widgets.task_table import COST_WIDTH
+
+    assert fmt.money(0.0825) == "$0.0825"
+    assert fmt.money(0.0825, COST_WIDTH) == "$0.083"
+    assert all(len(fmt.money(v, COST_WIDTH)) <= COST_WIDTH for v in (0.0042, 0.0825, 0.37, 42.0))

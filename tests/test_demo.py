@@ -21,6 +21,7 @@ import yaml
 
 from limitless.demo import agent as demo_agent
 from limitless.demo import repo as demo
+from limitless.demo import script as demo_script
 from limitless.errors import UsageError
 from limitless.programs.profiles import BUILTIN_PROFILES, AgentContext, OutputParsers, render_argv
 from tests.conftest import GIT_IDENTITY, git
@@ -179,13 +180,13 @@ def test_agent_output_is_read_by_the_demo_profile_parsers(
     assert progress == sorted(progress)
     assert len(set(progress)) >= 5
     assert progress[-1] == 100.0
-    assert cost_values(result.stdout) == [demo_agent.cost_for("frontend")]
+    assert cost_values(result.stdout) == [demo_script.cost_for("frontend")]
     text = ANSI.sub("", result.stdout)
     assert "Reading apps/web/src/main.tsx" in text
     assert "Planning: Set up React" in text
     assert "Writing apps/web/src/App.tsx" in text
     assert "Running tests: " in text
-    assert text.endswith(f"\nTotal cost: ${demo_agent.cost_for('frontend'):.2f}\n")
+    assert text.endswith(f"\nTotal cost: ${demo_script.cost_for('frontend'):.2f}\n")
 
 
 def test_agent_is_deterministic_per_task(make_repo: Callable[..., Path], tmp_path: Path) -> None:
@@ -205,13 +206,13 @@ def test_agent_is_deterministic_per_task(make_repo: Callable[..., Path], tmp_pat
 def test_seconds_and_cost_depend_on_the_task_only() -> None:
     """Duration (4-8 s) and cost (under $1) are fixed per task id and differ between ids."""
     ids = ["frontend", "backend", "database", "api", "frontend-api", "payments", "e2e"]
-    seconds = [demo_agent.seconds_for(task) for task in ids]
-    costs = [demo_agent.cost_for(task) for task in ids]
+    seconds = [demo_script.seconds_for(task) for task in ids]
+    costs = [demo_script.cost_for(task) for task in ids]
     assert all(4.0 <= s <= 8.0 for s in seconds)
     assert all(0 < c < 1 for c in costs)
     assert len(set(zip(seconds, costs, strict=True))) == len(ids)
-    assert seconds == [demo_agent.seconds_for(task) for task in ids]
-    script = demo_agent.build_script("frontend", "Set up React\n")
+    assert seconds == [demo_script.seconds_for(task) for task in ids]
+    script = demo_script.build_script("frontend", "Set up React\n")
     assert (script.seconds, script.cost_usd) == (seconds[0], costs[0])
 
 
@@ -238,7 +239,7 @@ def test_speed_scales_the_pauses(case: SpeedCase, repo: Path) -> None:
     env = {"NO_COLOR": "1"} | ({demo_agent.SPEED_ENV: case.raw} if case.raw is not None else {})
     slept: list[float] = []
     lines: list[str] = []
-    script = demo_agent.build_script("database", "Write migrations\n")
+    script = demo_script.build_script("database", "Write migrations\n")
     agent = demo_agent.Agent(
         script, repo, model=None, env=env, out=lines.append, readline=lambda: "", sleep=slept.append
     )
@@ -256,7 +257,7 @@ def test_agent_fail_knob_exits_1_after_some_work(repo: Path, tmp_path: Path) -> 
     assert "Error: " in result.stdout
     assert len(subjects(repo)) == 1
     assert max(progress_values(result.stdout)) < 100
-    assert cost_values(result.stdout) == [demo_agent.cost_for("payments")]
+    assert cost_values(result.stdout) == [demo_script.cost_for("payments")]
 
 
 def test_agent_touch_knob_writes_the_named_files(repo: Path, tmp_path: Path) -> None:
@@ -385,7 +386,7 @@ def test_agent_wait_knob_blocks_until_a_line_arrives(
         rest.append(item)
     assert rest and all(at >= answered_at for at, _ in rest)
     assert bool(subjects(repo)) is case.commits
-    assert cost_values("".join(line for _, line in rest)) == [demo_agent.cost_for("backend")]
+    assert cost_values("".join(line for _, line in rest)) == [demo_script.cost_for("backend")]
 
 
 def test_agent_passes_the_model_through_the_profile(repo: Path, tmp_path: Path) -> None:
@@ -595,7 +596,7 @@ def test_plan_loader_accepts_the_demo_plan(tasks: int, tmp_path: Path) -> None:
     for task in loaded.tasks:
         assert task.agent == "demo"
         assert dict(task.env) == {"LIMITLESS_DEMO_SPEED": "4"}
-        assert task.estimate_s == pytest.approx(demo_agent.seconds_for(task.id) / 4, rel=0.01)
+        assert task.estimate_s == pytest.approx(demo_script.seconds_for(task.id) / 4, rel=0.01)
 
 
 @pytest.mark.usefixtures("tmux_socket")

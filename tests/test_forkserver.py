@@ -25,7 +25,7 @@ import pytest
 from limitless.plan.loader import loads
 from limitless.run.processes import wrapper_alive
 from limitless.states import TaskStatus
-from limitless.store.store import Run, Store, TaskRow
+from limitless.store import Run, Store, TaskRow
 from tests.conftest import git
 from tests.engine_helpers import wait_for
 
@@ -211,6 +211,18 @@ def test_a_client_killed_with_sigkill_hangs_up_the_program(
     lines(out)
     os.kill(int(tmux.field(pane, "pane_pid")), signal.SIGKILL)
     assert lines(out, 2)[1] == {"signal": "SIGHUP"}
+    assert tmux.dead(pane) == ("", "9")
+
+
+def test_a_program_killed_with_sigkill_ends_its_pane_by_signal_9(
+    tmux: Tmux, server: ForkServer, tmp_path: Path
+) -> None:
+    """kill -9 of the forked program (what the crash tests do to a wrapper): the pane ends
+    by signal 9, as a cold one would, not with the client's own failure."""
+    out = tmp_path / "out.json"
+    pane = tmux.pane(through(server.path, target(out, "--until", str(tmp_path / "never"))))
+    program = int(str(lines(out)[0]["pid"]))
+    os.kill(program, signal.SIGKILL)
     assert tmux.dead(pane) == ("", "9")
 
 

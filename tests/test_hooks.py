@@ -9,7 +9,7 @@ import pytest
 
 from limitless.run.hooks import HookRunner
 from limitless.states import RunStatus
-from limitless.store.store import Run, Store
+from limitless.store import Run, Store
 from tests.engine_helpers import cli, latest_run, open_store, wait_for, write_plan
 
 

@@ -17,10 +17,11 @@ PACKAGE = Path(limitless.__file__).parent
 
 # Lowest first. Within a layer, packages do not import each other.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "states", "fmt", "crashpoints"}),
+    frozenset({"errors", "states", "fmt", "crashpoints", "versions"}),
     frozenset({"programs", "demo", "forkserver"}),
     frozenset({"plan"}),
     frozenset({"store", "git", "tmux"}),
+    frozenset({"hosts"}),  # remote slots (issue 16): uses the git runner, so one layer above it
     frozenset({"agents", "merge", "views"}),
     frozenset({"run"}),
     frozenset({"dashboard"}),

@@ -18,11 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from limitless.errors import GitError, UsageError
+from limitless.git import status
+from limitless.merge import landing, predict
 from limitless.merge import phase as merge
-from limitless.plan.loader import MergePolicy, Plan, Task
+from limitless.plan.model import MergePolicy, Plan, Task
 from limitless.programs.profiles import BUILTIN_PROFILES, AgentProfile
 from limitless.states import MergeStatus, TaskStatus
-from limitless.store.store import Run, Store, TaskRow
+from limitless.store import Run, Store, TaskRow
 from limitless.views.status import base_moved
 from tests.conftest import git
 from tests.engine_helpers import wait_for
@@ -431,7 +433,7 @@ def test_conflict_under_stop_keeps_everything(build: Callable[..., Env], repo: P
     assert row.conflict_files == ["README.md"]
     assert env.row("c").merge_status is MergeStatus.UNMERGED
     assert env.row("c").merge_reason == "merge stopped at b"
-    assert merge.operation_in_progress(env.merge_worktree) is None
+    assert status.operation_in_progress(env.merge_worktree) is None
     assert git(env.merge_worktree, "status", "--porcelain") == ""
     assert (
         f"To continue: cd {env.merge_worktree} && git merge {env.branch('b')}, fix the "
@@ -585,7 +587,7 @@ def test_resolver_agent(build: Callable[..., Env], tmp_path: Path, case: Resolve
         assert env.sha("main") == env.base_sha
         assert case.reason in env.row("b").merge_reason
         assert f"git merge {env.branch('b')}" in outcome.message
-        assert merge.operation_in_progress(env.merge_worktree) is None
+        assert status.operation_in_progress(env.merge_worktree) is None
         assert git(env.merge_worktree, "status", "--porcelain", "-uno") == ""
         assert env.sha(MERGED) == env.sha(f"{MERGED}")  # branch still there
         assert git(env.merge_worktree, "symbolic-ref", "HEAD") == f"refs/heads/{MERGED}"
@@ -729,11 +731,11 @@ def test_landings_on_one_repository_take_turns(repo: Path, tmp_path: Path) -> No
     first = make_commit(repo, base, {"first.txt": "1\n"}, "first")
     second = make_commit(repo, base, {"second.txt": "2\n"}, "second")
     lock_dir = tmp_path / "locks"
-    results: list[merge.Landing] = []
-    with merge._landing_lock(lock_dir):
+    results: list[landing.Landing] = []
+    with landing.landing_lock(lock_dir):
         (repo / ".git" / "index.lock").write_text("")  # the other landing, half done
         waiting = threading.Thread(
-            target=lambda: results.append(merge.land(repo, "main", second, lock_dir=lock_dir))
+            target=lambda: results.append(landing.land(repo, "main", second, lock_dir=lock_dir))
         )
         waiting.start()
         waiting.join(timeout=1.0)
@@ -741,7 +743,7 @@ def test_landings_on_one_repository_take_turns(repo: Path, tmp_path: Path) -> No
         (repo / ".git" / "index.lock").unlink()
         git(repo, "merge", "-q", "--ff-only", first)
     waiting.join(timeout=30)
-    assert [r.kind for r in results] == [merge.LandingKind.MOVED]
+    assert [r.kind for r in results] == [landing.LandingKind.MOVED]
     assert git(repo, "rev-parse", "main") == first
 
 
@@ -919,40 +921,40 @@ def test_merge_tree_conflicts_names_files_and_refuses_unknown_refs(
 ) -> None:
     """merge-tree names the conflicted files; clean is empty; an unknown ref is an error."""
     env = build([*conflicting_pair()])
-    assert merge.merge_tree_conflicts(repo, env.branch("a"), env.branch("b")) == ("README.md",)
-    assert merge.merge_tree_conflicts(repo, env.branch("a"), env.branch("c")) == ()
+    assert predict.merge_tree_conflicts(repo, env.branch("a"), env.branch("b")) == ("README.md",)
+    assert predict.merge_tree_conflicts(repo, env.branch("a"), env.branch("c")) == ()
     with pytest.raises(GitError, match="merge-tree"):
-        merge.merge_tree_conflicts(repo, env.branch("a"), "no-such-branch")
+        predict.merge_tree_conflicts(repo, env.branch("a"), "no-such-branch")
 
 
 def test_predict_conflicts_between_branches_and_base(build: Callable[..., Env], repo: Path) -> None:
     """Pairs touching the same lines are predicted, disjoint ones not, unknown refs ignored."""
     env = build([*conflicting_pair(), Spec("d", {"c.txt": "d's c\n"}), Spec("e")])
     branches = {key: env.branch(key) for key in "abcde"} | {"x": "refs/heads/nope"}
-    found = merge.predict_conflicts(repo, "main", branches)
+    found = predict.predict_conflicts(repo, "main", branches)
     assert found == [
-        merge.PredictedConflict("a", "b", ("README.md",)),
-        merge.PredictedConflict("c", "d", ("c.txt",)),
+        predict.PredictedConflict("a", "b", ("README.md",)),
+        predict.PredictedConflict("c", "d", ("c.txt",)),
     ]
     (repo / "README.md").write_text("from main\n")
     git(repo, "commit", "-q", "-am", "main moves")
-    found = merge.predict_conflicts(repo, "main", branches)
-    assert merge.PredictedConflict("a", "", ("README.md",)) in found
-    assert merge.PredictedConflict("b", "", ("README.md",)) in found
+    found = predict.predict_conflicts(repo, "main", branches)
+    assert predict.PredictedConflict("a", "", ("README.md",)) in found
+    assert predict.PredictedConflict("b", "", ("README.md",)) in found
     assert not any(p.other == "" and p.task_id in "cd" for p in found)
 
 
 def test_update_predictions_stores_them(build: Callable[..., Env], repo: Path) -> None:
     """Predictions are stored for the run and rewritten only when they change."""
     env = build(conflicting_pair(), MergePolicy())
-    assert merge.update_predictions(env.store, RUN) == 1
+    assert predict.update_predictions(env.store, RUN) == 1
     stored = env.store.predictions(RUN)
     assert [(p.task_id, p.other, p.files) for p in stored] == [("a", "b", ("README.md",))]
-    assert merge.update_predictions(env.store, RUN) == 1
+    assert predict.update_predictions(env.store, RUN) == 1
     assert env.store.predictions(RUN)[0].updated_at == stored[0].updated_at
     fixed = make_commit(repo, env.tips["b"], {"README.md": "from a\n"}, "b agrees")
     git(repo, "update-ref", f"refs/heads/{env.branch('b')}", fixed)
-    assert merge.update_predictions(env.store, RUN) == 0
+    assert predict.update_predictions(env.store, RUN) == 0
     assert env.store.predictions(RUN) == []
 
 

@@ -22,9 +22,10 @@ from limitless.dashboard.model import (
     strip_ansi,
 )
 from limitless.git import worktrees
+from limitless.git.refs import branch_name
 from limitless.plan import loader as plan_mod
 from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus, Waiting
-from limitless.store.store import Prediction, Run, Store, TaskRow
+from limitless.store import Prediction, Run, Store, TaskRow
 from limitless.tmux.session import session_name
 from tests.conftest import git
 
@@ -143,7 +144,7 @@ def build_shop(repo: Path, state_dir: Path, socket: str) -> ShopRun:
             id=task.id,
             position=position,
             agent="shell",
-            branch=worktrees.branch_name(run_id, task.id),
+            branch=branch_name(run_id, task.id),
             worktree=str(worktrees.worktree_path(worktree_root, run_id, task.id)),
         )
         for position, task in enumerate(plan.tasks)
@@ -276,12 +277,12 @@ def test_header_figures(shop: ShopRun, monitor: Monitor) -> None:
     snapshot = monitor.poll()
     assert (snapshot.run_id, snapshot.plan_name, snapshot.base) == (shop.run_id, "shop", "main")
     assert snapshot.status is RunStatus.RUNNING
-    assert (snapshot.done, snapshot.total) == (1, 6)
-    assert (snapshot.slots_used, snapshot.slots_limit) == (2, 3)
-    assert snapshot.cost == pytest.approx(0.75)
+    assert (snapshot.summary.done, snapshot.summary.total) == (1, 6)
+    assert (snapshot.slots_used, snapshot.summary.slots) == (2, 3)
+    assert snapshot.summary.cost_usd == pytest.approx(0.75)
     # 30 s (backend) + 10 s (database) + ~40 s (frontend) + ~30 s (docs) over ~100 s of wall
-    assert snapshot.wall_s == pytest.approx(100, abs=5)
-    assert snapshot.speedup == pytest.approx(110 / snapshot.wall_s, abs=0.1)
+    assert snapshot.summary.wall_s == pytest.approx(100, abs=5)
+    assert snapshot.summary.speedup == pytest.approx(110 / snapshot.summary.wall_s, abs=0.1)
 
 
 def test_running_pane_gives_last_line_tail_and_process_figures(

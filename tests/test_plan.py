@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from limitless.errors import PlanError, UsageError
+from limitless.plan import example as example_mod
 from limitless.plan import loader as plan
+from limitless.plan import model as model_mod
 from limitless.programs.profiles import BUILTIN_PROFILES
 
 PLANS = Path(__file__).parent / "plans"
@@ -30,7 +32,7 @@ def problems_of(text: str, base_dir: Path) -> list[str]:
 
 def test_example_plan_validates(tmp_path: Path) -> None:
     """EXAMPLE_PLAN, which `limitless init` writes, loads without problems."""
-    example = plan.loads(plan.EXAMPLE_PLAN, source="limitless.yaml", base_dir=tmp_path)
+    example = plan.loads(example_mod.EXAMPLE_PLAN, source="limitless.yaml", base_dir=tmp_path)
     assert example.name == "shop"
     assert [task.id for task in example.tasks] == [
         "orders-api",
@@ -39,13 +41,13 @@ def test_example_plan_validates(tmp_path: Path) -> None:
         "order-e2e",
     ]
     assert example.task("order-e2e").depends_on == ("order-page", "currency-format")
-    assert plan.Plan.from_json(example.to_json()) == example
+    assert model_mod.Plan.from_json(example.to_json()) == example
 
 
 def test_example_plan_loads_from_a_file(tmp_path: Path) -> None:
     """EXAMPLE_PLAN written to DEFAULT_PLAN_FILE loads through `load`, with its source."""
-    path = tmp_path / plan.DEFAULT_PLAN_FILE
-    path.write_text(plan.EXAMPLE_PLAN, encoding="utf-8")
+    path = tmp_path / model_mod.DEFAULT_PLAN_FILE
+    path.write_text(example_mod.EXAMPLE_PLAN, encoding="utf-8")
     assert plan.load(path).source == path.resolve()
 
 
@@ -62,8 +64,8 @@ def test_full_plan() -> None:
     assert full.setup == ("cp -n ../shop/.env .env", "npm ci")
     assert full.copy == (".env",)
     assert full.link == ("node_modules",)
-    assert full.merge == plan.MergePolicy("merge", "pytest -q", "agent", "manual", "fixer")
-    assert full.budget == plan.Budget(max_cost_usd=20.0, alert_at=0.5)
+    assert full.merge == model_mod.MergePolicy("merge", "pytest -q", "agent", "manual", "fixer")
+    assert full.budget == model_mod.Budget(max_cost_usd=20.0, alert_at=0.5)
     assert full.stages == ()
     assert full.autocommit is False
     assert full.artifacts == ("reports/**",)
@@ -74,26 +76,26 @@ def test_full_plan() -> None:
         "on_run_done": 'notify-send "limitless done"',
     }
     assert full.tasks == (
-        plan.Task(
+        model_mod.Task(
             id="frontend",
             prompt="Set up React with Vite in apps/web",
             agent="claude",
             files=("apps/web/**",),
         ),
-        plan.Task(
+        model_mod.Task(
             id="backend",
             prompt="Set up a FastAPI app in server",
             agent="claude",
             env={"PORT": "8000"},
             epic="backend",  # api names it as its epic, so it joins that epic
         ),
-        plan.Task(
+        model_mod.Task(
             id="database",
             prompt="Create the orders and items tables with migrations",
             agent="claude",
             estimate_s=5400.0,
         ),
-        plan.Task(
+        model_mod.Task(
             id="api",
             prompt=(PLANS / "prompts" / "api.md").read_text(encoding="utf-8"),
             agent="claude",
@@ -107,7 +109,7 @@ def test_full_plan() -> None:
             ports=2,
             prompt_file=(PLANS / "prompts" / "api.md").resolve(),
         ),
-        plan.Task(
+        model_mod.Task(
             id="rename-everything",
             prompt="Rename the Order model to Purchase everywhere",
             agent="fixer",
@@ -137,7 +139,7 @@ def test_full_plan_agent_profiles() -> None:
 def test_full_plan_round_trips_through_json() -> None:
     """to_json then from_json gives an equal Plan, prompt files inlined."""
     full = plan.load(PLANS / "full.yaml")
-    again = plan.Plan.from_json(full.to_json())
+    again = model_mod.Plan.from_json(full.to_json())
     assert again == full
     assert again.task("api").prompt.startswith("Build the orders API")
 
@@ -147,14 +149,14 @@ def test_minimal_plan_defaults(tmp_path: Path) -> None:
     folder = tmp_path / "my shop"
     folder.mkdir()
     minimal = plan.loads(OK_TASK, source="plan.yaml", base_dir=folder)
-    assert minimal == plan.Plan(
+    assert minimal == model_mod.Plan(
         name="my-shop",
         source=None,
         base=None,
-        tasks=(plan.Task(id="a", prompt="do a", agent="claude"),),
+        tasks=(model_mod.Task(id="a", prompt="do a", agent="claude"),),
     )
     assert minimal.agents == BUILTIN_PROFILES
-    assert minimal.merge == plan.MergePolicy()
+    assert minimal.merge == model_mod.MergePolicy()
     assert minimal.tasks[0].worktree_key == "a"
 
 
@@ -164,7 +166,7 @@ def test_nulls_mean_not_given(tmp_path: Path) -> None:
     loaded = plan.loads(text, source="plan.yaml", base_dir=tmp_path)
     assert (loaded.base, loaded.merge, loaded.hooks, loaded.stages) == (
         None,
-        plan.MergePolicy(),
+        model_mod.MergePolicy(),
         {},
         (),
     )
@@ -792,7 +794,7 @@ def test_prompt_file_is_read_and_inlined(tmp_path: Path) -> None:
     )
     loaded = plan.load(tmp_path / "limitless.yaml")
     prompt.unlink()
-    again = plan.Plan.from_json(loaded.to_json())
+    again = model_mod.Plan.from_json(loaded.to_json())
     assert again.task("a").prompt == "Fix {everything}\n"
     assert again.task("a").prompt_file == prompt.resolve()
 
@@ -863,11 +865,11 @@ def test_stage_expansion(tmp_path: Path) -> None:
     """Staged tasks become one task per stage, chained in one epic; dependants follow."""
     staged = plan.loads(STAGED, source="plan.yaml", base_dir=tmp_path)
     assert staged.stages == (
-        plan.Stage("build"),
-        plan.Stage("review", "Review {task}: {prompt}", "codex", "o3"),
+        model_mod.Stage("build"),
+        model_mod.Stage("review", "Review {task}: {prompt}", "codex", "o3"),
     )
     assert staged.tasks == (
-        plan.Task(
+        model_mod.Task(
             id="api.build",
             prompt="Build the {api}",
             agent="claude",
@@ -877,7 +879,7 @@ def test_stage_expansion(tmp_path: Path) -> None:
             stage="build",
             origin="api",
         ),
-        plan.Task(
+        model_mod.Task(
             id="api.review",
             prompt="Review api: Build the {api}",
             agent="codex",
@@ -888,7 +890,7 @@ def test_stage_expansion(tmp_path: Path) -> None:
             stage="review",
             origin="api",
         ),
-        plan.Task(
+        model_mod.Task(
             id="web.build",
             prompt="Build the web",
             agent="claude",
@@ -898,7 +900,7 @@ def test_stage_expansion(tmp_path: Path) -> None:
             stage="build",
             origin="web",
         ),
-        plan.Task(
+        model_mod.Task(
             id="web.review",
             prompt="Review web: Build the web",
             agent="codex",
@@ -908,10 +910,10 @@ def test_stage_expansion(tmp_path: Path) -> None:
             stage="review",
             origin="web",
         ),
-        plan.Task(id="docs", prompt="Write docs", agent="claude", depends_on=("web.review",)),
+        model_mod.Task(id="docs", prompt="Write docs", agent="claude", depends_on=("web.review",)),
     )
     assert [t.worktree_key for t in staged.tasks] == ["api", "api", "front", "front", "docs"]
-    assert plan.Plan.from_json(staged.to_json()) == staged
+    assert model_mod.Plan.from_json(staged.to_json()) == staged
 
 
 def test_stage_cycle_is_named_by_plan_ids(tmp_path: Path) -> None:
@@ -931,7 +933,7 @@ def test_task_and_profile_lookup(tmp_path: Path) -> None:
     assert loaded.profile(loaded.task("a")) == BUILTIN_PROFILES["claude"]
     with pytest.raises(UsageError, match=r"has no task 'b'; its tasks are: a"):
         loaded.task("b")
-    stray = plan.Task(id="z", prompt="x", agent="nobody")
+    stray = model_mod.Task(id="z", prompt="x", agent="nobody")
     with pytest.raises(UsageError, match="agent profile 'nobody'"):
         loaded.profile(stray)
 
@@ -958,18 +960,21 @@ DAMAGED = [
 def test_from_json_damaged(case: Damaged) -> None:
     """A damaged stored plan raises PlanError saying what is wrong."""
     with pytest.raises(PlanError) as caught:
-        plan.Plan.from_json(case.text)
+        model_mod.Plan.from_json(case.text)
     assert str(caught.value).startswith(case.message)
 
 
 def test_from_json_fills_new_fields_with_defaults() -> None:
     """JSON from an older limitless, lacking newer fields, reads with their defaults."""
-    old = plan.Plan.from_json(
+    old = model_mod.Plan.from_json(
         '{"name": "a", "source": null, "base": "main",'
         ' "tasks": [{"id": "t", "prompt": "p", "agent": "demo"}]}'
     )
-    assert old == plan.Plan(
-        name="a", source=None, base="main", tasks=(plan.Task(id="t", prompt="p", agent="demo"),)
+    assert old == model_mod.Plan(
+        name="a",
+        source=None,
+        base="main",
+        tasks=(model_mod.Task(id="t", prompt="p", agent="demo"),),
     )
 
 
@@ -1040,3 +1045,24 @@ def test_idle_seconds_zero_turns_idle_detection_off(tmp_path: Path) -> None:
     )
     loaded = plan.loads(text, source="p.yaml", base_dir=tmp_path)
     assert loaded.agents["tui"].idle_seconds == 0
+
+
+def test_a_stored_plan_is_parsed_once_per_text(tmp_path: Path) -> None:
+    """plan_of/dag_of give the same values for the same stored text, new ones for new text."""
+    from types import SimpleNamespace
+
+    from limitless.plan.stored import dag_of, plan_of
+
+    first = plan.loads("tasks: [{id: a, prompt: x, agent: shell}]", source="p", base_dir=tmp_path)
+    run = SimpleNamespace(plan_json=first.to_json())
+    assert plan_of(run) == first
+    assert plan_of(run) is plan_of(SimpleNamespace(plan_json=first.to_json()))
+    assert dag_of(run) is dag_of(run) and dag_of(run).ids == ("a",)
+    grown = plan.loads(
+        "tasks: [{id: a, prompt: x, agent: shell}, {id: b, prompt: y, agent: shell, "
+        "depends_on: [a]}]",
+        source="p",
+        base_dir=tmp_path,
+    )
+    run.plan_json = grown.to_json()
+    assert dag_of(run).ids == ("a", "b") and dag_of(run).dependencies("b") == ("a",)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from limitless.merge import phase as merge
-from limitless.plan.loader import Plan, Task
+from limitless.merge import predict
+from limitless.plan.model import Plan, Task
 from limitless.states import TaskStatus
-from limitless.store.store import Run, Store, TaskRow
+from limitless.store import Run, Store, TaskRow
 from limitless.views.status import base_moved
 from tests.conftest import git
 from tests.engine_helpers import LIMITLESS, cli, latest_run, open_store, wait_for, write_plan
@@ -161,12 +161,12 @@ def test_predictions_against_a_moved_base_and_for_epics(tmp_path: Path, repo: Pa
         _row("e2", "limitless/p-1/epic", 2, status=TaskStatus.RUNNING, started_at=3.0),
     ]
     with _store_with_run(tmp_path, repo, rows) as store:
-        assert merge.update_predictions(store, RUN) == 0
+        assert predict.update_predictions(store, RUN) == 0
         (repo / "README.md").write_text("main's readme\n")
         (repo / "notes.txt").write_text("main's notes\n")
         git(repo, "add", "README.md", "notes.txt")
         git(repo, "commit", "-qm", "main moves on")
-        assert merge.update_predictions(store, RUN) == 2
+        assert predict.update_predictions(store, RUN) == 2
         found = sorted((p.task_id, p.other, tuple(p.files)) for p in store.predictions(RUN))
         assert found == [("e2", "", ("notes.txt",)), ("solo", "", ("README.md",))]
 
@@ -181,9 +181,9 @@ def test_branches_of_tasks_that_will_not_merge_are_left_out(tmp_path: Path, repo
         _row("bad", "limitless/p-1/bad", 2, status=TaskStatus.FAILED),
     ]
     with _store_with_run(tmp_path, repo, rows) as store:
-        assert merge.update_predictions(store, RUN) == 1
+        assert predict.update_predictions(store, RUN) == 1
         found = [(p.task_id, p.other, tuple(p.files)) for p in store.predictions(RUN)]
         assert found == [("run", "done", ("README.md",))]
         store.update_task(RUN, "done", status=TaskStatus.KILLED)
-        assert merge.update_predictions(store, RUN) == 0
+        assert predict.update_predictions(store, RUN) == 0
         assert store.predictions(RUN) == []

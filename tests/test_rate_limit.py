@@ -11,7 +11,7 @@ from limitless.agents import ratelimit
 from limitless.agents.lines import LineParser
 from limitless.programs.profiles import BUILTIN_PROFILES, OutputParsers
 from limitless.states import TaskStatus
-from limitless.store.store import Attempt
+from limitless.store import Attempt
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan
 

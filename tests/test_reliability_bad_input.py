@@ -17,7 +17,7 @@ from typing import NamedTuple
 import pytest
 
 from limitless.cli import main as cli
-from limitless.plan.loader import MAX_PLAN_BYTES
+from limitless.plan.model import MAX_PLAN_BYTES
 from tests.conftest import git
 from tests.engine_helpers import cli as run_cli
 from tests.engine_helpers import write_plan

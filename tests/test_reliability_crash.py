@@ -15,6 +15,7 @@ import os
 import random
 import resource
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ import pytest
 from limitless.crashpoints import CRASH_AT, CRASH_MARK
 from limitless.errors import StoreError
 from limitless.states import RunStatus, TaskStatus
-from limitless.store.store import Store
+from limitless.store import Store
 from tests.conftest import git
 from tests.engine_helpers import (
     LIMITLESS,
@@ -488,6 +489,12 @@ def test_a_write_error_on_the_store_gives_a_clear_message_and_loses_nothing(
     first = cli(repo, "run", "--headless", "--no-merge")
     assert first.returncode == 0, first.stdout + first.stderr
     state = repo / ".git" / "limitless"
+    # Hold the database open through the second run, its WAL holding a frame: the last
+    # connection of the first run may have closed already (then SQLite removed the WAL),
+    # and the limit must stop the second run's first write to the database.
+    holder = sqlite3.connect(state / "state.db", isolation_level=None)
+    version = holder.execute("PRAGMA user_version").fetchone()[0]
+    holder.execute(f"PRAGMA user_version = {int(version)}")  # the same value: one WAL frame
     limit = min((state / "state.db").stat().st_size, (state / "state.db-wal").stat().st_size)
     branches = git(repo, "branch", "--list")
     sessions = tmux_out(tmux_socket, "list-sessions", "-F", "#S")
@@ -508,6 +515,7 @@ def test_a_write_error_on_the_store_gives_a_clear_message_and_loses_nothing(
     assert second.returncode == 3, second.stdout + second.stderr
     assert f"limitless: error: {state / 'state.db'}: failed to" in second.stderr
     assert "disk I/O error" in second.stderr or "disk is full" in second.stderr
+    holder.close()
     assert git(repo, "branch", "--list") == branches
     assert tmux_out(tmux_socket, "list-sessions", "-F", "#S") == sessions
     with open_store(repo) as store:

@@ -19,7 +19,7 @@ from limitless.errors import PlanError, UsageError
 from limitless.git import worktrees
 from limitless.plan import loader as plan_mod
 from limitless.states import ControlAction, RunStatus, TaskStatus
-from limitless.store.store import Event, Run, Store, TaskRow
+from limitless.store import Event, Run, Store, TaskRow
 from limitless.tmux.layouts import Layout, load_layout
 from limitless.tmux.session import TmuxSession
 from tests.conftest import git

@@ -21,7 +21,7 @@ WRITER = """\
 import sys
 from pathlib import Path
 from limitless.states import ControlAction
-from limitless.store.store import Store
+from limitless.store import Store
 
 state_dir, run_id = Path(sys.argv[1]), sys.argv[2]
 writer, count = int(sys.argv[3]), int(sys.argv[4])

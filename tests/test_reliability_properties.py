@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from limitless.errors import PlanError
 from limitless.git import worktrees
-from limitless.plan.loader import Plan, load, loads
+from limitless.git.refs import branch_name
+from limitless.plan.loader import load, loads
+from limitless.plan.model import Plan
 
 SETTINGS = settings(
     max_examples=150,
@@ -133,7 +135,7 @@ def test_names_from_any_accepted_id_are_valid_refs_inside_the_worktree_root(
         return
     run_id = f"{plan.name}-1"
     for key in (plan.tasks[0].id, plan.tasks[0].worktree_key):
-        branch = worktrees.branch_name(run_id, key)
+        branch = branch_name(run_id, key)
         assert check_ref_format(f"refs/heads/{branch}"), branch
         root = tmp_path / "worktrees"
         path = worktrees.worktree_path(root, run_id, key)

@@ -13,7 +13,7 @@ import pytest
 from limitless.fmt import duration
 from limitless.plan import loader as plan_mod
 from limitless.states import MergeStatus, RunStatus, TaskStatus
-from limitless.store.store import Attempt, Event, Run, TaskRow
+from limitless.store import Attempt, Event, Run, TaskRow
 from limitless.views.report import (
     build_report,
     render_ascii,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.states import TaskStatus
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from limitless.agents import claude_hooks
 from limitless.agents import hookrelay as agenthook
 from limitless.states import TaskStatus
-from limitless.store.store import TaskRow
+from limitless.store import TaskRow
 from limitless.tmux.session import TmuxSession
 from tests.engine_helpers import cli, latest_run, tasks_of, wait_for, write_plan
 

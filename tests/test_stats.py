@@ -9,9 +9,9 @@ import pytest
 
 from limitless.errors import UsageError
 from limitless.plan import loader as plan_mod
-from limitless.plan.loader import Budget
+from limitless.plan.model import Budget
 from limitless.states import RunStatus, TaskStatus
-from limitless.store.store import Attempt, Run, Store, TaskRow
+from limitless.store import Attempt, Run, Store, TaskRow
 from limitless.views.stats import BudgetWatch, collect, parse_since, render_table, to_json
 from tests.engine_helpers import cli, latest_run, open_store, write_plan
 

@@ -16,10 +16,9 @@ import pytest
 
 from limitless.errors import StoreError, UsageError
 from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus
-from limitless.store.store import (
+from limitless.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
-    TABLES,
     Attempt,
     ControlRequest,
     Event,
@@ -29,6 +28,7 @@ from limitless.store.store import (
     TaskRow,
     migrate,
 )
+from limitless.store.columns import TABLES
 
 # --- helpers -----------------------------------------------------------------
 

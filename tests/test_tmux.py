@@ -22,13 +22,11 @@ from limitless.tmux.commands import MAX_CALL_BYTES, call_bytes, pack
 from limitless.tmux.layouts import Layout, available_layouts, load_layout
 from limitless.tmux.panes import PaneState, SessionPanes
 from limitless.tmux.session import (
-    MIN_TMUX,
     TmuxSession,
-    parse_tmux_version,
     session_name,
     socket_path,
-    tmux_version,
 )
+from limitless.versions import MIN_TMUX, parse_version, tmux_version
 
 SLEEP = ["sleep", "600"]
 WRITE_ARGV = "import json, sys; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))"
@@ -111,7 +109,7 @@ VERSION_CASES = [
 @pytest.mark.parametrize("case", VERSION_CASES, ids=[c.test_id for c in VERSION_CASES])
 def test_parse_tmux_version(case: VersionCase) -> None:
     """`tmux -V` output is read as (major, minor)."""
-    assert parse_tmux_version(case.text) == case.expected
+    assert parse_version(case.text) == case.expected
 
 
 def test_installed_tmux_is_new_enough() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from limitless.errors import UsageError
+from limitless.errors import PlanError, UsageError
 from limitless.plan import userconfig
 from tests.engine_helpers import cli, latest_run, open_store, write_plan
 
@@ -129,3 +129,22 @@ def test_max_active_agents_caps_agents_across_runs(repo: Path, isolated_env: Pat
     assert len(attempts) == 3
     for earlier, later in itertools.pairwise(attempts):
         assert earlier.ended_at is not None and later.started_at >= earlier.ended_at
+
+
+def test_the_configs_defaults_fill_only_the_keys_a_plan_leaves_out(
+    tmp_path: Path, isolated_env: Path
+) -> None:
+    """agent, layout and worktree_root from the config reach the plan as its values where
+    the plan says nothing; a plan's own key wins; the plan's line numbers are untouched."""
+    config = userconfig.load_config(
+        write_config(isolated_env, "agent: shell\nlayout: grid\nworktree_root: /tmp/wt\n")
+    )
+    plan_path = tmp_path / "p.yaml"
+    plan_path.write_text("layout: columns\ntasks:\n  - {id: a, prompt: x}\n")
+    plan = userconfig.load_plan(plan_path, config)
+    assert (plan.agent, plan.layout, plan.worktree_root) == ("shell", "columns", Path("/tmp/wt"))
+    assert plan.source == plan_path.resolve()
+    plan_path.write_text("layout: columns\ntasks:\n  - {id: a, prompt: x, retries: -1}\n")
+    with pytest.raises(PlanError) as caught:
+        userconfig.load_plan(plan_path, config)
+    assert [(p.file, p.line) for p in caught.value.problems] == [(str(plan_path), 3)]

@@ -15,6 +15,22 @@ import pytest
 
 from limitless.errors import EnvironmentProblem, GitError, UsageError
 from limitless.git import worktrees as wt
+from limitless.git.exclude import exclude_untracked
+from limitless.git.refs import (
+    attempt_ref,
+    branch_exists,
+    branch_name,
+    commits_between,
+    delete_branch,
+    diff_text,
+    diffstat_text,
+    is_ancestor,
+    rev_parse,
+)
+from limitless.git.repo import default_worktree_root, find_repo, state_dir
+from limitless.git.runner import CommitRejected
+from limitless.git.status import WorktreeState, inspect
+from limitless.versions import git_version
 from tests.conftest import git
 
 # ----------------------------------------------------------------------------- helpers
@@ -22,17 +38,17 @@ from tests.conftest import git
 
 def lock_dir(repo: Path) -> Path:
     """The lock folder limitless uses for `repo` (its state dir)."""
-    return wt.state_dir(wt.find_repo(repo))
+    return state_dir(find_repo(repo))
 
 
 def prep(repo: Path, key: str, **kwargs: object) -> wt.PreparedWorktree:
     """Prepare the worktree of task `key` of run `r1` from main's tip."""
-    base = wt.rev_parse(repo, "main")
+    base = rev_parse(repo, "main")
     assert base is not None
     return wt.prepare_worktree(
         repo,
-        path=wt.worktree_path(wt.default_worktree_root(repo), "r1", key),
-        branch=wt.branch_name("r1", key),
+        path=wt.worktree_path(default_worktree_root(repo), "r1", key),
+        branch=branch_name("r1", key),
         base_sha=base,
         lock_dir=lock_dir(repo),
         **kwargs,  # type: ignore[arg-type]
@@ -66,18 +82,18 @@ def test_find_repo_from_subfolder(repo: Path) -> None:
     """find_repo from a subfolder reports the top level, common dir, branch and HEAD."""
     sub = repo / "a" / "b"
     sub.mkdir(parents=True)
-    info = wt.find_repo(sub)
+    info = find_repo(sub)
     assert info.root == repo.resolve()
     assert info.common_dir == (repo / ".git").resolve()
     assert info.current_branch == "main"
     assert info.head_sha == git(repo, "rev-parse", "HEAD")
-    assert wt.state_dir(info) == (repo / ".git" / "limitless").resolve()
+    assert state_dir(info) == (repo / ".git" / "limitless").resolve()
 
 
 def test_find_repo_in_linked_worktree(repo: Path) -> None:
     """Inside a linked worktree the root is the worktree and the common dir the main .git."""
     made = prep(repo, "t")
-    info = wt.find_repo(made.path)
+    info = find_repo(made.path)
     assert info.root == made.path.resolve()
     assert info.common_dir == (repo / ".git").resolve()
     assert info.current_branch == "limitless/r1/t"
@@ -88,7 +104,7 @@ def test_find_repo_ignores_git_dir_variable(repo: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("GIT_DIR", str(repo.parent / "nowhere"))
     monkeypatch.setenv("GIT_WORK_TREE", str(repo.parent))
     monkeypatch.setenv("GIT_INDEX_FILE", str(repo.parent / "index"))
-    assert wt.find_repo(repo).root == repo.resolve()
+    assert find_repo(repo).root == repo.resolve()
 
 
 def test_find_repo_outside_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,7 +113,7 @@ def test_find_repo_outside_a_repository(tmp_path: Path, monkeypatch: pytest.Monk
     plain = tmp_path / "plain"
     plain.mkdir()
     with pytest.raises(EnvironmentProblem) as raised:
-        wt.find_repo(plain)
+        find_repo(plain)
     assert str(raised.value) == (
         f"not inside a git repository: {plain}; "
         "run limitless from a git checkout (or name one with `limitless -C DIR ...`), "
@@ -111,23 +127,23 @@ def test_find_repo_without_commits(tmp_path: Path) -> None:
     empty.mkdir()
     git(empty, "init", "-q", "-b", "main")
     with pytest.raises(EnvironmentProblem, match="has no commits yet"):
-        wt.find_repo(empty)
+        find_repo(empty)
 
 
 def test_git_version(monkeypatch: pytest.MonkeyPatch) -> None:
     """git_version reads the installed git; None when git cannot be found."""
-    version = wt.git_version()
+    version = git_version()
     assert version is not None and version >= (2, 0)
     monkeypatch.setenv("PATH", "/nonexistent")
-    assert wt.git_version() is None
+    assert git_version() is None
 
 
 def test_names(tmp_path: Path) -> None:
     """Branch, path, attempt ref and default root follow the documented shapes."""
-    assert wt.branch_name("shop-3", "api") == "limitless/shop-3/api"
+    assert branch_name("shop-3", "api") == "limitless/shop-3/api"
     assert wt.worktree_path(tmp_path, "shop-3", "api.build") == tmp_path / "shop-3" / "api.build"
-    assert wt.attempt_ref("shop-3", "api", 2) == "refs/limitless/shop-3/api/attempt-2"
-    assert wt.default_worktree_root(tmp_path / "shop") == tmp_path / "shop.worktrees"
+    assert attempt_ref("shop-3", "api", 2) == "refs/limitless/shop-3/api/attempt-2"
+    assert default_worktree_root(tmp_path / "shop") == tmp_path / "shop.worktrees"
 
 
 class UnsafeCase(NamedTuple):
@@ -153,22 +169,22 @@ def test_unsafe_names_refused(case: UnsafeCase, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unsafe"):
         wt.worktree_path(tmp_path, case.run_id, case.key)
     with pytest.raises(ValueError, match="unsafe"):
-        wt.branch_name(case.run_id, case.key)
+        branch_name(case.run_id, case.key)
 
 
 def test_refs(repo: Path) -> None:
     """rev_parse, branch_exists and is_ancestor answer for known and unknown names."""
     first = git(repo, "rev-parse", "HEAD")
     second = commit_file(repo, "x.txt", "x\n")
-    assert wt.rev_parse(repo, "main") == second
-    assert wt.rev_parse(repo, "no-such-branch") is None
-    assert wt.rev_parse(repo, "--help") is None
-    assert wt.branch_exists(repo, "main")
-    assert not wt.branch_exists(repo, "limitless/r/t")
-    assert wt.is_ancestor(repo, first, second)
-    assert not wt.is_ancestor(repo, second, first)
+    assert rev_parse(repo, "main") == second
+    assert rev_parse(repo, "no-such-branch") is None
+    assert rev_parse(repo, "--help") is None
+    assert branch_exists(repo, "main")
+    assert not branch_exists(repo, "limitless/r/t")
+    assert is_ancestor(repo, first, second)
+    assert not is_ancestor(repo, second, first)
     with pytest.raises(GitError, match="merge-base"):
-        wt.is_ancestor(repo, "no-such-branch", "main")
+        is_ancestor(repo, "no-such-branch", "main")
 
 
 # ----------------------------------------------------------------------------- prepare_worktree
@@ -210,7 +226,7 @@ def test_dependency_conflict(repo: Path) -> None:
     """Conflicting dependencies raise DependencyConflict naming files, with no half merge left."""
     branch_with_file(repo, "limitless/r1/a", "shared.txt", "a wrote this\n")
     branch_with_file(repo, "limitless/r1/b", "shared.txt", "b wrote that\n")
-    path = wt.worktree_path(wt.default_worktree_root(repo), "r1", "c")
+    path = wt.worktree_path(default_worktree_root(repo), "r1", "c")
     with pytest.raises(wt.DependencyConflict) as raised:
         prep(repo, "c", merge_branches=["limitless/r1/a", "limitless/r1/b"])
     assert isinstance(raised.value, GitError)
@@ -221,7 +237,7 @@ def test_dependency_conflict(repo: Path) -> None:
         "shared.txt; the merge was aborted"
     )
     assert git(path, "status", "--porcelain") == ""
-    assert wt.rev_parse(path, "MERGE_HEAD") is None
+    assert rev_parse(path, "MERGE_HEAD") is None
     assert (path / "shared.txt").read_text() == "a wrote this\n"
 
 
@@ -243,7 +259,7 @@ def test_prepare_is_idempotent(repo: Path) -> None:
     third = prep(repo, "epic", merge_branches=["limitless/r1/a", "limitless/r1/b"])
     assert third.merged == ("limitless/r1/b",)
     assert (third.path / "b.txt").exists()
-    assert wt.is_ancestor(repo, first.start_sha, third.start_sha)
+    assert is_ancestor(repo, first.start_sha, third.start_sha)
 
 
 def test_dependency_merge_cut_short_by_a_crash_is_redone(repo: Path) -> None:
@@ -255,7 +271,7 @@ def test_dependency_merge_cut_short_by_a_crash_is_redone(repo: Path) -> None:
     again = prep(repo, "t", merge_branches=["limitless/r1/a"])
     assert again.merged == ("limitless/r1/a",)
     assert git(made.path, "status", "--porcelain") == ""
-    assert wt.is_ancestor(repo, "limitless/r1/a", "limitless/r1/t")
+    assert is_ancestor(repo, "limitless/r1/a", "limitless/r1/t")
     kept = git(repo, "for-each-ref", "--format=%(refname)", "refs/limitless/r1/t/").split()
     assert len(kept) == 1 and kept[0].startswith("refs/limitless/r1/t/interrupted-")
     assert git(repo, "show", f"{kept[0]}:a.txt") == "a"
@@ -304,7 +320,7 @@ def test_worktree_deleted_by_hand_is_recreated(repo: Path) -> None:
 
 def test_prepare_refuses_worktree_on_other_branch(repo: Path) -> None:
     """A worktree at the path on another branch is reported, not taken over."""
-    path = wt.worktree_path(wt.default_worktree_root(repo), "r1", "t")
+    path = wt.worktree_path(default_worktree_root(repo), "r1", "t")
     git(repo, "worktree", "add", "-q", "-b", "other", str(path))
     with pytest.raises(GitError, match="is on branch other, not limitless/r1/t"):
         prep(repo, "t")
@@ -360,8 +376,8 @@ def test_copy_refuses_outside(case: OutsideCase, repo: Path) -> None:
     with pytest.raises(UsageError) as raised:
         prep(repo, "t", **{case.kind: [case.pattern]})
     assert f"{case.kind} glob {case.pattern!r}" in str(raised.value)
-    assert not wt.worktree_path(wt.default_worktree_root(repo), "r1", "t").exists()
-    assert not wt.branch_exists(repo, "limitless/r1/t")
+    assert not wt.worktree_path(default_worktree_root(repo), "r1", "t").exists()
+    assert not branch_exists(repo, "limitless/r1/t")
 
 
 # ----------------------------------------------------------------------------- commit, inspect
@@ -393,7 +409,7 @@ def test_commit_all_skips_hooks_unless_asked(repo: Path) -> None:
     hook.write_text("#!/bin/sh\necho 'hook said no' >&2\nexit 1\n")
     hook.chmod(0o755)
     (made.path / "x.txt").write_text("x\n")
-    with pytest.raises(wt.CommitRejected) as raised:
+    with pytest.raises(CommitRejected) as raised:
         wt.commit_all(made.path, "checked", hooks=True)
     assert raised.value.hook == "pre-commit"
     assert raised.value.output == "hook said no"
@@ -409,8 +425,8 @@ def test_inspect_numbers(repo: Path) -> None:
     git(made.path, "commit", "-q", "-am", "rewrite readme")
     (made.path / "README.md").write_text("dirty\n")
     (made.path / "untracked.txt").write_text("u\n")
-    state = wt.inspect(made.path, made.start_sha)
-    assert state == wt.WorktreeState(
+    state = inspect(made.path, made.start_sha)
+    assert state == WorktreeState(
         head=git(made.path, "rev-parse", "HEAD"),
         ahead=2,
         files_changed=2,
@@ -423,9 +439,9 @@ def test_inspect_numbers(repo: Path) -> None:
 def test_inspect_fresh_and_missing(repo: Path) -> None:
     """A fresh worktree shows zeros; a missing one shows no HEAD."""
     made = prep(repo, "t")
-    assert wt.inspect(made.path, made.start_sha) == wt.WorktreeState(made.start_sha, 0, 0, 0, 0, ())
-    gone = wt.inspect(repo.parent / "nowhere", made.start_sha)
-    assert gone == wt.WorktreeState(None, 0, 0, 0, 0, ())
+    assert inspect(made.path, made.start_sha) == WorktreeState(made.start_sha, 0, 0, 0, 0, ())
+    gone = inspect(repo.parent / "nowhere", made.start_sha)
+    assert gone == WorktreeState(None, 0, 0, 0, 0, ())
 
 
 def test_reset_for_retry(make_repo: Callable[..., Path]) -> None:
@@ -436,13 +452,13 @@ def test_reset_for_retry(make_repo: Callable[..., Path]) -> None:
     first = commit_file(made.path, "attempt.txt", "try 1\n", "attempt one")
     (made.path / "README.md").write_text("half done\n")
     (made.path / "scratch.txt").write_text("leftover\n")
-    ref = wt.attempt_ref("r1", "t", 1)
+    ref = attempt_ref("r1", "t", 1)
 
     kept = wt.reset_for_retry(repo, made.path, start_sha=made.start_sha, keep_ref=ref)
 
     assert kept is not None
-    assert wt.rev_parse(repo, ref) == kept
-    assert wt.is_ancestor(repo, first, ref)
+    assert rev_parse(repo, ref) == kept
+    assert is_ancestor(repo, first, ref)
     assert git(repo, "show", f"{ref}:scratch.txt") == "leftover"
     assert git(repo, "show", f"{ref}:README.md") == "half done"
     assert git(made.path, "rev-parse", "HEAD") == made.start_sha
@@ -454,8 +470,8 @@ def test_reset_for_retry(make_repo: Callable[..., Path]) -> None:
     commit_file(made.path, "attempt.txt", "try 2\n", "attempt two")
     with pytest.raises(GitError, match="already holds"):
         wt.reset_for_retry(repo, made.path, start_sha=made.start_sha, keep_ref=ref)
-    assert wt.rev_parse(repo, ref) == kept
-    second = wt.attempt_ref("r1", "t", 2)
+    assert rev_parse(repo, ref) == kept
+    second = attempt_ref("r1", "t", 2)
     assert wt.reset_for_retry(repo, made.path, start_sha=made.start_sha, keep_ref=second)
     assert git(repo, "show", f"{second}:attempt.txt") == "try 2"
 
@@ -465,10 +481,10 @@ def test_reset_refuses_detached_head(repo: Path) -> None:
     made = prep(repo, "t")
     commit_file(made.path, "a.txt", "a\n")
     git(made.path, "checkout", "-q", "--detach")
-    ref = wt.attempt_ref("r1", "t", 1)
+    ref = attempt_ref("r1", "t", 1)
     with pytest.raises(GitError, match="detached HEAD"):
         wt.reset_for_retry(repo, made.path, start_sha=made.start_sha, keep_ref=ref)
-    assert wt.rev_parse(repo, ref) is None
+    assert rev_parse(repo, ref) is None
 
 
 def test_commits_and_diffs(repo: Path) -> None:
@@ -476,14 +492,14 @@ def test_commits_and_diffs(repo: Path) -> None:
     made = prep(repo, "t")
     one = commit_file(made.path, "a.txt", "alpha\n", "first change")
     two = commit_file(made.path, "b.txt", "beta\n", "second change")
-    assert wt.commits_between(repo, made.start_sha, made.branch) == [
+    assert commits_between(repo, made.start_sha, made.branch) == [
         (one, "first change"),
         (two, "second change"),
     ]
-    assert wt.commits_between(made.path, made.branch, made.start_sha) == []
-    stat = wt.diffstat_text(repo, made.start_sha, made.branch)
+    assert commits_between(made.path, made.branch, made.start_sha) == []
+    stat = diffstat_text(repo, made.start_sha, made.branch)
     assert "a.txt" in stat and "2 files changed, 2 insertions(+)" in stat
-    assert "+alpha" in wt.diff_text(repo, made.start_sha, made.branch)
+    assert "+alpha" in diff_text(repo, made.start_sha, made.branch)
 
 
 # ------------------------------------------------------------------- list, remove, recover
@@ -510,7 +526,7 @@ def test_list_remove_prune(repo: Path) -> None:
     )
     wt.remove_worktree(repo, a.path, force=True)
     assert not a.path.exists()
-    assert wt.branch_exists(repo, "limitless/r1/a")
+    assert branch_exists(repo, "limitless/r1/a")
 
     subprocess.run(["rm", "-rf", str(b.path)], check=True)
     assert wt.list_worktrees(repo)[1].prunable
@@ -536,16 +552,16 @@ def test_delete_branch(repo: Path) -> None:
     """An unmerged branch needs force; a merged one goes; a missing one returns False."""
     branch_with_file(repo, "limitless/r1/a", "a.txt", "a\n")
     with pytest.raises(GitError) as raised:
-        wt.delete_branch(repo, "limitless/r1/a")
+        delete_branch(repo, "limitless/r1/a")
     assert "branch limitless/r1/a is not merged into HEAD" in str(raised.value)
     assert "--force" in str(raised.value)
-    assert wt.branch_exists(repo, "limitless/r1/a")
-    assert wt.delete_branch(repo, "limitless/r1/a", force=True)
-    assert not wt.branch_exists(repo, "limitless/r1/a")
+    assert branch_exists(repo, "limitless/r1/a")
+    assert delete_branch(repo, "limitless/r1/a", force=True)
+    assert not branch_exists(repo, "limitless/r1/a")
 
     git(repo, "branch", "limitless/r1/merged", "main")
-    assert wt.delete_branch(repo, "limitless/r1/merged")
-    assert not wt.delete_branch(repo, "limitless/r1/merged")
+    assert delete_branch(repo, "limitless/r1/merged")
+    assert not delete_branch(repo, "limitless/r1/merged")
 
 
 def test_recover(repo: Path) -> None:
@@ -581,9 +597,11 @@ _CHILD = """
 import sys
 from pathlib import Path
 from limitless.git import worktrees as wt
+from limitless.git.refs import branch_name
+from limitless.git.repo import default_worktree_root
 repo, key, base, lock = Path(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4])
-wt.prepare_worktree(repo, path=wt.worktree_path(wt.default_worktree_root(repo), "r1", key),
-                    branch=wt.branch_name("r1", key), base_sha=base, lock_dir=lock)
+wt.prepare_worktree(repo, path=wt.worktree_path(default_worktree_root(repo), "r1", key),
+                    branch=branch_name("r1", key), base_sha=base, lock_dir=lock)
 """
 
 
@@ -598,8 +616,8 @@ def test_parallel_prepare_threads(make_repo: Callable[..., Path]) -> None:
         start.wait()
         return wt.prepare_worktree(
             repo,
-            path=wt.worktree_path(wt.default_worktree_root(repo), "r1", f"t{i}"),
-            branch=wt.branch_name("r1", f"t{i}"),
+            path=wt.worktree_path(default_worktree_root(repo), "r1", f"t{i}"),
+            branch=branch_name("r1", f"t{i}"),
             base_sha=base,
             lock_dir=lock,
         )
@@ -652,8 +670,8 @@ def test_listing_during_parallel_adds(make_repo: Callable[..., Path]) -> None:
     def one(i: int) -> wt.PreparedWorktree:
         return wt.prepare_worktree(
             repo,
-            path=wt.worktree_path(wt.default_worktree_root(repo), "r1", f"t{i}"),
-            branch=wt.branch_name("r1", f"t{i}"),
+            path=wt.worktree_path(default_worktree_root(repo), "r1", f"t{i}"),
+            branch=branch_name("r1", f"t{i}"),
             base_sha=base,
             lock_dir=lock,
         )
@@ -691,8 +709,8 @@ def test_exclude_untracked_names_patterns_once_for_every_worktree(repo: Path) ->
     worktree = repo.parent / "task"
     patterns = ["/.aider.chat.history.md", "/.aider.tags.cache.v*/"]
 
-    assert wt.exclude_untracked(worktree, patterns) == patterns
-    assert wt.exclude_untracked(repo, patterns) == []
+    assert exclude_untracked(worktree, patterns) == patterns
+    assert exclude_untracked(repo, patterns) == []
 
     assert exclude.read_text() == "# mine\n*.log\n/.aider.chat.history.md\n/.aider.tags.cache.v*/\n"
     (worktree / ".aider.chat.history.md").write_text("chat\n")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from limitless.plan.loader import Plan, Task
+from limitless.plan.model import Plan, Task
 from limitless.programs import Program, adapter
 from limitless.programs.profiles import AgentContext, AgentProfile, render_argv
 

@@ -32,7 +32,7 @@ from typing import Literal
 
 from limitless.agents import hookrelay as agenthook
 from limitless.errors import UsageError
-from limitless.git import worktrees
+from limitless.git.exclude import keep_out_of_commits
 
 SETTINGS_FILE = Path(".claude") / "settings.local.json"
 OnStop = Literal["idle", "done"]
@@ -150,5 +150,5 @@ def install(worktree: Path, *, on_stop: OnStop = "idle") -> Installed:
     temporary = path.with_name(path.name + ".limitless.tmp")
     temporary.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     temporary.replace(path)
-    kept_out = worktrees.keep_out_of_commits(worktree, SETTINGS_FILE.as_posix())
+    kept_out = keep_out_of_commits(worktree, SETTINGS_FILE.as_posix())
     return Installed(path=path, events=EVENTS, replaced=replaced, kept_out=kept_out)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from limitless.agents.lines import ANSI
 from limitless.errors import LimitlessError
-from limitless.git import worktrees
-from limitless.plan.loader import Plan, Task
-from limitless.store.store import Run, Store, TaskRow
+from limitless.git.refs import commits_between, diffstat_text
+from limitless.plan.model import Plan, Task
+from limitless.store import Run, Store, TaskRow
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,8 @@ def _block(repo_root: Path, run: Run, row: TaskRow, log_path: Path, budget: int)
     subjects: list[str] = []
     stat: list[str] = []
     try:
-        subjects = [subject for _, subject in worktrees.commits_between(repo_root, base, head)]
-        stat = [
-            line for line in worktrees.diffstat_text(repo_root, base, head).splitlines() if line
-        ]
+        subjects = [subject for _, subject in commits_between(repo_root, base, head)]
+        stat = [line for line in diffstat_text(repo_root, base, head).splitlines() if line]
     except LimitlessError as exc:
         log.info("dependency summary without git facts", extra={"task": row.id, "error": str(exc)})
     room = max(budget - 1, 0)

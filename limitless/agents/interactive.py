@@ -43,7 +43,7 @@ from limitless.agents.hookrelay import hook_log_path
 from limitless.errors import LimitlessError
 from limitless.programs import Program
 from limitless.states import TaskStatus, Waiting
-from limitless.store.store import Store, TaskRow
+from limitless.store import Store, TaskRow
 
 log = logging.getLogger(__name__)
 

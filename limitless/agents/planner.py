@@ -24,7 +24,8 @@ from pathlib import Path
 import yaml
 
 from limitless.errors import LimitlessError, PlanError, UsageError
-from limitless.plan.loader import Plan, loads
+from limitless.plan.loader import loads
+from limitless.plan.model import Plan
 from limitless.plan.userconfig import UserConfig
 from limitless.programs.launch import agent_start
 from limitless.programs.profiles import BUILTIN_PROFILES, AgentProfile

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from limitless.store.store import Attempt
+from limitless.store import Attempt
 
 REASON_PREFIX = "rate limited: "
 BACKOFF_S = (30.0, 60.0, 120.0, 300.0, 600.0)

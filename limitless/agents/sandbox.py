@@ -36,8 +36,8 @@ from limitless.git.runner import CommitRejected
 
 if TYPE_CHECKING:  # refguard (and git's module) only when a task is sandboxed: plan.py imports this
     from limitless.git.refguard import Guard, Mount, RefChange
-    from limitless.plan.loader import Plan, SandboxMode, Task
-    from limitless.store.store import Run, Store, TaskRow
+    from limitless.plan.model import Plan, SandboxMode, Task
+    from limitless.store import Run, Store, TaskRow
 
 
 BWRAP = "bwrap"
@@ -395,7 +395,8 @@ class Session:
         rules = Policy(rules.mode, rules.hide, (*rules.write, *own), rules.network)
         if shutil.which(BWRAP) is None:  # `run` tried bwrap before it started (plan_problem)
             raise SandboxError(unavailable() or "bubblewrap (bwrap) is not on PATH")
-        from limitless.git import refguard, worktrees
+        from limitless.git import refguard
+        from limitless.git.repo import default_worktree_root
 
         worktree = Path(row.worktree)
         common = store.state_dir.parent
@@ -409,7 +410,7 @@ class Session:
         mine = _real(worktree)
         others = [path for path in found if _real(path) != mine]
         main = found[0] if found else common.parent
-        others.append(plan.worktree_root or worktrees.default_worktree_root(main))
+        others.append(plan.worktree_root or default_worktree_root(main))
         for raw in rules.write:  # a folder the program keeps its state in may not exist yet
             if raw.endswith("/"):
                 with contextlib.suppress(OSError):

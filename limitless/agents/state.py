@@ -44,11 +44,12 @@ from pathlib import Path
 
 from limitless.agents import hookrelay as agenthook
 from limitless.errors import LimitlessError, TmuxError, UsageError
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
+from limitless.plan.stored import plan_of
 from limitless.programs import Program, adapter
 from limitless.programs.profiles import AgentProfile
 from limitless.states import ControlAction, TaskStatus, Waiting, task_state
-from limitless.store.store import Store, TaskRow
+from limitless.store import Store, TaskRow
 from limitless.tmux.panes import PaneState
 from limitless.tmux.session import TmuxSession
 
@@ -544,7 +545,7 @@ def explain(store: Store, run_id: str, task_id: str, *, now: float | None = None
     now = time.time() if now is None else now
     run = store.get_run(run_id)
     row = store.get_task(run_id, task_id)
-    plan = Plan.from_json(run.plan_json)
+    plan = plan_of(run)
     profile = plan.profile(plan.task(task_id))
     seen = read_evidence(store, run_id, task_id)
     if seen is not None and seen.attempt != row.attempt:

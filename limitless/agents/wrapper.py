@@ -28,13 +28,17 @@ from limitless.agents.pty import PtyProcess, PtyResult, end_strays
 from limitless.errors import LimitlessError
 from limitless.fmt import duration
 from limitless.git import worktrees
-from limitless.plan.loader import Plan, Task
+from limitless.git.exclude import exclude_untracked
+from limitless.git.runner import CommitRejected
+from limitless.git.status import WorktreeState, inspect
+from limitless.plan.model import Plan, Task
+from limitless.plan.stored import plan_of
 from limitless.programs import PaneLine, Program, adapter
 from limitless.programs.launch import agent_env, agent_start
 from limitless.programs.profiles import AgentProfile, OutputParsers, can_resume
 from limitless.programs.verdict import Verdict, judge_changes
 from limitless.states import TaskStatus
-from limitless.store.store import Attempt, Run, Store, TaskRow
+from limitless.store import Attempt, Run, Store, TaskRow
 from limitless.tmux.pane_programs import wake_channel
 
 log = logging.getLogger(__name__)
@@ -378,7 +382,7 @@ class Wrapper:
         if self.program is None or not self.program.private_files:
             return
         try:
-            worktrees.exclude_untracked(self.worktree, self.program.private_files)
+            exclude_untracked(self.worktree, self.program.private_files)
         except (LimitlessError, OSError) as exc:
             self._say(
                 f"{DIM}could not name {self.program.name}'s files in info/exclude: {exc}{RESET}"
@@ -460,7 +464,7 @@ class Wrapper:
                 )
                 if sha:
                     self._say(f"{DIM}committed leftovers as {sha[:10]}{RESET}")
-            except worktrees.CommitRejected as exc:
+            except CommitRejected as exc:
                 # the repository's policy refused the agent's work: the task fails
                 failed = TaskStatus.KILLED if outcome.status is TaskStatus.KILLED else None
                 why = "; ".join(part for part in (outcome.reason, str(exc)) if part)
@@ -477,7 +481,7 @@ class Wrapper:
                 status = TaskStatus.FAILED if outcome.status is TaskStatus.DONE else outcome.status
                 outcome = Outcome(status, outcome.exit_code, refused)
                 reason = "; ".join(part for part in (reason, refused) if part)
-        state = worktrees.inspect(self.worktree, self.row.start_sha or self.run.base_sha)
+        state = inspect(self.worktree, self.row.start_sha or self.run.base_sha)
         unchanged = self._unchanged(outcome, state)
         if unchanged is not None:
             outcome = Outcome(TaskStatus.FAILED, outcome.exit_code, unchanged.reason)
@@ -547,7 +551,7 @@ class Wrapper:
         if self.headless is not None:
             self.headless.tick()
 
-    def _unchanged(self, outcome: Outcome, state: worktrees.WorktreeState) -> Verdict | None:
+    def _unchanged(self, outcome: Outcome, state: WorktreeState) -> Verdict | None:
         """A done attempt that changed nothing, of a task that must change something."""
         if outcome.status is not TaskStatus.DONE or not self.plan.changes_required(self.task):
             return None
@@ -602,7 +606,7 @@ def main(run_id: str, task_id: str, state_dir: Path) -> int:
     """Entry point of `limitless _exec`: run one attempt of one task in this pane."""
     with Store.open(state_dir) as store:
         run = store.get_run(run_id)
-        plan = Plan.from_json(run.plan_json)
+        plan = plan_of(run)
         wrapper = Wrapper(store, run, plan, plan.task(task_id), store.get_task(run_id, task_id))
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(signum, wrapper.on_signal)

@@ -87,7 +87,7 @@ def _signal_note(args: argparse.Namespace, payload: dict[str, object]) -> str:
 
 def cmd_signal(args: argparse.Namespace) -> int:
     from limitless.agents.state import record_signal
-    from limitless.store.store import Store
+    from limitless.store import Store
 
     payload = _hook_payload(args.hook)
     try:
@@ -156,7 +156,7 @@ def cmd_hooks(args: argparse.Namespace) -> int:
     elif os.environ.get("LIMITLESS_WORKTREE"):
         worktree = Path(os.environ["LIMITLESS_WORKTREE"])
     else:
-        from limitless.git.worktrees import find_repo
+        from limitless.git.repo import find_repo
 
         worktree = find_repo(Path.cwd()).root
     installed = claude_hooks.install(worktree, on_stop=args.on_stop)

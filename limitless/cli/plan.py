@@ -45,13 +45,14 @@ def add_commands(command: Command) -> None:
 
 
 def _plan_path(arg: str | None) -> Path:
-    from limitless.plan.loader import DEFAULT_PLAN_FILE
+    from limitless.plan.model import DEFAULT_PLAN_FILE
 
     return Path(arg) if arg else Path(DEFAULT_PLAN_FILE)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from limitless.plan.loader import DEFAULT_PLAN_FILE, EXAMPLE_PLAN
+    from limitless.plan.example import EXAMPLE_PLAN
+    from limitless.plan.model import DEFAULT_PLAN_FILE
 
     path = Path(args.path or DEFAULT_PLAN_FILE)
     if path.is_dir():
@@ -137,7 +138,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from limitless.agents import planner
     from limitless.plan import userconfig
     from limitless.plan.graph import Dag
-    from limitless.plan.loader import DEFAULT_PLAN_FILE
+    from limitless.plan.model import DEFAULT_PLAN_FILE
 
     config = userconfig.load_config()
     output = Path(args.output or DEFAULT_PLAN_FILE)
@@ -169,7 +170,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     from limitless.plan import userconfig
-    from limitless.plan.loader import DEFAULT_PLAN_FILE
+    from limitless.plan.model import DEFAULT_PLAN_FILE
 
     config = userconfig.load_config()
     plan_path = Path(args.plan) if args.plan else Path(DEFAULT_PLAN_FILE)

@@ -62,7 +62,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def event_json(event: object) -> str:
     from limitless.fmt import iso
-    from limitless.store.store import Event
+    from limitless.store import Event
 
     assert isinstance(event, Event)
     return json.dumps(
@@ -81,7 +81,7 @@ def event_json(event: object) -> str:
 
 
 def event_line(event: object) -> str:
-    from limitless.store.store import Event
+    from limitless.store import Event
     from limitless.views.follow import describe
 
     assert isinstance(event, Event)

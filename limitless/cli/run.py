@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 from limitless.cli.common import Command, print_flush, print_json
 from limitless.errors import UsageError
+from limitless.git import repo as git_repo
 
 if TYPE_CHECKING:
-    from limitless.plan.loader import Plan
+    from limitless.plan.model import Plan
     from limitless.plan.userconfig import UserConfig
     from limitless.run.launcher import RunOptions
 
@@ -77,7 +78,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from limitless.plan import userconfig
-    from limitless.plan.loader import DEFAULT_PLAN_FILE
+    from limitless.plan.model import DEFAULT_PLAN_FILE
     from limitless.run.forms import is_goal, prompt_plan
     from limitless.run.launcher import RunOptions
 
@@ -117,18 +118,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _goal_plan(goal: str, args: argparse.Namespace, config: UserConfig) -> Plan | None:
     """Plan `goal`, save and show the plan, ask to start it (unless --yes); None if declined."""
     from limitless.agents.planner import plan_goal, save_plan
-    from limitless.git import worktrees
     from limitless.plan import userconfig
     from limitless.plan.graph import Dag
     from limitless.run.forms import goal_plan_path
 
-    repo = worktrees.find_repo(Path.cwd())
+    repo = git_repo.find_repo(Path.cwd())
     interactive = sys.stdin.isatty() and not args.json
     if not args.yes and not interactive:
         msg = "a planned goal is shown before it runs; pass --yes to start it without asking"
         raise UsageError(msg)
     planned = plan_goal(goal, args.planner, config, repo.root)
-    path = goal_plan_path(worktrees.state_dir(repo), planned.plan.name)
+    path = goal_plan_path(git_repo.state_dir(repo), planned.plan.name)
     save_plan(planned, path)
     shown = sys.stderr if args.json else sys.stdout
     print(Dag.from_tasks(planned.plan.tasks).render_ascii(), file=shown)

@@ -42,7 +42,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     with open_context() as ctx:
         runs = ctx.store.list_runs()
-        summaries = [views.run_summary(run, ctx.store.get_tasks(run.id)) for run in runs]
+        summaries = [views.run_summary(ctx.store, run) for run in runs]
     if args.json:
         print_json({"runs": summaries})
         return 0

@@ -28,25 +28,20 @@ from textual.widgets import DataTable, Footer
 from textual.worker import Worker, WorkerState
 
 from limitless.dashboard.model import Monitor, Snapshot, TaskView
-from limitless.dashboard.widgets import (
-    ACTIVE_STATUSES,
-    RETRYABLE_STATUSES,
-    ConfirmScreen,
-    Detail,
-    DiffView,
-    GraphView,
-    HeaderBar,
-    HeaderNote,
-    HelpScreen,
-    LogView,
-    MergeView,
-    TaskTable,
-    Ticker,
-    View,
-)
+from limitless.dashboard.screens.confirm import ConfirmScreen
+from limitless.dashboard.screens.diff import DiffView
+from limitless.dashboard.screens.graph import GraphView
+from limitless.dashboard.screens.help import HelpScreen
+from limitless.dashboard.screens.log import LogView
+from limitless.dashboard.screens.merge import MergeView
+from limitless.dashboard.screens.view import View
+from limitless.dashboard.widgets.detail import Detail
+from limitless.dashboard.widgets.header import HeaderBar, HeaderNote
+from limitless.dashboard.widgets.task_table import TaskTable
+from limitless.dashboard.widgets.ticker import Ticker
 from limitless.errors import LimitlessError
-from limitless.states import ControlAction
-from limitless.store.store import Store
+from limitless.states import ControlAction, TaskStatus
+from limitless.store import Store
 
 DEFAULT_INTERVAL_S = 1.0
 KEEP_ROWS = 7
@@ -57,6 +52,13 @@ KEEP_ROWS_LEAVE = 12
 NOTIFY_TIMEOUT_S = 10.0
 TOASTS_FROM_ROWS = 18
 """Shorter screens say notices in the header instead of toasts over the table."""
+ACTIVE_STATUSES: tuple[TaskStatus, ...] = (TaskStatus.RUNNING, TaskStatus.WAITING)
+"""A task in these can be marked done."""
+RETRYABLE_STATUSES: tuple[TaskStatus, ...] = (
+    TaskStatus.FAILED,
+    TaskStatus.KILLED,
+    TaskStatus.BLOCKED,
+)
 W = TypeVar("W", bound=Widget)
 VIEWS: dict[str, type[View]] = {
     "diff": DiffView,

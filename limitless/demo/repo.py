@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from limitless.demo.agent import INSTANT_SPEED, seconds_for
+from limitless.demo.agent import INSTANT_SPEED
+from limitless.demo.script import seconds_for
 from limitless.errors import EnvironmentProblem, GitError, UsageError
 
 DEMO_PLAN_NAME = "shop"

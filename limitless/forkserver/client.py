@@ -171,8 +171,11 @@ def exit_as(status: int) -> NoReturn:
     """End this process the way the program ended: its exit code, or its signal."""
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
-        _signal.signal(number, _signal.SIG_DFL)
-        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [number])
+        try:  # SIGKILL and SIGSTOP can be neither caught nor blocked: nothing to undo
+            _signal.signal(number, _signal.SIG_DFL)
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [number])
+        except OSError:
+            pass
         os.kill(os.getpid(), number)
         os._exit(128 + number)
     os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)

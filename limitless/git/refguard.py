@@ -37,15 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.errors import GitError
-from limitless.git.runner import env as _env
+from limitless.git.refs import ATTEMPT_REF_PREFIX
+from limitless.git.runner import OBJECT_ID, git_bytes
 from limitless.git.runner import git as _git
-from limitless.git.worktrees import ATTEMPT_REF_PREFIX
 
 log = logging.getLogger(__name__)
 
 LOOSE_DIR = re.compile(r"[0-9a-f]{2}")
 LOOSE_NAME = re.compile(r"[0-9a-f]{38}(?:[0-9a-f]{24})?")  # sha1 or sha256, minus the folder
-OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 PUBLISH_TIMEOUT_S = 120.0
 
 
@@ -292,23 +291,21 @@ class Guard:
             self.sent.add(pack.name)
 
     def _private_env(self) -> dict[str, str]:
-        return _env(
-            {
-                "GIT_DIR": str(self.common_dir),
-                "GIT_OBJECT_DIRECTORY": str(self.objects),
-                "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(self.common_dir / "objects"),
-            }
-        )
+        return {
+            "GIT_DIR": str(self.common_dir),
+            "GIT_OBJECT_DIRECTORY": str(self.objects),
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(self.common_dir / "objects"),
+        }
 
     def _pack_loose(self, names: list[str]) -> bytes:
-        result = subprocess.run(
-            ["git", "pack-objects", "--stdout", "-q"],
+        result = git_bytes(
+            self.private,
+            "pack-objects",
+            "--stdout",
+            "-q",
             input=("\n".join(names) + "\n").encode(),
-            env=self._private_env(),
-            cwd=self.private,
-            capture_output=True,
+            env_extra=self._private_env(),
             timeout=PUBLISH_TIMEOUT_S,
-            check=False,
         )
         if result.returncode != 0:
             words = result.stderr.decode(errors="replace").strip()
@@ -318,14 +315,13 @@ class Guard:
 
     def _unpack(self, pack: bytes) -> None:
         """Write a pack's objects into the repository; git hashes each one again."""
-        result = subprocess.run(
-            ["git", "unpack-objects", "-q"],
+        result = git_bytes(
+            self.common_dir,
+            "unpack-objects",
+            "-q",
             input=pack,
-            env=_env({"GIT_DIR": str(self.common_dir)}),
-            cwd=self.common_dir,
-            capture_output=True,
+            env_extra={"GIT_DIR": str(self.common_dir)},
             timeout=PUBLISH_TIMEOUT_S,
-            check=False,
         )
         if result.returncode != 0:
             words = result.stderr.decode(errors="replace").strip()

@@ -118,10 +118,15 @@ def lfs(repo: Path, ref: str = "HEAD") -> Finding | None:
     return Finding("git-lfs", True, f"{version}; LFS objects are shared by every worktree")
 
 
+def is_shallow(repo: Path) -> bool:
+    """Whether `repo` is a shallow clone (history cut off at some depth)."""
+    found = git(repo, "rev-parse", "--is-shallow-repository", check=False).stdout.strip()
+    return found == "true"
+
+
 def shallow(repo: Path) -> Finding | None:
     """A note for a shallow clone (None otherwise): what limitless does there."""
-    found = git(repo, "rev-parse", "--is-shallow-repository", check=False).stdout.strip()
-    if found != "true":
+    if not is_shallow(repo):
         return None
     return Finding(
         "shallow clone",

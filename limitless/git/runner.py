@@ -1,9 +1,18 @@
 """The one git runner, and how commits limitless makes follow the repository's rules.
 
-Every git call of limitless goes through `git()`: a plain subprocess with the
-repository-locating variables (`GIT_DIR`, `GIT_WORK_TREE`, ...) scrubbed from its
-environment, stdin closed, no editor and no credential prompt. A failure
-becomes a `GitError` naming the command, the folder and git's own words.
+Every git call of limitless goes through this module: `git()` (and `out()` for
+its stdout), `git_all()` for a few calls at once, `git_bytes()` for one fed on
+stdin. Each is a plain subprocess with the repository-locating variables
+(`GIT_DIR`, `GIT_WORK_TREE`, ...) scrubbed from its environment (`env()`, also
+for programs limitless runs in a worktree, like the merge gate), no editor and
+no credential prompt. A failure becomes a `GitError` (`failure()`) naming the
+command, the folder and git's own words. `OBJECT_ID` is what a whole object id
+looks like.
+
+Why plain subprocesses, not GitPython: it adds nothing for porcelain commands
+like `worktree add` or `merge` (`repo.git.X` is itself a subprocess wrapper)
+and would cost two long-lived `cat-file` children per `Repo`; plain calls are
+one fork each, need no closing and are thread-safe.
 
 Commits limitless makes (`commit()`)
     run the repository's hooks (`core.hooksPath` included) and sign when
@@ -25,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -32,7 +42,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from limitless.errors import EnvironmentProblem, GitError
+from limitless.errors import EnvironmentProblem, GitError, LimitlessError
+from limitless.versions import GIT
 
 SCRUBBED_ENV = (
     "GIT_DIR",
@@ -45,6 +56,9 @@ SCRUBBED_ENV = (
     "GIT_PREFIX",
 )
 """Variables that would point git at another repository, index or namespace."""
+
+OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+"""A commit, tree or blob id: sha1 (40 hex digits) or sha256 (64)."""
 
 NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
 """Put before a git command to leave the repository's hooks out."""
@@ -105,6 +119,20 @@ def failure(cwd: Path, args: Sequence[str], code: int, stderr: str) -> GitError:
     return GitError(msg)
 
 
+def is_object_id(text: str) -> bool:
+    """Whether `text` is a whole object id (not an abbreviation, not a ref name)."""
+    return OBJECT_ID.fullmatch(text) is not None
+
+
+def _not_run(cwd: Path, args: Sequence[str], exc: FileNotFoundError) -> LimitlessError:
+    """Why git could not be started: the folder is gone, or git is."""
+    if not Path(cwd).is_dir():
+        msg = f"cannot run `{describe(args)}`: folder {cwd} does not exist"
+        return GitError(msg)
+    msg = f"git is not installed or not on PATH; install git {GIT.wanted} or newer"
+    return EnvironmentProblem(msg)
+
+
 def git(
     cwd: Path,
     *args: str,
@@ -139,11 +167,7 @@ def git(
                 start_new_session=detached,
             )
     except FileNotFoundError as exc:
-        if not Path(cwd).is_dir():
-            msg = f"cannot run `{describe(args)}`: folder {cwd} does not exist"
-            raise GitError(msg) from exc
-        msg = "git is not installed or not on PATH; install git 2.38 or newer"
-        raise EnvironmentProblem(msg) from exc
+        raise _not_run(cwd, args, exc) from exc
     if check and result.returncode != 0:
         raise failure(cwd, args, result.returncode, result.stderr or result.stdout)
     return result
@@ -180,6 +204,67 @@ def _run_with_timeout(
 def out(cwd: Path, *args: str) -> str:
     """Stdout of a git call that must succeed, without the trailing newline."""
     return git(cwd, *args).stdout.rstrip("\n")
+
+
+def git_all(
+    cwd: Path, calls: Mapping[str, Sequence[str]], *, env_extra: Mapping[str, str] | None = None
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Several git calls in `cwd` run at once (one process each), by name.
+
+    Never raises for an exit code: the caller reads each `returncode`.
+    """
+    environment = env(env_extra)
+    processes: dict[str, subprocess.Popen[str]] = {}
+    try:
+        for name, args in calls.items():
+            processes[name] = subprocess.Popen(
+                ["git", *args],
+                cwd=cwd,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="surrogateescape",
+            )
+    except FileNotFoundError as exc:
+        for started in processes.values():
+            started.kill()
+            started.communicate()
+        raise _not_run(cwd, calls[name], exc) from exc
+    results: dict[str, subprocess.CompletedProcess[str]] = {}
+    for name, process in processes.items():
+        stdout, stderr = process.communicate()
+        results[name] = subprocess.CompletedProcess(
+            ["git", *calls[name]], process.returncode, stdout, stderr
+        )
+    return results
+
+
+def git_bytes(
+    cwd: Path,
+    *args: str,
+    input: bytes,
+    env_extra: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """git fed `input` on stdin, its output kept as bytes (packs of objects).
+
+    Never raises for an exit code; past `timeout`, `subprocess.TimeoutExpired`.
+    """
+    try:
+        return subprocess.run(
+            ["git", *args],
+            input=input,
+            cwd=cwd,
+            env=env(env_extra),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise _not_run(cwd, args, exc) from exc
 
 
 def no_terminal_env() -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from limitless.plan.loader import Plan, Task
+from limitless.plan.model import Plan, Task
 
 _WILDCARDS = frozenset("*?[")
 

@@ -267,3 +267,15 @@ def _keep_level(worktree: Path, roots: Sequence[Path], chain: tuple[str, ...]) -
 def git_dir_of(checkout: Path) -> Path:
     """The git folder of a checkout (a submodule's lives under its superproject's)."""
     return Path(out(checkout, "rev-parse", "--absolute-git-dir"))
+
+
+def moved(repo: Path, old: str, new: str) -> list[str]:
+    """Paths of submodules whose recorded commit differs between commits `old` and `new`."""
+    found = git(repo, "diff", "--raw", "-z", "--no-renames", old, new, check=False).stdout
+    fields = found.split("\0")
+    paths: list[str] = []
+    for meta, path in zip(fields[::2], fields[1::2], strict=False):
+        parts = meta.lstrip(":").split()
+        if len(parts) >= 2 and "160000" in (parts[0], parts[1]):
+            paths.append(path)
+    return paths

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from limitless.errors import LimitlessError
 from limitless.states import RESOLVER_TIMED_OUT
-from limitless.store.store import Run, Store
+from limitless.store import Run, Store
 from limitless.tmux.pane_programs import pane_env, resolver_argv, resolver_stopped_argv
 from limitless.tmux.session import TmuxSession
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from limitless.errors import GraphError, UsageError
+from limitless.fmt import MERMAID_STYLES, plan_duration
 
 MAX_CYCLES = 20
 """How many cycles `find_cycles` reports at most, so a dense graph cannot explode."""
@@ -434,7 +435,7 @@ class Dag:
                 mark = "*" if task_id in on_path else " "
                 line = f"  {mark} {task_id:<{id_width}}"
                 if timed:
-                    line += f"  {_duration(self.estimate(task_id)):>6}"
+                    line += f"  {plan_duration(self.estimate(task_id)):>6}"
                 if status_width:
                     line += f"  {shown.get(task_id, ''):<{status_width}}"
                 if node.depends_on:
@@ -447,7 +448,7 @@ class Dag:
                 if soft:
                     line += "  (after " + ", ".join(soft) + ")"
                 lines.append(line.rstrip())
-        total = _duration(length) if timed else _number(length)
+        total = plan_duration(length) if timed else _number(length)
         lines.append("")
         lines.append(f"critical path: {' -> '.join(path)} (length {total})")
         return "\n".join(lines) + "\n"
@@ -484,7 +485,7 @@ class Dag:
                 by_status.setdefault(str(statuses[task_id]), []).append(names[task_id])
         for status, members in by_status.items():
             css = "status_" + _MERMAID_UNSAFE.sub("_", status)
-            lines.append(f"    classDef {css} {_STATUS_STYLES.get(status, _OTHER_STATUS_STYLE)}")
+            lines.append(f"    classDef {css} {MERMAID_STYLES.get(status, _OTHER_STATUS_STYLE)}")
             lines.append(f"    class {','.join(members)} {css}")
         return "\n".join(lines) + "\n"
 
@@ -515,16 +516,6 @@ class Dag:
 _MERMAID_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _CRITICAL_STYLE = "stroke:#e8590c,stroke-width:3px"
 _OTHER_STATUS_STYLE = "fill:#f1f3f5,stroke:#868e96"
-_STATUS_STYLES = {
-    "pending": "fill:#f8f9fa,stroke:#adb5bd",
-    "ready": "fill:#e7f5ff,stroke:#1c7ed6",
-    "running": "fill:#fff3bf,stroke:#f08c00",
-    "waiting": "fill:#ffe8cc,stroke:#e8590c",
-    "done": "fill:#d3f9d8,stroke:#2b8a3e",
-    "failed": "fill:#ffe3e3,stroke:#c92a2a",
-    "blocked": "fill:#e9ecef,stroke:#495057",
-    "killed": "fill:#f3d9fa,stroke:#862e9c",
-}
 
 
 def _mermaid_names(ids: Sequence[str]) -> dict[str, str]:
@@ -551,15 +542,3 @@ def _mermaid_text(text: str) -> str:
 def _number(value: float) -> str:
     """A length as a short decimal: 3.0, 2.5, 0.3."""
     return str(round(float(value), 3))
-
-
-def _duration(seconds: float) -> str:
-    """Seconds as a short human duration: 45s, 1m30s, 2h, 1h05m."""
-    whole = round(seconds)
-    if abs(seconds - whole) > 1e-9 or whole < 60:
-        return f"{_number(seconds)}s" if abs(seconds - whole) > 1e-9 else f"{whole}s"
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m" if minutes or secs else f"{hours}h"
-    return f"{minutes}m{secs:02d}s" if secs else f"{minutes}m"

@@ -12,7 +12,7 @@ import fnmatch
 from dataclasses import dataclass
 
 from limitless.plan.graph import Dag
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 
 _WILDCARDS = "*?["
 

@@ -31,7 +31,8 @@ from typing import Any
 import yaml
 
 from limitless.errors import PlanError, UsageError
-from limitless.plan.loader import Plan, load, loads
+from limitless.plan.loader import load, load_profiles, loads
+from limitless.plan.model import Plan
 from limitless.programs.profiles import BUILTIN_PROFILES, AgentProfile
 
 CONFIG_ENV = "LIMITLESS_CONFIG"
@@ -149,41 +150,21 @@ def _check_agents(path: Path, raw: Mapping[str, Any]) -> dict[str, AgentProfile]
     """The config's agent profiles, checked by the plan loader's own rules."""
     if not raw:
         return {}
-    text = yaml.safe_dump(
-        {"agents": dict(raw), "tasks": [{"id": "check", "prompt": "check"}]}, sort_keys=False
-    )
     try:
-        plan = loads(text, source=str(path), base_dir=path.parent)
+        return load_profiles(raw, source=str(path), base_dir=path.parent)
     except PlanError as exc:
         first = exc.problems[0].message if exc.problems else "invalid"
         msg = f"{path}: agents: {first}"
         raise UsageError(msg) from None
-    return {name: plan.agents[name] for name in raw}
 
 
-def _plan_keys(text: str) -> set[str]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return set()
-    return {str(key) for key in data} if isinstance(data, dict) else set()
-
-
-def with_config_text(text: str, config: UserConfig) -> str:
-    """The plan text with the config's defaults added for the keys the plan leaves out.
-
-    Keys are appended at the end, so line numbers of the plan's own problems stay right.
-    """
-    present = _plan_keys(text)
-    extra: dict[str, object] = {}
-    for key in ("agent", "layout", "worktree_root"):
-        value = getattr(config, key)
-        if value is not None and key not in present:
-            extra[key] = value
-    if not extra:
-        return text
-    tail = yaml.safe_dump(extra, sort_keys=False, allow_unicode=True)
-    return text + ("" if text.endswith("\n") or not text else "\n") + tail
+def plan_defaults(config: UserConfig) -> dict[str, str]:
+    """The config's values for the plan keys it gives defaults for (the plan's own win)."""
+    return {
+        key: str(value)
+        for key in ("agent", "layout", "worktree_root")
+        if (value := getattr(config, key)) is not None
+    }
 
 
 def apply_model(plan: Plan, config: UserConfig) -> Plan:
@@ -201,23 +182,26 @@ def load_plan(path: Path, config: UserConfig | None = None) -> Plan:
     config = config if config is not None else load_config()
     if not path.exists():
         return load(path)  # the loader's own message for a missing plan
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return load(path)
     profiles = {**BUILTIN_PROFILES, **config.agents}  # the plan's own agents: win
-    merged = with_config_text(text, config)
-    if merged == text:
-        return apply_model(load(path, profiles=profiles), config)
-    plan = loads(merged, source=str(path), base_dir=path.absolute().parent, profiles=profiles)
-    return apply_model(dataclasses.replace(plan, source=path.resolve()), config)
+    plan = load(
+        path,
+        profiles=profiles,
+        defaults=plan_defaults(config),
+        defaults_source=str(config.path),
+    )
+    return apply_model(plan, config)
 
 
 def load_plan_text(text: str, base_dir: Path, config: UserConfig, source: str) -> Plan:
     """Like `load_plan`, for plan text that is not (yet) in a file."""
-    return apply_model(
-        loads(with_config_text(text, config), source=source, base_dir=base_dir), config
+    plan = loads(
+        text,
+        source=source,
+        base_dir=base_dir,
+        defaults=plan_defaults(config),
+        defaults_source=str(config.path),
     )
+    return apply_model(plan, config)
 
 
 def effective_settings(config: UserConfig, plan_path: Path | None) -> list[Setting]:

@@ -68,9 +68,9 @@ def _fill(template: str, values: Mapping[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
-def render_argv(profile: AgentProfile, context: AgentContext) -> list[str]:
-    """The argv that starts `profile` for `context`; `model_args` only with a model."""
-    values = {
+def _values(context: AgentContext) -> dict[str, str]:
+    """What each placeholder of a profile's argv stands for."""
+    return {
         "prompt": context.prompt,
         "prompt_file": context.prompt_file,
         "task": context.task,
@@ -79,6 +79,11 @@ def render_argv(profile: AgentProfile, context: AgentContext) -> list[str]:
         "model": context.model or "",
         "python": sys.executable,
     }
+
+
+def render_argv(profile: AgentProfile, context: AgentContext) -> list[str]:
+    """The argv that starts `profile` for `context`; `model_args` only with a model."""
+    values = _values(context)
     argv = [_fill(part, values) for part in profile.command]
     if context.model and profile.model_args:
         argv += [_fill(part, values) for part in profile.model_args]
@@ -87,16 +92,7 @@ def render_argv(profile: AgentProfile, context: AgentContext) -> list[str]:
 
 def render_resume_argv(profile: AgentProfile, context: AgentContext, session: str) -> list[str]:
     """The argv that continues conversation `session` (`resume_command`, `{session}` filled)."""
-    values = {
-        "prompt": context.prompt,
-        "prompt_file": context.prompt_file,
-        "task": context.task,
-        "worktree": context.worktree,
-        "branch": context.branch,
-        "model": context.model or "",
-        "python": sys.executable,
-        "session": session,
-    }
+    values = {**_values(context), "session": session}
     return [_fill(part, values) for part in profile.resume_command]
 
 

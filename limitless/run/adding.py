@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.errors import UsageError
+from limitless.git import refs as git_refs
 from limitless.git import worktrees
-from limitless.plan.loader import Plan
+from limitless.plan.stored import plan_of
 from limitless.states import RunStatus, TaskStatus
-from limitless.store.store import Store, TaskRow
+from limitless.store import Store, TaskRow
 
 
 def _check_task_id(task_id: str) -> None:
@@ -47,7 +48,8 @@ def add_task(
     staged task's id waits for that task's last stage.
     """
     from limitless.plan.graph import Dag
-    from limitless.plan.loader import Task, stage_chain, stage_ends
+    from limitless.plan.model import Task
+    from limitless.plan.stages import stage_chain, stage_ends
 
     if not prompt.strip():
         raise UsageError("--prompt is empty; say what the agent must do")
@@ -59,7 +61,7 @@ def add_task(
                 "start a new one with `limitless run --prompt TEXT`"
             )
             raise UsageError(msg)
-        plan = Plan.from_json(run.plan_json)
+        plan = plan_of(run)
         ends = stage_ends(plan)
         known = {task.id for task in plan.tasks} | set(ends)
         if task_id is None:
@@ -104,7 +106,7 @@ def add_task(
                     id=new.id,
                     position=len(rows) + offset,
                     agent=new.agent,
-                    branch=worktrees.branch_name(run_id, new.worktree_key),
+                    branch=git_refs.branch_name(run_id, new.worktree_key),
                     worktree=str(
                         worktrees.worktree_path(Path(run.worktree_root), run_id, new.worktree_key)
                     ),

@@ -20,12 +20,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from limitless.errors import LimitlessError
+from limitless.git import refs as git_refs
 from limitless.git import worktrees
 from limitless.git.sparse import task_cone
 from limitless.merge import phase as merge
+from limitless.merge import predict
 from limitless.plan.graph import Dag
-from limitless.plan.loader import Plan
-from limitless.store.store import Run, Store
+from limitless.plan.model import Plan
+from limitless.store import Run, Store
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +109,7 @@ class BackgroundWork:
                 base = ahead.result()
         merge_branches = sorted(
             {
-                worktrees.branch_name(self.run.id, plan.task(dep).worktree_key)
+                git_refs.branch_name(self.run.id, plan.task(dep).worktree_key)
                 for dep in dag.dependencies(task_id)
                 if plan.task(dep).worktree_key != task.worktree_key
             }
@@ -175,7 +177,7 @@ class BackgroundWork:
 
     def _predict(self) -> int:
         try:
-            return merge.update_predictions(self.store_for_thread(), self.run.id)
+            return predict.update_predictions(self.store_for_thread(), self.run.id)
         except LimitlessError as exc:
             self.say(f"conflict prediction skipped: {exc}")
             return 0

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from limitless.errors import UsageError
 from limitless.git import worktrees
-from limitless.merge.phase import MERGED_KEY
-from limitless.plan.loader import Plan
+from limitless.git.refs import branch_exists, branch_name, delete_branch, is_ancestor
+from limitless.merge.merge_worktree import MERGED_KEY
+from limitless.plan.stored import plan_of
 from limitless.run.processes import supervisor_alive
-from limitless.store.store import Store
+from limitless.store import Store
 from limitless.tmux.session import TmuxSession
 
 
@@ -23,7 +24,7 @@ def cleanup_run(store: Store, run_id: str, *, keep_branches: bool, force: bool) 
             "or pass --force to clean up anyway"
         )
         raise UsageError(msg)
-    plan = Plan.from_json(run.plan_json)
+    plan = plan_of(run)
     repo_root = Path(run.repo_root)
     lines: list[str] = []
     session = TmuxSession(run.tmux_socket, run.id)
@@ -56,7 +57,7 @@ def cleanup_run(store: Store, run_id: str, *, keep_branches: bool, force: bool) 
     if run_root.exists() and not any(run_root.iterdir()):
         run_root.rmdir()
     if not keep_branches:
-        branches = {row.branch for row in rows} | {worktrees.branch_name(run_id, MERGED_KEY)}
+        branches = {row.branch for row in rows} | {branch_name(run_id, MERGED_KEY)}
         lines += _delete_branches(repo_root, run.base, sorted(branches), force)
     return lines or [f"run {run_id}: nothing to clean up"]
 
@@ -65,11 +66,11 @@ def _delete_branches(repo_root: Path, base: str, branches: list[str], force: boo
     lines: list[str] = []
     kept: list[str] = []
     for branch in branches:
-        if not worktrees.branch_exists(repo_root, branch):
+        if not branch_exists(repo_root, branch):
             continue
-        merged = worktrees.is_ancestor(repo_root, branch, f"refs/heads/{base}")
+        merged = is_ancestor(repo_root, branch, f"refs/heads/{base}")
         if merged or force:
-            worktrees.delete_branch(repo_root, branch, force=True)
+            delete_branch(repo_root, branch, force=True)
             lines.append(f"deleted branch {branch}" + ("" if merged else " (unmerged, --force)"))
         else:
             kept.append(branch)

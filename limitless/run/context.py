@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.errors import UsageError
-from limitless.git.worktrees import RepoInfo, find_repo, state_dir
-from limitless.store.store import Run, Store
+from limitless.git.repo import RepoInfo, find_repo, state_dir
+from limitless.store import Run, Store
 from limitless.tmux.pane_programs import SOCKET_ENV
 
 

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import re
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.errors import LimitlessError
-
-MIN_TMUX = (3, 2)
-MIN_GIT = (2, 38)
-MIN_PYTHON = (3, 11)
+from limitless.versions import GIT, MIN_PYTHON, TMUX, Tool, dotted, tool_version
 
 
 @dataclass(frozen=True)
@@ -29,28 +23,14 @@ class Check:
     but does not fail `doctor`."""
 
 
-def parse_version(text: str) -> tuple[int, int] | None:
-    """The first `major.minor` in a version banner (`tmux 3.3a`, `git version 2.39.5`)."""
-    match = re.search(r"(\d+)\.(\d+)", text)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def _tool_version(argv: list[str]) -> tuple[str, tuple[int, int] | None]:
-    if shutil.which(argv[0]) is None:
-        return "", None
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    banner = (result.stdout or result.stderr).strip()
-    return banner, parse_version(banner)
-
-
-def _version_check(name: str, argv: list[str], minimum: tuple[int, int]) -> Check:
-    banner, version = _tool_version(argv)
-    wanted = ".".join(map(str, minimum))
+def _version_check(tool: Tool) -> Check:
+    banner, version = tool_version(tool.argv)
+    name, wanted = tool.name, tool.wanted
     if not banner:
         return Check(name, False, f"not found on PATH; install {name} {wanted} or newer")
     if version is None:
         return Check(name, False, f"could not read the version from {banner!r}")
-    if version < minimum:
+    if version < tool.minimum:
         return Check(name, False, f"{banner} is too old; limitless needs {name} >= {wanted}")
     return Check(name, True, banner)
 
@@ -61,10 +41,10 @@ def run_checks(cwd: Path) -> list[Check]:
         Check(
             "python",
             sys.version_info >= MIN_PYTHON,
-            f"Python {sys.version.split()[0]} (needs >= {'.'.join(map(str, MIN_PYTHON))})",
+            f"Python {sys.version.split()[0]} (needs >= {dotted(MIN_PYTHON)})",
         ),
-        _version_check("tmux", ["tmux", "-V"], MIN_TMUX),
-        _version_check("git", ["git", "--version"], MIN_GIT),
+        _version_check(TMUX),
+        _version_check(GIT),
     ]
     checks += _repository_checks(cwd)
     checks += _agent_checks()
@@ -98,8 +78,8 @@ def _agent_checks() -> list[Check]:
 
 def _repository_checks(cwd: Path) -> list[Check]:
     from limitless.git import repochecks
-    from limitless.git.worktrees import find_repo, state_dir
-    from limitless.store.store import Store
+    from limitless.git.repo import find_repo, state_dir
+    from limitless.store import Store
 
     try:
         repo = find_repo(cwd)

@@ -17,7 +17,7 @@ from limitless.errors import TmuxError, UsageError
 from limitless.merge.phase import MergeOutcome, run_merge_phase
 from limitless.run.processes import supervisor_alive
 from limitless.states import RunStatus, TaskStatus
-from limitless.store.store import Store, TaskRow
+from limitless.store import Store, TaskRow
 from limitless.tmux.pane_programs import done_channel
 from limitless.tmux.session import TmuxSession
 

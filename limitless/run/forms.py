@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from limitless.errors import UsageError
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.plan.userconfig import UserConfig
 
 

@@ -18,11 +18,11 @@ import psutil
 
 from limitless.agents import ratelimit
 from limitless.errors import LimitlessError
-from limitless.plan.loader import Budget
+from limitless.plan.model import Budget
 from limitless.run.picture import ACTIVE, Picture
 from limitless.run.ports import LeaseBook, lease_key, port_env
 from limitless.states import TaskStatus
-from limitless.store.store import Store
+from limitless.store import Store
 from limitless.views.stats import BudgetWatch
 
 log = logging.getLogger(__name__)

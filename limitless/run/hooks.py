@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from limitless.store.store import Event, Store
+from limitless.store import Event, Store
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.errors import EnvironmentProblem, TmuxError, UsageError
+from limitless.git import refs as git_refs
+from limitless.git import repo as git_repo
 from limitless.git import repochecks, worktrees
-from limitless.plan.loader import Plan
-from limitless.run.doctor import MIN_GIT, MIN_TMUX
+from limitless.plan.model import Plan
 from limitless.states import RunStatus, TaskStatus
-from limitless.store.store import Run, Store, TaskRow
+from limitless.store import Run, Store, TaskRow
 from limitless.tmux.layouts import Layout, load_layout
 from limitless.tmux.pane_programs import (
     dashboard_argv,
@@ -28,8 +29,9 @@ from limitless.tmux.pane_programs import (
     supervise_argv,
     wake_channel,
 )
-from limitless.tmux.session import TmuxSession, tmux_version
+from limitless.tmux.session import TmuxSession
 from limitless.tmux.session import session_name as tmux_session_name
+from limitless.versions import GIT, MIN_GIT, MIN_TMUX, TMUX, git_version, tmux_version
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +91,14 @@ def check_environment() -> None:
     """tmux and git present and new enough, or EnvironmentProblem (exit 3)."""
     version = tmux_version()
     if version is None:
-        msg = "tmux is not installed (or not on PATH); limitless needs tmux >= 3.2"
+        msg = f"tmux is not installed (or not on PATH); limitless needs tmux >= {TMUX.wanted}"
         raise EnvironmentProblem(msg)
     if version < MIN_TMUX:
-        msg = f"tmux {version[0]}.{version[1]} is too old; limitless needs tmux >= 3.2"
+        msg = f"tmux {version[0]}.{version[1]} is too old; limitless needs tmux >= {TMUX.wanted}"
         raise EnvironmentProblem(msg)
-    git_version = worktrees.git_version()
-    if git_version is None or git_version < MIN_GIT:
-        msg = "git >= 2.38 is needed (for `git merge-tree --write-tree`); upgrade git"
+    git = git_version()
+    if git is None or git < MIN_GIT:
+        msg = f"git >= {GIT.wanted} is needed (for `git merge-tree --write-tree`); upgrade git"
         raise EnvironmentProblem(msg)
 
 
@@ -109,7 +111,7 @@ def start_run(
 ) -> StartedRun:
     """Validate, create the run's rows and tmux session, and start its supervisor."""
     check_environment()
-    repo = worktrees.find_repo(cwd)
+    repo = git_repo.find_repo(cwd)
     plan = apply_options(plan, options)
     check_agent_programs(plan)
     base = plan.base or repo.current_branch
@@ -119,7 +121,7 @@ def start_run(
             "add `base: <branch>` to the plan or check out a branch"
         )
         raise UsageError(msg)
-    base_sha = worktrees.rev_parse(repo.root, f"refs/heads/{base}")
+    base_sha = git_refs.rev_parse(repo.root, f"refs/heads/{base}")
     if base_sha is None:
         msg = (
             f"base branch {base!r} does not exist in {repo.root}; "
@@ -128,10 +130,10 @@ def start_run(
         raise UsageError(msg)
     repochecks.check(repo.root, base_sha)  # signing without a terminal, git-lfs
     layout = load_layout(plan.layout)
-    worktree_root = plan.worktree_root or worktrees.default_worktree_root(repo.root)
+    worktree_root = plan.worktree_root or git_repo.default_worktree_root(repo.root)
     slots = min(plan.max_concurrency, len(plan.tasks))
 
-    store = Store.open(worktrees.state_dir(repo))
+    store = Store.open(git_repo.state_dir(repo))
     run_id = _free_run_id(store, plan.name, socket_name)
     session_name = tmux_session_name(run_id)
     run = Run(
@@ -162,7 +164,7 @@ def start_run(
                 id=task.id,
                 position=position,
                 agent=plan.profile(task).name,
-                branch=worktrees.branch_name(run_id, task.worktree_key),
+                branch=git_refs.branch_name(run_id, task.worktree_key),
                 worktree=str(worktrees.worktree_path(worktree_root, run_id, task.worktree_key)),
                 status=TaskStatus.PENDING,
             )

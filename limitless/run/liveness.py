@@ -7,11 +7,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 from limitless.run.picture import ACTIVE, Picture
 from limitless.run.processes import stop_wrapper
 from limitless.states import TaskStatus
-from limitless.store.store import Store, TaskRow
+from limitless.store import Store, TaskRow
 from limitless.tmux.panes import PaneState
 
 TIMEOUT_GRACE_S = 30.0

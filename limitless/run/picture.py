@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from limitless.states import TaskStatus
-from limitless.store.store import TaskRow
+from limitless.store import TaskRow
 from limitless.tmux.panes import PaneState
 
 ACTIVE = (TaskStatus.RUNNING, TaskStatus.WAITING)

@@ -12,7 +12,7 @@ import contextlib
 import psutil
 
 from limitless.run.ports import ports_in_env
-from limitless.store.store import Run, TaskRow
+from limitless.store import Run, TaskRow
 from limitless.tmux.pane_programs import runs_supervisor, runs_wrapper
 from limitless.tmux.panes import PaneState
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from limitless.plan.loader import Plan
+from limitless.plan.stored import plan_of
 from limitless.run.launcher import create_session
 from limitless.run.processes import supervisor_alive
 from limitless.states import RunStatus
-from limitless.store.store import Run, Store
+from limitless.store import Run, Store
 from limitless.tmux.layouts import load_layout
 from limitless.tmux.pane_programs import pane_env, supervise_argv
 from limitless.tmux.session import TmuxSession
@@ -37,7 +37,7 @@ def resume_run(store: Store, run_id: str) -> tuple[str, TmuxSession | None]:
             run.control_pane, control, cwd=_cwd(run), env=pane_env(run.id, run.tmux_socket)
         )
         return f"resumed run {run_id}: a new supervisor took over in {run.tmux_session}", session
-    plan = Plan.from_json(run.plan_json)
+    plan = plan_of(run)
     slots = min(run.max_concurrency, len(plan.tasks))
     store.update_run(run_id, slot_panes="")
     session = create_session(

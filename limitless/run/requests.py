@@ -14,7 +14,7 @@ from limitless.plan.graph import Dag
 from limitless.run.picture import ACTIVE, MARKED_DONE, NOT_DONE_TERMINAL
 from limitless.run.processes import stop_wrapper, supervisor_alive
 from limitless.states import ControlAction, TaskStatus
-from limitless.store.store import ControlRequest, Run, Store, TaskRow
+from limitless.store import ControlRequest, Run, Store, TaskRow
 
 ANSWER_WAIT_S = 10.0
 ANSWER_POLL_S = 0.1

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from limitless.agents import ratelimit
-from limitless.plan.loader import Task
+from limitless.plan.model import Task
 from limitless.states import TaskStatus
-from limitless.store.store import Store, TaskRow
+from limitless.store import Store, TaskRow
 
 RETRY_BACKOFF_S = (2.0, 5.0, 15.0, 30.0)
 

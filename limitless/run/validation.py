@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from limitless.errors import LimitlessError, PlanError, Problem
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def validate(path: Path) -> Validation:
 def repository_problems(base: str | None) -> list[str]:
     """What the repository here lacks for a run (signing, git-lfs); [] outside a repository."""
     from limitless.git import repochecks
-    from limitless.git.worktrees import find_repo
+    from limitless.git.repo import find_repo
 
     try:
         repo = find_repo(Path.cwd())

@@ -10,521 +10,35 @@ no caller ever sees "database is locked". Every other SQLite failure becomes a
 The schema carries a version (`PRAGMA user_version`) and grows only through the
 forward migrations in `MIGRATIONS`, applied in order, all at once, under the
 write lock. A database written by a newer limitless is refused.
+
+The `Store` class is the one place SQL runs: one short method per question or change,
+over 700 lines together; rows, columns and migrations live beside it.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
 import logging
 import random
 import sqlite3
 import time
-import types
-import typing
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from dataclasses import fields as dataclass_fields
-from enum import Enum
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, TypeVar
 
 from limitless.errors import StoreError, UsageError
-from limitless.states import ControlAction, MergeStatus, RunStatus, TaskStatus, Waiting
+from limitless.states import ControlAction, TaskStatus
+from limitless.store.columns import ATTEMPTS, CONTROLS, EVENTS, PREDICTIONS, RUNS, TASKS
+from limitless.store.rows import Attempt, ControlRequest, Event, Prediction, Run, TaskRow
+from limitless.store.schema import (
+    migrate,
+    rollback,
+)
 
 logger = logging.getLogger(__name__)
 
 DB_NAME = "state.db"
 LOCK_TIMEOUT_S = 30.0
-
-
-@dataclass
-class Run:
-    """One execution of a plan (a row of `runs`)."""
-
-    id: str
-    plan_name: str
-    plan_path: str | None
-    plan_json: str
-    repo_root: str
-    base: str
-    base_sha: str
-    worktree_root: str
-    status: RunStatus = RunStatus.RUNNING
-    created_at: float = 0.0
-    ended_at: float | None = None
-    exit_code: int | None = None
-    reason: str = ""
-    supervisor_pid: int | None = None
-    tmux_socket: str | None = None
-    tmux_session: str = ""
-    max_concurrency: int = 4
-    schedule: str = "deps"
-    no_merge: bool = False
-    merge_strategy: str = "merge"
-    layout: str = "default"
-    merged_sha: str | None = None
-    landed: bool = False
-    slot_panes: str = ""  # tmux pane ids of the slots, comma-separated, slot order
-    control_pane: str = ""  # the pane of the supervisor
-    dashboard_pane: str = ""
-
-
-@dataclass
-class TaskRow:
-    """The live state of one task of a run (a row of `tasks`)."""
-
-    run_id: str
-    id: str
-    position: int
-    agent: str
-    branch: str
-    worktree: str
-    status: TaskStatus = TaskStatus.PENDING
-    attempt: int = 0
-    exit_code: int | None = None
-    reason: str = ""
-    start_sha: str | None = None
-    head_sha: str | None = None
-    pane_id: str | None = None
-    pid: int | None = None
-    slot: int | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    not_before: float | None = None
-    progress: float | None = None
-    cost_usd: float | None = None
-    commits: int = 0
-    files_changed: int = 0
-    insertions: int = 0
-    deletions: int = 0
-    setup_done: bool = False
-    session_id: str | None = None
-    last_signal: str | None = None
-    last_signal_at: float | None = None
-    waiting_reason: str = ""
-    waiting_kind: Waiting = Waiting.OTHER
-    """What a waiting task waits for: input (a question), idle (its turn ended), other."""
-    idle_done_at: float | None = None
-    """When an idle interactive agent is closed and its task done, unless the user types first."""
-    merge_status: MergeStatus = MergeStatus.UNMERGED
-    merge_order: int | None = None
-    merge_reason: str = ""
-    conflict_files: list[str] = field(default_factory=list)
-    duration_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One try at running a task (a row of `attempts`); `ref` keeps its work if any."""
-
-    run_id: str
-    task_id: str
-    attempt: int
-    started_at: float
-    ended_at: float | None = None
-    exit_code: int | None = None
-    reason: str = ""
-    ref: str | None = None
-    cost_usd: float | None = None
-    """What the agent of this attempt reported spending (the task's `cost_usd` sums them)."""
-
-
-@dataclass(frozen=True)
-class Event:
-    """One entry of a run's append-only log (a row of `events`); `data` is JSON."""
-
-    id: int
-    run_id: str
-    task_id: str | None
-    ts: float
-    kind: str
-    data: dict[str, object]
-
-
-@dataclass(frozen=True)
-class ControlRequest:
-    """A request (kill, retry, mark done, merge) for the supervisor (a row of `controls`)."""
-
-    id: int
-    run_id: str
-    task_id: str | None
-    action: ControlAction
-    source: str
-    created_at: float
-    done_at: float | None = None
-    result: str | None = None
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """A conflict git predicts between task `task_id` and `other` ("" = base)."""
-
-    run_id: str
-    task_id: str
-    other: str
-    files: tuple[str, ...]
-    updated_at: float
-
-
-# --- schema ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One forward step of the schema: `version` is the schema version it produces."""
-
-    version: int
-    summary: str
-    statements: tuple[str, ...]
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "runs, tasks, attempts, events, control requests, counters",
-        (
-            """CREATE TABLE runs (
-                id TEXT PRIMARY KEY,
-                plan_name TEXT NOT NULL,
-                plan_path TEXT,
-                plan_json TEXT NOT NULL,
-                repo_root TEXT NOT NULL,
-                base TEXT NOT NULL,
-                base_sha TEXT NOT NULL,
-                worktree_root TEXT NOT NULL,
-                status TEXT NOT NULL DEFAULT 'running',
-                created_at REAL NOT NULL,
-                ended_at REAL,
-                exit_code INTEGER,
-                reason TEXT NOT NULL DEFAULT '',
-                supervisor_pid INTEGER,
-                tmux_socket TEXT,
-                tmux_session TEXT NOT NULL DEFAULT '',
-                max_concurrency INTEGER NOT NULL DEFAULT 4,
-                schedule TEXT NOT NULL DEFAULT 'deps',
-                no_merge INTEGER NOT NULL DEFAULT 0,
-                merge_strategy TEXT NOT NULL DEFAULT 'merge',
-                layout TEXT NOT NULL DEFAULT 'default'
-            )""",
-            """CREATE TABLE tasks (
-                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-                id TEXT NOT NULL,
-                position INTEGER NOT NULL,
-                agent TEXT NOT NULL,
-                branch TEXT NOT NULL,
-                worktree TEXT NOT NULL,
-                status TEXT NOT NULL DEFAULT 'pending',
-                attempt INTEGER NOT NULL DEFAULT 0,
-                exit_code INTEGER,
-                reason TEXT NOT NULL DEFAULT '',
-                start_sha TEXT,
-                head_sha TEXT,
-                pane_id TEXT,
-                pid INTEGER,
-                slot INTEGER,
-                started_at REAL,
-                ended_at REAL,
-                progress REAL,
-                cost_usd REAL,
-                commits INTEGER NOT NULL DEFAULT 0,
-                files_changed INTEGER NOT NULL DEFAULT 0,
-                insertions INTEGER NOT NULL DEFAULT 0,
-                deletions INTEGER NOT NULL DEFAULT 0,
-                merge_status TEXT NOT NULL DEFAULT 'unmerged',
-                PRIMARY KEY (run_id, id)
-            )""",
-            """CREATE TABLE attempts (
-                run_id TEXT NOT NULL,
-                task_id TEXT NOT NULL,
-                attempt INTEGER NOT NULL,
-                started_at REAL NOT NULL,
-                ended_at REAL,
-                exit_code INTEGER,
-                reason TEXT NOT NULL DEFAULT '',
-                ref TEXT,
-                PRIMARY KEY (run_id, task_id, attempt),
-                FOREIGN KEY (run_id, task_id) REFERENCES tasks(run_id, id) ON DELETE CASCADE
-            )""",
-            """CREATE TABLE events (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-                task_id TEXT,
-                ts REAL NOT NULL,
-                kind TEXT NOT NULL,
-                data TEXT NOT NULL DEFAULT '{}'
-            )""",
-            "CREATE INDEX events_by_run ON events(run_id, id)",
-            """CREATE TABLE controls (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-                task_id TEXT,
-                action TEXT NOT NULL,
-                source TEXT NOT NULL,
-                created_at REAL NOT NULL,
-                done_at REAL,
-                result TEXT
-            )""",
-            "CREATE INDEX controls_pending ON controls(run_id, id) WHERE done_at IS NULL",
-            """CREATE TABLE counters (
-                name TEXT PRIMARY KEY,
-                value INTEGER NOT NULL
-            )""",
-        ),
-    ),
-    Migration(
-        2,
-        "conflict predictions; scheduling, signal and merge columns of tasks; landing of runs",
-        (
-            """CREATE TABLE predictions (
-                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-                task_id TEXT NOT NULL,
-                other TEXT NOT NULL,
-                files TEXT NOT NULL DEFAULT '[]',
-                updated_at REAL NOT NULL,
-                PRIMARY KEY (run_id, task_id, other)
-            )""",
-            "ALTER TABLE runs ADD COLUMN merged_sha TEXT",
-            "ALTER TABLE runs ADD COLUMN landed INTEGER NOT NULL DEFAULT 0",
-            "ALTER TABLE tasks ADD COLUMN not_before REAL",
-            "ALTER TABLE tasks ADD COLUMN setup_done INTEGER NOT NULL DEFAULT 0",
-            "ALTER TABLE tasks ADD COLUMN session_id TEXT",
-            "ALTER TABLE tasks ADD COLUMN last_signal TEXT",
-            "ALTER TABLE tasks ADD COLUMN last_signal_at REAL",
-            "ALTER TABLE tasks ADD COLUMN waiting_reason TEXT NOT NULL DEFAULT ''",
-            "ALTER TABLE tasks ADD COLUMN merge_order INTEGER",
-            "ALTER TABLE tasks ADD COLUMN merge_reason TEXT NOT NULL DEFAULT ''",
-            "ALTER TABLE tasks ADD COLUMN conflict_files TEXT NOT NULL DEFAULT '[]'",
-            "ALTER TABLE tasks ADD COLUMN duration_s REAL NOT NULL DEFAULT 0.0",
-        ),
-    ),
-    Migration(
-        3,
-        "the tmux panes of a run (slots, supervisor, dashboard)",
-        (
-            "ALTER TABLE runs ADD COLUMN slot_panes TEXT NOT NULL DEFAULT ''",
-            "ALTER TABLE runs ADD COLUMN control_pane TEXT NOT NULL DEFAULT ''",
-            "ALTER TABLE runs ADD COLUMN dashboard_pane TEXT NOT NULL DEFAULT ''",
-        ),
-    ),
-    Migration(
-        4,
-        "the cost each attempt reported (a task's cost is their sum)",
-        ("ALTER TABLE attempts ADD COLUMN cost_usd REAL",),
-    ),
-    Migration(
-        5,
-        "what a waiting task waits for (needs input, idle) and when an idle one is done",
-        (
-            "ALTER TABLE tasks ADD COLUMN waiting_kind TEXT NOT NULL DEFAULT ''",
-            "ALTER TABLE tasks ADD COLUMN idle_done_at REAL",
-        ),
-    ),
-)
-
-SCHEMA_VERSION = MIGRATIONS[-1].version
-
-
-# --- row <-> column conversion -----------------------------------------------
-
-_Kind = Literal["str", "int", "float", "bool", "enum", "list", "tuple", "dict", "any"]
-
-# What each kind of column accepts from callers, and how to name it in a message.
-_ACCEPTS: dict[str, tuple[tuple[type, ...], str]] = {
-    "str": ((str,), "a str"),
-    "int": ((int,), "an int"),
-    "float": ((int, float), "a number"),
-    "bool": ((bool, int), "a bool"),
-    "list": ((list, tuple), "a list"),
-    "tuple": ((list, tuple), "a tuple"),
-    "dict": ((dict,), "a dict"),
-}
-
-
-@dataclass(frozen=True)
-class _Column:
-    """How one dataclass field is written to and read from its column."""
-
-    name: str
-    kind: _Kind
-    optional: bool
-    enum: type[Enum] | None = None
-
-    def encode(self, owner: str, value: object) -> object:
-        """The SQLite value for `value`; ValueError/TypeError naming the field if it is wrong."""
-        if value is None:
-            if not self.optional:
-                msg = f"{owner} field {self.name!r} cannot be None"
-                raise ValueError(msg)
-            return None
-        if self.enum is not None:
-            try:
-                return self.enum(value).value
-            except ValueError:
-                accepted = ", ".join(str(member.value) for member in self.enum)
-                msg = f"{owner} field {self.name!r} got {value!r}; accepted: {accepted}"
-                raise ValueError(msg) from None
-        accepts = _ACCEPTS.get(self.kind)
-        if accepts is not None:
-            types_, expected = accepts
-            if not isinstance(value, types_) or (isinstance(value, bool) and self.kind != "bool"):
-                msg = f"{owner} field {self.name!r} takes {expected}, got {type(value).__name__}"
-                raise TypeError(msg)
-        if self.kind == "bool":
-            return 1 if value else 0
-        if self.kind in ("list", "tuple", "dict"):
-            return json.dumps(value, sort_keys=True, default=str)
-        return value
-
-    def decode(self, value: object) -> object:
-        """The field value for a SQLite value read back."""
-        if value is None:
-            return None
-        if self.enum is not None:
-            return self.enum(value)
-        if self.kind == "bool":
-            return bool(value)
-        if self.kind == "float" and isinstance(value, int):
-            return float(value)
-        if self.kind in ("list", "tuple", "dict") and isinstance(value, str):
-            loaded = json.loads(value)
-            return tuple(loaded) if self.kind == "tuple" else loaded
-        return value
-
-
-def _column(name: str, hint: object) -> _Column:
-    """Describe the column of field `name` from its type hint."""
-    optional = False
-    if typing.get_origin(hint) in (types.UnionType, typing.Union):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        optional = len(args) < len(typing.get_args(hint))
-        hint = args[0] if len(args) == 1 else object
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        return _Column(name, "enum", optional, hint)
-    simple: dict[object, _Kind] = {
-        str: "str",
-        int: "int",
-        float: "float",
-        bool: "bool",
-        list: "list",
-        tuple: "tuple",
-        dict: "dict",
-    }
-    return _Column(name, simple.get(typing.get_origin(hint) or hint, "any"), optional)
-
-
-R = TypeVar("R")
-
-
-class _Table(Generic[R]):
-    """A table whose columns are exactly the fields of the row dataclass `row`."""
-
-    def __init__(self, name: str, row: type[R], key: tuple[str, ...], generated: str = "") -> None:
-        hints = typing.get_type_hints(row)
-        self.name = name
-        self.row = row
-        self.key = key
-        self.generated = generated  # a column SQLite assigns on insert ("" = none)
-        self.columns = {f.name: _column(f.name, hints[f.name]) for f in dataclass_fields(row)}  # type: ignore[arg-type]
-        self.select = f"SELECT {', '.join(self.columns)} FROM {name}"
-
-    def load(self, row: sqlite3.Row) -> R:
-        values = {name: column.decode(row[name]) for name, column in self.columns.items()}
-        return self.row(**values)
-
-    def insert_sql(self) -> tuple[str, list[str]]:
-        names = [name for name in self.columns if name != self.generated]
-        marks = ", ".join("?" for _ in names)
-        return f"INSERT INTO {self.name} ({', '.join(names)}) VALUES ({marks})", names
-
-    def values(self, row: R, names: Sequence[str]) -> list[object]:
-        owner = self.row.__name__
-        return [self.columns[name].encode(owner, getattr(row, name)) for name in names]
-
-    def assignments(self, updates: Mapping[str, object]) -> tuple[str, list[object]]:
-        """`col = ?, ...` and its parameters; names are checked against the fields."""
-        owner = self.row.__name__
-        parts: list[str] = []
-        params: list[object] = []
-        for name, value in updates.items():
-            column = self.columns.get(name)
-            if column is None:
-                near = difflib.get_close_matches(name, list(self.columns), n=1)
-                hint = (
-                    f"; did you mean {near[0]!r}?"
-                    if near
-                    else f"; fields: {', '.join(self.columns)}"
-                )
-                msg = f"unknown {owner} field {name!r}{hint}"
-                raise ValueError(msg)
-            if name in self.key or name == self.generated:
-                msg = f"{owner} field {name!r} is part of the key and cannot be updated"
-                raise ValueError(msg)
-            parts.append(f"{column.name} = ?")
-            params.append(column.encode(owner, value))
-        return ", ".join(parts), params
-
-
-RUNS = _Table("runs", Run, ("id",))
-TASKS = _Table("tasks", TaskRow, ("run_id", "id"))
-ATTEMPTS = _Table("attempts", Attempt, ("run_id", "task_id", "attempt"))
-EVENTS = _Table("events", Event, ("id",), generated="id")
-CONTROLS = _Table("controls", ControlRequest, ("id",), generated="id")
-PREDICTIONS = _Table("predictions", Prediction, ("run_id", "task_id", "other"))
-TABLES: tuple[_Table[Any], ...] = (RUNS, TASKS, ATTEMPTS, EVENTS, CONTROLS, PREDICTIONS)
-
-
-# --- migrations --------------------------------------------------------------
-
-
-def schema_version(conn: sqlite3.Connection) -> int:
-    """The schema version recorded in the database (0 = empty)."""
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    return int(version)
-
-
-def migrate(conn: sqlite3.Connection, path: Path, target: int = SCHEMA_VERSION) -> int:
-    """Bring the database of `conn` (autocommit mode) up to `target`; return the old version.
-
-    Runs every missing migration in order inside one `BEGIN IMMEDIATE`
-    transaction, so two processes opening a fresh database cannot both migrate:
-    the second waits for the lock, then sees the new version and does nothing.
-    """
-    found = schema_version(conn)
-    if found > SCHEMA_VERSION:
-        msg = (
-            f"{path} has schema version {found}, but this limitless knows only up to "
-            f"{SCHEMA_VERSION}: it was written by a newer limitless; upgrade limitless"
-        )
-        raise StoreError(msg)
-    if found >= target:
-        return found
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        found = schema_version(conn)
-        for migration in MIGRATIONS:
-            if found < migration.version <= target:
-                for statement in migration.statements:
-                    conn.execute(statement)
-        if found < target:
-            conn.execute(f"PRAGMA user_version = {int(target)}")
-        conn.execute("COMMIT")
-    except BaseException:
-        _rollback(conn)
-        raise
-    if found < target:
-        logger.info("database migrated", extra={"db": str(path), "from": found, "to": target})
-    return found
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    """Roll back an open transaction, if any; a failure here only gets logged."""
-    try:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-    except sqlite3.Error:
-        logger.debug("rollback failed", exc_info=True)
 
 
 def _is_busy(error: sqlite3.Error) -> bool:
@@ -649,7 +163,7 @@ class Store:
             try:
                 return action()
             except sqlite3.Error as error:
-                _rollback(self._conn)
+                rollback(self._conn)
                 busy = _is_busy(error)
                 if busy and time.monotonic() < deadline:
                     tries += 1
@@ -697,7 +211,7 @@ class Store:
                 result = body(conn)
                 conn.execute("COMMIT")
             except BaseException:
-                _rollback(conn)
+                rollback(conn)
                 raise
             finally:
                 self._depth -= 1
@@ -741,13 +255,13 @@ class Store:
         try:
             yield self
         except BaseException:
-            _rollback(conn)
+            rollback(conn)
             raise
         else:
             try:
                 self._guard("commit a transaction", lambda: conn.execute("COMMIT"))
             except StoreError:
-                _rollback(conn)
+                rollback(conn)
                 raise
         finally:
             self._depth = 0

@@ -4,5 +4,5 @@ keep task text away from tmux's parsers (`commands`), wake-ups that are never lo
 (`wakeups`), and what every pane of a run runs (`pane_programs`: the one contract between
 the launcher, the supervisor, the wrapper, recovery and the resolver).
 
-May import: errors, states, fmt.
+May import: errors, states, fmt, versions.
 """

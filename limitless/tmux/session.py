@@ -64,50 +64,16 @@ from limitless.tmux.panes import (
     parse_panes,
 )
 from limitless.tmux.wakeups import check_channel, signal_commands, wait_commands
+from limitless.versions import TMUX
 
 logger = logging.getLogger(__name__)
 
-MIN_TMUX = (3, 2)
 SESSION_PREFIX = "limitless-"
 REAP_ASK_INTERVAL_S = 1.0
 TMUX_TIMEOUT_S = 15.0
 
 # ---------------------------------------------------------------------------
-# version
-
-
-def parse_tmux_version(text: str) -> tuple[int, int] | None:
-    """(major, minor) from `tmux -V` output: "tmux 3.3a" -> (3, 3), "tmux next-3.4" -> (3, 4).
-
-    A build from git ("tmux master") and OpenBSD's base tmux ("tmux
-    openbsd-7.4") are newer than any release and read as (99, 0).
-    """
-    words = text.strip().split()
-    version = words[-1] if words else ""
-    if version == "master" or version.startswith("openbsd-"):
-        return (99, 0)
-    match = re.search(r"(\d+)\.(\d+)", version)
-    if match is None:
-        return None
-    return (int(match.group(1)), int(match.group(2)))
-
-
-def tmux_version() -> tuple[int, int] | None:
-    """The installed tmux's (major, minor), or None when tmux is missing or unreadable."""
-    try:
-        proc = subprocess.run(
-            ["tmux", "-V"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if proc.returncode != 0:
-        return None
-    return parse_tmux_version(proc.stdout)
+# names
 
 
 def socket_path(name: str, env: Mapping[str, str] | None = None) -> Path:
@@ -179,7 +145,7 @@ class TmuxSession:
                 stdin=subprocess.DEVNULL,
             )
         except FileNotFoundError:
-            msg = "tmux is not installed or not on PATH; install tmux 3.2 or newer"
+            msg = f"tmux is not installed or not on PATH; install tmux {TMUX.wanted} or newer"
             raise TmuxError(msg) from None
         except subprocess.TimeoutExpired:
             msg = f"`{shown(argv)}` did not finish within {timeout:g} s"
@@ -629,7 +595,7 @@ class TmuxSession:
                 errors="replace",
             )
         except FileNotFoundError:
-            msg = "tmux is not installed or not on PATH; install tmux 3.2 or newer"
+            msg = f"tmux is not installed or not on PATH; install tmux {TMUX.wanted} or newer"
             raise TmuxError(msg) from None
         try:
             stdout, stderr = child.communicate(timeout=max(timeout, 0.0))

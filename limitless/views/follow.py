@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from limitless.fmt import duration
 from limitless.states import TaskStatus, Waiting
-from limitless.store.store import Event, Run, Store, TaskRow
+from limitless.store import Event, Run, Store
+from limitless.views.report import build_report, short_lines
 from limitless.views.status import reason_of
+from limitless.views.summary import RunSummary
 
 POLL_S = 0.2
 NEEDS_INPUT_EXIT = 4
@@ -48,60 +49,28 @@ def needs_input(store: Store, run_id: str) -> NeedsInput | None:
 
 
 @dataclass(frozen=True)
-class RunSummary:
-    """The figures a finished run is judged by."""
+class FinishedRun:
+    """A followed run that ended: its figures and the short form of its report."""
 
-    run_id: str
-    status: str
-    exit_code: int
-    wall_s: float
-    task_s: float
-    done: int
-    total: int
-    reason: str
-    details: tuple[str, ...] = ()  # the report's short form, when the store was at hand
+    summary: RunSummary
+    lines: tuple[str, ...]
 
     @property
-    def speedup(self) -> float:
-        return self.task_s / self.wall_s if self.wall_s > 0 else 0.0
+    def exit_code(self) -> int:
+        """The run's exit code (1 when it recorded none)."""
+        code = self.summary.exit_code
+        return code if code is not None else 1
 
 
-def summarize(run: Run, tasks: list[TaskRow]) -> RunSummary:
-    end = run.ended_at or time.time()
-    task_s = sum(
-        (row.ended_at or end) - row.started_at for row in tasks if row.started_at is not None
-    )
-    return RunSummary(
-        run_id=run.id,
-        status=str(run.status),
-        exit_code=run.exit_code if run.exit_code is not None else 1,
-        wall_s=max(0.0, end - run.created_at),
-        task_s=task_s,
-        done=sum(row.status is TaskStatus.DONE for row in tasks),
-        total=len(tasks),
-        reason=run.reason,
-    )
+def finished_run(store: Store, run: Run) -> FinishedRun:
+    """A finished run's summary, with the short form of its report."""
+    report = build_report(store, run.id)
+    return FinishedRun(report.summary, tuple(short_lines(report)))
 
 
-def finished_summary(store: Store, run: Run) -> RunSummary:
-    """The summary of a finished run, with the short form of its report."""
-    import dataclasses
-
-    from limitless.views.report import build_report, short_lines
-
-    summary = summarize(run, store.get_tasks(run.id))
-    return dataclasses.replace(summary, details=tuple(short_lines(build_report(store, run.id))))
-
-
-def summary_lines(summary: RunSummary) -> list[str]:
-    if summary.details:
-        return list(summary.details)
-    return [
-        f"run {summary.run_id} {summary.status}: {summary.done}/{summary.total} tasks done",
-        f"wall time {duration(summary.wall_s)} · sum of task times {duration(summary.task_s)} "
-        f"· speedup {summary.speedup:.1f}x",
-        *([summary.reason] if summary.reason else []),
-    ]
+def summary_lines(finished: FinishedRun) -> list[str]:
+    """The lines `run --headless` and `wait` end with."""
+    return list(finished.lines)
 
 
 def describe(event: Event) -> str | None:
@@ -152,7 +121,7 @@ def follow(
     out: Callable[[str], None] = print,
     live: bool | None = None,
     until_input: bool = False,
-) -> RunSummary | NeedsInput | None:
+) -> FinishedRun | NeedsInput | None:
     """Print events until the run ends (or, `until_input`, until a task needs input);
     None when `timeout` passed first."""
     live = sys.stdout.isatty() if live is None else live
@@ -170,7 +139,7 @@ def follow(
                 out(f"{time.strftime('%H:%M:%S', time.localtime(event.ts))} {line}")
         run = store.get_run(run_id)
         if run.status.finished:
-            return finished_summary(store, run)
+            return finished_run(store, run)
         asking = needs_input(store, run_id) if until_input else None
         if asking is not None:
             return asking
@@ -181,7 +150,7 @@ def follow(
 
 def _follow_live(
     store: Store, run_id: str, timeout: float | None, until_input: bool
-) -> RunSummary | NeedsInput | None:
+) -> FinishedRun | NeedsInput | None:
     from rich.console import Console
     from rich.live import Live
 
@@ -194,7 +163,7 @@ def _follow_live(
             live.update(status_renderable(status_document(store, run_id)), refresh=True)  # type: ignore[arg-type]
             run = store.get_run(run_id)
             if run.status.finished:
-                return finished_summary(store, run)
+                return finished_run(store, run)
             asking = needs_input(store, run_id) if until_input else None
             if asking is not None:
                 return asking

@@ -16,31 +16,26 @@ import time
 from dataclasses import dataclass, field
 
 from limitless import fmt
-from limitless.fmt import duration, iso
+from limitless.fmt import STATUS_COLOURS, duration, iso
 from limitless.plan.graph import Dag
-from limitless.plan.loader import Plan
+from limitless.plan.model import Plan
+from limitless.plan.stored import plan_of
 from limitless.states import MergeStatus, task_state
-from limitless.store.store import Attempt, Event, Run, Store, TaskRow
+from limitless.store import Attempt, Event, Run, Store, TaskRow
 from limitless.views.status import checkout_seconds, reason_of
+from limitless.views.summary import (
+    RunSummary,
+    attempt_spans,
+    by_task,
+    run_end,
+    summarize,
+)
 
 FORMATS = ("md", "json", "html", "ascii")
 TASK_COLUMNS = (
     "task", "status", "attempts", "agent", "start", "end", "time", "cost",
     "commits", "diff", "merge", "reason",
 )  # fmt: skip
-
-STATUS_COLOURS: dict[str, str] = {
-    "done": "#2e9d4f",
-    "failed": "#d0363b",
-    "killed": "#8a1c1f",
-    "blocked": "#b06a6a",
-    "running": "#d9a400",
-    "needs_input": "#a347c4",
-    "idle": "#c9a227",
-    "waiting": "#a347c4",
-    "ready": "#3a8fb7",
-    "pending": "#9a9a9a",
-}
 
 
 @dataclass(frozen=True)
@@ -105,12 +100,10 @@ class Report:
     base: str
     started_at: float
     ended_at: float | None
-    wall_s: float
-    task_s: float  # sum of every attempt's running time
-    slots: int
+    summary: RunSummary
+    """Wall time, task time, speedup, slots, cost: the figures every view shares."""
     critical_path: tuple[str, ...]
     critical_path_s: float
-    total_cost_usd: float | None
     gate: str | None
     gate_failed: tuple[str, ...]
     conflicts: tuple[Conflict, ...]
@@ -120,19 +113,35 @@ class Report:
     tasks: tuple[TaskReport, ...] = field(default=())
 
     @property
+    def wall_s(self) -> float:
+        return self.summary.wall_s
+
+    @property
+    def task_s(self) -> float:
+        """Every attempt's running time, summed."""
+        return self.summary.task_s
+
+    @property
+    def slots(self) -> int:
+        return self.summary.slots
+
+    @property
+    def total_cost_usd(self) -> float | None:
+        return self.summary.cost_usd
+
+    @property
     def speedup(self) -> float:
         """Sum of task time over wall time: how many agents worked at once, on average."""
-        return self.task_s / self.wall_s if self.wall_s > 0 else 0.0
+        return self.summary.speedup
 
     @property
     def utilisation(self) -> float:
         """Busy slot-seconds over (slots × wall time), 0..1."""
-        capacity = self.slots * self.wall_s
-        return self.task_s / capacity if capacity > 0 else 0.0
+        return self.summary.utilisation
 
     @property
     def done(self) -> int:
-        return sum(task.status == "done" for task in self.tasks)
+        return self.summary.done
 
 
 # --------------------------------------------------------------------- building
@@ -156,12 +165,10 @@ def report_of(
     now: float | None = None,
 ) -> Report:
     """The report from rows already read (a pure function of its arguments)."""
-    plan = Plan.from_json(run.plan_json)
-    end = run.ended_at if run.ended_at is not None else (now if now is not None else time.time())
+    plan = plan_of(run)
+    end = run_end(run, now)
     start = run.created_at
-    by_task: dict[str, list[Attempt]] = {}
-    for attempt in attempts:
-        by_task.setdefault(attempt.task_id, []).append(attempt)
+    attempts_of = by_task(attempts)
     asked: dict[str, list[str]] = {}
     for event in events:
         if event.kind == "task_waiting" and event.data.get("waiting") == "input":
@@ -172,7 +179,7 @@ def report_of(
     checkouts = checkout_seconds(events)
     tasks = tuple(
         dataclasses.replace(
-            _task_report(row, by_task.get(row.id, []), plan, start, end),
+            _task_report(row, attempts_of.get(row.id, []), plan, start, end),
             asked=tuple(asked.get(row.id, ())),
             checkout_s=checkouts.get(row.id),
         )
@@ -180,7 +187,6 @@ def report_of(
     )
     durations = {task.id: task.duration_s for task in tasks}
     path, path_s = _critical_path(plan, durations)
-    costs = [task.cost_usd for task in tasks if task.cost_usd is not None]
     conflicts = tuple(
         Conflict(event.task_id or "", tuple(str(f) for f in _as_list(event.data.get("files"))))
         for event in events
@@ -205,12 +211,9 @@ def report_of(
         base=run.base,
         started_at=start,
         ended_at=run.ended_at,
-        wall_s=max(0.0, end - start),
-        task_s=sum(task.duration_s for task in tasks),
-        slots=_slot_count(run, len(rows)),
+        summary=summarize(run, rows, attempts, now=end),
         critical_path=tuple(path),
         critical_path_s=path_s,
-        total_cost_usd=round(sum(costs), 6) if costs else None,
         gate=plan.merge.gate,
         gate_failed=gate_failed,
         conflicts=conflicts,
@@ -225,37 +228,23 @@ def _task_report(
     row: TaskRow, attempts: list[Attempt], plan: Plan, run_start: float, run_end: float
 ) -> TaskReport:
     bars: list[Bar] = []
-    for attempt in sorted(attempts, key=lambda a: a.attempt):
-        last = attempt.attempt == row.attempt
-        ended = attempt.ended_at
-        if ended is None:
-            ended = row.ended_at if last and row.ended_at is not None else run_end
-        if last:
+    for span in attempt_spans(row, attempts, run_start, run_end):
+        if span.last:
             outcome = str(row.status) if row.status.terminal else "running"
         else:
-            outcome = "failed" if attempt.exit_code != 0 else "done"
+            outcome = "failed" if span.exit_code != 0 else "done"
         bars.append(
             Bar(
                 task_id=row.id,
-                attempt=attempt.attempt,
-                start=max(0.0, attempt.started_at - run_start),
-                end=max(0.0, ended - run_start),
+                attempt=span.attempt,
+                start=span.start,
+                end=span.end,
                 status=outcome,
-                slot=row.slot if last else None,
+                slot=row.slot if span.last else None,
             )
         )
-    if not bars and row.started_at is not None:  # launched, but its wrapper never recorded
-        ended = row.ended_at if row.ended_at is not None else run_end
-        bars.append(
-            Bar(
-                row.id,
-                max(row.attempt, 1),
-                row.started_at - run_start,
-                ended - run_start,
-                str(row.status),
-                row.slot,
-            )
-        )
+    if not attempts and bars:  # launched, but its wrapper never recorded: as its row says
+        bars[0] = dataclasses.replace(bars[0], status=str(row.status))
     task = plan.task(row.id) if row.id in {t.id for t in plan.tasks} else None
     return TaskReport(
         id=row.id,
@@ -298,11 +287,6 @@ def _critical_path(plan: Plan, durations: dict[str, float]) -> tuple[list[str], 
         path.append(last)
         last = via[last]
     return path[::-1], length
-
-
-def _slot_count(run: Run, tasks: int) -> int:
-    panes = [pane for pane in run.slot_panes.split(",") if pane]
-    return len(panes) if panes else max(1, min(run.max_concurrency, tasks))
 
 
 def _merge_order(rows: list[TaskRow], task_id: str) -> int:
@@ -563,14 +547,19 @@ def _cell(t: float, span: float, width: int, *, end: bool = False) -> int:
 
 # --------------------------------------------------------------------- html
 
-_CSS = """
+_CSS = (
+    """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f2f2f2}
-.done{color:#2e9d4f}.failed,.killed,.blocked{color:#d0363b}
+"""
+    f".done{{color:{STATUS_COLOURS['done']}}}"
+    f".failed,.killed,.blocked{{color:{STATUS_COLOURS['failed']}}}"
+    """
 svg text{font:12px system-ui,sans-serif}
 """
+)
 
 
 def render_html(report: Report) -> str:

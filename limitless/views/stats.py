@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from limitless import fmt
 from limitless.errors import UsageError
 from limitless.fmt import duration
-from limitless.plan.loader import Budget, Plan
+from limitless.plan.model import Budget
+from limitless.plan.stored import plan_of
 from limitless.states import TaskStatus
-from limitless.store.store import Run, Store, TaskRow
+from limitless.store import Run, Store, TaskRow
+from limitless.views.summary import task_seconds
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +111,9 @@ def collect(store: Store, *, by: str = "agent", since: float | None = None) -> S
         if since is not None and run.created_at < since:
             continue
         models = _models(run)
-        seconds = _task_seconds(store, run)
-        for row in store.get_tasks(run.id):
+        tasks = store.get_tasks(run.id)
+        seconds = task_seconds(run, tasks, store.attempts(run.id))
+        for row in tasks:
             key = _key(by, run, row, models)
             groups.setdefault(key, _Acc(runs=set())).add(run.id, row, seconds.get(row.id, 0.0))
             total.add(run.id, row, seconds.get(row.id, 0.0))
@@ -120,25 +123,11 @@ def collect(store: Store, *, by: str = "agent", since: float | None = None) -> S
 
 def _models(run: Run) -> dict[str, str]:
     try:
-        plan = Plan.from_json(run.plan_json)
+        plan = plan_of(run)
     except Exception:  # a run written by another version: its model is unknown, not fatal
         log.debug("plan of run unreadable", extra={"run": run.id})
         return {}
     return {task.id: task.model for task in plan.tasks if task.model}
-
-
-def _task_seconds(store: Store, run: Run) -> dict[str, float]:
-    """Each task's running time over all its attempts."""
-    seconds: dict[str, float] = {}
-    end = run.ended_at
-    for attempt in store.attempts(run.id):
-        stop = attempt.ended_at if attempt.ended_at is not None else end
-        if stop is None:
-            continue
-        seconds[attempt.task_id] = seconds.get(attempt.task_id, 0.0) + max(
-            0.0, stop - attempt.started_at
-        )
-    return seconds
 
 
 def _key(by: str, run: Run, row: TaskRow, models: Mapping[str, str]) -> str:

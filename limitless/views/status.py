@@ -4,38 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
-from limitless.fmt import duration, iso
-from limitless.states import IDLE, NEEDS_INPUT, TaskStatus, Waiting, task_state
-from limitless.store.store import Event, Run, Store, TaskRow
-
-STATUS_ICONS: dict[str, str] = {
-    "pending": "·",
-    "ready": "○",
-    "running": "▶",
-    NEEDS_INPUT: "?",
-    IDLE: "◌",
-    "waiting": "…",
-    "done": "✓",
-    "failed": "✗",
-    "blocked": "⊘",
-    "killed": "☠",
-}
-STATUS_STYLES: dict[str, str] = {
-    "pending": "dim",
-    "ready": "cyan",
-    "running": "bold yellow",
-    NEEDS_INPUT: "bold magenta",
-    IDLE: "yellow",
-    "waiting": "magenta",
-    "done": "green",
-    "failed": "bold red",
-    "blocked": "red",
-    "killed": "red",
-}
-
+from limitless.fmt import STATUS_ICONS, STATUS_STYLES, duration, iso
+from limitless.states import NEEDS_INPUT, TaskStatus, Waiting, task_state
+from limitless.store import Event, Run, Store, TaskRow
+from limitless.views.summary import state_counts, summarize
 
 STATUS_LABELS: dict[str, str] = {NEEDS_INPUT: "needs input"}
 # Needs input sorts first wherever tasks are listed by how urgently they want a person.
@@ -116,7 +90,7 @@ def checkout_seconds(events: list[Event]) -> dict[str, float]:
 
 def base_moved(run: Run) -> str | None:
     """Base's tip when it moved since the run started (and does not hold its result)."""
-    from limitless.git.worktrees import moved_tip
+    from limitless.git.refs import moved_tip
 
     landed = run.merged_sha if run.landed else None
     return moved_tip(Path(run.repo_root), run.base, run.base_sha, landed)
@@ -154,8 +128,6 @@ def status_document(store: Store, run_id: str) -> dict[str, object]:
             by_task.setdefault(prediction.other, []).append(
                 {"with": prediction.task_id, "files": list(prediction.files)}
             )
-    counts = Counter(state_of(task) for task in tasks)
-
     checkouts = checkout_seconds(store.events(run_id))
     return {
         "run": {**run_document(run), "base_moved_to": base_moved(run)},
@@ -163,17 +135,18 @@ def status_document(store: Store, run_id: str) -> dict[str, object]:
             {**task_document(task, by_task.get(task.id, [])), "checkout_s": checkouts.get(task.id)}
             for task in tasks
         ],
-        "counts": dict(counts),
+        "counts": state_counts(tasks),
     }
 
 
-def run_summary(run: Run, tasks: list[TaskRow]) -> dict[str, object]:
-    counts = Counter(state_of(task) for task in tasks)
+def run_summary(store: Store, run: Run) -> dict[str, object]:
+    """One run of the `runs` listing: the run, how many tasks, how many done, per state."""
+    summary = summarize(run, store.get_tasks(run.id), store.attempts(run.id))
     return {
         **run_document(run),
-        "tasks": len(tasks),
-        "done": counts.get(TaskStatus.DONE, 0),
-        "counts": dict(counts),
+        "tasks": summary.total,
+        "done": summary.done,
+        "counts": dict(summary.counts),
     }
 
 

@@ -27,7 +27,7 @@ import psutil
 from benchlib.harness import BenchError, Harness, percentile, wait_until
 
 if TYPE_CHECKING:
-    from benchlib.groups import Figure
+    from benchlib.figures import Figure
 
 SCRIPTS = Path(__file__).resolve().parent.parent
 CLIENT = SCRIPTS.parent / "limitless" / "forkserver" / "client.py"
@@ -64,7 +64,7 @@ def _uss_mb(pid: int) -> float:
 
 def measure(h: Harness, quick: bool) -> list[Figure]:
     """Pane start → main() and memory per task, cold against forked."""
-    from benchlib.groups import at_most, info
+    from benchlib.figures import at_most, info
 
     runs = 5 if quick else 20
     folder = h.workdir / "forkserver"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import psutil
 
@@ -13,6 +12,7 @@ from benchlib import agents as agent_programs
 from benchlib import dags
 from benchlib import forkserver as forkserver_group
 from benchlib import sandbox as sandbox_group
+from benchlib.figures import Figure, at_most, exactly, info
 from benchlib.harness import (
     BenchError,
     BenchTask,
@@ -30,38 +30,6 @@ from limitless.states import MergeStatus, TaskStatus
 # commit what is left, inspect the branch, record the end, wake the supervisor.
 PER_TASK_OVERHEAD_S = 1.0
 SCHEDULING_SLACK = 1.05
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One line of the table and of the JSON: `goal` None means shown for information only."""
-
-    name: str
-    value: float
-    unit: str
-    goal: str | None
-    ok: bool
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "value": round(self.value, 4),
-            "unit": self.unit,
-            "goal": self.goal,
-            "ok": self.ok,
-        }
-
-
-def at_most(name: str, value: float, unit: str, goal: float) -> Figure:
-    return Figure(name, value, unit, f"<= {goal:g}", value <= goal)
-
-
-def exactly(name: str, value: float, unit: str, goal: float) -> Figure:
-    return Figure(name, value, unit, f"= {goal:g}", value == goal)
-
-
-def info(name: str, value: float, unit: str) -> Figure:
-    return Figure(name, value, unit, None, True)
 
 
 def _tasks(graph: dags.Graph) -> list[BenchTask]:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from limitless.git.worktrees import find_repo, state_dir
-from limitless.store.store import Event, Run, Store, TaskRow
+from limitless.git.repo import find_repo, state_dir
+from limitless.store import Event, Run, Store, TaskRow
 from limitless.tmux.session import socket_path
 
 GIT_ENV = {

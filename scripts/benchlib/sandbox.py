@@ -25,7 +25,7 @@ import yaml
 from benchlib.harness import BenchError, Harness, read_marks
 
 if TYPE_CHECKING:
-    from benchlib.groups import Figure
+    from benchlib.figures import Figure
 
 STARTUP_GOAL_MS = 30.0
 
@@ -60,7 +60,7 @@ def _bwrap_alone(pairs: int) -> tuple[float, float]:
 
 def measure(h: Harness, quick: bool) -> list[Figure]:
     """Per-task start-up and end cost of the sandbox, through `limitless run`."""
-    from benchlib.groups import at_most, info
+    from benchlib.figures import at_most, info
     from limitless.agents.sandbox import unavailable
 
     reason = unavailable()
