@@ -90,3 +90,19 @@ def test_agent_without_prompt_is_refused(repo: Path) -> None:
     result = cli(repo, "run", "--agent", "shell")
     assert result.returncode == 2
     assert "--agent goes with --prompt" in result.stderr
+
+
+def test_prompt_runs_with_an_agent_profile_of_the_users_config(
+    repo: Path, isolated_env: Path
+) -> None:
+    """`run --prompt TEXT --agent mine` knows the config's own profile `mine`."""
+    config = isolated_env / ".config" / "limitless" / "config.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("agents:\n  mine: {command: [bash, -e, '{prompt_file}']}\n")
+    result = cli(repo, "run", "--prompt", "echo mine > mine.txt", "--agent", "mine", "--json")
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run"]
+    waited = cli(repo, "wait", run_id, "--timeout", "60", "--quiet")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert tasks_of(repo, run_id)["task"].agent == "mine"
+    assert (repo / "mine.txt").read_text() == "mine\n"

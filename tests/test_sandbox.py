@@ -459,6 +459,38 @@ def test_an_agent_commit_is_copied_out_and_a_sibling_ref_is_named(
     git(repo, "fsck", "--no-dangling", "--strict")
 
 
+@needs_bwrap
+def test_a_commit_made_while_its_objects_are_copied_out_waits_for_the_next_copy(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent commits between the copy's listing of its objects and the branch move:
+    the branch moves no further than the copied objects reach (once a race under load
+    failed the task with "nonexistent object"); the next copy takes the commit."""
+    worktree = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", "-b", "limitless/r-1/t", str(worktree))
+    common = repo / ".git"
+    guard = Guard.prepare(worktree, common, "limitless/r-1/t", common / "limitless", "r-1", "t")
+    before = git(repo, "rev-parse", "limitless/r-1/t")
+    send_objects = guard._send_objects
+
+    def send_then_commit() -> None:
+        send_objects()
+        script = "echo late > late.txt && git add late.txt && git commit -qm late"
+        done = _in_git_sandbox(guard, common, worktree, script)
+        assert done.returncode == 0, done.stderr
+
+    monkeypatch.setattr(guard, "_send_objects", send_then_commit)
+    guard.publish()
+    monkeypatch.undo()
+    assert guard.errors == []
+    assert git(repo, "rev-parse", "limitless/r-1/t") == before
+    guard.publish()
+    assert guard.errors == []
+    assert git(repo, "show", "limitless/r-1/t:late.txt") == "late"
+    assert guard.close()
+    git(repo, "fsck", "--no-dangling", "--strict")
+
+
 def _in_git_sandbox(
     guard: Guard, common: Path, worktree: Path, script: str
 ) -> subprocess.CompletedProcess[str]:

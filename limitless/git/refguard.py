@@ -256,9 +256,13 @@ class Guard:
         with self._lock:
             # Noted at every pass: deleting the evidence later does not hide a write.
             self.others.update((change.ref, change) for change in self._other_refs())
+            # The branch is read before the objects are listed: git writes a commit's
+            # objects before it moves the ref, so every object the value needs is listed.
+            # (Read after, a commit made in between named objects not yet copied.)
+            value = _read_ref(self.refs / self.name)
             try:
                 self._send_objects()
-                self._move_branch()
+                self._move_branch(value)
             except (GitError, OSError, subprocess.SubprocessError) as exc:
                 text = str(exc)
                 if text not in self.errors:
@@ -328,8 +332,7 @@ class Guard:
             msg = f"copying the sandbox's objects into {self.common_dir} failed: {words}"
             raise SandboxGitError(msg)
 
-    def _move_branch(self) -> None:
-        value = _read_ref(self.refs / self.name)
+    def _move_branch(self, value: str | None) -> None:
         if value is None or not OBJECT_ID.fullmatch(value) or value == self.published:
             return  # deleted or made symbolic: reported by `changes`
         message = self._reflog_message() or "sandboxed agent"

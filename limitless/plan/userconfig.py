@@ -177,15 +177,20 @@ def apply_model(plan: Plan, config: UserConfig) -> Plan:
     return dataclasses.replace(plan, tasks=tasks)
 
 
+def known_profiles(config: UserConfig) -> dict[str, AgentProfile]:
+    """The profiles a plan may name before its own `agents:` (which win): the built-in
+    ones and the config's."""
+    return {**BUILTIN_PROFILES, **config.agents}
+
+
 def load_plan(path: Path, config: UserConfig | None = None) -> Plan:
     """Load the plan at `path` with the user's config as defaults (the plan wins)."""
     config = config if config is not None else load_config()
     if not path.exists():
         return load(path)  # the loader's own message for a missing plan
-    profiles = {**BUILTIN_PROFILES, **config.agents}  # the plan's own agents: win
     plan = load(
         path,
-        profiles=profiles,
+        profiles=known_profiles(config),
         defaults=plan_defaults(config),
         defaults_source=str(config.path),
     )
@@ -198,6 +203,7 @@ def load_plan_text(text: str, base_dir: Path, config: UserConfig, source: str) -
         text,
         source=source,
         base_dir=base_dir,
+        profiles=known_profiles(config),
         defaults=plan_defaults(config),
         defaults_source=str(config.path),
     )
