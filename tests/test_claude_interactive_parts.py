@@ -21,6 +21,7 @@ from limitless.agents import claude_hooks, interactive, ratelimit
 from limitless.agents import hookrelay as agenthook
 from limitless.agents.interactive import InteractiveDriver, typed_keys
 from limitless.programs.claude_tui import CLAUDE_INTERACTIVE, prices_of, transcript_cost
+from limitless.programs.codex_tui import CODEX_INTERACTIVE
 from limitless.states import TaskStatus, Waiting, task_state
 from limitless.store import Run, Store, TaskRow, migrate
 from limitless.views.status import reason_of, state_of
@@ -747,3 +748,42 @@ def test_the_relay_needs_only_the_standard_library() -> None:
     assert (probe.returncode, probe.stderr) == (0, "")
     source = Path(agenthook.__file__).read_text()
     assert "from limitless" not in source and "import limitless" not in source
+
+
+def test_a_continued_turn_over_before_the_row_left_the_old_rate_limit_is_no_new_hit(
+    task_repo: tuple[Store, Path],
+) -> None:
+    """Codex: the continue's turn can begin and end before the watcher sees it, while the
+    row still reads the old "■ exceeded retry limit" line: that is not a second hit; once
+    the row reads the turn's end, it is counted down."""
+    store, _ = task_repo
+    sent = Sent()
+    driver = InteractiveDriver(
+        store,
+        store.get_task("r-1", "t1"),
+        CODEX_INTERACTIVE,
+        0.3,
+        sent.send,
+        sent.stop,
+        lambda hits: 0.2,
+    )
+    limit = "rate limited: ■ exceeded retry limit, last status: 429 Too Many Requests"
+    driver.output(b"esc to interrupt")  # the first turn
+    store.update_task(
+        "r-1", "t1", status=TaskStatus.WAITING, waiting_kind=Waiting.OTHER, waiting_reason=limit
+    )
+    tick_until(driver, lambda: len(sent.keys) == 2)  # the continue prompt, then Enter
+    driver.output(b"esc to interrupt")  # its turn ran, and ended within a poll
+    store.update_task("r-1", "t1", waiting_reason=limit)  # the watcher read the old line
+    for _ in range(3):
+        time.sleep(interactive.POLL_S)
+        driver.tick()
+    assert (driver.rate_hits, driver.continue_at) == (1, None)
+    store.update_task(
+        "r-1",
+        "t1",
+        waiting_kind=Waiting.IDLE,
+        waiting_reason="at its prompt after: Worked for 1s",
+    )
+    tick_until(driver, lambda: store.get_task("r-1", "t1").idle_done_at is not None)
+    assert driver.rate_hits == 1

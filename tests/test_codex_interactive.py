@@ -282,12 +282,6 @@ tasks:
     assert task_processes(run_id, "notes") == task_processes(run_id, "commit") == []
 
 
-@pytest.mark.xfail(
-    reason="known gap: the '■ exceeded retry limit' line can stay in the screen's last lines "
-    "after the continued turn began, so the driver counts a second hit and types a second "
-    "continue after 60s",
-    strict=False,
-)
 def test_a_lasting_rate_limit_waits_then_continues_by_itself(
     codex_env: AgentSetup, model_server: ModelServer, repo: Path, tmux_socket: str
 ) -> None:

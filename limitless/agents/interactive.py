@@ -100,6 +100,15 @@ def typed_keys(data: bytes) -> bool:
     return bool(ESCAPES.sub("", text))
 
 
+def rate_limited_row(row: TaskRow) -> bool:
+    """The row reads rate limited (the screen's, a turn's end, or the driver's back-off)."""
+    return (
+        row.status is TaskStatus.WAITING
+        and row.waiting_kind is Waiting.OTHER
+        and ratelimit.is_rate_limited(row.waiting_reason)
+    )
+
+
 def idle_row(row: TaskRow) -> bool:
     return row.status is TaskStatus.WAITING and row.waiting_kind is Waiting.IDLE
 
@@ -240,10 +249,10 @@ class InteractiveDriver:
             note = (row.last_signal or "").partition(":")[2].strip()
             limited = passing_error(note) if signal_at > (self.turn_at or 0) else ""
         if self.continued_at is not None:
-            # the rate limit the continue answered may still be on screen (codex) or in
-            # the row (claude) until the new turn shows: not a new hit
-            turn_began = (self.turn_at or 0.0) > self.continued_at
-            if turn_began or now - self.continued_at > CONTINUE_SHOWS_S:
+            # the row reads the rate limit the continue answered until the watcher sees
+            # what came after it — the continued turn may have begun and ended by then
+            # (codex: a turn of under a second): not a new hit until the row left it
+            if not rate_limited_row(row) or now - self.continued_at > CONTINUE_SHOWS_S:
                 self.continued_at = None
             else:
                 return

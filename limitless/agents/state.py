@@ -13,7 +13,8 @@ Signals, strongest first:
    which holds until a newer signal or until the screen changes after it (a
    short grace lets the agent finish drawing);
 3. the profile's `waiting_regex` on the last screen lines — or, for an
-   interactive profile, its `rate_limit_regex` (a provider's "try again later");
+   interactive profile, its `rate_limit_regex` (a provider's "try again later";
+   on a screen its program reads, only the line a turn ended on counts);
 4. for an interactive program limitless knows (`Program.screen`), what its
    screen shows: a question or permission, a turn running, its idle prompt;
 5. for an interactive profile, a screen unchanged for `idle_seconds`.
@@ -46,7 +47,7 @@ from limitless.agents import hookrelay as agenthook
 from limitless.errors import LimitlessError, TmuxError, UsageError
 from limitless.plan.model import Plan
 from limitless.plan.stored import plan_of
-from limitless.programs import Program, adapter
+from limitless.programs import Program, ScreenState, adapter
 from limitless.programs.profiles import AgentProfile
 from limitless.states import ControlAction, TaskStatus, Waiting, task_state
 from limitless.store import Store, TaskRow
@@ -272,12 +273,17 @@ class StateWatcher:
                 TaskStatus.WAITING, "regex", f"waiting_regex matched: {line}", line, Waiting.INPUT
             )
         if profile.interactive:
-            line = _matching_line(self._pattern(profile.rate_limit_regex), screen)
+            seen = _screen_state(adapter(profile.adapter), screen)
+            line = _rate_limit_line(self._pattern(profile.rate_limit_regex), seen, screen)
             if line is not None:
                 return Observation(TaskStatus.WAITING, "rate_limit", f"rate limited: {line}", line)
-            shown = _screen_observation(adapter(profile.adapter), screen)
+            shown = _screen_observation(seen)
             started = row.started_at or 0.0
             if shown is not None and shown.state is TaskStatus.RUNNING:
+                track.turn_seen = True
+            elif seen is not None and seen.after_turn:
+                # e.g. Codex's "■ Conversation interrupted" after an approval was refused:
+                # a turn too short for any poll to see it running, and no notify for it
                 track.turn_seen = True
             elif (row.last_signal_at or 0.0) >= started and row.last_signal:
                 track.turn_seen = True  # its hooks report: a Stop will say when a turn ends
@@ -422,9 +428,32 @@ class StateWatcher:
         track.written, track.written_at = key, now
 
 
-def _screen_observation(program: Program | None, screen: Sequence[str]) -> Observation | None:
+def _screen_state(program: Program | None, screen: Sequence[str]) -> ScreenState | None:
+    """What a known interactive program's screen shows (None: not recognised)."""
+    return program.screen(screen) if program is not None else None
+
+
+def _rate_limit_line(
+    pattern: re.Pattern[str] | None, seen: ScreenState | None, screen: Sequence[str]
+) -> str | None:
+    """The screen line saying the agent's turn ended on a rate limit, if it did.
+
+    On a screen its program reads, a running turn or a question means the program is
+    still at it: a rate-limit line above them is its own retry or an older turn's end
+    (Codex's "■ exceeded retry limit" stays on screen while the continued turn runs).
+    At the idle prompt, the line the turn left above it is the one that counts.
+    """
+    if pattern is None:
+        return None
+    if seen is not None and seen.state != "idle":
+        return None
+    if seen is not None and seen.line:
+        return seen.line if pattern.search(seen.line) else None
+    return _matching_line(pattern, screen)
+
+
+def _screen_observation(seen: ScreenState | None) -> Observation | None:
     """What a known interactive program's screen shows, as an observation."""
-    seen = program.screen(screen) if program is not None else None
     if seen is None:
         return None
     if seen.state == "working":
@@ -495,6 +524,8 @@ HISTORY_KINDS = frozenset(
         "task_killed",
         "task_retry",
         "task_rate_limited",
+        "task_continued",
+        "task_continue_cancelled",
         "task_resumed",
         "request_handled",
     }
