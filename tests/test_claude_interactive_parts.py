@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,10 @@ from typing import NamedTuple
 
 import pytest
 
-from limitless.agents import claude_hooks, interactive, ratelimit
+from limitless.agents import claude_hooks, hookfix, interactive, ratelimit
 from limitless.agents import hookrelay as agenthook
 from limitless.agents.interactive import InteractiveDriver, typed_keys
+from limitless.git.runner import CommitRejected
 from limitless.programs.claude_tui import CLAUDE_INTERACTIVE, prices_of, transcript_cost
 from limitless.programs.codex_tui import CODEX_INTERACTIVE
 from limitless.states import TaskStatus, Waiting, task_state
@@ -748,6 +750,135 @@ def test_the_relay_needs_only_the_standard_library() -> None:
     assert (probe.returncode, probe.stderr) == (0, "")
     source = Path(agenthook.__file__).read_text()
     assert "from limitless" not in source and "import limitless" not in source
+
+
+def ended_turn(store: Store, driver: InteractiveDriver) -> None:
+    """A turn ran (its prompt's hook), then its Stop hook made the row idle."""
+    signal(store, "working: UserPromptSubmit")
+    driver.output(b"esc to interrupt")
+    time.sleep(interactive.POLL_S + 0.05)
+    driver.tick()
+    store.update_task("r-1", "t1", status=TaskStatus.WAITING, waiting_kind=Waiting.IDLE)
+    signal(store, "idle: turn ended")
+
+
+def refusing(*outputs: str) -> tuple[list[int], object]:
+    """A commit callback refusing with each of `outputs` in turn, then committing."""
+    calls: list[int] = []
+
+    def commit() -> str | None:
+        calls.append(1)
+        if len(calls) <= len(outputs):
+            raise CommitRejected("pre-commit", outputs[len(calls) - 1], Path("/wt"), "it")
+        return "a" * 40
+
+    return calls, commit
+
+
+def test_the_commit_before_the_close_refused_by_a_hook_is_typed_into_the_agent(
+    task_repo: tuple[Store, Path],
+) -> None:
+    """At the deadline the leftovers are committed before the close; a hook's refusal is
+    typed as one line of prompt, then Enter (its colours and line breaks gone); the task's
+    reason says so; the next turn's end is counted down again and, committed, closes."""
+    store, _ = task_repo
+    sent = Sent()
+    calls, commit = refusing("\x1b[31mpolicy: no FORBIDDEN\x1b[0m\nin note.txt\x07")
+    driver = InteractiveDriver(
+        store,
+        store.get_task("r-1", "t1"),
+        CLAUDE_INTERACTIVE,
+        0.3,
+        sent.send,
+        sent.stop,
+        commit=commit,  # type: ignore[arg-type]
+    )
+    ended_turn(store, driver)
+    tick_until(driver, lambda: len(sent.keys) == 2)
+    prompt = sent.keys[0].decode()
+    assert prompt.startswith(
+        "limitless could not commit your work: the repository's pre-commit hook rejected "
+        "the commit and said: policy: no FORBIDDEN / in note.txt — "
+    )
+    assert not any(ord(c) < 32 for c in prompt) and sent.keys[1] == b"\r"
+    assert not driver.closed and calls == [1]
+    row = store.get_task("r-1", "t1")
+    assert row.reason == (
+        "the pre-commit hook refused the commit of its work (1 of 3): policy: no FORBIDDEN"
+        " — the agent was asked to fix it"
+    )
+    time.sleep(0.6)  # idle, but no new turn yet: no countdown on the refused turn
+    driver.tick()
+    assert store.get_task("r-1", "t1").idle_done_at is None and calls == [1]
+    ended_turn(store, driver)  # the agent's fix
+    tick_until(driver, lambda: len(sent.keys) == 4)
+    assert driver.closed and calls == [1, 1] and sent.keys[2:] == [b"/exit", b"\r"]
+    assert driver.notes[-1] == f"committed the work left uncommitted as {'a' * 10}"
+    (refused,) = [e.data for e in store.events("r-1") if e.kind == "task_commit_rejected"]
+    assert (refused["rejection"], refused["action"]) == (1, "asked the agent to fix it")
+
+
+def test_the_third_refusal_closes_the_agent_and_typing_during_the_commit_keeps_it_open(
+    task_repo: tuple[Store, Path],
+) -> None:
+    """Refused three times: asked twice, then closed (the wrapper fails the task). A key
+    typed while a commit runs: the agent stays the user's, nothing is typed into it."""
+    store, _ = task_repo
+    sent = Sent()
+    calls, commit = refusing("no", "no", "no")
+    driver = InteractiveDriver(
+        store,
+        store.get_task("r-1", "t1"),
+        CLAUDE_INTERACTIVE,
+        0.2,
+        sent.send,
+        sent.stop,
+        commit=commit,  # type: ignore[arg-type]
+    )
+    for asked in (1, 2):
+        ended_turn(store, driver)
+        tick_until(driver, lambda asked=asked: driver.fixes_asked == asked)  # type: ignore[misc]
+    ended_turn(store, driver)
+    tick_until(driver, lambda: driver.closed)
+    assert (len(calls), driver.rejections, driver.fixes_asked) == (3, 3, 2)
+    actions = [e.data["action"] for e in store.events("r-1") if e.kind == "task_commit_rejected"]
+    assert actions == ["asked the agent to fix it"] * 2 + ["the task fails"]
+
+    sent = Sent()
+    gate = threading.Event()
+
+    def slow_commit() -> str | None:
+        gate.wait(5)
+        raise CommitRejected("pre-commit", "no", Path("/wt"), "it")
+
+    store.update_task("r-1", "t1", status=TaskStatus.RUNNING, waiting_kind=Waiting.OTHER)
+    driver = InteractiveDriver(
+        store,
+        store.get_task("r-1", "t1"),
+        CLAUDE_INTERACTIVE,
+        0.2,
+        sent.send,
+        sent.stop,
+        commit=slow_commit,
+    )
+    ended_turn(store, driver)
+    tick_until(driver, lambda: driver.committing is not None)
+    driver.typed(b"h")
+    gate.set()
+    tick_until(driver, lambda: driver.rejections == 1)
+    time.sleep(0.6)
+    driver.tick()
+    assert (sent.keys, driver.closed, driver.fixes_asked) == ([], False, 0)
+    (refused,) = [e.data for e in store.events("r-1") if e.kind == "task_commit_rejected"][3:]
+    assert refused["action"] == "left to you (you typed in the pane)"
+
+
+def test_a_hooks_words_become_one_printable_line() -> None:
+    text = "\x1b[1;31mERROR\x1b[0m: secret found\r\n\tin  a.txt:3\x00\n\n" + "x" * 900
+    line = hookfix.one_line(text, 60)
+    assert line.startswith("ERROR: secret found / in a.txt:3 / xxx")
+    assert len(line) == 60 and line.endswith("…")
+    assert hookfix.one_line("", 60) == ""
 
 
 def test_a_continued_turn_over_before_the_row_left_the_old_rate_limit_is_no_new_hit(

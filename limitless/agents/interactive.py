@@ -12,9 +12,14 @@ passes by: the agent's output (`output`), the keys the user types in the pane
   `idle_done` down; the deadline is the row's `idle_done_at`, which `status`,
   `explain` and the dashboard show. Typing in the pane cancels it until the
   next turn ends;
-- at the deadline closes the agent cleanly (`Program.close_keys`, `/exit` for
-  Claude Code; its process tree after CLOSE_GRACE_S), so the wrapper commits
-  what it left and the task ends done — or failed, by the no-silent-success rules;
+- at the deadline commits what the agent left while it is still open (`commit`,
+  the wrapper's, in a thread so the pane stays live; the repository's hooks run).
+  When a hook refuses it, its words are typed into the agent as a prompt
+  (`hookfix`) and the countdown runs again after the agent's next turn; the
+  `hookfix.MAX_REJECTIONS`-th refusal closes the agent and the task fails with
+  the hook's output. Otherwise it closes the agent cleanly (`Program.close_keys`,
+  `/exit` for Claude Code; its process tree after CLOSE_GRACE_S) and the task
+  ends done — or failed, by the no-silent-success rules;
 - when a turn ended on a lasting rate limit or overload (Claude Code's
   `StopFailure` hook, Codex's "exceeded retry limit" line), counts nothing down:
   records the task waiting as rate limited, waits the back-off
@@ -34,13 +39,15 @@ import contextlib
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from limitless.agents import ratelimit
+from limitless.agents import hookfix, ratelimit
 from limitless.agents.hookrelay import hook_log_path
 from limitless.errors import LimitlessError
+from limitless.git.runner import CommitRejected
 from limitless.programs import Program
 from limitless.states import TaskStatus, Waiting
 from limitless.store import Store, TaskRow
@@ -62,7 +69,7 @@ ESCAPES = re.compile(
     r"|\x1bO."
 )
 WHITESPACE = re.compile(r"\s+")
-CONTINUE_SHOWS_S = 30.0  # a continue prompt's turn shows by then, or it is counted down
+CONTINUE_SHOWS_S = 30.0  # a typed prompt's turn shows by then, or it is counted down
 CONTINUING = " — continuing in "
 CONTINUE_PROMPT = "The model was rate limited; continue where you stopped."
 # The idle reason of a turn Claude Code ended on an error (hookrelay's StopFailure)
@@ -125,7 +132,11 @@ class InteractiveDriver:
         send: Callable[[bytes], None],
         stop: Callable[[], None],
         backoff: Callable[[int], float] = ratelimit.backoff_s,
+        commit: Callable[[], str | None] | None = None,
     ) -> None:
+        """`commit` commits the agent's leftovers (the new commit, or None: nothing to
+        commit), raising CommitRejected when a hook refuses; None: nothing is committed
+        before the close."""
         self.store = store
         self.run_id = row.run_id
         self.task_id = row.id
@@ -157,6 +168,13 @@ class InteractiveDriver:
         self.continue_at: float | None = None  # when the continue prompt is due (epoch)
         self.rate_words = ""  # the latest rate limit, named when the task ends on it
         self.continued_at: float | None = None  # until the row leaves the old rate limit
+        self.commit = commit
+        self.committing: threading.Thread | None = None  # the commit before the close
+        self.committed: str | Exception | None = None  # what the thread ended with
+        self.typed_since_commit = False  # the user took over while it committed
+        self.rejections = 0  # commits of this attempt a repository hook refused
+        self.fixes_asked = 0  # of them, typed into the agent for it to fix
+        self.fix_asked_at: float | None = None  # when the hook's words were typed (epoch)
 
     # ------------------------------------------------------------ callbacks
 
@@ -198,6 +216,8 @@ class InteractiveDriver:
         if not typed_keys(data):
             return
         self.startup = False  # a person is at the keyboard: the dialogs are theirs
+        if self.committing is not None:
+            self.typed_since_commit = True
         if self.continue_at is not None:
             self.continue_at = None
             self.cancelled_for = self.turn_at
@@ -216,6 +236,11 @@ class InteractiveDriver:
         if self.closing_at is not None and now >= self.closing_at:
             self.closing_at = None
             self.stop()  # the close keys did not end it
+        if self.committing is not None:
+            if self.committing.is_alive():
+                return  # nothing is judged while the leftovers are being committed
+            self.committing = None
+            self._committed()
         if now - self.last_poll < POLL_S:
             return
         self.last_poll = now
@@ -287,10 +312,16 @@ class InteractiveDriver:
             self._stop_countdown()  # a new turn began while the row still read idle
         if self.counting_for == turn:
             if self.deadline is not None and now >= self.deadline:
-                self._close()
+                self._commit_then_close()
             return
         if self.cancelled_for == turn:
             return
+        if (
+            self.fix_asked_at is not None
+            and turn <= self.fix_asked_at
+            and now - self.fix_asked_at < CONTINUE_SHOWS_S
+        ):
+            return  # the hook's words were typed; the agent's turn has not shown yet
         ended = (
             (fresh and kind == "idle" and signal_at > turn)
             or self.idle_seen_at > turn
@@ -341,6 +372,85 @@ class InteractiveDriver:
         self.keys.append((now, CONTINUE_PROMPT.encode()))
         self.keys.append((now + KEY_GAP_S, b"\r"))
         self._event("task_continued", hit=self.rate_hits, prompt=CONTINUE_PROMPT)
+
+    def _commit_then_close(self) -> None:
+        """`idle_done` ran out: commit the leftovers while the agent is open, then close
+        it — or, when a hook refuses the commit, hand the refusal to the agent."""
+        self.deadline = None
+        self._update(idle_done_at=None)
+        if self.commit is None:
+            self._close()
+            return
+        self.committed = None
+        self.typed_since_commit = False
+        self.committing = threading.Thread(
+            target=self._commit_in_thread, name="leftovers-commit", daemon=True
+        )
+        self.committing.start()
+
+    def settle(self) -> None:
+        """The agent ended: wait for a commit still running (the wrapper commits next)."""
+        if self.committing is not None:
+            self.committing.join()
+            self.committing = None
+
+    def _commit_in_thread(self) -> None:
+        assert self.commit is not None
+        try:
+            self.committed = self.commit()
+        except Exception as exc:  # handed to the pty loop's thread, which judges it
+            self.committed = exc
+
+    def _committed(self) -> None:
+        """The commit before the close ended (on the pty loop's thread)."""
+        result, self.committed = self.committed, None
+        if isinstance(result, CommitRejected):
+            self._rejected(result)
+            return
+        if isinstance(result, str):
+            self.notes.append(f"committed the work left uncommitted as {result[:10]}")
+        elif isinstance(result, Exception):
+            # not a hook's refusal (git failed): the wrapper's own commit at the end says so
+            self.notes.append(f"committing before the close failed: {result}")
+        if self.typed_since_commit:
+            return  # the user typed meanwhile: the agent stays theirs until its next turn
+        self._close()
+
+    def _rejected(self, rejected: CommitRejected) -> None:
+        """A repository hook refused the leftovers: type its words into the agent, or,
+        after MAX_REJECTIONS, close it (the wrapper fails the task with the hook's words).
+        A user who typed meanwhile keeps the agent: their next turn is counted down."""
+        self.rejections += 1
+        count, limit = self.rejections, hookfix.MAX_REJECTIONS
+        if self.typed_since_commit:
+            action = "left to you (you typed in the pane)"
+        elif count >= limit:
+            action = "the task fails"
+        else:
+            action = "asked the agent to fix it"
+        self._event(
+            "task_commit_rejected",
+            hook=rejected.hook,
+            output=rejected.output,
+            rejection=count,
+            limit=limit,
+            action=action,
+        )
+        self.notes.append(f"the {rejected.hook} hook refused the commit ({count} of {limit})")
+        if count >= limit and not self.typed_since_commit:
+            self._close()
+            return
+        reason = hookfix.status_reason(rejected, count)
+        self._update(reason=reason, waiting_reason=reason)
+        if self.typed_since_commit:
+            self.cancelled_for, self.counting_for = self.counting_for, None
+            return
+        self.counting_for = None
+        self.fixes_asked += 1
+        self.fix_asked_at = time.time()
+        now = time.monotonic()
+        self.keys.append((now, hookfix.fix_prompt(rejected).encode()))
+        self.keys.append((now + KEY_GAP_S, b"\r"))
 
     def _stop_countdown(self) -> None:
         self.counting_for = None

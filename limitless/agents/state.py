@@ -526,6 +526,7 @@ HISTORY_KINDS = frozenset(
         "task_rate_limited",
         "task_continued",
         "task_continue_cancelled",
+        "task_commit_rejected",
         "task_resumed",
         "request_handled",
     }
