@@ -1,6 +1,7 @@
 """A repository hook refusing an interactive agent's work, shown to the agent in its pane.
 
-The real Claude Code TUI (claude-interactive) against the scripted model, through
+The real Claude Code and Codex TUIs (claude-interactive, codex-interactive) against
+the scripted model, through
 `limitless run`, on a repository whose pre-commit hook (`core.hooksPath`) rejects
 a forbidden word. When the agent's turn ends and `idle_done` runs out, limitless
 commits its leftovers while the agent is still open; the hook's refusal is typed
@@ -38,6 +39,17 @@ def claude_env(
     return claude_agent
 
 
+@pytest.fixture(params=["claude-interactive", "codex-interactive"])
+def agent_env(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmux_socket: str
+) -> str:
+    """One interactive profile's program against the scripted server; its name."""
+    program = "claude_agent" if request.param == "claude-interactive" else "codex_agent"
+    setup: AgentSetup = request.getfixturevalue(program)
+    setup.export(monkeypatch)
+    return str(request.param)
+
+
 def screen(socket: str, pane: str) -> str:
     """The pane's screen with its wrapping undone (Claude Code breaks lines itself)."""
     done = subprocess.run(
@@ -49,10 +61,10 @@ def screen(socket: str, pane: str) -> str:
     return " ".join(done.stdout.split())
 
 
-def plan_text(marker: str) -> str:
+def plan_text(marker: str, agent: str) -> str:
     return f"""\
 name: policy
-agent: claude-interactive
+agent: {agent}
 approve: edits
 idle_done: 1s
 tasks:
@@ -61,13 +73,13 @@ tasks:
 """
 
 
-def start(repo: Path, script: Script) -> tuple[str, str, str]:
+def start(repo: Path, script: Script, agent: str = "claude-interactive") -> tuple[str, str, str]:
     """A repository with the hook, the plan started: the run id, the task's pane, and
     main's commit before the run."""
     install_hook(repo, "pre-commit", HOOK)
     committed_hooks(repo)
     base = git(repo, "rev-parse", "main")
-    write_plan(repo, plan_text(script.marker))
+    write_plan(repo, plan_text(script.marker, agent))
     started = cli(repo, "run", "--detach")
     assert started.returncode == 0, started.stdout + started.stderr
     run_id = latest_run(repo).id
@@ -88,7 +100,7 @@ def rejections(repo: Path, run_id: str) -> list[dict[str, object]]:
 
 
 def test_the_agent_sees_the_hooks_refusal_in_its_pane_fixes_it_and_the_task_lands(
-    claude_env: AgentSetup, model_server: ModelServer, repo: Path, tmux_socket: str
+    agent_env: str, model_server: ModelServer, repo: Path, tmux_socket: str
 ) -> None:
     """The first turn writes the forbidden word; the commit before the close is refused;
     the hook's words appear in the agent's pane as its prompt and in `status` while it
@@ -105,7 +117,7 @@ def test_the_agent_sees_the_hooks_refusal_in_its_pane_fixes_it_and_the_task_land
         ],
     )
     model_server.add(script)
-    run_id, pane, base = start(repo, script)
+    run_id, pane, base = start(repo, script, agent_env)
 
     typed = f"the repository's pre-commit hook rejected the commit and said: {HOOK_WORDS}"
     wait_for(lambda: typed in screen(tmux_socket, pane), 60, "the hook's words in the pane")
