@@ -169,7 +169,7 @@ def test_ask_leaves_aider_questions_to_the_user_as_needs_input(
     assert task["reason"] == "aider asks: Create(hello.txt)"
     waited = cli(repo, "wait", run_id, "--until-input", "--quiet", timeout=60)
     assert waited.returncode == 4, waited.stdout + waited.stderr
-    assert "\n? hello needs input — aider asks: Create(hello.txt)" in waited.stdout
+    assert waited.stdout.startswith("? hello needs input — aider asks: Create(hello.txt)\n")
     screen = subprocess.run(
         ["tmux", "-L", tmux_socket, "capture-pane", "-p", "-t", row.pane_id or ""],
         capture_output=True,

@@ -110,7 +110,7 @@ def test_ask_needs_input_then_a_key_goes_on_and_idle_done_ends_it(
     wait_for(lambda: "hello · needs input" in _title(tmux_socket, pane), 10, "the pane title")
     waited = cli(repo, "wait", run.id, "--until-input", "--quiet", timeout=60)
     assert waited.returncode == 4, waited.stdout + waited.stderr
-    assert "\n? hello needs input — " in waited.stdout
+    assert waited.stdout.startswith("? hello needs input — "), waited.stdout  # --quiet: only it
     assert f"limitless attach {run.id} (pane {pane})" in waited.stdout
 
     subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", pane, "1"], check=True)

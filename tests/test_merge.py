@@ -1151,3 +1151,47 @@ def test_resolver_runs_in_a_slot_pane_of_the_runs_session(
         return "the resolver was stopped at its time limit" in text
 
     wait_for(stopped_shown, 10, "the stopped slot's message")
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Live processes whose command line holds `text` (this test's own worktree path)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_real_claude_resolver_past_its_time_limit_in_the_foreground_is_ended(
+    build: Callable[..., Env],
+    claude_agent: object,
+    model_server: object,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`limitless merge` in a terminal: a Claude Code resolver blocked in a model call at
+    `resolver_timeout` is stopped, and Claude Code itself with it (not only the wrapper
+    that renders its events)."""
+    from tests.realagents.homes import AgentSetup
+    from tests.realagents.modelserver import ModelServer
+    from tests.realagents.script import Script, read
+
+    assert isinstance(claude_agent, AgentSetup) and isinstance(model_server, ModelServer)
+    claude_agent.export(monkeypatch)
+    model_server.add(
+        Script("resolver", [read("README.md", gate=threading.Event())], match="Resolve the git")
+    )
+    env = build(
+        conflicting_pair(),
+        MergePolicy(on_conflict="agent", resolver="claude", resolver_timeout_s=4.0),
+    )
+    outcome = env.phase(foreground=True)
+    assert model_server.held(), "the resolver never reached the model"
+    assert not outcome.ok and outcome.conflicts == ["b"]
+    assert "the resolver was stopped after 4s" in env.row("b").merge_reason
+    wait_for(lambda: not _processes_naming(str(env.merge_worktree)), timeout=10, what="claude ends")

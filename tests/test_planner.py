@@ -41,7 +41,9 @@ log = open(sys.argv[2], "a", encoding="utf-8")
 log.write("ASK\\n" + prompt + "\\n")
 mode = sys.argv[3]
 fixed = "previous plan was refused" in prompt
-if mode == "fixes" and fixed:
+if mode == "writes":
+    open("notes.txt", "w").write("a planner must not write this")
+if mode in ("fixes", "writes") and (fixed or mode == "writes"):
     print("Here is the corrected plan:\\n```yaml\\n" + {good!r} + "```")
 else:
     print("```yaml\\n" + {bad!r} + "```")
@@ -130,6 +132,19 @@ def test_planner_that_keeps_failing_gives_a_clear_error_and_creates_nothing(
     assert run.stdout == ""
     with open_store(repo) as store:
         assert store.list_runs() == []
+
+
+def test_planner_that_changes_the_checkout_is_an_error(
+    repo: Path, isolated_env: Path, tmp_path: Path
+) -> None:
+    """A planner must only read: one that writes a file fails, naming it; no plan file."""
+    write_fake_planner(isolated_env, tmp_path, "writes")
+    result = cli(repo, "plan", "a shop", "--planner", "fake", "-o", "p.yaml")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "planner 'fake' changed the checkout at" in result.stderr
+    assert "files changed: notes.txt" in result.stderr
+    assert "a planner must only read" in result.stderr
+    assert not (repo / "p.yaml").exists()
 
 
 def test_unknown_planner_is_named_with_the_known_ones(repo: Path) -> None:

@@ -71,6 +71,8 @@ def test_prompt_is_a_one_task_run_and_prints_its_id(repo: Path) -> None:
     assert run_id == "prompt-1"
     waited = cli(repo, "wait", run_id, "--timeout", "60", "--quiet")
     assert waited.returncode == 0, waited.stdout + waited.stderr
+    # --quiet: the outcome only, no "following run" header or progress lines
+    assert waited.stdout.splitlines()[0].startswith(f"run {run_id} done:"), waited.stdout
     rows = tasks_of(repo, run_id)
     assert list(rows) == ["task"]
     assert rows["task"].status is TaskStatus.DONE

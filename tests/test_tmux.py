@@ -6,6 +6,7 @@ import importlib.resources
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 import threading
@@ -823,13 +824,18 @@ def test_capture_reads_last_lines_in_one_call(
 
 
 def test_capture_drops_the_dead_pane_note(tmux_socket: str, tmp_path: Path) -> None:
-    """A dead pane's last lines are its program's, without tmux's "Pane is dead" line."""
+    """A dead pane's last lines are its program's, without tmux's line under it
+    ("ended: exit 2 · 21:03", short for narrow panes)."""
     session, panes = make(
         tmux_socket, tmp_path, slots=1, idle_argv=["sh", "-c", "echo one; echo two; exit 2"]
     )
     slot = panes.slots[0]
     until(lambda: by_id(session.panes())[slot].dead)
     until(lambda: session.capture([slot])[slot] == ["one", "two"])
+    # what the user sees under it: a short line that fits a narrow pane
+    screen = tmux(tmux_socket, "capture-pane", "-p", "-t", slot).split("\n")
+    ended = [line for line in screen if line.startswith("ended:")]
+    assert len(ended) == 1 and re.fullmatch(r"ended: exit 2 · \d\d:\d\d", ended[0]), screen
 
 
 def test_capture_skips_vanished_panes(tmux_socket: str, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from typing import Literal
 
 from limitless.plan.model import Plan, Task
 from limitless.programs import Program, adapter
+from limitless.programs.launch import resolver_approve
 from limitless.programs.profiles import AgentContext, AgentProfile, render_argv
 
 
@@ -113,7 +114,8 @@ def plan_problems(plan: Plan, *, is_root: bool | None = None) -> list[ProgramPro
         refusal = known.refusal(plan.approve_of(task), env, is_root)
         if refusal is not None:
             refused.setdefault(refusal.message, []).append(task.id)
-    problems: list[ProgramProblem] = []
+    resolver = _resolver_problem(plan, is_root)
+    problems: list[ProgramProblem] = [resolver] if resolver is not None else []
     for (program, profile_name), tasks in missing.items():
         known = adapter(plan.agents[profile_name].adapter)
         how = f"install it ({known.install})" if known else "install it"
@@ -145,6 +147,30 @@ def plan_problems(plan: Plan, *, is_root: bool | None = None) -> list[ProgramPro
     if confinement is not None:
         problems.append(ProgramProblem(confinement, "sandbox"))
     return problems
+
+
+def _resolver_problem(plan: Plan, is_root: bool) -> ProgramProblem | None:
+    """Why the conflict resolver the plan names (`merge.resolver`) cannot run here."""
+    name = plan.merge.resolver
+    if plan.merge.on_conflict != "agent" or not name or name not in plan.agents:
+        return None
+    profile = plan.agents[name]
+    program, path = _executable(profile)
+    known = adapter(profile.adapter)
+    if path is None:
+        how = f"install it ({known.install})" if known else "install it"
+        return ProgramProblem(
+            f"the conflict resolver's command {program!r} (merge.resolver: {name}) is not on "
+            f"PATH; {how}, or name another profile",
+            "missing",
+        )
+    if known is None:
+        return None
+    approve = resolver_approve(plan.approve)
+    refusal = known.refusal(approve, {**os.environ, **known.environment(), **profile.env}, is_root)
+    if refusal is None:
+        return None
+    return ProgramProblem(f"{refusal.message} (the conflict resolver, {name})", "refused")
 
 
 def profile_reports(profiles: dict[str, AgentProfile]) -> list[ProgramReport]:

@@ -29,7 +29,12 @@ def add_commands(command: Command) -> None:
     )
     p.add_argument("run", nargs="?", default=None)
     p.add_argument("--timeout", type=float, default=None, help="seconds; exit 1 when reached")
-    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print only the outcome (the summary, or the task that needs input)",
+    )
     p.add_argument(
         "--until-input",
         action="store_true",

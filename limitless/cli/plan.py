@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from limitless.cli.common import Command, print_json
 from limitless.errors import UsageError
+
+if TYPE_CHECKING:
+    from limitless.programs import PaneLine
 
 
 def add_commands(command: Command) -> None:
@@ -145,7 +149,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if output.exists() and not args.force:
         msg = f"{output} exists already; pass --force to overwrite it, or name another -o FILE"
         raise UsageError(msg)
-    planned = planner.plan_goal(args.goal, args.planner, config, Path.cwd())
+    planned = planner.plan_goal(args.goal, args.planner, config, Path.cwd(), on_line=planner_line)
     planner.save_plan(planned, output, force=args.force)
     dag = Dag.from_tasks(planned.plan.tasks)
     if args.json:
@@ -166,6 +170,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     )
     print(f"  run it:  limitless run {output}")
     return 0
+
+
+def planner_line(line: PaneLine) -> None:
+    """A planner program's readable line, shown on stderr while it plans."""
+    print(f"  planner │ {line.text}", file=sys.stderr, flush=True)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

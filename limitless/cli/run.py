@@ -118,6 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _goal_plan(goal: str, args: argparse.Namespace, config: UserConfig) -> Plan | None:
     """Plan `goal`, save and show the plan, ask to start it (unless --yes); None if declined."""
     from limitless.agents.planner import plan_goal, save_plan
+    from limitless.cli.plan import planner_line
     from limitless.plan import userconfig
     from limitless.plan.graph import Dag
     from limitless.run.forms import goal_plan_path
@@ -127,7 +128,7 @@ def _goal_plan(goal: str, args: argparse.Namespace, config: UserConfig) -> Plan 
     if not args.yes and not interactive:
         msg = "a planned goal is shown before it runs; pass --yes to start it without asking"
         raise UsageError(msg)
-    planned = plan_goal(goal, args.planner, config, repo.root)
+    planned = plan_goal(goal, args.planner, config, repo.root, on_line=planner_line)
     path = goal_plan_path(git_repo.state_dir(repo), planned.plan.name)
     save_plan(planned, path)
     shown = sys.stderr if args.json else sys.stdout
@@ -177,7 +178,8 @@ def follow(
     from limitless.views.follow import follow as follow_run
 
     with open_context(repo_root) as ctx:
-        print(f"following run {run_id} (attach with `limitless attach {run_id}`)", flush=True)
+        if not quiet:
+            print(f"following run {run_id} (attach with `limitless attach {run_id}`)", flush=True)
         summary = follow_run(
             ctx.store,
             run_id,

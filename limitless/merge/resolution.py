@@ -12,6 +12,8 @@ the gate passes. Otherwise the phase undoes the merge and stops at the task.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,7 +32,10 @@ from limitless.git.status import (
 from limitless.merge.ledger import Ledger
 from limitless.merge.steps import GateResult, commit_change, finish_rebase, has_markers
 from limitless.plan.model import MergePolicy, Plan
-from limitless.programs.launch import agent_start
+from limitless.programs import Program, adapter
+from limitless.programs.base import Approve
+from limitless.programs.headless_run import read_facts, view_argv
+from limitless.programs.launch import AgentStart, agent_start, resolver_approve
 from limitless.programs.profiles import AgentProfile
 from limitless.states import RESOLVER_TIMED_OUT, MergeStatus
 from limitless.store import Run, Store
@@ -123,36 +128,74 @@ class Resolution:
             profile, model = self._profile(task_id)
         except UsageError as exc:
             return False, str(exc)
+        program = adapter(profile.adapter)
+        approve = resolver_approve(self.plan.approve) if program is not None else None
         rounds = 0
         limit = 1 + int(out(self.repo, "rev-list", "--count", f"{prev}..{source}") or 0)
+        cost = 0.0
         while True:
             rounds += 1
-            prompt_file = (
-                self.store.run_dir(self.run_id) / "merge" / f"resolve-{task_id}-{rounds}.md"
-            )
+            folder = self.store.run_dir(self.run_id) / "merge"
             start = agent_start(
                 profile,
-                self._resolver_prompt(task_id, files),
-                prompt_file=prompt_file,
+                self._resolver_prompt(task_id, files, approve),
+                prompt_file=folder / f"resolve-{task_id}-{rounds}.md",
                 cwd=self.worktree,
                 task=task_id,
                 branch=self.branch,
                 model=model,
+                approve=approve,
+                # opencode works in $PWD rather than in its real folder
+                extra_env={"PWD": str(self.worktree)} if program is not None else None,
+                extra_args=program.resolver_args() if program is not None else (),
             )
+            cannot = _cannot_start(profile, program, approve, start)
+            if cannot:
+                return False, cannot
+            facts_file: Path | None = None
+            log_file: Path | None = None
+            argv = start.argv_with_env()
+            if program is not None and approve is not None and program.headless_stream:
+                # its events become readable lines in the pane, its facts a file
+                facts_file = folder / f"resolve-{task_id}-{rounds}.facts.json"
+                log_file = folder / f"resolve-{task_id}-{rounds}.log"
+                for old in (facts_file, log_file):
+                    old.unlink(missing_ok=True)
+                wrapped = view_argv(program.name, approve, facts_file, start.argv, log_file)
+                argv = AgentStart(wrapped, start.cwd, start.env).argv_with_env()
             self.store.add_event(
                 self.run_id, "resolver_started", task_id, profile=profile.name, files=list(files)
             )
             self.out(f"resolver {profile.name} started for {task_id}")
-            code = run_in_slot(start.argv_with_env(), self.worktree, f"resolve {task_id}")
-            self.store.add_event(self.run_id, "resolver_done", task_id, exit_code=code)
+            code = run_in_slot(argv, self.worktree, f"resolve {task_id}")
+            end = read_facts(facts_file) if facts_file is not None else None
+            if end is not None and end.facts.cost_usd is not None:
+                cost += end.facts.cost_usd
+            self.store.add_event(
+                self.run_id,
+                "resolver_done",
+                task_id,
+                exit_code=code,
+                **({"cost_usd": end.facts.cost_usd} if end and end.facts.cost_usd else {}),
+                **({"reason": end.verdict} if end and end.verdict else {}),
+            )
             if code == RESOLVER_TIMED_OUT:
                 after = duration(self.policy.resolver_timeout_s)
                 return False, f"the resolver was stopped after {after} (merge.resolver_timeout)"
+            said = end.verdict if end is not None else ""
+            see = f" (its lines: {log_file})" if log_file is not None else ""
+            if end is not None and (end.rate_limit or end.facts.is_error):
+                return False, f"the resolver {profile.name} failed: {said}{see}"
             if code != 0:
-                return False, f"the resolver exited with {code}"
+                last = f": {end.tail[-1]}" if end is not None and end.tail else ""
+                return False, f"the resolver exited with {code}{last}{see}"
             left = has_markers(self.worktree, files)
             if left:
-                return False, f"the resolver left conflict markers in {', '.join(left)}"
+                why = f"; {said}" if said else ""
+                return (
+                    False,
+                    f"the resolver left conflict markers in {', '.join(left)}{why}{see}",
+                )
             verdict, files = self._conclude(task_id, files)
             if verdict == "again":
                 if rounds >= limit:
@@ -177,9 +220,10 @@ class Resolution:
                 False,
                 f"the resolved merge failed the gate (exit {gate.exit_code}, log {gate.log_path})",
             )
+        paid = f" (${cost:.4f})" if cost else ""
         self.ledger.record_merged(
             task_id,
-            f"conflict in {', '.join(files)} resolved by {profile.name}",
+            f"conflict in {', '.join(files)} resolved by {profile.name}{paid}",
             sha=head_sha(self.worktree),
             new=True,
             how=self.policy.strategy,
@@ -242,7 +286,7 @@ class Resolution:
             return f"conflict markers committed in {', '.join(left)}"
         return ""
 
-    def _resolver_prompt(self, task_id: str, files: Sequence[str]) -> str:
+    def _resolver_prompt(self, task_id: str, files: Sequence[str], approve: Approve | None) -> str:
         row = self.ledger.rows[task_id]
         title = self.message_of(task_id).splitlines()[0]
         finish = {
@@ -251,6 +295,11 @@ class Resolution:
             "rebase": "then `git add` them and `git rebase --continue` "
             "(if the next commit conflicts too, resolve that one the same way)",
         }[self.policy.strategy]
+        if approve is not None and approve != "all":
+            # Its permissions let it edit files, not run git (Claude's acceptEdits, Codex's
+            # workspace-write sandbox): limitless stages and commits what it leaves.
+            then = "continues the rebase" if self.policy.strategy == "rebase" else "commits"
+            finish = f"save them; limitless stages them and {then} itself (you need not run git)"
         lines = [
             f"Resolve the git conflict in the worktree {self.worktree}.",
             "",
@@ -296,3 +345,27 @@ class Resolution:
             if wanted & {name for name in changed.split("\0") if name}:
                 found.append(task_id)
         return found
+
+
+def _cannot_start(
+    profile: AgentProfile, program: Program | None, approve: Approve | None, start: AgentStart
+) -> str:
+    """Why the resolver cannot start here (its command missing, its program refusing the
+    permission policy), or ""."""
+    env = start.environ()
+    command = start.argv[0] if start.argv else ""
+    if "/" in command:  # a path: relative to the merge worktree it runs in
+        found = os.access(start.cwd / command, os.X_OK)
+    else:
+        found = bool(command) and shutil.which(command, path=env.get("PATH")) is not None
+    if not found:
+        how = f"install it ({program.install})" if program is not None else "install it"
+        return (
+            f"the resolver's command {command!r} (profile {profile.name}) is not on PATH; "
+            f"{how}, or name another profile in merge.resolver"
+        )
+    if program is not None and approve is not None:
+        refusal = program.refusal(approve, env, os.geteuid() == 0)
+        if refusal is not None:
+            return f"the resolver {profile.name} cannot run: {refusal.message}"
+    return ""

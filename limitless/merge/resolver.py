@@ -29,6 +29,7 @@ from limitless.tmux.session import TmuxSession
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2
+STOP_GRACE_S = 5.0
 PANE_CHECK_S = 2.0
 LOST = 125
 """The exit code reported when the pane died without the wrapper writing one."""
@@ -90,13 +91,20 @@ def foreground_runner(
     def run_here(argv: list[str], cwd: Path, title: str) -> int:
         print(f"--- {title}: {argv[0]} in {cwd} ---", flush=True)
         try:
-            code = subprocess.run(
-                argv, cwd=cwd, env={**os.environ, **env}, check=False, timeout=timeout_s
-            ).returncode
+            process = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **env})
         except FileNotFoundError:
             print(f"resolver: {argv[0]}: command not found", file=sys.stderr)
             return 127
+        try:
+            code = process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            # asked first: a wrapper (headless_run) passes it on to the agent it runs
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
             print(f"--- {title}: stopped at its time limit ---", flush=True)
             return TIMED_OUT
         print(f"--- {title}: exited with {code} ---", flush=True)

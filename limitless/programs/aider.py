@@ -121,6 +121,25 @@ class Aider(Program):
     def approve_args(self, approve: Approve, confined: bool = False) -> tuple[str, ...]:
         return APPROVE_ARGS[approve]
 
+    def answer_only_args(self, folder: Path) -> tuple[str, ...]:
+        # Its `ask` mode answers without editing; `--dry-run` and no commits besides. Its
+        # histories go to `folder`, and no repo map (whose cache is a folder in the checkout).
+        return (
+            "--chat-mode",
+            "ask",
+            "--dry-run",
+            "--no-auto-commits",
+            "--map-tokens",
+            "0",
+            f"--chat-history-file={folder / 'aider.chat.history.md'}",
+            f"--input-history-file={folder / 'aider.input.history'}",
+        )
+
+    def resolver_args(self) -> tuple[str, ...]:
+        # Its commits would fail in a merge under way ("cannot do a partial commit during a
+        # merge"); limitless commits the resolution itself.
+        return ("--no-auto-commits", "--no-dirty-commits")
+
     def answer(self, approve: Approve, question: Question) -> str | None:
         if question.kind == "other" and question.text.lower().startswith("open "):
             # "Open URL for more info?", "Open a GitHub Issue … in your browser?" (after a

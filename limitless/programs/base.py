@@ -168,6 +168,15 @@ class Program:
         task runs inside limitless's sandbox (`sandbox: worktree`)."""
         return ()
 
+    def answer_only_args(self, folder: Path) -> tuple[str, ...]:
+        """Flags, on top of `approve: ask`'s, for a run that must only read and answer (the
+        goal planner); anything the program keeps for itself goes in `folder`."""
+        return ()
+
+    def resolver_args(self) -> tuple[str, ...]:
+        """Flags for a conflict resolver, whose result limitless commits itself."""
+        return ()
+
     def approve_env(self, approve: Approve) -> dict[str, str]:
         """Variables that set the permission policy `approve`, for programs without flags for it."""
         return {}

@@ -16,7 +16,7 @@ merge phase (`merge`), which sit on one layer and may not import each other.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +48,13 @@ class AgentStart:
         if not self.env:
             return list(self.argv)
         return ["env", "--", *(f"{name}={value}" for name, value in self.env.items()), *self.argv]
+
+
+def resolver_approve(plan_approve: Approve) -> Approve:
+    """The permission policy a conflict resolver runs with: the plan's `approve`, but at
+    least `edits` (editing the conflicted files is its whole job, and nobody answers a
+    headless program's questions). A task's own `approve` does not apply to it."""
+    return "edits" if plan_approve == "ask" else plan_approve
 
 
 def agent_env(
@@ -86,12 +93,15 @@ def agent_start(
     state_folder: Path | None = None,
     extra_env: Mapping[str, str] | None = None,
     confined: bool = False,
+    extra_args: Sequence[str] = (),
 ) -> AgentStart:
     """Write `prompt` to `prompt_file` and say how to start `profile` on it in `cwd`.
 
     `resume_session`: continue that conversation (the profile's `resume_command`).
     `approve`: the permission policy, given to the profile's adapter (see the module).
     `confined`: the agent will run inside limitless's sandbox (`sandbox: worktree`).
+    `extra_args`: flags for this start (a helper's, e.g. `Program.answer_only_args`), put
+    before a last `-- PROMPT`.
     """
     prompt_file.parent.mkdir(parents=True, exist_ok=True)
     prompt_file.write_text(prompt, encoding="utf-8")
@@ -110,5 +120,8 @@ def agent_start(
     program = adapter(profile.adapter)
     if program is not None and approve is not None:
         argv = program.command(argv, approve, prompt, confined=confined)
+    if extra_args:
+        tail = argv[-2:] if argv[-2:] == ["--", prompt] else []
+        argv = [*argv[: len(argv) - len(tail)], *extra_args, *tail]
     env = agent_env(profile, approve=approve, state_folder=state_folder, extra=extra_env)
     return AgentStart(argv=argv, cwd=cwd, env=env)

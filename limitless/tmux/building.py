@@ -19,7 +19,7 @@ from limitless.tmux.layouts import (
     Layout,
     agents_window_name,
 )
-from limitless.tmux.panes import PANE_BORDER_FORMAT, TITLE_OPTION
+from limitless.tmux.panes import DEAD_PANE_FORMAT, PANE_BORDER_FORMAT, TITLE_OPTION
 from limitless.tmux.wakeups import wake_hook, wake_option
 
 HISTORY_LIMIT = 10_000
@@ -183,6 +183,8 @@ def window_setup(name: str, window: str, hook: str) -> list[list[str]]:
                 ("automatic-rename", "off"),
             )
         ),
+        # -q: tmux 3.2 lacks the option; it then writes its own longer line
+        ["set-option", "-q", "-w", "-t", target, "remain-on-exit-format", DEAD_PANE_FORMAT],
         ["set-hook", "-w", "-t", target, "pane-died", hook],
     ]
 

@@ -23,8 +23,16 @@ PANE_BORDER_FORMAT = (
     "#{?pane_dead_signal, signal #{pane_dead_signal},}],} "
 )
 
+# The line tmux writes under a program that ended (remain-on-exit), short enough for a
+# narrow pane: "ended: exit 0 · 21:03". tmux 3.2, without the option, writes its own
+# "Pane is dead (status 0, <date>)".
+DEAD_PANE_FORMAT = (
+    "ended: #{?#{!=:#{pane_dead_signal},},signal #{pane_dead_signal},"
+    "exit #{pane_dead_status}} · #{t/p:pane_dead_time}"
+)
+
 _PANE_ID = re.compile(r"%\d+")
-_DEAD_LINE = re.compile(r"Pane is dead( \(.*\))?")
+_DEAD_LINE = re.compile(r"Pane is dead( \(.*\))?|ended: (exit|signal) \d* · .*")
 
 
 @dataclass(frozen=True)
@@ -150,7 +158,7 @@ def capture_command(pane_id: str, lines: int) -> list[str]:
 
 
 def last_lines(text: str, lines: int) -> list[str]:
-    """The last `lines` non-empty lines of a capture, tmux's "Pane is dead" note dropped."""
+    """The last `lines` non-empty lines of a capture, tmux's note under an ended program dropped."""
     kept = [line.rstrip() for line in text.split("\n")]
     kept = [line for line in kept if line.strip()]
     if kept and _DEAD_LINE.fullmatch(kept[-1]):

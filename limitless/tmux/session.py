@@ -16,8 +16,8 @@ element of its own): `create()` builds the whole session, its options and its
 hooks in one call (several only when tmux's 16 KiB command-line limit forces
 it, each with whole windows), `panes()` is one `list-panes`, `capture()` and `snapshot()`
 read every pane's last lines in one call, split on a random marker printed
-between the commands. libtmux serves the single-command checks (`exists`,
-`kill`).
+between the commands. libtmux serves `kill`, imported there only: importing it
+costs about 60 ms, which a run's start (the CLI, the supervisor) does not pay.
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-
-import libtmux
-import libtmux.exc
 
 from limitless.errors import TmuxError
 from limitless.tmux.building import (
@@ -65,6 +62,9 @@ from limitless.tmux.panes import (
 )
 from limitless.tmux.wakeups import check_channel, signal_commands, wait_commands
 from limitless.versions import TMUX
+
+# What tmux says when the session (or its whole server) is not there.
+SESSION_GONE = ("can't find session", "no server running", "error connecting")
 
 logger = logging.getLogger(__name__)
 
@@ -303,24 +303,22 @@ class TmuxSession:
 
     # -- life --------------------------------------------------------------
 
-    def _server(self) -> libtmux.Server:
-        return libtmux.Server(socket_name=self.socket_name)
-
     def exists(self) -> bool:
         """Whether this session is alive on its server."""
-        try:
-            return bool(self._server().has_session(self.name, exact=True))
-        except libtmux.exc.LibTmuxException as exc:
-            msg = f"tmux has-session -t ={self.name} failed: {exc}"
-            raise TmuxError(msg) from exc
+        # Any refusal means no such session: "can't find session", "no server running",
+        # "no current target" (a server without sessions).
+        return self._call([["has-session", "-t", f"={self.name}"]]).returncode == 0
 
     def kill(self) -> None:
         """Kill this session (only it); nothing happens when it is already gone."""
-        proc = self._server().cmd("kill-session", target=f"={self.name}")
+        import libtmux  # imported here: ~60 ms that no run's start should pay
+
+        proc = libtmux.Server(socket_name=self.socket_name).cmd(
+            "kill-session", target=f"={self.name}"
+        )
         stderr = "\n".join(proc.stderr)
         if proc.returncode not in (0, None) or stderr:
-            gone = ("can't find session", "no server running", "error connecting")
-            if any(words in stderr for words in gone):
+            if any(words in stderr for words in SESSION_GONE):
                 return
             msg = f"tmux kill-session -t ={self.name} failed: {stderr}"
             raise TmuxError(msg)
