@@ -409,7 +409,7 @@ def test_the_wrapper_forked_runs_a_shell_task_as_exec_does(
         )  # fmt: skip
     assert rows[1].pid != int(tmux.field(forked, "pane_pid"))  # the forked wrapper's own pid
     assert rows[1].pane_id == forked
-    assert events[0] == events[1] == ["task_started", "task_done"]
+    assert events[0] == events[1] == ["task_started", "agent_started", "task_done"]
     assert same_log(logs[0]).replace("fs-1", "fs-2") == same_log(logs[1])
     assert "the shell task ran" in logs[1]
     assert "the shell task ran" in tmux("capture-pane", "-p", "-t", forked)
