@@ -293,7 +293,16 @@ class Wrapper:
                 on_input=driver.typed if driver is not None else None,
                 on_tick=self._on_tick if driver or self.confined or headless else None,
             )
-            self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
+            with self.store.transaction():
+                self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
+                # the hand-off's far end: the agent program is forked into its pty
+                self.store.add_event(
+                    self.run.id,
+                    "agent_started",
+                    self.task.id,
+                    attempt=self.row.attempt,
+                    pid=self.process.pid,
+                )
             result = self.process.pump(timeout_s=self.task.timeout_s)
             if headless is not None:
                 headless.finish(parser)
