@@ -206,6 +206,9 @@ tasks:
     assert row.status is TaskStatus.FAILED
     assert row.reason == "setup command `exit 7` exited with 7"
     assert not (Path(row.worktree or "") / "agent-ran").exists()
+    explained = cli(repo, "explain", latest_run(repo).id, "never").stdout
+    assert "none: the agent never started — setup command `exit 7` exited with 7" in explained
+    assert "the agent exited" not in explained
 
 
 # ---------------------------------------------------------------- run-time commands

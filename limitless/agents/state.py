@@ -583,7 +583,8 @@ def explain(store: Store, run_id: str, task_id: str, *, now: float | None = None
     if seen is not None and seen.attempt != row.attempt:
         seen = None
     live = seen is not None and row.status.active
-    signals: list[tuple[str, str]] = [("exit status", _exit_text(row))]
+    setup_failed = bool(plan.setup) and not row.setup_done and row.status.terminal
+    signals: list[tuple[str, str]] = [("exit status", _exit_text(row, setup_failed))]
     kind, note = split_signal(row.last_signal)
     if row.last_signal_at is not None and kind:
         text = f"{kind} at {_ago(row.last_signal_at, now)}" + (f": {note}" if note else "")
@@ -638,9 +639,11 @@ def explain(store: Store, run_id: str, task_id: str, *, now: float | None = None
     )
 
 
-def _exit_text(row: TaskRow) -> str:
+def _exit_text(row: TaskRow, setup_failed: bool = False) -> str:
     if row.status.active:
         return f"none yet: the wrapper (pid {row.pid or '?'}) still runs the agent"
+    if setup_failed and row.exit_code is not None:
+        return "none: the agent never started" + (f" — {row.reason}" if row.reason else "")
     if row.exit_code is not None:
         return f"the agent exited with {row.exit_code}" + (f" — {row.reason}" if row.reason else "")
     if row.status.terminal:
