@@ -49,10 +49,20 @@ def plan_duration(seconds: float) -> str:
 
 
 def iso(ts: float | None) -> str | None:
-    """An epoch time as ISO-8601 UTC (`2026-11-23T10:31:28Z`), or None."""
+    """An epoch time as ISO-8601 UTC with milliseconds (`2026-11-23T10:31:28.042Z`), or None.
+
+    The store keeps fractional seconds; every machine-readable time (`status --json`,
+    events, reports) carries the milliseconds, so two tasks started in the same second
+    still order, and a hand-off of a few tens of milliseconds can be measured."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    return moment.removesuffix("+00:00") + "Z"
+
+
+def clock_ms(ts: float) -> str:
+    """A local wall-clock time with milliseconds (`10:31:28.042`), for an event log line."""
+    return datetime.fromtimestamp(ts).time().isoformat(timespec="milliseconds")
 
 
 # --------------------------------------------------------------------- the palette

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""limitless benchmarks: scheduling, setup, done detection, dashboard, merge phase, scale.
+"""limitless benchmarks: scheduling, setup, hand-off, done detection, dashboard, merge, scale.
 
     .venv/bin/python scripts/bench.py [--quick] [--json FILE] [--only GROUP ...]
 

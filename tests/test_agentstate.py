@@ -20,6 +20,7 @@ from limitless.plan.model import Plan
 from limitless.states import TaskStatus
 from limitless.store import Run, Store, TaskRow
 from limitless.tmux.session import TmuxSession
+from limitless.views.status import state_of
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan
 
@@ -281,3 +282,92 @@ def test_fake_agents_in_tmux_wait_resume_and_end_with_done(repo: Path, tmux_sock
         events = [(e.kind, e.task_id) for e in opened.events(run.id)]
     assert ("task_waiting", "idle") in events
     assert ("task_working", "ask") in events
+
+
+CODEX_PLAN = """\
+name: codex
+agent: codex-interactive
+tasks:
+  - {id: cx, prompt: "work"}
+"""
+CODEX_PROMPT = ["› Ask Codex to do anything", "  GPT-5.5 default · /wt/cx", "  ? for shortcuts"]
+CODEX_LIMIT = "■ exceeded retry limit, last status: 429 Too Many Requests"
+CONTINUE = "› The model was rate limited; continue where you stopped."
+
+
+class CodexScreen(NamedTuple):
+    name: str
+    lines: list[str]
+    shown: str  # as `status` shows it after two polls
+    reason: str
+
+
+CODEX_SCREENS = [
+    CodexScreen(
+        "an interrupted turn no poll saw running",
+        [
+            "• Added refused.txt (+1 -0)",
+            "■ Conversation interrupted - use /feedback",
+            *CODEX_PROMPT,
+        ],
+        "idle",
+        "at its prompt after: ■ Conversation interrupted - use /feedback",
+    ),
+    CodexScreen(
+        "a turn ended on a rate limit",
+        ["› Write notes.md", CODEX_LIMIT, *CODEX_PROMPT],
+        "waiting",
+        f"rate limited: {CODEX_LIMIT}",
+    ),
+    CodexScreen(
+        "a turn runs below the old limit",
+        [CONTINUE, CODEX_LIMIT, "◦ Working (1s • esc to interrupt)", *CODEX_PROMPT],
+        "running",
+        "",
+    ),
+    CodexScreen(
+        "the continued turn ended below the old limit",
+        [CODEX_LIMIT, CONTINUE, "─ Worked for 3s ─────", *CODEX_PROMPT],
+        "idle",
+        "at its prompt after: Worked for 3s ─────",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CODEX_SCREENS, ids=lambda case: case.name)
+def test_codex_screens_read_exactly(tmp_path: Path, case: CodexScreen) -> None:
+    """Codex's rate-limit line counts only as the line its turn ended on (not while a newer
+    turn runs or after it ended); a "■" line proves a turn ran even if no poll saw it."""
+    plan = loads(CODEX_PLAN, source="codex.yaml", base_dir=tmp_path)
+    with Store.open(tmp_path / "state") as store:
+        store.create_run(
+            Run(
+                id="cx-1",
+                plan_name="codex",
+                plan_path=None,
+                plan_json=plan.to_json(),
+                repo_root=str(tmp_path),
+                base="main",
+                base_sha="0" * 40,
+                worktree_root=str(tmp_path / "wt"),
+            )
+        )
+        row = TaskRow(
+            run_id="cx-1",
+            id="cx",
+            position=0,
+            agent="codex-interactive",
+            branch="b-cx",
+            worktree=str(tmp_path / "cx"),
+            status=TaskStatus.WAITING if case.shown == "running" else TaskStatus.RUNNING,
+            attempt=1,
+            started_at=1000.0,
+            pane_id="%1",
+        )
+        store.add_tasks("cx-1", [row])
+        w = StateWatcher(store, "cx-1", plan, TmuxSession("unused", "cx-1"))
+        w.look(store.get_task("cx-1", "cx"), case.lines, 1001.0)
+        w.look(store.get_task("cx-1", "cx"), case.lines, 1001.5)
+        seen = store.get_task("cx-1", "cx")
+        assert state_of(seen) == case.shown
+        assert seen.waiting_reason == case.reason

@@ -118,3 +118,36 @@ def test_bigrepo_group_times_limitless_against_git_worktree_add(
     assert figures["bigrepo.limitless_sparse_s"]["value"] > 0
     assert (tmp_path / "limitless-bench-bigrepo-2000" / ".git").is_dir()  # kept for next time
     assert "built" in result.stderr
+
+
+def test_quick_handoff_group_measures_every_dependant(tmux_socket: str, tmp_path: Path) -> None:
+    """`bench.py --quick --only handoff`: 10 hand-offs timed from the store's ms times."""
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench.py"),
+            "--quick",
+            "--only",
+            "handoff",
+            "--files",
+            "200",
+            "--socket",
+            tmux_socket,
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = {f["name"]: f for f in json.loads(out.read_text())["figures"]}
+    assert figures["handoff.samples"]["value"] == 10  # 2 chains of 6: 5 dependants each
+    p50, p95 = figures["handoff.p50"], figures["handoff.p95"]
+    assert (p50["goal"], p95["goal"]) == ("<= 150", "<= 300")
+    assert 0 < p50["value"] <= p95["value"] <= figures["handoff.max"]["value"] < 10_000
+    stages = [figures[f"handoff.{name}.p50"]["value"] for name in ("to_launch", "to_wrapper")]
+    assert all(0 < ms < 10_000 for ms in stages)
+    assert "10 hand-offs:" in result.stderr  # the progress lines

@@ -21,7 +21,7 @@ from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for
 from tests.realagents.costs import claude_cost
 from tests.realagents.homes import ANTHROPIC_KEY, AgentSetup
 from tests.realagents.modelserver import ModelServer
-from tests.realagents.script import Script, Usage, say, write
+from tests.realagents.script import Script, Usage, error, say, write
 
 NEEDS_INPUT_WITHIN_S = 5.0
 RUN_DEADLINE_S = 120.0
@@ -264,3 +264,49 @@ def _title(socket: str, pane: str) -> str:
         check=False,
     )
     return done.stdout
+
+
+def test_a_lasting_rate_limit_waits_then_continues_by_itself(
+    claude_env: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    tmux_socket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Claude Code gives up on a lasting 429 (its StopFailure hook): the task shows rate
+    limited with the back-off in `status`, not an idle countdown; when the back-off is
+    over (moved to now, as a retry's can be) the driver types a continue prompt, the
+    agent writes its file, and the task ends done and lands."""
+    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")  # Claude Code's own retries, shortened
+    script = Script(
+        "hello",
+        [
+            error(429, times=2),
+            write("hello.txt", "hi\n", usage=WRITE_USAGE),
+            say("done", usage=SAY_USAGE),
+        ],
+    )
+    model_server.add(script)
+    write_plan(repo, plan_text("edits", script.marker, idle_done="1s"))
+    assert cli(repo, "run", "--detach").returncode == 0
+    run = latest_run(repo)
+    wait_for(lambda: "rate limited" in status_line(repo, "hello"), 60, "rate limited")
+    shown = status_of(repo, "hello")
+    assert str(shown["reason"]).startswith("rate limited: rate_limit")
+    assert str(shown["reason"]).endswith("— continuing in 30s")
+    assert tasks_of(repo, run.id)["hello"].idle_done_at is None
+    with open_store(repo) as store:
+        store.update_task(run.id, "hello", not_before=0.0)  # the back-off has passed
+    finished = cli(
+        repo, "wait", run.id, "--timeout", str(RUN_DEADLINE_S), timeout=RUN_DEADLINE_S + 30
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert tasks_of(repo, run.id)["hello"].status is TaskStatus.DONE
+    assert git(repo, "show", "main:hello.txt") == "hi"
+    with open_store(repo) as store:
+        events = [e for e in store.events(run.id) if e.task_id == "hello"]
+    kinds = [e.kind for e in events]
+    assert kinds.index("task_rate_limited") < kinds.index("task_continued")
+    assert kinds.index("task_continued") < kinds.index("task_closing")
+    (limited,) = [e for e in events if e.kind == "task_rate_limited"]
+    assert limited.data["delay_s"] == 30.0

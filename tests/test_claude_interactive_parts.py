@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +18,12 @@ from typing import NamedTuple
 
 import pytest
 
-from limitless.agents import claude_hooks
+from limitless.agents import claude_hooks, hookfix, interactive, ratelimit
 from limitless.agents import hookrelay as agenthook
 from limitless.agents.interactive import InteractiveDriver, typed_keys
+from limitless.git.runner import CommitRejected
 from limitless.programs.claude_tui import CLAUDE_INTERACTIVE, prices_of, transcript_cost
+from limitless.programs.codex_tui import CODEX_INTERACTIVE
 from limitless.states import TaskStatus, Waiting, task_state
 from limitless.store import Run, Store, TaskRow, migrate
 from limitless.views.status import reason_of, state_of
@@ -562,6 +565,133 @@ def test_a_turn_too_short_to_show_as_running_still_ends_in_a_countdown(
     assert time.monotonic() - started >= 1.5
 
 
+def rate_limited_turn(store: Store, driver: InteractiveDriver, reason: str) -> None:
+    """A turn ran (its prompt's hook), then Claude Code's StopFailure made the row idle
+    on an error."""
+    signal(store, "working: UserPromptSubmit")
+    store.update_task("r-1", "t1", status=TaskStatus.RUNNING, waiting_kind=Waiting.OTHER)
+    time.sleep(interactive.POLL_S + 0.05)
+    driver.tick()
+    driver.output(b"esc to interrupt")
+    store.update_task(
+        "r-1", "t1", status=TaskStatus.WAITING, waiting_kind=Waiting.IDLE, waiting_reason=reason
+    )
+    signal(store, f"idle: {reason}")
+
+
+def test_a_turn_ended_on_a_rate_limit_backs_off_then_continues_without_a_countdown(
+    task_repo: tuple[Store, Path],
+) -> None:
+    """StopFailure `rate_limit`: no idle_done countdown; the row reads rate limited with the
+    delay; after the back-off the continue prompt and Enter are typed; a second hit waits the
+    second delay; typing during a wait cancels the continue."""
+    store, _ = task_repo
+    sent = Sent()
+    delays: list[int] = []
+
+    def backoff(hits: int) -> float:
+        delays.append(hits)
+        return 0.5 * hits
+
+    driver = InteractiveDriver(
+        store, store.get_task("r-1", "t1"), CLAUDE_INTERACTIVE, 0.3, sent.send, sent.stop, backoff
+    )
+    rate_limited_turn(store, driver, "turn ended on an error: rate_limit 429 Too Many Requests")
+    tick_until(driver, lambda: driver.continue_at is not None)
+    row = store.get_task("r-1", "t1")
+    assert (row.status, row.waiting_kind, row.idle_done_at) == (
+        TaskStatus.WAITING,
+        Waiting.OTHER,
+        None,
+    )
+    assert row.waiting_reason == (
+        "rate limited: rate_limit 429 Too Many Requests — continuing in 0.5s"
+    )
+    assert state_of(row) == "waiting"
+    tick_until(driver, lambda: len(sent.keys) == 2)
+    assert sent.keys == [interactive.CONTINUE_PROMPT.encode(), b"\r"]
+    time.sleep(0.6)  # the watcher shows the error's idle again before the new turn shows
+    store.update_task(
+        "r-1",
+        "t1",
+        waiting_kind=Waiting.IDLE,
+        waiting_reason="turn ended on an error: rate_limit 429 Too Many Requests",
+    )
+    driver.tick()
+    assert store.get_task("r-1", "t1").idle_done_at is None and not driver.closed
+    rate_limited_turn(store, driver, "turn ended on an error: overloaded")
+    tick_until(driver, lambda: driver.rate_hits == 2)
+    assert delays == [1, 2]
+    assert "continuing in 1s" in store.get_task("r-1", "t1").waiting_reason
+    driver.typed(b"x")
+    assert driver.continue_at is None
+    time.sleep(1.1)
+    driver.tick()
+    assert len(sent.keys) == 2 and not driver.closed
+    kinds = [e.kind for e in store.events("r-1") if e.kind.startswith("task_")]
+    assert kinds == [
+        "task_rate_limited",
+        "task_continued",
+        "task_rate_limited",
+        "task_continue_cancelled",
+    ]
+
+
+def test_other_errors_and_too_many_rate_limits_end_in_the_idle_done_countdown(
+    task_repo: tuple[Store, Path],
+) -> None:
+    """A turn ended on another error is counted down at once; after MAX_FREE_RETRIES rate
+    limits the next one is too, with the rate limit named in the reason the task ends with."""
+    store, _ = task_repo
+    sent = Sent()
+    driver = InteractiveDriver(
+        store,
+        store.get_task("r-1", "t1"),
+        CLAUDE_INTERACTIVE,
+        30.0,
+        sent.send,
+        sent.stop,
+        lambda hits: 0.0,
+    )
+    rate_limited_turn(store, driver, "turn ended on an error: invalid_request")
+    tick_until(driver, lambda: store.get_task("r-1", "t1").idle_done_at is not None)
+    assert driver.rate_hits == 0
+    for hit in range(1, ratelimit.MAX_FREE_RETRIES + 1):
+        time.sleep(0.02)
+        rate_limited_turn(store, driver, "turn ended on an error: rate_limit")
+        tick_until(driver, lambda hit=hit: len(sent.keys) == 2 * hit)  # type: ignore[misc]
+    time.sleep(0.02)
+    rate_limited_turn(store, driver, "turn ended on an error: rate_limit")
+    tick_until(driver, lambda: store.get_task("r-1", "t1").idle_done_at is not None)
+    assert driver.rate_hits == ratelimit.MAX_FREE_RETRIES + 1
+    assert driver.last_words == ("rate limited: rate_limit (after 6 hits, not continued)")
+
+
+def test_rate_limit_of_reads_claude_and_codex_rows(task_repo: tuple[Store, Path]) -> None:
+    """Claude: an idle row whose error is a rate limit or overload; Codex: the watcher's
+    rate-limit waiting (its screen); nothing else."""
+    cases = [
+        (Waiting.IDLE, "turn ended on an error: rate_limit", "rate_limit"),
+        (Waiting.IDLE, "turn ended on an error: overloaded Overloaded", "overloaded Overloaded"),
+        (Waiting.IDLE, "turn ended on an error: authentication_failed", ""),
+        (Waiting.IDLE, "turn ended", ""),
+        (
+            Waiting.OTHER,
+            "rate limited: ■ exceeded retry limit, last status: 429 Too Many Requests",
+            "■ exceeded retry limit, last status: 429 Too Many Requests",
+        ),
+        (Waiting.OTHER, "rate limited: x — continuing in 30s", ""),
+        (Waiting.INPUT, "rate limited: x", ""),
+    ]
+    store, _ = task_repo
+    for kind, reason, expected in cases:
+        store.update_task(
+            "r-1", "t1", status=TaskStatus.WAITING, waiting_kind=kind, waiting_reason=reason
+        )
+        row = store.get_task("r-1", "t1")
+        assert interactive.rate_limit_of(row) == expected, reason
+
+
 def test_typed_keys_are_told_from_terminal_replies() -> None:
     """Keys count as typing; tmux's answers to the program's queries do not."""
     assert typed_keys(b"y") and typed_keys(b"\r") and typed_keys(b"\x1b")
@@ -620,3 +750,171 @@ def test_the_relay_needs_only_the_standard_library() -> None:
     assert (probe.returncode, probe.stderr) == (0, "")
     source = Path(agenthook.__file__).read_text()
     assert "from limitless" not in source and "import limitless" not in source
+
+
+def ended_turn(store: Store, driver: InteractiveDriver) -> None:
+    """A turn ran (its prompt's hook), then its Stop hook made the row idle."""
+    signal(store, "working: UserPromptSubmit")
+    driver.output(b"esc to interrupt")
+    time.sleep(interactive.POLL_S + 0.05)
+    driver.tick()
+    store.update_task("r-1", "t1", status=TaskStatus.WAITING, waiting_kind=Waiting.IDLE)
+    signal(store, "idle: turn ended")
+
+
+def refusing(*outputs: str) -> tuple[list[int], object]:
+    """A commit callback refusing with each of `outputs` in turn, then committing."""
+    calls: list[int] = []
+
+    def commit() -> str | None:
+        calls.append(1)
+        if len(calls) <= len(outputs):
+            raise CommitRejected("pre-commit", outputs[len(calls) - 1], Path("/wt"), "it")
+        return "a" * 40
+
+    return calls, commit
+
+
+def test_the_commit_before_the_close_refused_by_a_hook_is_typed_into_the_agent(
+    task_repo: tuple[Store, Path],
+) -> None:
+    """At the deadline the leftovers are committed before the close; a hook's refusal is
+    typed as one line of prompt, then Enter (its colours and line breaks gone); the task's
+    reason says so; the next turn's end is counted down again and, committed, closes."""
+    store, _ = task_repo
+    sent = Sent()
+    calls, commit = refusing("\x1b[31mpolicy: no FORBIDDEN\x1b[0m\nin note.txt\x07")
+    driver = InteractiveDriver(
+        store,
+        store.get_task("r-1", "t1"),
+        CLAUDE_INTERACTIVE,
+        0.3,
+        sent.send,
+        sent.stop,
+        commit=commit,  # type: ignore[arg-type]
+    )
+    ended_turn(store, driver)
+    tick_until(driver, lambda: len(sent.keys) == 2)
+    prompt = sent.keys[0].decode()
+    assert prompt.startswith(
+        "limitless could not commit your work: the repository's pre-commit hook rejected "
+        "the commit and said: policy: no FORBIDDEN / in note.txt — "
+    )
+    assert not any(ord(c) < 32 for c in prompt) and sent.keys[1] == b"\r"
+    assert not driver.closed and calls == [1]
+    row = store.get_task("r-1", "t1")
+    assert row.reason == (
+        "the pre-commit hook refused the commit of its work (1 of 3): policy: no FORBIDDEN"
+        " — the agent was asked to fix it"
+    )
+    time.sleep(0.6)  # idle, but no new turn yet: no countdown on the refused turn
+    driver.tick()
+    assert store.get_task("r-1", "t1").idle_done_at is None and calls == [1]
+    ended_turn(store, driver)  # the agent's fix
+    tick_until(driver, lambda: len(sent.keys) == 4)
+    assert driver.closed and calls == [1, 1] and sent.keys[2:] == [b"/exit", b"\r"]
+    assert driver.notes[-1] == f"committed the work left uncommitted as {'a' * 10}"
+    (refused,) = [e.data for e in store.events("r-1") if e.kind == "task_commit_rejected"]
+    assert (refused["rejection"], refused["action"]) == (1, "asked the agent to fix it")
+
+
+def test_the_third_refusal_closes_the_agent_and_typing_during_the_commit_keeps_it_open(
+    task_repo: tuple[Store, Path],
+) -> None:
+    """Refused three times: asked twice, then closed (the wrapper fails the task). A key
+    typed while a commit runs: the agent stays the user's, nothing is typed into it."""
+    store, _ = task_repo
+    sent = Sent()
+    calls, commit = refusing("no", "no", "no")
+    driver = InteractiveDriver(
+        store,
+        store.get_task("r-1", "t1"),
+        CLAUDE_INTERACTIVE,
+        0.2,
+        sent.send,
+        sent.stop,
+        commit=commit,  # type: ignore[arg-type]
+    )
+    for asked in (1, 2):
+        ended_turn(store, driver)
+        tick_until(driver, lambda asked=asked: driver.fixes_asked == asked)  # type: ignore[misc]
+    ended_turn(store, driver)
+    tick_until(driver, lambda: driver.closed)
+    assert (len(calls), driver.rejections, driver.fixes_asked) == (3, 3, 2)
+    actions = [e.data["action"] for e in store.events("r-1") if e.kind == "task_commit_rejected"]
+    assert actions == ["asked the agent to fix it"] * 2 + ["the task fails"]
+
+    sent = Sent()
+    gate = threading.Event()
+
+    def slow_commit() -> str | None:
+        gate.wait(5)
+        raise CommitRejected("pre-commit", "no", Path("/wt"), "it")
+
+    store.update_task("r-1", "t1", status=TaskStatus.RUNNING, waiting_kind=Waiting.OTHER)
+    driver = InteractiveDriver(
+        store,
+        store.get_task("r-1", "t1"),
+        CLAUDE_INTERACTIVE,
+        0.2,
+        sent.send,
+        sent.stop,
+        commit=slow_commit,
+    )
+    ended_turn(store, driver)
+    tick_until(driver, lambda: driver.committing is not None)
+    driver.typed(b"h")
+    gate.set()
+    tick_until(driver, lambda: driver.rejections == 1)
+    time.sleep(0.6)
+    driver.tick()
+    assert (sent.keys, driver.closed, driver.fixes_asked) == ([], False, 0)
+    (refused,) = [e.data for e in store.events("r-1") if e.kind == "task_commit_rejected"][3:]
+    assert refused["action"] == "left to you (you typed in the pane)"
+
+
+def test_a_hooks_words_become_one_printable_line() -> None:
+    text = "\x1b[1;31mERROR\x1b[0m: secret found\r\n\tin  a.txt:3\x00\n\n" + "x" * 900
+    line = hookfix.one_line(text, 60)
+    assert line.startswith("ERROR: secret found / in a.txt:3 / xxx")
+    assert len(line) == 60 and line.endswith("…")
+    assert hookfix.one_line("", 60) == ""
+
+
+def test_a_continued_turn_over_before_the_row_left_the_old_rate_limit_is_no_new_hit(
+    task_repo: tuple[Store, Path],
+) -> None:
+    """Codex: the continue's turn can begin and end before the watcher sees it, while the
+    row still reads the old "■ exceeded retry limit" line: that is not a second hit; once
+    the row reads the turn's end, it is counted down."""
+    store, _ = task_repo
+    sent = Sent()
+    driver = InteractiveDriver(
+        store,
+        store.get_task("r-1", "t1"),
+        CODEX_INTERACTIVE,
+        0.3,
+        sent.send,
+        sent.stop,
+        lambda hits: 0.2,
+    )
+    limit = "rate limited: ■ exceeded retry limit, last status: 429 Too Many Requests"
+    driver.output(b"esc to interrupt")  # the first turn
+    store.update_task(
+        "r-1", "t1", status=TaskStatus.WAITING, waiting_kind=Waiting.OTHER, waiting_reason=limit
+    )
+    tick_until(driver, lambda: len(sent.keys) == 2)  # the continue prompt, then Enter
+    driver.output(b"esc to interrupt")  # its turn ran, and ended within a poll
+    store.update_task("r-1", "t1", waiting_reason=limit)  # the watcher read the old line
+    for _ in range(3):
+        time.sleep(interactive.POLL_S)
+        driver.tick()
+    assert (driver.rate_hits, driver.continue_at) == (1, None)
+    store.update_task(
+        "r-1",
+        "t1",
+        waiting_kind=Waiting.IDLE,
+        waiting_reason="at its prompt after: Worked for 1s",
+    )
+    tick_until(driver, lambda: store.get_task("r-1", "t1").idle_done_at is not None)
+    assert driver.rate_hits == 1

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 
-from tests.engine_helpers import cli, write_plan
+from tests.engine_helpers import cli, latest_run, open_store, tasks_of, write_plan
 
 BAD_PLAN = """\
 name: x
@@ -201,7 +203,47 @@ def test_status_json_and_list_after_a_run(repo: Path) -> None:
     } <= set(task)  # fmt: skip
     assert task["status"] == "done"
     assert task["branch"] == "limitless/tiny-1/one"
-    assert task["started_at"].endswith("Z")
+    assert re.fullmatch(ISO_MS, task["started_at"]), task["started_at"]
     assert document["counts"] == {"done": 1}
     listed = json.loads(cli(repo, "list", "--json").stdout)
     assert [run["id"] for run in listed["runs"]] == ["tiny-1"]
+    assert re.fullmatch(ISO_MS, listed["runs"][0]["started_at"])
+
+
+ISO_MS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+
+
+def epoch(moment: str) -> float:
+    return datetime.fromisoformat(moment).timestamp()
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_status_json_times_carry_milliseconds(repo: Path) -> None:
+    """`status --json` times are the store's to the millisecond, so two tasks started in
+    the same second still order; `list` (a table for people) shows whole seconds."""
+    plan = "name: ms\nagent: shell\nmax_concurrency: 2\ntasks:\n  - {id: one, prompt: 'true'}\n"
+    write_plan(repo, plan + "  - {id: two, prompt: 'true'}\n")
+    assert cli(repo, "run", "--headless", "--no-merge").returncode == 0
+    run = latest_run(repo)
+    rows = tasks_of(repo, run.id)
+    document = json.loads(cli(repo, "status", "--json").stdout)
+    for task in document["tasks"]:
+        row = rows[task["id"]]
+        assert row.started_at is not None and row.ended_at is not None
+        assert epoch(task["started_at"]) == pytest.approx(row.started_at, abs=0.001)
+        assert epoch(task["ended_at"]) == pytest.approx(row.ended_at, abs=0.001)
+    assert epoch(document["run"]["started_at"]) == pytest.approx(run.created_at, abs=0.001)
+
+    second = float(int(run.created_at))  # `two` started 0.5 s before `one`, in one second
+    with open_store(repo) as store:
+        store.update_task(run.id, "one", started_at=second + 0.75, ended_at=second + 0.9)
+        store.update_task(run.id, "two", started_at=second + 0.25, ended_at=second + 0.5)
+    document = json.loads(cli(repo, "status", "--json").stdout)
+    starts = {task["id"]: task["started_at"] for task in document["tasks"]}
+    assert (starts["one"][19:], starts["two"][19:]) == (".750Z", ".250Z")
+    assert starts["one"][:19] == starts["two"][:19]
+    assert sorted(starts, key=starts.__getitem__) == ["two", "one"]
+
+    table = cli(repo, "list").stdout
+    utc = json.loads(cli(repo, "list", "--json").stdout)["runs"][0]["started_at"]
+    assert f"{utc[:19]}Z" in table and utc not in table

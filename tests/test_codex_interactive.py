@@ -24,7 +24,7 @@ from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for
 from tests.realagents.costs import codex_cost
 from tests.realagents.homes import AgentSetup
 from tests.realagents.modelserver import ModelServer
-from tests.realagents.script import Script, Usage, run, say, write
+from tests.realagents.script import Script, Usage, error, run, say, write
 
 NEEDS_INPUT_WITHIN_S = 5.0
 RUN_DEADLINE_S = 120.0
@@ -280,3 +280,45 @@ tasks:
         kinds = {e.kind for e in store.events(run_id)}
     assert "task_waiting" not in kinds
     assert task_processes(run_id, "notes") == task_processes(run_id, "commit") == []
+
+
+def test_a_lasting_rate_limit_waits_then_continues_by_itself(
+    codex_env: AgentSetup, model_server: ModelServer, repo: Path, tmux_socket: str
+) -> None:
+    """Codex gives up on a 429 without retry-after ("■ exceeded retry limit"): the task
+    shows rate limited with the back-off in `status`; when the back-off is over (moved to
+    now, as a retry's can be) the driver types a continue prompt, the agent writes its
+    file, and the task ends done and lands."""
+    script = Script("notes", [error(429), write("notes.md", "# Notes\n"), say("Wrote notes.")])
+    model_server.add(script)
+    write_plan(
+        repo,
+        f"""\
+name: limited
+agent: codex-interactive
+idle_done: 1s
+tasks:
+  - id: notes
+    prompt: "Write notes.md {script.marker}"
+""",
+    )
+    assert cli(repo, "run", "--detach").returncode == 0
+    run_id = latest_run(repo).id
+    wait_for(lambda: "continuing in" in status_line(repo, "notes"), 60, "rate limited")
+    document = json.loads(cli(repo, "status", "--json").stdout)
+    (shown,) = document["tasks"]
+    assert str(shown["reason"]).startswith("rate limited: ■ exceeded retry limit")
+    assert str(shown["reason"]).endswith("— continuing in 30s"), shown["reason"]
+    with open_store(repo) as store:
+        store.update_task(run_id, "notes", not_before=0.0)  # the back-off has passed
+    finished = cli(
+        repo, "wait", run_id, "--timeout", str(RUN_DEADLINE_S), timeout=RUN_DEADLINE_S + 30
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert git(repo, "show", "main:notes.md") == "# Notes"
+    with open_store(repo) as store:
+        events = [e for e in store.events(run_id) if e.task_id == "notes"]
+    kinds = [e.kind for e in events]
+    assert kinds.count("task_rate_limited") == kinds.count("task_continued") == 1
+    assert kinds.index("task_rate_limited") < kinds.index("task_continued")
+    assert kinds.index("task_continued") < kinds.index("task_closing")

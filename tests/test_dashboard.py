@@ -865,3 +865,16 @@ def test_a_cost_of_cents_fits_its_column() -> None:
     assert fmt.money(0.0825) == "$0.0825"
     assert fmt.money(0.0825, COST_WIDTH) == "$0.083"
     assert all(len(fmt.money(v, COST_WIDTH)) <= COST_WIDTH for v in (0.0042, 0.0825, 0.37, 42.0))
+
+
+async def test_no_speedup_before_a_task_has_ended(shop: ShopRun) -> None:
+    """With no task done the header shows no speedup (a young run's would be below 1×)."""
+    with shop.store() as store:
+        for row in store.get_tasks(shop.run_id):
+            if row.status is TaskStatus.DONE:
+                store.update_task(shop.run_id, row.id, status=TaskStatus.RUNNING)
+    app = make_app(shop)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await polled(pilot, app)
+        header = "\n".join(screen_text(app).splitlines()[:2])
+        assert "0/6 done" in header and "speedup" not in header, header

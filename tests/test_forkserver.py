@@ -409,7 +409,7 @@ def test_the_wrapper_forked_runs_a_shell_task_as_exec_does(
         )  # fmt: skip
     assert rows[1].pid != int(tmux.field(forked, "pane_pid"))  # the forked wrapper's own pid
     assert rows[1].pane_id == forked
-    assert events[0] == events[1] == ["task_started", "task_done"]
+    assert events[0] == events[1] == ["task_started", "agent_started", "task_done"]
     assert same_log(logs[0]).replace("fs-1", "fs-2") == same_log(logs[1])
     assert "the shell task ran" in logs[1]
     assert "the shell task ran" in tmux("capture-pane", "-p", "-t", forked)
@@ -464,3 +464,55 @@ def test_a_spawned_server_serves_and_ends_with_the_process_that_forked_it(
     owner.wait()
     wait_for(lambda: not _alive(server_pid), 10, "the server's end")
     assert not path.exists()
+
+
+def test_an_interactive_agent_runs_under_a_forked_wrapper_and_gets_the_keys_typed(
+    repo: Path, tmux_socket: str
+) -> None:
+    """`limitless run` forks an interactive agent's wrapper too: Escape, y and Enter typed
+    in its pane reach the agent, which goes on and ends the task done."""
+    from tests.engine_helpers import cli, latest_run, open_store, tasks_of, write_plan
+
+    ask = Path(__file__).parent / "fake_agents" / "ask.py"
+    write_plan(
+        repo,
+        f"""\
+name: keys
+agent: ask
+changes: optional
+merge: {{land: manual}}
+agents:
+  ask:
+    command: ["{{python}}", "{ask}", "--ticks", "1"]
+    interactive: true
+    waiting_regex: '\\(y/n\\)\\s*$'
+tasks:
+  - {{id: ask, prompt: "ask me"}}
+""",
+    )
+    started = cli(repo, "run", "--detach", "--no-merge")
+    assert started.returncode == 0, started.stdout + started.stderr
+    run_id = latest_run(repo).id
+    wait_for(lambda: tasks_of(repo, run_id)["ask"].status is TaskStatus.WAITING, 60, "asking")
+    row = tasks_of(repo, run_id)["ask"]
+    assert row.pid and row.pane_id
+    shown = subprocess.run(
+        ["tmux", "-L", tmux_socket, "display", "-p", "-t", row.pane_id, "#{pane_pid}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    with open(f"/proc/{row.pid}/stat") as stat:
+        parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+    # cold, the pane's process is the wrapper (or its parent); forked, a watcher is
+    assert int(shown.stdout) not in (row.pid, parent), "the interactive wrapper started cold"
+    subprocess.run(
+        ["tmux", "-L", tmux_socket, "send-keys", "-t", row.pane_id, "Escape", "y", "Enter"],
+        check=True,
+    )
+    waited = cli(repo, "wait", run_id, "--timeout", "60")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert tasks_of(repo, run_id)["ask"].status is TaskStatus.DONE
+    with open_store(repo) as store:
+        log = store.log_path(run_id, "ask").read_text(errors="replace")
+    assert "answer was '\\x1by'; applying the change" in log

@@ -6,6 +6,8 @@ to a marker file, so the supervisor `resume` starts runs through). A seeded rand
 sample of 50 points is drawn; a spread of 10 runs by default, the rest are slow.
 After each kill, `limitless resume` must finish the run with every task done
 exactly once, every commit on base, and base moved forward exactly once.
+The warm processes of the fork server (the server, a wrapper's watcher, a pane's
+client) are killed by the test itself while a task runs forked, with the same checks.
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ TASKS = {
 }
 
 
-def crash_plan(marker: Path, go: Path) -> str:
+def crash_plan(
+    marker: Path, go: Path, tasks: dict[str, tuple[str, ...]] = TASKS, ui_retries: int = 0
+) -> str:
     """Shell tasks that commit one file each; `ui` waits until the file `go` exists."""
     lines = [
         "name: crash",
@@ -58,13 +62,16 @@ def crash_plan(marker: Path, go: Path) -> str:
         "merge: {gate: 'git diff --quiet HEAD', land: auto}",
         "tasks:",
     ]
-    for task_id, deps in TASKS.items():
+    for task_id, deps in tasks.items():
         hold = f"while [ ! -f {go} ]; do sleep 0.1; done; " if task_id == "ui" else ""
         prompt = (
             f"echo {task_id} >> {marker}; {hold}echo {task_id} > {task_id}.txt; "
             f"git add {task_id}.txt && git commit -qm '{task_id}: add'"
         )
-        lines.append(f'  - {{id: {task_id}, depends_on: [{", ".join(deps)}], prompt: "{prompt}"}}')
+        retries = f", retries: {ui_retries}" if task_id == "ui" and ui_retries else ""
+        lines.append(
+            f'  - {{id: {task_id}, depends_on: [{", ".join(deps)}]{retries}, prompt: "{prompt}"}}'
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -188,6 +195,100 @@ def test_kill_9_of_the_supervisor_then_resume_finishes_the_run(
         assert f"{task_id}: add" in subjects, task_id
         branch = rows[task_id].branch
         assert git(repo, "merge-base", "--is-ancestor", branch, "main") == ""
+    assert run.merged_sha == tip
+    assert reflog(repo, "main") == [tip, start], "base moved more than once, or not forward"
+    assert git(repo, "status", "--porcelain") == "?? limitless.yaml"
+
+
+# ---------------------------------------------------------------- the warm processes
+
+# `ui` is held while the kill happens; `notes` waits for it, so it is launched after.
+WARM_TASKS = {**TASKS, "notes": ("ui",)}
+
+
+class WarmKill(NamedTuple):
+    test_id: str
+    victim: str  # "fork_server", "watcher" (of ui's wrapper) or "client" (ui's pane program)
+    ui_runs: int  # a killed client hangs up on its wrapper, as a closed pane does: a retry
+    """How many attempts of `ui` run: 1, or 2 when the kill ends its first attempt."""
+
+
+WARM_KILLS = [
+    WarmKill("fork-server", "fork_server", 1),
+    WarmKill("watcher", "watcher", 1),
+    WarmKill("client", "client", 2),
+]
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def warm_victim(victim: str, wrapper: psutil.Process, pane_pid: int) -> psutil.Process:
+    """The process to kill: the fork server, the watcher of `wrapper`, or its pane's client."""
+    if victim == "client":
+        return psutil.Process(pane_pid)
+    watcher = wrapper.parent()
+    assert watcher is not None
+    if victim == "watcher":
+        return watcher
+    server = watcher.parent()
+    assert server is not None
+    return server
+
+
+@pytest.mark.parametrize("kill", WARM_KILLS, ids=[k.test_id for k in WARM_KILLS])
+def test_kill_9_of_a_warm_process_then_resume_finishes_the_run(
+    repo: Path, tmux_socket: str, kill: WarmKill
+) -> None:
+    """kill -9 of the fork server, a watcher or a client mid-run (a task running forked,
+    another launched after): resume finishes, every task's commit on base, base moved once."""
+    marker = repo.parent / "runs-of"
+    go = repo.parent / "go"
+    write_plan(repo, crash_plan(marker, go, WARM_TASKS, ui_retries=kill.ui_runs - 1))
+    start = git(repo, "rev-parse", "main")
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stdout + started.stderr
+    run_id = latest_run(repo).id
+
+    def ui_running() -> bool:
+        row = tasks_of(repo, run_id)["ui"]
+        return row.status is TaskStatus.RUNNING and bool(row.pid) and "ui" in runs_of(marker)
+
+    wait_for(ui_running, 60, "ui running")
+    row = tasks_of(repo, run_id)["ui"]
+    assert row.pid and row.pane_id
+    pane_pid = int(tmux_out(tmux_socket, "display", "-p", "-t", row.pane_id, "#{pane_pid}"))
+    wrapper = psutil.Process(row.pid)
+    # cold, the pane's process is the wrapper (or its parent); forked, a watcher is
+    assert pane_pid not in (wrapper.pid, wrapper.ppid()), "ui's wrapper started cold"
+    victim = warm_victim(kill.victim, wrapper, pane_pid)
+    victim.kill()
+    wait_for(lambda: gone(victim.pid), 30, f"the {kill.victim} gone")
+    go.touch()
+
+    resumed = cli(repo, "resume", run_id)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    waited = cli(repo, "wait", run_id, "--timeout", "90", "--quiet", timeout=120)
+    run = latest_run(repo)
+    rows = tasks_of(repo, run_id)
+    detail = f"{waited.stdout}{waited.stderr}\n{run.reason}\n" + "\n".join(
+        f"{r.id}: {r.status} {r.reason} {r.merge_status} {r.merge_reason}" for r in rows.values()
+    )
+    assert waited.returncode == 0, detail
+    assert run.status is RunStatus.DONE, detail
+    assert {r.status for r in rows.values()} == {TaskStatus.DONE}, detail
+    expected = sorted([*WARM_TASKS, *["ui"] * (kill.ui_runs - 1)])
+    assert runs_of(marker) == expected, "a task ran more often than its attempts, or never"
+    assert rows["ui"].attempt == kill.ui_runs
+    tip = git(repo, "rev-parse", "main")
+    subjects = git(repo, "log", "--format=%s", "main").splitlines()
+    for task_id in WARM_TASKS:
+        assert f"{task_id}: add" in subjects, task_id
+        assert git(repo, "merge-base", "--is-ancestor", rows[task_id].branch, "main") == ""
     assert run.merged_sha == tip
     assert reflog(repo, "main") == [tip, start], "base moved more than once, or not forward"
     assert git(repo, "status", "--porcelain") == "?? limitless.yaml"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -270,7 +272,17 @@ def test_report_of_a_real_run_matches_the_store(repo: Path, tmp_path: Path) -> N
         stored = store.events(run.id)
     assert [line["id"] for line in lines] == [e.id for e in stored]
     assert [line["kind"] for line in lines] == [e.kind for e in stored]
+    for line, event in zip(lines, stored, strict=True):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
+        moment = datetime.fromisoformat(line["time"]).timestamp()
+        assert moment == pytest.approx(event.ts, abs=0.001)
+    for task in document["tasks"]:
+        assert isinstance(task, dict)
+        assert re.fullmatch(r".*T\d\d:\d\d:\d\d\.\d{3}Z", str(task["started_at"]))
+        assert f"| {task['started_at']} | {task['ended_at']} |" in markdown
+        assert f"<td>{task['started_at']}</td><td>{task['ended_at']}</td>" in page
     done = cli(repo, "events", "--kind", "task_done").stdout.splitlines()
+    assert all(re.match(r"\d\d:\d\d:\d\d\.\d{3} ", line) for line in done), done
     assert sorted(line.split(" ", 1)[1] for line in done) == [
         "✓ after done",
         "✓ quick done",

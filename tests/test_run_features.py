@@ -206,6 +206,9 @@ tasks:
     assert row.status is TaskStatus.FAILED
     assert row.reason == "setup command `exit 7` exited with 7"
     assert not (Path(row.worktree or "") / "agent-ran").exists()
+    explained = cli(repo, "explain", latest_run(repo).id, "never").stdout
+    assert "none: the agent never started — setup command `exit 7` exited with 7" in explained
+    assert "the agent exited" not in explained
 
 
 # ---------------------------------------------------------------- run-time commands
@@ -216,15 +219,24 @@ def test_logs_print_what_the_agent_printed(repo: Path) -> None:
     write_plan(
         repo,
         "name: talk\nagent: shell\ntasks:\n"
-        "  - {id: talker, prompt: \"echo 'hello from the agent'; echo second line\"}\n",
+        "  - id: talker\n"
+        "    prompt: |\n"
+        "      echo 'hello from the agent'\n"
+        "      printf '\\033[1;32mgreen\\033[0m words\\n'\n"
+        "      printf 'step 1\\rstep 2\\n'\n"
+        "      echo second line\n",
     )
     result = cli(repo, "run", "--headless", "--no-merge")
     assert result.returncode == 0, result.stdout + result.stderr
     run_id = latest_run(repo).id
-    logs = cli(repo, "logs", run_id, "talker")
+    logs = cli(repo, "logs", run_id, "talker")  # piped: plain lines
     assert logs.returncode == 0, logs.stderr
-    assert "hello from the agent" in logs.stdout
-    assert "second line" in logs.stdout
+    lines = logs.stdout.splitlines()
+    assert "hello from the agent" in lines
+    assert "green words" in lines  # no escapes
+    assert "step 2" in lines  # a line redrawn: what the terminal showed last
+    assert "second line" in lines
+    assert "\x1b" not in logs.stdout and "\r" not in logs.stdout
     missing = cli(repo, "logs", run_id, "nobody")
     assert missing.returncode == 2
     assert "nobody" in missing.stderr

@@ -247,6 +247,33 @@ def test_unknown_dependency(repo: Path) -> None:
         prep(repo, "c", merge_branches=["limitless/r1/nope"])
 
 
+def test_a_worktree_of_another_repository_at_the_path_is_refused(
+    make_repo: Callable[..., Path],
+) -> None:
+    """Two repositories sharing a worktree root and a run id: the second never takes the
+    first's worktree for its own (the path is named, nothing is changed)."""
+    first, second = make_repo("first"), make_repo("second")
+    path = first.parent / "shared-root" / "r1" / "t"
+    wt.prepare_worktree(
+        first,
+        path=path,
+        branch="limitless/r1/t",
+        base_sha=git(first, "rev-parse", "main"),
+        lock_dir=lock_dir(first),
+    )
+    head = git(path, "rev-parse", "HEAD")
+    with pytest.raises(GitError, match="is a worktree of another repository"):
+        wt.prepare_worktree(
+            second,
+            path=path,
+            branch="limitless/r1/t",
+            base_sha=git(second, "rev-parse", "main"),
+            lock_dir=lock_dir(second),
+        )
+    assert git(path, "rev-parse", "HEAD") == head
+    assert git(second, "branch", "--list", "limitless/*") == ""
+
+
 def test_prepare_is_idempotent(repo: Path) -> None:
     """Preparing again changes nothing; a dependency added later is the only new merge."""
     branch_with_file(repo, "limitless/r1/a", "a.txt", "a\n")

@@ -12,13 +12,25 @@ passes by: the agent's output (`output`), the keys the user types in the pane
   `idle_done` down; the deadline is the row's `idle_done_at`, which `status`,
   `explain` and the dashboard show. Typing in the pane cancels it until the
   next turn ends;
-- at the deadline closes the agent cleanly (`Program.close_keys`, `/exit` for
-  Claude Code; its process tree after CLOSE_GRACE_S), so the wrapper commits
-  what it left and the task ends done — or failed, by the no-silent-success rules;
+- at the deadline commits what the agent left while it is still open (`commit`,
+  the wrapper's, in a thread so the pane stays live; the repository's hooks run).
+  When a hook refuses it, its words are typed into the agent as a prompt
+  (`hookfix`) and the countdown runs again after the agent's next turn; the
+  `hookfix.MAX_REJECTIONS`-th refusal closes the agent and the task fails with
+  the hook's output. Otherwise it closes the agent cleanly (`Program.close_keys`,
+  `/exit` for Claude Code; its process tree after CLOSE_GRACE_S) and the task
+  ends done — or failed, by the no-silent-success rules;
+- when a turn ended on a lasting rate limit or overload (Claude Code's
+  `StopFailure` hook, Codex's "exceeded retry limit" line), counts nothing down:
+  records the task waiting as rate limited, waits the back-off
+  (`ratelimit.backoff_s`), then types CONTINUE_PROMPT into the agent — unless
+  the user typed first. After `ratelimit.MAX_FREE_RETRIES` hits the turn ends
+  like any other and `idle_done` ends the task;
 - prices the agent's session transcripts (`Program.transcript_cost`) whenever
   a turn ends, and once more at the end.
 
-It never writes to the pane: the agent's TUI owns the screen while it runs.
+It never writes to the pane: the agent's TUI owns the screen while it runs
+(what it types reaches the agent, as a person's keys would).
 """
 
 from __future__ import annotations
@@ -27,12 +39,15 @@ import contextlib
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from limitless.agents import hookfix, ratelimit
 from limitless.agents.hookrelay import hook_log_path
 from limitless.errors import LimitlessError
+from limitless.git.runner import CommitRejected
 from limitless.programs import Program
 from limitless.states import TaskStatus, Waiting
 from limitless.store import Store, TaskRow
@@ -54,6 +69,35 @@ ESCAPES = re.compile(
     r"|\x1bO."
 )
 WHITESPACE = re.compile(r"\s+")
+CONTINUE_SHOWS_S = 30.0  # a typed prompt's turn shows by then, or it is counted down
+CONTINUING = " — continuing in "
+CONTINUE_PROMPT = "The model was rate limited; continue where you stopped."
+# The idle reason of a turn Claude Code ended on an error (hookrelay's StopFailure)
+# that a wait cures: its `error` field is `rate_limit` or `overloaded`.
+ERROR_TURN = "turn ended on an error"
+PASSING_ERRORS = re.compile(r"(?i)\b(?:rate[ _-]?limit\w*|overloaded|429|529)\b")
+
+
+def passing_error(reason: str) -> str:
+    """The error a turn ended on, when a wait cures it ("" for any other reason)."""
+    if not reason.startswith(ERROR_TURN):
+        return ""
+    said = reason.removeprefix(ERROR_TURN).lstrip(": ")
+    return said if PASSING_ERRORS.search(said) else ""
+
+
+def rate_limit_of(row: TaskRow) -> str:
+    """What the row says about a turn that ended on a rate limit ("" when it did not)."""
+    if row.status is not TaskStatus.WAITING:
+        return ""
+    reason = row.waiting_reason or ""
+    if row.waiting_kind is Waiting.IDLE:
+        return passing_error(reason)
+    if row.waiting_kind is Waiting.OTHER and ratelimit.is_rate_limited(reason):
+        if CONTINUING in reason:
+            return ""  # the driver's own back-off, not a new rate limit
+        return reason.removeprefix(ratelimit.REASON_PREFIX)
+    return ""
 
 
 def typed_keys(data: bytes) -> bool:
@@ -61,6 +105,19 @@ def typed_keys(data: bytes) -> bool:
     terminal's answers to the program's queries (colours, focus, cursor reports)."""
     text = data.decode("utf-8", errors="replace")
     return bool(ESCAPES.sub("", text))
+
+
+def rate_limited_row(row: TaskRow) -> bool:
+    """The row reads rate limited (the screen's, a turn's end, or the driver's back-off)."""
+    return (
+        row.status is TaskStatus.WAITING
+        and row.waiting_kind is Waiting.OTHER
+        and ratelimit.is_rate_limited(row.waiting_reason)
+    )
+
+
+def idle_row(row: TaskRow) -> bool:
+    return row.status is TaskStatus.WAITING and row.waiting_kind is Waiting.IDLE
 
 
 class InteractiveDriver:
@@ -74,7 +131,12 @@ class InteractiveDriver:
         idle_done_s: float,
         send: Callable[[bytes], None],
         stop: Callable[[], None],
+        backoff: Callable[[int], float] = ratelimit.backoff_s,
+        commit: Callable[[], str | None] | None = None,
     ) -> None:
+        """`commit` commits the agent's leftovers (the new commit, or None: nothing to
+        commit), raising CommitRejected when a hook refuses; None: nothing is committed
+        before the close."""
         self.store = store
         self.run_id = row.run_id
         self.task_id = row.id
@@ -100,6 +162,19 @@ class InteractiveDriver:
         self.last_words = ""  # why the agent was idle when its countdown began
         self.counted = False  # a countdown began: the first turn is over
         self.last_poll = 0.0
+        self.backoff = backoff
+        self.rate_hits = 0  # turns of this attempt that ended on a rate limit
+        self.limited_for: float | None = None  # the turn whose rate limit was handled
+        self.continue_at: float | None = None  # when the continue prompt is due (epoch)
+        self.rate_words = ""  # the latest rate limit, named when the task ends on it
+        self.continued_at: float | None = None  # until the row leaves the old rate limit
+        self.commit = commit
+        self.committing: threading.Thread | None = None  # the commit before the close
+        self.committed: str | Exception | None = None  # what the thread ended with
+        self.typed_since_commit = False  # the user took over while it committed
+        self.rejections = 0  # commits of this attempt a repository hook refused
+        self.fixes_asked = 0  # of them, typed into the agent for it to fix
+        self.fix_asked_at: float | None = None  # when the hook's words were typed (epoch)
 
     # ------------------------------------------------------------ callbacks
 
@@ -141,6 +216,13 @@ class InteractiveDriver:
         if not typed_keys(data):
             return
         self.startup = False  # a person is at the keyboard: the dialogs are theirs
+        if self.committing is not None:
+            self.typed_since_commit = True
+        if self.continue_at is not None:
+            self.continue_at = None
+            self.cancelled_for = self.turn_at
+            self._update(not_before=None)
+            self._event("task_continue_cancelled", reason="you typed in the pane")
         if self.deadline is not None and not self.closed:
             self.cancelled_for = self.counting_for
             self._stop_countdown()
@@ -154,6 +236,11 @@ class InteractiveDriver:
         if self.closing_at is not None and now >= self.closing_at:
             self.closing_at = None
             self.stop()  # the close keys did not end it
+        if self.committing is not None:
+            if self.committing.is_alive():
+                return  # nothing is judged while the leftovers are being committed
+            self.committing = None
+            self._committed()
         if now - self.last_poll < POLL_S:
             return
         self.last_poll = now
@@ -180,7 +267,38 @@ class InteractiveDriver:
         fresh = signal_at >= self.started - 1.0
         if fresh and kind == "working":
             self._turn_ran(signal_at)
-        idle = row.status is TaskStatus.WAITING and row.waiting_kind is Waiting.IDLE
+        # codex: the screen's rate limit; claude: a StopFailure hook newer than the turn
+        # (the row's reason alone may be an older turn's, or replaced by the screen's)
+        limited = rate_limit_of(row) if row.waiting_kind is Waiting.OTHER else ""
+        if not limited and idle_row(row) and fresh and kind == "idle":
+            note = (row.last_signal or "").partition(":")[2].strip()
+            limited = passing_error(note) if signal_at > (self.turn_at or 0) else ""
+        if self.continued_at is not None:
+            # the row reads the rate limit the continue answered until the watcher sees
+            # what came after it — the continued turn may have begun and ended by then
+            # (codex: a turn of under a second): not a new hit until the row left it
+            if not rate_limited_row(row) or now - self.continued_at > CONTINUE_SHOWS_S:
+                self.continued_at = None
+            else:
+                return
+        if self.continue_at is not None:  # backing off: nothing is counted down
+            # the row's not_before is the deadline (as for a retry), so it can be moved
+            due = self.continue_at if row.not_before is None else row.not_before
+            if now >= due:
+                self._continue()
+            return
+        if limited and self.turn_at is not None and not self.closed:
+            if self.limited_for != self.turn_at and self._rate_limited(limited):
+                return
+            if (
+                self.limited_for == self.turn_at
+                and self.rate_hits <= ratelimit.MAX_FREE_RETRIES
+                and self.cancelled_for != self.turn_at
+            ):
+                return  # the continue was sent; its turn has not shown yet
+        idle = idle_row(row)
+        if limited and not idle and self.rate_hits >= ratelimit.MAX_FREE_RETRIES:
+            idle = row.waiting_kind is Waiting.OTHER  # codex: the limit stays on screen
         if not idle:
             self.idle_seen_at = None
             self._stop_countdown()
@@ -194,10 +312,16 @@ class InteractiveDriver:
             self._stop_countdown()  # a new turn began while the row still read idle
         if self.counting_for == turn:
             if self.deadline is not None and now >= self.deadline:
-                self._close()
+                self._commit_then_close()
             return
         if self.cancelled_for == turn:
             return
+        if (
+            self.fix_asked_at is not None
+            and turn <= self.fix_asked_at
+            and now - self.fix_asked_at < CONTINUE_SHOWS_S
+        ):
+            return  # the hook's words were typed; the agent's turn has not shown yet
         ended = (
             (fresh and kind == "idle" and signal_at > turn)
             or self.idle_seen_at > turn
@@ -208,10 +332,125 @@ class InteractiveDriver:
         self.counting_for = turn
         self.counted = True
         self.last_words = row.waiting_reason
+        if limited:
+            self.last_words = (
+                f"{ratelimit.reason_for(limited)} (after {self.rate_hits} hits, not continued)"
+            )
         self.deadline = now + self.idle_done_s
         self._update(idle_done_at=self.deadline)
         self._event("task_countdown", seconds=self.idle_done_s, reason=row.waiting_reason)
         self.refresh_cost()
+
+    def _rate_limited(self, limited: str) -> bool:
+        """The latest turn ended on a rate limit: back off, then continue (True), or
+        let `idle_done` end it after too many (False)."""
+        self.limited_for = self.turn_at
+        self.rate_words = limited
+        self.rate_hits += 1
+        if self.rate_hits > ratelimit.MAX_FREE_RETRIES:
+            return False
+        delay = self.backoff(self.rate_hits)
+        self._stop_countdown()
+        self.continue_at = time.time() + delay
+        reason = f"{ratelimit.reason_for(limited)}{CONTINUING}{delay:g}s"
+        self._update(
+            status=TaskStatus.WAITING,
+            waiting_kind=Waiting.OTHER,
+            waiting_reason=reason,
+            not_before=self.continue_at,
+        )
+        self._event("task_rate_limited", delay_s=delay, hit=self.rate_hits, reason=reason)
+        self.notes.append(f"rate limited ({limited}); continued after {delay:g}s")
+        return True
+
+    def _continue(self) -> None:
+        """The back-off is over: type the continue prompt, then Enter."""
+        self.continue_at = None
+        self.continued_at = time.time()
+        self._update(not_before=None)
+        now = time.monotonic()
+        self.keys.append((now, CONTINUE_PROMPT.encode()))
+        self.keys.append((now + KEY_GAP_S, b"\r"))
+        self._event("task_continued", hit=self.rate_hits, prompt=CONTINUE_PROMPT)
+
+    def _commit_then_close(self) -> None:
+        """`idle_done` ran out: commit the leftovers while the agent is open, then close
+        it — or, when a hook refuses the commit, hand the refusal to the agent."""
+        self.deadline = None
+        self._update(idle_done_at=None)
+        if self.commit is None:
+            self._close()
+            return
+        self.committed = None
+        self.typed_since_commit = False
+        self.committing = threading.Thread(
+            target=self._commit_in_thread, name="leftovers-commit", daemon=True
+        )
+        self.committing.start()
+
+    def settle(self) -> None:
+        """The agent ended: wait for a commit still running (the wrapper commits next)."""
+        if self.committing is not None:
+            self.committing.join()
+            self.committing = None
+
+    def _commit_in_thread(self) -> None:
+        assert self.commit is not None
+        try:
+            self.committed = self.commit()
+        except Exception as exc:  # handed to the pty loop's thread, which judges it
+            self.committed = exc
+
+    def _committed(self) -> None:
+        """The commit before the close ended (on the pty loop's thread)."""
+        result, self.committed = self.committed, None
+        if isinstance(result, CommitRejected):
+            self._rejected(result)
+            return
+        if isinstance(result, str):
+            self.notes.append(f"committed the work left uncommitted as {result[:10]}")
+        elif isinstance(result, Exception):
+            # not a hook's refusal (git failed): the wrapper's own commit at the end says so
+            self.notes.append(f"committing before the close failed: {result}")
+        if self.typed_since_commit:
+            return  # the user typed meanwhile: the agent stays theirs until its next turn
+        self._close()
+
+    def _rejected(self, rejected: CommitRejected) -> None:
+        """A repository hook refused the leftovers: type its words into the agent, or,
+        after MAX_REJECTIONS, close it (the wrapper fails the task with the hook's words).
+        A user who typed meanwhile keeps the agent: their next turn is counted down."""
+        self.rejections += 1
+        count, limit = self.rejections, hookfix.MAX_REJECTIONS
+        if self.typed_since_commit:
+            action = "left to you (you typed in the pane)"
+        elif count >= limit:
+            action = "the task fails"
+        else:
+            action = "asked the agent to fix it"
+        self._event(
+            "task_commit_rejected",
+            hook=rejected.hook,
+            output=rejected.output,
+            rejection=count,
+            limit=limit,
+            action=action,
+        )
+        self.notes.append(f"the {rejected.hook} hook refused the commit ({count} of {limit})")
+        if count >= limit and not self.typed_since_commit:
+            self._close()
+            return
+        reason = hookfix.status_reason(rejected, count)
+        self._update(reason=reason, waiting_reason=reason)
+        if self.typed_since_commit:
+            self.cancelled_for, self.counting_for = self.counting_for, None
+            return
+        self.counting_for = None
+        self.fixes_asked += 1
+        self.fix_asked_at = time.time()
+        now = time.monotonic()
+        self.keys.append((now, hookfix.fix_prompt(rejected).encode()))
+        self.keys.append((now + KEY_GAP_S, b"\r"))
 
     def _stop_countdown(self) -> None:
         self.counting_for = None

@@ -13,7 +13,8 @@ Signals, strongest first:
    which holds until a newer signal or until the screen changes after it (a
    short grace lets the agent finish drawing);
 3. the profile's `waiting_regex` on the last screen lines — or, for an
-   interactive profile, its `rate_limit_regex` (a provider's "try again later");
+   interactive profile, its `rate_limit_regex` (a provider's "try again later";
+   on a screen its program reads, only the line a turn ended on counts);
 4. for an interactive program limitless knows (`Program.screen`), what its
    screen shows: a question or permission, a turn running, its idle prompt;
 5. for an interactive profile, a screen unchanged for `idle_seconds`.
@@ -46,7 +47,7 @@ from limitless.agents import hookrelay as agenthook
 from limitless.errors import LimitlessError, TmuxError, UsageError
 from limitless.plan.model import Plan
 from limitless.plan.stored import plan_of
-from limitless.programs import Program, adapter
+from limitless.programs import Program, ScreenState, adapter
 from limitless.programs.profiles import AgentProfile
 from limitless.states import ControlAction, TaskStatus, Waiting, task_state
 from limitless.store import Store, TaskRow
@@ -130,6 +131,16 @@ class _Track:
     turn_seen: bool = False  # a turn ran in this attempt (an idle screen before one is startup)
     written: str = ""
     written_at: float = 0.0
+
+
+def _backing_off(row: TaskRow, now: float) -> bool:
+    """A waiting task whose driver continues it after a rate limit's back-off."""
+    return (
+        row.status is TaskStatus.WAITING
+        and row.waiting_kind is Waiting.OTHER
+        and row.waiting_reason.startswith("rate limited: ")
+        and (row.not_before or 0.0) > now
+    )
 
 
 def split_signal(text: str | None) -> tuple[str, str]:
@@ -249,6 +260,10 @@ class StateWatcher:
         screen: tuple[str, ...],
         now: float,
     ) -> Observation:
+        if _backing_off(row, now):
+            # the interactive driver waits out a rate limit, then types a continue prompt:
+            # its reason ("… — continuing in 30s") stands until then or until the user types
+            return Observation(TaskStatus.WAITING, "rate_limit", row.waiting_reason)
         signalled = self._signal(row, track, screen, now)
         if signalled is not None:
             return signalled
@@ -258,12 +273,17 @@ class StateWatcher:
                 TaskStatus.WAITING, "regex", f"waiting_regex matched: {line}", line, Waiting.INPUT
             )
         if profile.interactive:
-            line = _matching_line(self._pattern(profile.rate_limit_regex), screen)
+            seen = _screen_state(adapter(profile.adapter), screen)
+            line = _rate_limit_line(self._pattern(profile.rate_limit_regex), seen, screen)
             if line is not None:
                 return Observation(TaskStatus.WAITING, "rate_limit", f"rate limited: {line}", line)
-            shown = _screen_observation(adapter(profile.adapter), screen)
+            shown = _screen_observation(seen)
             started = row.started_at or 0.0
             if shown is not None and shown.state is TaskStatus.RUNNING:
+                track.turn_seen = True
+            elif seen is not None and seen.after_turn:
+                # e.g. Codex's "■ Conversation interrupted" after an approval was refused:
+                # a turn too short for any poll to see it running, and no notify for it
                 track.turn_seen = True
             elif (row.last_signal_at or 0.0) >= started and row.last_signal:
                 track.turn_seen = True  # its hooks report: a Stop will say when a turn ends
@@ -408,9 +428,32 @@ class StateWatcher:
         track.written, track.written_at = key, now
 
 
-def _screen_observation(program: Program | None, screen: Sequence[str]) -> Observation | None:
+def _screen_state(program: Program | None, screen: Sequence[str]) -> ScreenState | None:
+    """What a known interactive program's screen shows (None: not recognised)."""
+    return program.screen(screen) if program is not None else None
+
+
+def _rate_limit_line(
+    pattern: re.Pattern[str] | None, seen: ScreenState | None, screen: Sequence[str]
+) -> str | None:
+    """The screen line saying the agent's turn ended on a rate limit, if it did.
+
+    On a screen its program reads, a running turn or a question means the program is
+    still at it: a rate-limit line above them is its own retry or an older turn's end
+    (Codex's "■ exceeded retry limit" stays on screen while the continued turn runs).
+    At the idle prompt, the line the turn left above it is the one that counts.
+    """
+    if pattern is None:
+        return None
+    if seen is not None and seen.state != "idle":
+        return None
+    if seen is not None and seen.line:
+        return seen.line if pattern.search(seen.line) else None
+    return _matching_line(pattern, screen)
+
+
+def _screen_observation(seen: ScreenState | None) -> Observation | None:
     """What a known interactive program's screen shows, as an observation."""
-    seen = program.screen(screen) if program is not None else None
     if seen is None:
         return None
     if seen.state == "working":
@@ -481,6 +524,9 @@ HISTORY_KINDS = frozenset(
         "task_killed",
         "task_retry",
         "task_rate_limited",
+        "task_continued",
+        "task_continue_cancelled",
+        "task_commit_rejected",
         "task_resumed",
         "request_handled",
     }
@@ -537,7 +583,8 @@ def explain(store: Store, run_id: str, task_id: str, *, now: float | None = None
     if seen is not None and seen.attempt != row.attempt:
         seen = None
     live = seen is not None and row.status.active
-    signals: list[tuple[str, str]] = [("exit status", _exit_text(row))]
+    setup_failed = bool(plan.setup) and not row.setup_done and row.status.terminal
+    signals: list[tuple[str, str]] = [("exit status", _exit_text(row, setup_failed))]
     kind, note = split_signal(row.last_signal)
     if row.last_signal_at is not None and kind:
         text = f"{kind} at {_ago(row.last_signal_at, now)}" + (f": {note}" if note else "")
@@ -592,9 +639,11 @@ def explain(store: Store, run_id: str, task_id: str, *, now: float | None = None
     )
 
 
-def _exit_text(row: TaskRow) -> str:
+def _exit_text(row: TaskRow, setup_failed: bool = False) -> str:
     if row.status.active:
         return f"none yet: the wrapper (pid {row.pid or '?'}) still runs the agent"
+    if setup_failed and row.exit_code is not None:
+        return "none: the agent never started" + (f" — {row.reason}" if row.reason else "")
     if row.exit_code is not None:
         return f"the agent exited with {row.exit_code}" + (f" — {row.reason}" if row.reason else "")
     if row.status.terminal:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
 
-from limitless.agents import claude_hooks, ratelimit, sandbox
+from limitless.agents import claude_hooks, hookfix, ratelimit, sandbox
 from limitless.agents.headless import HeadlessOutput
 from limitless.agents.interactive import InteractiveDriver
 from limitless.agents.lines import ANSI, LineParser
@@ -281,6 +281,7 @@ class Wrapper:
                 self.plan.idle_done_of(self.task),
                 send=self._send,
                 stop=self._stop_agent,
+                commit=self._commit_before_close if self.plan.autocommit else None,
             )
         self._exclude_private_files()
         driver, headless = self.driver, self.headless
@@ -311,7 +312,16 @@ class Wrapper:
                 on_input=driver.typed if driver is not None else None,
                 on_tick=self._on_tick if driver or self.confined or headless else None,
             )
-            self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
+            with self.store.transaction():
+                self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
+                # the hand-off's far end: the agent program is forked into its pty
+                self.store.add_event(
+                    self.run.id,
+                    "agent_started",
+                    self.task.id,
+                    attempt=self.row.attempt,
+                    pid=self.process.pid,
+                )
             result = self.process.pump(timeout_s=self.task.timeout_s)
             if headless is not None:
                 headless.finish(parser)
@@ -320,6 +330,8 @@ class Wrapper:
         finally:
             if headless is not None:
                 headless.close()
+            if driver is not None:
+                driver.settle()
             self._end_strays()
         self._store_parsed(parser)
         if driver is not None:
@@ -629,17 +641,19 @@ class Wrapper:
         if self.plan.autocommit:
             try:
                 sha = self._commit_leftovers(
-                    f"limitless: {self.task.id} — work left uncommitted by the agent "
-                    f"(attempt {self.row.attempt})",
+                    self._leftovers_message(),
                     hooks=self.plan.commit_hooks == "run",
                     signing=True,
                 )
                 if sha:
                     self._say(f"{DIM}committed leftovers as {sha[:10]}{RESET}")
             except CommitRejected as exc:
-                # the repository's policy refused the agent's work: the task fails
+                # the repository's policy refused the agent's work: the task fails (an
+                # interactive agent was shown the refusal and asked to fix it first)
                 failed = TaskStatus.KILLED if outcome.status is TaskStatus.KILLED else None
-                why = "; ".join(part for part in (outcome.reason, str(exc)) if part)
+                asked = self.driver.fixes_asked if self.driver is not None else 0
+                fixes = hookfix.gave_up_reason(exc, asked) if asked else ""
+                why = "; ".join(part for part in (outcome.reason, fixes, str(exc)) if part)
                 outcome = Outcome(failed or TaskStatus.FAILED, outcome.exit_code, why)
                 reason = "; ".join(part for part in (outcome.reason, self.log_error) if part)
                 for line in str(exc).splitlines():
@@ -705,6 +719,19 @@ class Wrapper:
             f"{state.ahead} commit{'s' if state.ahead != 1 else ''} · "
             f"{state.files_changed} file{'s' if state.files_changed != 1 else ''} "
             f"+{state.insertions} −{state.deletions}{detail}"
+        )
+
+    def _leftovers_message(self) -> str:
+        return (
+            f"limitless: {self.task.id} — work left uncommitted by the agent "
+            f"(attempt {self.row.attempt})"
+        )
+
+    def _commit_before_close(self) -> str | None:
+        """An interactive agent's leftovers, committed while it is still open (the
+        driver's thread): CommitRejected reaches the driver, which tells the agent."""
+        return self._commit_leftovers(
+            self._leftovers_message(), hooks=self.plan.commit_hooks == "run", signing=True
         )
 
     def _commit_leftovers(self, message: str, *, hooks: bool, signing: bool) -> str | None:

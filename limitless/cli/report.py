@@ -81,11 +81,12 @@ def event_json(event: object) -> str:
 
 
 def event_line(event: object) -> str:
+    from limitless.fmt import clock_ms
     from limitless.store import Event
     from limitless.views.follow import describe
 
     assert isinstance(event, Event)
-    stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
+    stamp = clock_ms(event.ts)  # an event log: hand-offs are tens of milliseconds apart
     text = describe(event)
     if text is None:
         detail = " ".join(f"{k}={v}" for k, v in event.data.items())

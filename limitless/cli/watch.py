@@ -95,13 +95,16 @@ def cmd_logs(args: argparse.Namespace) -> int:
         if not path.exists():
             print(f"no log yet for {args.task} (it has not started)", file=sys.stderr)
             return 0 if not args.follow else _wait_for_log(path)
+        out = _Output(plain=not sys.stdout.isatty())
         with open(path, "rb") as handle:
-            _copy(handle)
+            out.copy(handle)
             if not args.follow:
+                out.close()
                 return 0
             while True:
-                if not _copy(handle):
+                if not out.copy(handle):
                     if ctx.store.get_task(run.id, args.task).status.terminal:
+                        out.close()
                         return 0
                     time.sleep(0.2)
 
@@ -112,12 +115,39 @@ def _wait_for_log(path: Path) -> int:
     return 0
 
 
-def _copy(handle: BinaryIO) -> bool:
-    data = handle.read()
-    if data:
-        sys.stdout.buffer.write(data)
+class _Output:
+    """A log to stdout: as written to a terminal; piped or redirected, as plain lines —
+    no terminal escapes, and of a line redrawn with carriage returns its last drawing."""
+
+    def __init__(self, *, plain: bool) -> None:
+        self.plain = plain
+        self.pending = b""
+
+    def copy(self, handle: BinaryIO) -> bool:
+        data = handle.read()
+        if not data:
+            return False
+        if not self.plain:
+            sys.stdout.buffer.write(data)
+        else:
+            lines = (self.pending + data).split(b"\n")
+            self.pending = lines.pop()  # an escape or a character may be cut at the end
+            for line in lines:
+                self._write_plain(line)
         sys.stdout.flush()
-    return bool(data)
+        return True
+
+    def close(self) -> None:
+        if self.pending:
+            self._write_plain(self.pending)
+            self.pending = b""
+            sys.stdout.flush()
+
+    def _write_plain(self, line: bytes) -> None:
+        from limitless.dashboard.model.tails import strip_ansi
+
+        text = line.decode("utf-8", errors="replace").rstrip("\r")
+        sys.stdout.write(strip_ansi(text.rsplit("\r", 1)[-1]) + "\n")
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ Creating worktrees concurrently
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -47,7 +48,7 @@ from limitless.git import runner as gitrun
 from limitless.git import submodules
 from limitless.git.copy_link import match_globs, place
 from limitless.git.locks import lock_dir_of, worktree_lock
-from limitless.git.refs import branch_exists, check_ref_part, is_ancestor, local_branches, rev_parse
+from limitless.git.refs import branch_exists, check_ref_part, local_branches, rev_parse
 from limitless.git.runner import failure as _failure
 from limitless.git.runner import git as _git
 from limitless.git.runner import out as _out
@@ -152,11 +153,17 @@ def prepare_worktree(
     path = Path(os.path.normpath(Path(path).absolute()))
     sources = match_globs(repo_root, copy, "copy") + match_globs(repo_root, link, "link")
 
-    with worktree_lock(lock_dir):
-        created = _add_worktree(repo_root, path, branch, base_sha)
+    if (path / ".git").is_file():
+        # Ours already (checked out ahead, an epic's, a crash's): git's bookkeeping is not
+        # touched, so neither the lock nor `worktree list` is needed; the HEAD check below
+        # refuses a worktree on another branch.
+        created = False
+    else:
+        with worktree_lock(lock_dir):
+            created = _add_worktree(repo_root, path, branch, base_sha)
     crashpoint("worktree")
     started = time.monotonic()
-    _check_out_if_needed(path, branch, sparse if created else None)
+    _check_out_if_needed(path, branch, sparse if created else None, common_dir(repo_root))
     checkout_s = time.monotonic() - started
 
     merged: list[str] = []
@@ -210,10 +217,33 @@ def _add_worktree(repo_root: Path, path: Path, branch: str, base_sha: str) -> bo
     return True
 
 
-def _check_out_if_needed(path: Path, branch: str, sparse: Sequence[str] | None = None) -> None:
-    """Fill a worktree added with `--no-checkout` (it has no index yet)."""
-    lines = _out(path, "rev-parse", "--absolute-git-dir", "--symbolic-full-name", "HEAD")
-    git_dir, head_ref = [*lines.splitlines(), "", ""][:2]
+@functools.lru_cache(maxsize=8)
+def common_dir(repo_root: Path) -> Path:
+    """The repository's common git folder (the same for all its worktrees)."""
+    return Path(_out(repo_root, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+
+
+def _check_out_if_needed(
+    path: Path, branch: str, sparse: Sequence[str] | None, common: Path
+) -> None:
+    """Fill a worktree added with `--no-checkout` (it has no index yet), after checking
+    that it is a worktree of this repository on `branch`."""
+    lines = _out(
+        path,
+        "rev-parse",
+        "--path-format=absolute",
+        "--git-common-dir",
+        "--absolute-git-dir",
+        "--symbolic-full-name",
+        "HEAD",
+    )
+    its_common, git_dir, head_ref = [*lines.splitlines(), "", "", ""][:3]
+    if Path(its_common).resolve() != common.resolve():
+        msg = (
+            f"{path} is a worktree of another repository ({its_common}); "
+            "remove it or set another worktree_root"
+        )
+        raise GitError(msg)
     if head_ref != f"refs/heads/{branch}":
         on = head_ref.removeprefix("refs/heads/") if head_ref.startswith("refs/") else None
         msg = (
@@ -249,13 +279,11 @@ def _merge_dependencies(
     path: Path, branch: str, dependencies: Sequence[str], *, fresh: bool, hooks: bool
 ) -> list[str]:
     """Merge each dependency branch HEAD lacks; abort and raise on a conflict."""
-    todo: list[str] = []
-    for dep in dict.fromkeys(dependencies):
-        if rev_parse(path, dep) is None:
+    todo = _unmerged(path, list(dict.fromkeys(dependencies)))
+    for dep in dependencies:
+        if dep not in todo and rev_parse(path, dep) is None:
             msg = f"dependency branch {dep} of {branch} does not exist"
             raise GitError(msg)
-        if not is_ancestor(path, dep, "HEAD"):
-            todo.append(dep)
     if todo and not fresh:
         dirty = dirty_files(path)
         if dirty:
@@ -278,6 +306,15 @@ def _merge_dependencies(
             raise rejection
         raise _failure(path, args, result.process.returncode, result.output)
     return todo
+
+
+def _unmerged(path: Path, branches: Sequence[str]) -> list[str]:
+    """The `branches` HEAD lacks, in their order: one git call for all of them (a hand-off
+    waits on this). A branch that does not exist is not listed."""
+    refs = [f"refs/heads/{name}" for name in branches]
+    listed = _out(path, "for-each-ref", "--no-merged=HEAD", "--format=%(refname)", *refs)
+    lacking = set(listed.splitlines())
+    return [name for name, ref in zip(branches, refs, strict=True) if ref in lacking]
 
 
 def _undo_interrupted_merge(

@@ -105,11 +105,16 @@ class EventStream:
 @dataclass(frozen=True)
 class ScreenState:
     """What an interactive program's screen shows: a turn running (`working`), a
-    question or permission (`input`), or its prompt with nothing asked (`idle`)."""
+    question or permission (`input`), or its prompt with nothing asked (`idle`).
+
+    `line` is the screen line the state was read from (for `idle`, what the turn left
+    above the prompt); `after_turn` says that line is one only a turn leaves, so the
+    idle prompt is not the one shown before the first turn."""
 
     state: Literal["working", "input", "idle"]
     reason: str
     line: str = ""
+    after_turn: bool = False
 
 
 @dataclass(frozen=True)

@@ -287,7 +287,7 @@ class ClaudeInteractive(Program):
             if PROMPT.match(line) and _between_rules(lines, index):
                 rejected = next((ln.strip() for ln in lines if REJECTED.search(ln)), "")
                 why = f"at its prompt after: {rejected}" if rejected else "at its prompt"
-                return ScreenState("idle", why, rejected)
+                return ScreenState("idle", why, rejected, after_turn=bool(rejected))
         return None
 
     def startup_dialog(self, text: str) -> DialogAnswer | None:

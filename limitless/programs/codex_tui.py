@@ -149,7 +149,8 @@ class CodexInteractive(Program):
             return ScreenState("working", "a turn runs (esc to interrupt)")
         ended = next((line.strip() for line in reversed(lines) if TURN_ENDED.match(line)), "")
         if ended and any(IDLE_FOOTER in line for line in lines):
-            return ScreenState("idle", f"at its prompt after: {ended.lstrip('─ ')}", ended)
+            reason = f"at its prompt after: {ended.lstrip('─ ')}"
+            return ScreenState("idle", reason, ended, after_turn=True)
         return None
 
     def startup_dialog(self, text: str) -> DialogAnswer | None:

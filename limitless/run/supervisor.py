@@ -353,15 +353,6 @@ class Supervisor:
 
     # ---------------------------------------------------------------- schedule
 
-    def _fork_socket(self, task: Task) -> Path | None:
-        """The fork server for a task's wrapper; none (a cold start) for an interactive
-        agent: under a forked wrapper Codex's TUI missed an Escape typed in the pane
-        (tests/test_codex_interactive.py), not understood yet, and a pane a person works
-        in gains nothing from 90 ms less start-up."""
-        if self.plan.profile(task).interactive:
-            return None
-        return self.fork_socket
-
     def _soon(self, picture: Picture) -> list[str]:
         """Tasks that become ready when running ones end: every dependency has started
         and none failed. Only those with a worktree of their own (not an epic's shared
@@ -544,7 +535,7 @@ class Supervisor:
         try:
             self.tmux.respawn(
                 slot.pane_id,
-                exec_argv(self.run_id, task.id, self.store.state_dir, self._fork_socket(task)),
+                exec_argv(self.run_id, task.id, self.store.state_dir, self.fork_socket),
                 cwd=prepared.path,
                 env={**pane_env(self.run_id, self.run.tmux_socket), **lease_env},
             )

@@ -164,11 +164,20 @@ def print_runs_table(summaries: list[dict[str, object]]) -> None:
             str(row["status"]),
             str(row["plan"]),
             str(row["base"]),
-            str(row["started_at"]),
+            _to_the_second(row["started_at"]),
             str(row["tasks"]),
             str(row["done"]),
         )
     Console(soft_wrap=True).print(table)
+
+
+def _to_the_second(moment: object) -> str:
+    """An ISO time as a person reads it in a table: `2026-11-23T10:31:28Z`, without the
+    milliseconds the JSON carries."""
+    if not isinstance(moment, str):
+        return "-"
+    head, dot, _ = moment.partition(".")
+    return f"{head}Z" if dot else moment
 
 
 PIPED_WIDTH = 1000  # piped status keeps each task on one line, for grep and scripts

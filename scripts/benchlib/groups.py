@@ -9,6 +9,7 @@ from collections.abc import Callable
 from benchlib import agents as agent_programs
 from benchlib import dags
 from benchlib import forkserver as forkserver_group
+from benchlib import handoff as handoff_group
 from benchlib import hosts as hosts_group
 from benchlib import sandbox as sandbox_group
 from benchlib.figures import Figure, at_most, exactly, info
@@ -344,6 +345,7 @@ GROUPS: dict[str, Callable[[Harness, bool], list[Figure]]] = {
     "bigrepo": bigrepo,
     "baseline": baseline,
     "forkserver": forkserver_group.measure,
+    "handoff": handoff_group.measure,
     "sandbox": sandbox_group.measure,
     "hosts": hosts_group.measure,
     "scheduling": scheduling,  # the longest group last

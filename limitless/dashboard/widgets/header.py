@@ -57,8 +57,9 @@ class HeaderBar(Quiet):
         if snapshot.summary.cost_usd is not None:
             second.append("  cost ", style="dim")
             second.append(money(snapshot.summary.cost_usd))
-        second.append("  speedup ", style="dim")
-        second.append(f"{snapshot.summary.speedup:.1f}×", style="bold cyan")
+        if snapshot.summary.done:  # before any task ends it only says the run is young
+            second.append("  speedup ", style="dim")
+            second.append(f"{snapshot.summary.speedup:.1f}×", style="bold cyan")
         clock = Text(time.strftime("%H:%M:%S", time.localtime(snapshot.at)), style="dim")
         note = problem or "; ".join(snapshot.problems)
         style = "italic red"
