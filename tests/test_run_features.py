@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from limitless.plan.loader import loads
@@ -411,6 +412,32 @@ def test_two_repositories_with_the_same_plan_name_share_a_tmux_server(
 
 
 # ---------------------------------------------------------------- environment
+
+
+def test_a_server_the_run_starts_holds_no_secret_in_its_command_line(
+    repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run starts its tmux server: the agent sees an API key, `ps` never shows it."""
+    monkeypatch.setenv("API_TOKEN", "sk-secret-in-env-only")
+    write_plan(
+        repo,
+        """\
+name: env
+agent: shell
+tasks:
+  - {id: token, prompt: 'printf "%s\\n" "$API_TOKEN" > token.txt'}
+""",
+    )
+    assert cli(repo, "run", "--detach").returncode == 0
+    shown = [
+        " ".join(proc.info["cmdline"] or [])
+        for proc in psutil.process_iter(["cmdline"])
+        if tmux_socket in " ".join(proc.info["cmdline"] or [])
+    ]
+    assert shown and not [line for line in shown if "sk-secret" in line], shown
+    waited = cli(repo, "wait", latest_run(repo).id, "--timeout", "60", "--quiet")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert git(repo, "show", "main:token.txt") == "sk-secret-in-env-only"
 
 
 def test_agents_get_the_environment_limitless_run_was_started_in(

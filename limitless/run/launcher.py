@@ -242,7 +242,13 @@ def session_environment(run: Run) -> dict[str, str]:
 def create_session(
     store: Store, run: Run, layout: Layout, slots: int, cwd: Path, dashboard: bool
 ) -> TmuxSession:
-    env = session_environment(run)
+    if TmuxSession(run.tmux_socket, run.id).server_running():
+        env = session_environment(run)  # an older server's environment is not this one's
+    else:
+        # The server starts from this process and takes its environment. Given as
+        # `-e NAME=value`, every variable (API keys) would stay in the server's command
+        # line, shown by `ps`, for the server's whole life.
+        env = pane_env(run.id, run.tmux_socket)
     session, panes = TmuxSession.create(
         run.tmux_socket,
         run.id,

@@ -309,6 +309,12 @@ class TmuxSession:
         # "no current target" (a server without sessions).
         return self._call([["has-session", "-t", f"={self.name}"]]).returncode == 0
 
+    def server_running(self) -> bool:
+        """Whether this session's tmux server runs (with or without sessions)."""
+        proc = self._call([["list-sessions", "-F", "."]])
+        gone = ("no server running", "error connecting")
+        return proc.returncode == 0 or not any(words in proc.stderr for words in gone)
+
     def kill(self) -> None:
         """Kill this session (only it); nothing happens when it is already gone."""
         import libtmux  # imported here: ~60 ms that no run's start should pay
