@@ -42,6 +42,13 @@ def test_lower_bound_is_max_of_critical_path_and_work_per_slot(case: BoundCase) 
     assert dags.lower_bound(case.graph, case.slots) == pytest.approx(case.bound)
 
 
+def run_quick_group(group: str, socket: str, out: Path) -> subprocess.CompletedProcess[str]:
+    """`bench.py --quick --only GROUP` on a 200-file repository and `socket`, JSON to `out`."""
+    argv = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--only", group]
+    argv += ["--files", "200", "--socket", socket, "--json", str(out)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
+
+
 def test_waves_lose_to_deps_on_a_chain_with_side_branches() -> None:
     """Side branches hold back the next wave: deps finishes earlier than waves."""
     graph = dags.chain(4, 1.0, 3.0)
@@ -55,25 +62,7 @@ def test_quick_detection_group_prints_and_writes_its_figures(
 ) -> None:
     """`bench.py --quick --only detection` measures on the private socket and writes the JSON."""
     out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "bench.py"),
-            "--quick",
-            "--only",
-            "detection",
-            "--files",
-            "200",
-            "--socket",
-            tmux_socket,
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = run_quick_group("detection", tmux_socket, out)
     assert result.returncode == 0, result.stdout + result.stderr
     document = json.loads(out.read_text())
     assert document["machine"]["quick"] is True
@@ -123,25 +112,7 @@ def test_bigrepo_group_times_limitless_against_git_worktree_add(
 def test_quick_handoff_group_measures_every_dependant(tmux_socket: str, tmp_path: Path) -> None:
     """`bench.py --quick --only handoff`: 10 hand-offs timed from the store's ms times."""
     out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "bench.py"),
-            "--quick",
-            "--only",
-            "handoff",
-            "--files",
-            "200",
-            "--socket",
-            tmux_socket,
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = run_quick_group("handoff", tmux_socket, out)
     assert result.returncode == 0, result.stdout + result.stderr
     figures = {f["name"]: f for f in json.loads(out.read_text())["figures"]}
     assert figures["handoff.samples"]["value"] == 10  # 2 chains of 6: 5 dependants each
