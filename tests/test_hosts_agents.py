@@ -15,8 +15,8 @@ import pytest
 from limitless.states import TaskStatus
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, write_plan
-from tests.realagents.costs import claude_cost
-from tests.realagents.homes import AgentSetup, claude_setup
+from tests.realagents.costs import claude_cost, codex_cost
+from tests.realagents.homes import CODEX_KEY_VAR, CODEX_MODEL, AgentSetup, claude_setup
 from tests.realagents.modelserver import ModelServer
 from tests.realagents.script import Script, Usage, error, say, write
 from tests.sshhosts import Fleet, SshHost
@@ -174,3 +174,57 @@ def test_claude_missing_on_the_host_is_named(
     row = tasks_of(repo, latest_run(repo).id)["none"]
     assert row.status is TaskStatus.FAILED and row.exit_code == 127
     assert row.reason == "agent command `claude` not found on PATH there; install it on the host"
+
+
+def test_codex_on_a_host_writes_a_file_that_lands_with_the_scripted_cost(
+    fleet: Fleet,
+    codex_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Codex (`codex exec --json`) on a host: readable lines, the file on main, the
+    scripted cost and the thread id recorded. Its CODEX_HOME (config with the server's
+    provider) and key travel as env_pass."""
+    codex_agent.export(monkeypatch)
+    passed = ("CODEX_HOME", CODEX_KEY_VAR)
+    box = fleet.add("box1", accept_env=passed)
+    assert codex_agent.executable is not None
+    (box.bin / "codex").symlink_to(codex_agent.executable.resolve())
+    fleet.serve(repo)
+    usages = [Usage(1500, 120), Usage(1800, 30, 0, 600)]
+    script = Script(
+        "remote",
+        [
+            write("hello.txt", "hello from box1\n", usage=usages[0]),
+            say("Wrote hello.txt.", usage=usages[1]),
+        ],
+    )
+    model_server.add(script)
+    host = box.host()
+    plan = "\n".join(
+        [
+            "name: remote-codex",
+            "agent: codex",
+            "hosts:",
+            "  - {name: local, slots: 1}",
+            f"  - {{name: box1, ssh: {host.ssh}, port: {host.port}, identity: {host.identity},",
+            f"     slots: 1, env_pass: [{', '.join(passed)}]}}",
+            "tasks:",
+            f"  - {{id: hello, host: box1, prompt: 'Write hello.txt. {script.marker}'}}",
+            "",
+        ]
+    )
+    write_plan(repo, plan)
+    finished = cli(repo, "run", "--headless", timeout=RUN_TIMEOUT)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    run = latest_run(repo)
+    row = tasks_of(repo, run.id)["hello"]
+    assert row.status is TaskStatus.DONE and row.host == "box1"
+    assert git(repo, "show", "main:hello.txt") == "hello from box1"
+    assert row.cost_usd == pytest.approx(codex_cost(CODEX_MODEL, usages), abs=1e-6)
+    assert row.session_id  # the thread id of thread.started
+    with open_store(repo) as store:
+        shown = store.log_path(run.id, "hello").read_text()
+    assert "✎ add hello.txt" in shown
+    assert '{"type"' not in shown
