@@ -8,13 +8,15 @@ on 127.0.0.1, which a loopback host reaches; its URL and key travel as `env_pass
 
 from __future__ import annotations
 
+import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
 from limitless.states import TaskStatus
 from tests.conftest import git
-from tests.engine_helpers import cli, latest_run, open_store, tasks_of, write_plan
+from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan
 from tests.realagents.costs import claude_cost, codex_cost
 from tests.realagents.homes import CODEX_KEY_VAR, CODEX_MODEL, AgentSetup, claude_setup
 from tests.realagents.modelserver import ModelServer
@@ -228,3 +230,46 @@ def test_codex_on_a_host_writes_a_file_that_lands_with_the_scripted_cost(
         shown = store.log_path(run.id, "hello").read_text()
     assert "✎ add hello.txt" in shown
     assert '{"type"' not in shown
+
+
+def test_the_slot_pane_shows_claude_s_lines_from_the_host_while_it_works(
+    fleet: Fleet,
+    claude_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmux_socket: str,
+) -> None:
+    """The local slot pane (attached to the host's tmux) shows the rendered lines while
+    Claude Code is still at work there: `✎ Write …`, no JSON event."""
+    claude_agent.export(monkeypatch)
+    box = claude_host(fleet, claude_agent, model_server)
+    fleet.serve(repo)
+    go = threading.Event()
+    script = Script("held", [write("held.txt", "held\n"), say("Wrote held.txt.", gate=go)])
+    model_server.add(script)
+    task = f"  - {{id: held, host: box1, prompt: 'Write held.txt. {script.marker}'}}"
+    write_plan(repo, plan_text(box, task))
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stderr
+    run = latest_run(repo)
+
+    def screen() -> str:
+        pane = tasks_of(repo, run.id)["held"].pane_id or ""
+        shown = subprocess.run(
+            ["tmux", "-L", tmux_socket, "capture-pane", "-p", "-t", pane],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return shown.stdout
+
+    try:
+        wait_for(lambda: "✎ Write held.txt" in screen(), 60, "the rendered line on the pane")
+        assert '{"type"' not in screen()
+        assert tasks_of(repo, run.id)["held"].status == "running"
+    finally:
+        go.set()
+    waited = cli(repo, "wait", run.id, timeout=RUN_TIMEOUT)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert git(repo, "show", "main:held.txt") == "held"

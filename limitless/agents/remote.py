@@ -81,11 +81,13 @@ exit $code
 
 # The pane's view of the agent: tmux attach, with a TERM the host knows (a local
 # `tmux-256color` may have no terminfo entry there, and tmux would refuse to attach).
+# `-u`: the slot pane is a tmux pane, which takes UTF-8; without it a host whose ssh
+# session has no UTF-8 locale (LANG is not sent) shows `✎ Write` as `_ Write`.
 _ATTACH = r"""
 if command -v infocmp >/dev/null 2>&1 && ! infocmp "$TERM" >/dev/null 2>&1; then
   TERM=xterm-256color; export TERM
 fi
-exec tmux -S "$1" attach-session -t task
+exec tmux -u -S "$1" attach-session -t task
 """
 
 # Starts the task's tmux server (environment: this ssh session's, env_pass included).
