@@ -38,6 +38,8 @@ from limitless.errors import EnvironmentProblem, LimitlessError
 from limitless.git.runner import git
 from limitless.hosts import ssh, sync
 from limitless.plan.hosts import Host
+from limitless.programs import headless_run
+from limitless.programs.headless_run import HeadlessEnd
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ QUICK_ATTACH_S = 2.0
 MAX_QUICK_ATTACHES = 5  # attaches in a row that end at once: follow the log instead
 RECONNECT_S = 1.0
 EXIT_NAME = "exit"
+FACTS_NAME = "facts.json"  # a headless program's account, written by its renderer there
+AGENT_COMMAND = "LIMITLESS_AGENT_COMMAND"  # the program the task script looks for on PATH
 
 # Runs in the task's tmux pane on the host: cd, wait for the log pipe, the setup
 # commands, the agent; the exit status goes to a file the wrapper here reads.
@@ -64,8 +68,9 @@ while [ "$nsetup" -gt 0 ]; do
   }
   shift; nsetup=$((nsetup-1))
 done
-if ! command -v "$1" >/dev/null 2>&1; then
-  echo "agent command \`$1\` not found on PATH there; install it on the host" > "$state/why"
+agent=${LIMITLESS_AGENT_COMMAND:-$1}
+if ! command -v "$agent" >/dev/null 2>&1; then
+  echo "agent command \`$agent\` not found on PATH there; install it on the host" > "$state/why"
   echo 127 > "$state/exit"; exit 127
 fi
 "$@"
@@ -76,11 +81,13 @@ exit $code
 
 # The pane's view of the agent: tmux attach, with a TERM the host knows (a local
 # `tmux-256color` may have no terminfo entry there, and tmux would refuse to attach).
+# `-u`: the slot pane is a tmux pane, which takes UTF-8; without it a host whose ssh
+# session has no UTF-8 locale (LANG is not sent) shows `✎ Write` as `_ Write`.
 _ATTACH = r"""
 if command -v infocmp >/dev/null 2>&1 && ! infocmp "$TERM" >/dev/null 2>&1; then
   TERM=xterm-256color; export TERM
 fi
-exec tmux -S "$1" attach-session -t task
+exec tmux -u -S "$1" attach-session -t task
 """
 
 # Starts the task's tmux server (environment: this ssh session's, env_pass included).
@@ -244,6 +251,24 @@ class RemoteAttempt:
             "start the agent's tmux session",
             env=secrets,
         )
+
+    def rendered(self, adapter_name: str, approve: str, argv: list[str]) -> list[str]:
+        """`argv` of a headless program run through limitless's renderer there (the
+        install's `headless_run`): the pane there shows readable lines, not its JSON
+        events, and the facts it told (cost, session, errors, denials) are kept in the
+        attempt's folder for `facts`. The task script still looks for `argv[0]` on PATH
+        (AGENT_COMMAND in the start's variables)."""
+        place = self._place()
+        facts = posixpath.join(place.state, FACTS_NAME)
+        return [
+            place.python, "-m", headless_run.MODULE, "--adapter", adapter_name,
+            "--approve", approve, "--facts", facts, "--", *argv,
+        ]  # fmt: skip
+
+    def facts(self) -> HeadlessEnd | None:
+        """What the renderer there said about the program's run, or None when it wrote
+        nothing (it did not start, or was stopped)."""
+        return headless_run.parse_facts(self._read(FACTS_NAME))
 
     # ------------------------------------------------------------ watch
 

@@ -25,7 +25,7 @@ from limitless.agents.headless import HeadlessOutput
 from limitless.agents.interactive import InteractiveDriver
 from limitless.agents.lines import ANSI, LineParser
 from limitless.agents.pty import PtyProcess, PtyResult, end_strays
-from limitless.agents.remote import RemoteAttempt, RemoteResult, lost_host
+from limitless.agents.remote import AGENT_COMMAND, RemoteAttempt, RemoteResult, lost_host
 from limitless.errors import LimitlessError
 from limitless.fmt import duration
 from limitless.git import worktrees
@@ -105,6 +105,7 @@ class Wrapper:
         self.confined: sandbox.Session | None = None  # `sandbox: worktree`
         self.remote: RemoteAttempt | None = self._remote_attempt()  # a task on another host
         self.reattach = False  # take up an attempt already running on its host (`resume`)
+        self.remote_said = ""  # a headless program's last words there (its renderer's facts)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -429,7 +430,12 @@ class Wrapper:
                 extra_env=env,
                 python=place.python,
             )
-            remote.start(start.argv, start.env, setup)
+            argv, agent_vars = start.argv, dict(start.env)
+            if self.program is not None and self._rendered_there():
+                approve = self.plan.approve_of(self.task)
+                argv = remote.rendered(self.program.name, approve, start.argv)
+                agent_vars[AGENT_COMMAND] = start.argv[0]
+            remote.start(argv, agent_vars, setup)
         except LimitlessError as exc:
             why = str(exc) if lost_host(str(exc)) else f"could not start on {host}: {exc}"
             return Outcome(TaskStatus.FAILED, None, why)
@@ -441,10 +447,11 @@ class Wrapper:
         """Watch the agent there to its end, judge it, bring its work back."""
         parser = LineParser(OutputParsers.for_profile(self.profile))
         last_write = 0.0
+        rendered = self._rendered_there()
 
         def on_data(data: bytes) -> None:
             nonlocal last_write
-            self._log(data)
+            self._log(ANSI.sub("", data.decode(errors="replace")).encode() if rendered else data)
             parser.feed(data)
             now = time.monotonic()
             if parser.changed and now - last_write >= PROGRESS_WRITE_INTERVAL:
@@ -464,14 +471,17 @@ class Wrapper:
             remote.kill()  # killed or marked done meanwhile: as a stop
             watched = RemoteResult(PtyResult(-1, False, True))
         parser.finish()
-        self._store_parsed(parser)
         result = watched.result
+        said = None
+        if rendered and not watched.reason:
+            said = self._remote_facts(remote, parser, result, host)
+        self._store_parsed(parser)
         if setup and not watched.reason and not result.stopped and not result.timed_out:
             self.store.update_task(self.run.id, self.task.id, setup_done=True)
         outcome = (
             Outcome(TaskStatus.FAILED, result.exit_code, watched.reason)
             if watched.reason
-            else self._rate_limited(parser, result) or self._outcome(result)
+            else said or self._rate_limited(parser, result) or self._outcome(result)
         )
         message = (
             f"limitless: {self.task.id} — work left uncommitted by the agent "
@@ -497,6 +507,47 @@ class Wrapper:
             status = TaskStatus.FAILED if outcome.status is TaskStatus.DONE else outcome.status
             return Outcome(status, outcome.exit_code, reason)
         return outcome
+
+    def _rendered_there(self) -> bool:
+        """Whether the task's program prints events limitless renders (on its host, through
+        the install's `headless_run`): a headless program with an event reader."""
+        program = self.program
+        if program is None or not program.headless_stream or self.profile.interactive:
+            return False
+        return program.stream(self.worktree, {}) is not None
+
+    def _remote_facts(
+        self, remote: RemoteAttempt, parser: LineParser, result: PtyResult, host: str
+    ) -> Outcome | None:
+        """What the renderer there said about the program's run: cost, session and last
+        words recorded; its own account of a failure (an error result, a refused write,
+        a rate limit) as the outcome, as for a program here."""
+        if result.timed_out or result.stopped:
+            return None
+        try:
+            end = remote.facts()
+        except LimitlessError:
+            end = None
+        if end is None:
+            if result.exit_code != 0:
+                return None  # judged by its exit code (the task script may say why)
+            name = self.program.display if self.program is not None else self.profile.name
+            return Outcome(
+                TaskStatus.FAILED,
+                result.exit_code,
+                f"{name} on {host} left no account of its run (no facts from limitless's "
+                "renderer there); its success cannot be told",
+            )
+        facts = end.facts
+        parser.take(facts.progress, facts.cost_usd, facts.session_id)
+        self.remote_said = facts.final_text
+        if end.rate_limit:
+            return Outcome(
+                TaskStatus.FAILED, result.exit_code, ratelimit.reason_for(end.rate_limit)
+            )
+        if end.verdict:
+            return Outcome(TaskStatus.FAILED, result.exit_code, end.verdict)
+        return None
 
     def _headless(self, env: dict[str, str]) -> HeadlessOutput | None:
         """The reader of the program's events, for a headless program that prints them."""
@@ -757,6 +808,7 @@ class Wrapper:
         if self.store.get_task(self.run.id, self.task.id).status is TaskStatus.DONE:
             return None  # marked done by the user: their word counts
         said = self.headless.stream.facts.final_text if self.headless is not None else ""
+        said = said or self.remote_said
         if self.driver is not None and self.driver.closed:
             said = self.driver.last_words
         return judge_changes(state.ahead > 0 or bool(state.dirty_files), said)

@@ -223,8 +223,17 @@ def facts_json(end: HeadlessEnd) -> str:
 def read_facts(path: Path) -> HeadlessEnd | None:
     """The facts `main` wrote to `path`, or None when it wrote none (stopped, lost)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return parse_facts(text)
+
+
+def parse_facts(text: str) -> HeadlessEnd | None:
+    """The facts `main` wrote (the text of its facts file), or None when not facts."""
+    try:
+        data = json.loads(text)
+    except ValueError:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("facts"), dict):
         return None

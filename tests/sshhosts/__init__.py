@@ -54,6 +54,7 @@ class SshHost:
     folder: Path
     identity: Path
     port: int = 0
+    accept_env: tuple[str, ...] = ()  # more names sshd takes from the client (AcceptEnv)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -98,7 +99,7 @@ class SshHost:
                     "LogLevel VERBOSE",
                     "MaxStartups 50",
                     "MaxSessions 50",
-                    "AcceptEnv LIMITLESS_TEST_*",
+                    " ".join(["AcceptEnv LIMITLESS_TEST_*", *self.accept_env]),
                     f"SetEnv HOME={self.home} PATH={path}",
                     "",
                 ]
@@ -156,8 +157,9 @@ class SshHost:
         return self.log.read_text(errors="replace").count("Accepted publickey")
 
 
-def make_host(name: str, folder: Path, identity: Path) -> SshHost:
-    """A host folder with its keys, home and bin; started."""
+def make_host(name: str, folder: Path, identity: Path, accept_env: tuple[str, ...] = ()) -> SshHost:
+    """A host folder with its keys, home and bin; started (its sshd taking `accept_env`
+    too)."""
     folder.mkdir(parents=True)
     (folder / "home").mkdir()
     (folder / "bin").mkdir()
@@ -166,7 +168,7 @@ def make_host(name: str, folder: Path, identity: Path) -> SshHost:
         check=True,
     )
     shutil.copy(identity.with_suffix(".pub"), folder / "authorized_keys")
-    ssh_host = SshHost(name, folder, identity)
+    ssh_host = SshHost(name, folder, identity, accept_env=accept_env)
     ssh_host.start()
     return ssh_host
 
@@ -187,8 +189,8 @@ class Fleet:
     hosts: list[SshHost] = field(default_factory=list)
     control_dirs: list[Path] = field(default_factory=list)
 
-    def add(self, name: str) -> SshHost:
-        ssh_host = make_host(name, self.folder / name, self.identity)
+    def add(self, name: str, *, accept_env: tuple[str, ...] = ()) -> SshHost:
+        ssh_host = make_host(name, self.folder / name, self.identity, accept_env)
         self.hosts.append(ssh_host)
         ssh_host.trust(self.state_dir)
         for folder in self.control_dirs:
