@@ -279,8 +279,9 @@ def test_kill_9_of_the_supervisor_while_a_host_runs_a_task_then_resume_finishes(
     assert resumed.returncode == 0, resumed.stderr
     (box1.home / "go").write_text("resumed\n")
     waited = cli(repo, "wait", run.id, "--timeout", "90", "--quiet", timeout=120)
-    assert waited.returncode == 0, waited.stdout + waited.stderr
     rows = tasks_of(repo, run.id)
+    events = cli(repo, "events", run.id).stdout
+    assert waited.returncode == 0, (waited.stdout, {t: r.reason for t, r in rows.items()}, events)
     assert {(task, row.status, row.attempt) for task, row in rows.items()} == {
         ("long", "done", 1),
         ("next", "done", 1),
@@ -499,8 +500,9 @@ def test_the_local_tmux_dying_leaves_the_host_agent_running_and_resume_takes_it_
     wait_for(lambda: "taken up again on box1" in log.read_text(), 30, "a new pane on long")
     (box1.home / "go").write_text("taken up\n")
     waited = cli(repo, "wait", run.id, "--timeout", "90", "--quiet", timeout=120)
-    assert waited.returncode == 0, waited.stdout + waited.stderr
     rows = tasks_of(repo, run.id)
+    events = cli(repo, "events", run.id).stdout
+    assert waited.returncode == 0, (waited.stdout, {t: r.reason for t, r in rows.items()}, events)
     assert {(task, row.status, row.attempt) for task, row in rows.items()} == {
         ("long", "done", 1),
         ("next", "done", 1),

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from limitless.errors import EnvironmentProblem, GitError
+from limitless.git.locks import lock_dir_of, worktree_lock
 from limitless.git.runner import git
 from limitless.hosts.model import Host
 from limitless.hosts.ssh import Result, run, ssh_command
@@ -111,7 +112,11 @@ def fetch(
     clone = posixpath.join(root or remote_root(host, state_dir), CLONE)
     target = ref or f"refs/heads/{into or branch}"
     refspec = f"+refs/heads/{branch}:{target}"
-    git(repo, "fetch", "-q", _url(host, clone), refspec, env_extra=_env(host, state_dir))
+    # Shared worktree lock: fetch's connectivity check reads every worktree's HEAD, which
+    # a `worktree add` beside it (a dependant checked out ahead) holds unborn for a moment
+    # ("bad object worktrees/<x>/HEAD").
+    with worktree_lock(lock_dir_of(repo), shared=True):
+        git(repo, "fetch", "-q", _url(host, clone), refspec, env_extra=_env(host, state_dir))
     return git(repo, "rev-parse", target).stdout.strip()
 
 
