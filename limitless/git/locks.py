@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from limitless.git.runner import out as _out
+from limitless.git.repo import common_dir
 
 LOCK_FILE = "worktree.lock"
 
@@ -48,5 +48,4 @@ def worktree_lock(lock_dir: Path, *, shared: bool = False) -> AbstractContextMan
 
 def lock_dir_of(repo_root: Path) -> Path:
     """Where a repository's limitless locks live (`<git common dir>/limitless`)."""
-    common = _out(repo_root, "rev-parse", "--git-common-dir")
-    return (repo_root / common).resolve() / "limitless"
+    return common_dir(repo_root) / "limitless"

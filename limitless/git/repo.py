@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 from limitless.errors import EnvironmentProblem
 from limitless.git.runner import git as _git
+from limitless.git.runner import out as _out
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,13 @@ def find_repo(path: Path) -> RepoInfo:
         current_branch=current or None,
         head_sha=head.stdout.strip(),
     )
+
+
+@functools.lru_cache(maxsize=16)
+def common_dir(checkout: Path) -> Path:
+    """The common git folder of the repository `checkout` (any of its worktrees) belongs
+    to, absolute and resolved; asked of git once per process."""
+    return Path(_out(checkout, "rev-parse", "--path-format=absolute", "--git-common-dir")).resolve()
 
 
 def state_dir(info: RepoInfo) -> Path:

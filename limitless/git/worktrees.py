@@ -33,7 +33,6 @@ Creating worktrees concurrently
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -49,6 +48,7 @@ from limitless.git import submodules
 from limitless.git.copy_link import match_globs, place
 from limitless.git.locks import lock_dir_of, worktree_lock
 from limitless.git.refs import branch_exists, check_ref_part, local_branches, rev_parse
+from limitless.git.repo import common_dir
 from limitless.git.runner import failure as _failure
 from limitless.git.runner import git as _git
 from limitless.git.runner import out as _out
@@ -217,12 +217,6 @@ def _add_worktree(repo_root: Path, path: Path, branch: str, base_sha: str) -> bo
     return True
 
 
-@functools.lru_cache(maxsize=8)
-def common_dir(repo_root: Path) -> Path:
-    """The repository's common git folder (the same for all its worktrees)."""
-    return Path(_out(repo_root, "rev-parse", "--path-format=absolute", "--git-common-dir"))
-
-
 def _check_out_if_needed(
     path: Path, branch: str, sparse: Sequence[str] | None, common: Path
 ) -> None:
@@ -238,7 +232,7 @@ def _check_out_if_needed(
         "HEAD",
     )
     its_common, git_dir, head_ref = [*lines.splitlines(), "", "", ""][:3]
-    if Path(its_common).resolve() != common.resolve():
+    if Path(its_common).resolve() != common:
         msg = (
             f"{path} is a worktree of another repository ({its_common}); "
             "remove it or set another worktree_root"
