@@ -120,6 +120,9 @@ class _Output:
     no terminal escapes, and of a line redrawn with carriage returns its last drawing."""
 
     def __init__(self, *, plain: bool) -> None:
+        from limitless.dashboard.model.tails import strip_ansi  # not on the CLI's start
+
+        self.strip_ansi = strip_ansi
         self.plain = plain
         self.pending = b""
 
@@ -144,10 +147,8 @@ class _Output:
             sys.stdout.flush()
 
     def _write_plain(self, line: bytes) -> None:
-        from limitless.dashboard.model.tails import strip_ansi
-
         text = line.decode("utf-8", errors="replace").rstrip("\r")
-        sys.stdout.write(strip_ansi(text.rsplit("\r", 1)[-1]) + "\n")
+        sys.stdout.write(self.strip_ansi(text.rsplit("\r", 1)[-1]) + "\n")
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

@@ -312,8 +312,7 @@ class TmuxSession:
     def server_running(self) -> bool:
         """Whether this session's tmux server runs (with or without sessions)."""
         proc = self._call([["list-sessions", "-F", "."]])
-        gone = ("no server running", "error connecting")
-        return proc.returncode == 0 or not any(words in proc.stderr for words in gone)
+        return proc.returncode == 0 or not any(words in proc.stderr for words in SESSION_GONE)
 
     def kill(self) -> None:
         """Kill this session (only it); nothing happens when it is already gone."""
