@@ -61,9 +61,13 @@ class Installed:
     kept_out: str  # "excluded" (info/exclude) or "skip-worktree" (a tracked file)
 
 
-def relay_command(on_stop: OnStop = "idle") -> str:
-    """The shell command a hook runs: this interpreter, without site packages, on the relay."""
-    argv = [sys.executable, "-S", "-I", str(Path(agenthook.__file__).resolve())]
+def relay_command(
+    on_stop: OnStop = "idle", *, python: str | None = None, relay: str | None = None
+) -> str:
+    """The shell command a hook runs: this interpreter, without site packages, on the relay
+    (`python` and `relay`: their paths on another machine, limitless's install there)."""
+    relay = relay or str(Path(agenthook.__file__).resolve())
+    argv = [python or sys.executable, "-S", "-I", relay]
     if on_stop == "done":
         argv += ["--stop", "done"]
     return shlex.join(argv)
@@ -102,9 +106,10 @@ def _load(path: Path) -> dict[str, object]:
 
 
 def merged_settings(
-    settings: dict[str, object], on_stop: OnStop = "idle"
+    settings: dict[str, object], on_stop: OnStop = "idle", *, command: str | None = None
 ) -> tuple[dict[str, object], int]:
-    """`settings` with limitless's hooks in place of any earlier ones; (result, replaced)."""
+    """`settings` with limitless's hooks in place of any earlier ones; (result, replaced).
+    `command`: the hook's command (default: `relay_command(on_stop)`, this machine's)."""
     hooks = settings.get("hooks", {})
     if not isinstance(hooks, dict):
         msg = "the `hooks` of the Claude settings must be an object"
@@ -129,7 +134,7 @@ def merged_settings(
         if event in EVENTS:
             ours = {
                 "type": "command",
-                "command": relay_command(on_stop),
+                "command": command or relay_command(on_stop),
                 "timeout": HOOK_TIMEOUT_S,
             }
             kept.append({"hooks": [ours]})
@@ -137,6 +142,14 @@ def merged_settings(
             new_hooks[event] = kept
     result["hooks"] = new_hooks
     return result, replaced
+
+
+def settings_for_host(worktree: Path, python: str, relay: str) -> str:
+    """The settings file's text for the copy on another machine of `worktree` (same start
+    commit, so the same tracked settings), with the relay of limitless's install there."""
+    command = relay_command(python=python, relay=relay)
+    settings, _ = merged_settings(_load(worktree / SETTINGS_FILE), command=command)
+    return json.dumps(settings, indent=2) + "\n"
 
 
 def install(worktree: Path, *, on_stop: OnStop = "idle") -> Installed:

@@ -38,6 +38,12 @@ Codex starts by itself (the session title it asks the model for) keeps no
 session file under CODEX_HOME and is ignored; the main thread's session file is
 its transcript.
 
+On another host (a task placed there by a plan's `hosts:`) there is no store:
+LIMITLESS_HOOK_SPOOL names a file there, and each call only appends
+`{"t", "on_stop", "payload"}` to it; the task's wrapper here reads the new lines
+over the SSH master and records them with `record` (`replay`), as if the hook
+had run here.
+
 It prints nothing on stdout (Claude Code reads some hooks' stdout as context
 for the model) and always exits 0: a hook must never fail its agent.
 """
@@ -59,6 +65,7 @@ BUSY_TIMEOUT_MS = 5000
 WORKING_EVENTS = frozenset({"UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure"})
 QUESTION_NOTIFICATIONS = frozenset({"permission_prompt", "elicitation_dialog"})
 ACTIVE = ("running", "waiting")
+SPOOL_VAR = "LIMITLESS_HOOK_SPOOL"  # on a host: the file the calls are appended to
 EDIT_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit", "Read"})
 
 
@@ -76,6 +83,12 @@ def main(argv: list[str]) -> int:
     payload: dict[str, object] = loaded
     on_stop = "done" if argv[1:3] == ["--stop", "done"] else "idle"
     try:
+        spool = os.environ.get(SPOOL_VAR)
+        if spool:
+            entry = {"t": round(started, 3), "on_stop": on_stop, "payload": payload}
+            with open(spool, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+            return 0
         record(payload, started, on_stop, os.environ)
     except Exception as exc:  # sqlite3.Error, OSError, ...: a hook never fails its agent
         print(f"limitless hook: {exc}", file=sys.stderr)
@@ -394,6 +407,27 @@ def _write(
             conn.execute("ROLLBACK")
         raise
     return True
+
+
+def replay(
+    lines: list[str], env: Mapping[str, str], now: float | None = None
+) -> list[dict[str, object]]:
+    """Record spooled calls (the lines a host's relay appended) for the task `env` names
+    (LIMITLESS_STATE_DIR, _RUN, _TASK, _ATTEMPT), at this machine's clock: the host's
+    may differ, and the store's times are compared with this machine's. The payloads."""
+    payloads: list[dict[str, object]] = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        payload = entry.get("payload") if isinstance(entry, dict) else None
+        if not isinstance(payload, dict):
+            continue
+        on_stop = "done" if entry.get("on_stop") == "done" else "idle"
+        record(payload, time.time() if now is None else now, on_stop, env)
+        payloads.append(payload)
+    return payloads
 
 
 def hook_log_path(state_dir: str, run_id: str, task_id: str) -> str:

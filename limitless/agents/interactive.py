@@ -175,6 +175,7 @@ class InteractiveDriver:
         self.rejections = 0  # commits of this attempt a repository hook refused
         self.fixes_asked = 0  # of them, typed into the agent for it to fix
         self.fix_asked_at: float | None = None  # when the hook's words were typed (epoch)
+        self.before_cost: Callable[[], None] | None = None  # brings a host's transcripts here
 
     # ------------------------------------------------------------ callbacks
 
@@ -485,6 +486,8 @@ class InteractiveDriver:
         """Price the transcripts of this attempt's sessions; record and return the cost."""
         if self.program is None:
             return None
+        if self.before_cost is not None:
+            self.before_cost()
         cost = self.program.transcript_cost(self.transcripts())
         if cost is not None:
             with contextlib.suppress(LimitlessError):

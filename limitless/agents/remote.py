@@ -51,6 +51,7 @@ MAX_QUICK_ATTACHES = 5  # attaches in a row that end at once: follow the log ins
 RECONNECT_S = 1.0
 EXIT_NAME = "exit"
 FACTS_NAME = "facts.json"  # a headless program's account, written by its renderer there
+HOOKS_NAME = "hooks.jsonl"  # an interactive program's hook calls, spooled by the relay there
 AGENT_COMMAND = "LIMITLESS_AGENT_COMMAND"  # the program the task script looks for on PATH
 
 # Runs in the task's tmux pane on the host: cd, wait for the log pipe, the setup
@@ -117,6 +118,29 @@ cd "$1" || exit 1; shift
 git add -A && { git diff --cached --quiet || git "$@"; }
 """
 
+# An interactive agent's leftovers committed while it is still open (`idle_done`): the new
+# commit on stdout, nothing when there was nothing to commit.
+_COMMIT_NOW = r"""
+cd "$1" || exit 1; shift
+git add -A || exit 1
+git diff --cached --quiet && exit 0
+git "$@" && git rev-parse HEAD
+"""
+
+# Claude Code's hook settings written into the worktree there (stdin), kept out of its
+# commits as `claude_hooks.install` does here: info/exclude, or skip-worktree if tracked.
+_HOOK_SETTINGS = r"""
+cd "$1" || exit 1; file=$2
+mkdir -p "$(dirname "$file")" && cat > "$file" || exit 1
+if git ls-files --error-unmatch -- "$file" >/dev/null 2>&1; then
+  git update-index --skip-worktree -- "$file"
+else
+  exclude="$(git rev-parse --git-common-dir)/info/exclude"
+  mkdir -p "$(dirname "$exclude")"
+  grep -qxF "/$file" "$exclude" 2>/dev/null || printf '/%s\n' "$file" >> "$exclude"
+fi
+"""
+
 
 @dataclass(frozen=True)
 class Place:
@@ -128,6 +152,12 @@ class Place:
     state: str  # the attempt's exit, log and marker files
     prompt: str
     python: str  # the install's interpreter there (`hosts check` / `run` make it)
+    relay: str  # the install's hook relay there (`agents/hookrelay.py`, run by its path)
+
+    @property
+    def hook_spool(self) -> str:
+        """Where the relay there appends the agent's hook calls (LIMITLESS_HOOK_SPOOL)."""
+        return posixpath.join(self.state, HOOKS_NAME)
 
 
 def place_of(root: str, run_id: str, task_id: str, worktree_key: str) -> Place:
@@ -139,6 +169,7 @@ def place_of(root: str, run_id: str, task_id: str, worktree_key: str) -> Place:
         state=posixpath.join(root, "runs", run_id, task_id),
         prompt=posixpath.join(root, "runs", run_id, "prompts", f"{task_id}.md"),
         python=posixpath.join(root, "install", "venv", "bin", "python"),
+        relay=posixpath.join(root, "install", "src", "limitless", "agents", "hookrelay.py"),
     )
 
 
@@ -182,6 +213,8 @@ class RemoteAttempt:
         self.place: Place | None = None
         self.log_offset = 0
         self.last_poll = 0.0
+        self.hooks_offset = 0
+        self.last_hooks_poll = 0.0
         self.process: PtyProcess | None = None
         self.stop_requested = False
         self.detaching = False
@@ -270,6 +303,74 @@ class RemoteAttempt:
         nothing (it did not start, or was stopped)."""
         return headless_run.parse_facts(self._read(FACTS_NAME))
 
+    # ------------------------------------------------------------ an interactive agent
+
+    def write_hook_settings(self, relative: str, text: str) -> None:
+        """Claude Code's hook settings (`relative` to the worktree there), kept out of the
+        task's commits there."""
+        place = self._place()
+        self._run(
+            ["sh", "-c", _HOOK_SETTINGS, "sh", place.worktree, relative],
+            "write Claude Code's hook settings",
+            input=text.encode(),
+        )
+
+    def send_keys(self, data: bytes) -> None:
+        """Type `data` into the agent's pane there (tmux `send-keys -H`: the bytes as they
+        are, attached or not; a key typed here in the slot pane goes through the attach)."""
+        place = self._place()
+        if not data:
+            return
+        keys = [f"{byte:02x}" for byte in data]
+        argv = ["tmux", "-S", place.socket, "send-keys", "-t", "task", "-H", *keys]
+        with contextlib.suppress(LimitlessError, OSError):
+            ssh.run(self.host, self.control, argv, timeout=30, reconnect=False)
+
+    def commit_now(self, message: str) -> str | None:
+        """Commit the agent's leftovers there while it is still open; the new commit, or
+        None when there was nothing to commit."""
+        place = self._place()
+        out = self._run(
+            ["sh", "-c", _COMMIT_NOW, "sh", place.worktree, *_identity(self.repo), "commit",
+             "-q", "-m", message],
+            "commit the agent's leftovers",
+        )  # fmt: skip
+        return out.strip() or None
+
+    def hook_lines(self, *, force: bool = False) -> list[str]:
+        """The hook calls the relay there spooled since the last read (whole lines only)."""
+        now = time.monotonic()
+        if not force and now - self.last_hooks_poll < POLL_S:
+            return []
+        self.last_hooks_poll = now
+        place = self._place()
+        argv = ["tail", "-c", f"+{self.hooks_offset + 1}", place.hook_spool]
+        try:
+            done = ssh.run(self.host, self.control, argv, timeout=10, reconnect=False)
+        except (LimitlessError, OSError):
+            return []
+        if done.code != 0 or b"\n" not in done.data:
+            return []
+        whole = done.data[: done.data.rindex(b"\n") + 1]
+        self.hooks_offset += len(whole)
+        return whole.decode("utf-8", errors="replace").splitlines()
+
+    def copy_here(self, remote_path: str, local_path: Path) -> bool:
+        """Copy a file of the host (an agent's transcript) here; False when it cannot."""
+        try:
+            done = ssh.run(self.host, self.control, ["cat", remote_path], timeout=60)
+        except (LimitlessError, OSError):
+            return False
+        if done.code != 0:
+            return False
+        with contextlib.suppress(OSError):
+            local_path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = local_path.with_name(local_path.name + ".part")
+            temporary.write_bytes(done.data)
+            temporary.replace(local_path)
+            return True
+        return False
+
     # ------------------------------------------------------------ watch
 
     def watch(
@@ -279,6 +380,7 @@ class RemoteAttempt:
         timeout_s: float | None,
         host_timeout_s: float,
         on_input: Callable[[bytes], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> RemoteResult:
         """Show the agent in this pane until it ends (reconnecting after a drop); what it
         prints goes to `on_data` as it comes (read from the log there). A host that stays
@@ -319,6 +421,8 @@ class RemoteAttempt:
             if following:
                 self._poll(lambda data: _show(data, on_data), force=True)
                 result = PtyResult(0, False, False)
+                if on_tick is not None:
+                    on_tick()
                 time.sleep(POLL_S)
             else:
                 self.process = PtyProcess(
@@ -327,7 +431,7 @@ class RemoteAttempt:
                     env=_attach_env(self.host),
                     on_output=lambda data: None,
                     on_input=on_input,
-                    on_tick=lambda: self._poll(on_data),
+                    on_tick=lambda: _tick(self._poll, on_data, on_tick),
                 )
                 result = self.process.pump(timeout_s=left)
                 self.process = None
@@ -568,6 +672,16 @@ def lost_host(reason: str | None) -> str | None:
     if not reason or not reason.startswith(LOST_HOST):
         return None
     return reason[len(LOST_HOST) :].split(":", 1)[0]
+
+
+def _tick(
+    poll: Callable[[Callable[[bytes], None]], None],
+    on_data: Callable[[bytes], None],
+    on_tick: Callable[[], None] | None,
+) -> None:
+    poll(on_data)
+    if on_tick is not None:
+        on_tick()
 
 
 def _show(data: bytes, on_data: Callable[[bytes], None]) -> None:

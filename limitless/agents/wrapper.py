@@ -20,12 +20,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
 
-from limitless.agents import claude_hooks, hookfix, ratelimit, sandbox
+from limitless.agents import claude_hooks, hookfix, hookrelay, ratelimit, sandbox
 from limitless.agents.headless import HeadlessOutput
 from limitless.agents.interactive import InteractiveDriver
 from limitless.agents.lines import ANSI, LineParser
 from limitless.agents.pty import PtyProcess, PtyResult, end_strays
-from limitless.agents.remote import AGENT_COMMAND, RemoteAttempt, RemoteResult, lost_host
+from limitless.agents.remote import AGENT_COMMAND, Place, RemoteAttempt, RemoteResult, lost_host
+from limitless.agents.remote_hooks import RemoteHooks
 from limitless.errors import LimitlessError
 from limitless.fmt import duration
 from limitless.git import worktrees
@@ -435,6 +436,8 @@ class Wrapper:
                 approve = self.plan.approve_of(self.task)
                 argv = remote.rendered(self.program.name, approve, start.argv)
                 agent_vars[AGENT_COMMAND] = start.argv[0]
+            elif self.program is not None and self.profile.interactive:
+                argv = self._interactive_there(remote, place, argv, agent_vars)
             remote.start(argv, agent_vars, setup)
         except LimitlessError as exc:
             why = str(exc) if lost_host(str(exc)) else f"could not start on {host}: {exc}"
@@ -448,22 +451,41 @@ class Wrapper:
         parser = LineParser(OutputParsers.for_profile(self.profile))
         last_write = 0.0
         rendered = self._rendered_there()
+        driver = self.driver = self._remote_driver(remote, host)
 
         def on_data(data: bytes) -> None:
             nonlocal last_write
             self._log(ANSI.sub("", data.decode(errors="replace")).encode() if rendered else data)
             parser.feed(data)
+            if driver is not None:
+                driver.output(data)
             now = time.monotonic()
             if parser.changed and now - last_write >= PROGRESS_WRITE_INTERVAL:
                 self._store_parsed(parser)
                 last_write = now
+
+        mirror = (
+            RemoteHooks(remote, self.store.state_dir, self.row.attempt, self._state_folder())
+            if driver is not None
+            else None
+        )
+        if driver is not None and mirror is not None:
+            driver.before_cost = mirror.fetch_transcripts
+
+            def on_tick() -> None:
+                mirror.replay()
+                driver.tick()
 
         self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
         timeout_s = self.task.timeout_s
         if timeout_s is not None and self.row.started_at is not None:
             timeout_s = max(timeout_s - (time.time() - self.row.started_at), 1.0)
         watched = remote.watch(
-            on_data, timeout_s=timeout_s, host_timeout_s=self.plan.host_timeout_s
+            on_data,
+            timeout_s=timeout_s,
+            host_timeout_s=self.plan.host_timeout_s,
+            on_input=driver.typed if driver is not None else None,
+            on_tick=on_tick if driver is not None else None,
         )
         if watched.detached:
             if self._still_ours():
@@ -472,6 +494,12 @@ class Wrapper:
             watched = RemoteResult(PtyResult(-1, False, True))
         parser.finish()
         result = watched.result
+        if driver is not None and mirror is not None:
+            mirror.replay(force=True)
+            driver.settle()
+            driver.refresh_cost()
+            for note in driver.notes:
+                self._log(f"limitless: {note}\n".encode())
         said = None
         if rendered and not watched.reason:
             said = self._remote_facts(remote, parser, result, host)
@@ -481,7 +509,10 @@ class Wrapper:
         outcome = (
             Outcome(TaskStatus.FAILED, result.exit_code, watched.reason)
             if watched.reason
-            else said or self._rate_limited(parser, result) or self._outcome(result)
+            else said
+            or self._driver_outcome(result)
+            or self._rate_limited(parser, result)
+            or self._outcome(result)
         )
         message = (
             f"limitless: {self.task.id} — work left uncommitted by the agent "
@@ -507,6 +538,37 @@ class Wrapper:
             status = TaskStatus.FAILED if outcome.status is TaskStatus.DONE else outcome.status
             return Outcome(status, outcome.exit_code, reason)
         return outcome
+
+    def _interactive_there(
+        self, remote: RemoteAttempt, place: Place, argv: list[str], agent_vars: dict[str, str]
+    ) -> list[str]:
+        """An interactive program there: its hooks (Claude Code's settings, Codex's notify)
+        run the relay of the host's install, which spools their calls for `RemoteHooks`."""
+        assert self.program is not None
+        if self.program.state_hooks == "claude":
+            text = claude_hooks.settings_for_host(self.worktree, place.python, place.relay)
+            remote.write_hook_settings(claude_hooks.SETTINGS_FILE.as_posix(), text)
+        agent_vars[hookrelay.SPOOL_VAR] = place.hook_spool
+        return self.program.on_host(argv, place.python, place.relay)
+
+    def _remote_driver(self, remote: RemoteAttempt, host: str) -> InteractiveDriver | None:
+        """The interactive driver of an agent there: it reads the output polled from the
+        host's log, types through tmux there and commits there before closing."""
+        if not self.profile.interactive:
+            return None
+        message = (
+            f"limitless: {self.task.id} — work left uncommitted by the agent "
+            f"(attempt {self.row.attempt}, on {host})"
+        )
+        return InteractiveDriver(
+            self.store,
+            self.store.get_task(self.run.id, self.task.id),
+            self.program,
+            self.plan.idle_done_of(self.task),
+            send=remote.send_keys,
+            stop=remote.request_stop,
+            commit=(lambda: remote.commit_now(message)) if self.plan.autocommit else None,
+        )
 
     def _rendered_there(self) -> bool:
         """Whether the task's program prints events limitless renders (on its host, through

@@ -189,6 +189,11 @@ class Program:
         rest, tail = self.prompt_last(argv, prompt)
         return [*rest, *self.approve_args(approve, confined), *tail]
 
+    def on_host(self, argv: Sequence[str], python: str, relay: str) -> list[str]:
+        """`argv` (from `command`) for another machine, where this machine's interpreter
+        and hook relay are `python` and `relay` (limitless's install there)."""
+        return list(argv)
+
     def prompt_last(self, argv: Sequence[str], prompt: str) -> tuple[list[str], list[str]]:
         """(`argv` without its prompt, `["--", prompt]`) for a program with
         `prompt_after_dashes`; (`argv`, `[]`) for others, or when no element (but the

@@ -86,9 +86,9 @@ def _toml(value: object) -> str:
 RELAY = Path(__file__).resolve().parent.parent / "agents" / "hookrelay.py"
 
 
-def notify_command() -> list[str]:
+def notify_command(python: str = sys.executable, relay: str = str(RELAY)) -> list[str]:
     """The program Codex runs when a turn completes: the hook relay, fast (no site)."""
-    return [sys.executable, "-S", "-I", str(RELAY), "--codex-notify"]
+    return [python, "-S", "-I", relay, "--codex-notify"]
 
 
 class CodexInteractive(Program):
@@ -134,6 +134,12 @@ class CodexInteractive(Program):
 
     def refusal(self, approve: Approve, env: Mapping[str, str], is_root: bool) -> Refusal | None:
         return codex_refusal(self, approve, env)
+
+    def on_host(self, argv: Sequence[str], python: str, relay: str) -> list[str]:
+        """The notify program there: the relay of limitless's install on that host."""
+        here = f"notify={_toml(notify_command())}"
+        there = f"notify={_toml(notify_command(python, relay))}"
+        return [there if part == here else part for part in argv]
 
     def screen(self, lines: Sequence[str]) -> ScreenState | None:
         """A question (an approval, a dialog), a turn running, or the idle prompt."""
