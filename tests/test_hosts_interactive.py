@@ -1,0 +1,218 @@
+"""Real interactive agents on a host (a real sshd on loopback), through `limitless run`.
+
+Claude Code's and Codex's own TUIs run in the host's tmux; the local slot pane shows
+them through `ssh -t … tmux attach`. What a user sees is asserted: the question on the
+slot pane and as needs input in `status`, a key typed in the slot pane answering it,
+the task ending done by `idle_done` (the interactive driver beside the attach), the
+file on main, the cost of the scripted usage. Their hooks (Claude Code's settings,
+Codex's notify) run the relay of the host's install, which spools them there; the
+wrapper here records them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from limitless.states import TaskStatus
+from tests.conftest import git
+from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan
+from tests.realagents.costs import claude_cost, codex_cost
+from tests.realagents.homes import CODEX_KEY_VAR, CODEX_MODEL, AgentSetup, claude_setup
+from tests.realagents.modelserver import ModelServer
+from tests.realagents.script import Script, Usage, run, say, write
+from tests.sshhosts import Fleet, SshHost
+
+pytestmark = pytest.mark.usefixtures("tmux_socket")
+
+RUN_TIMEOUT = 180.0
+NEEDS_INPUT_WITHIN_S = 5.0
+CLAUDE_PASSED = (
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "DISABLE_TELEMETRY",
+    "DISABLE_ERROR_REPORTING",
+    "DISABLE_AUTOUPDATER",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+)
+CODEX_PASSED = ("CODEX_HOME", CODEX_KEY_VAR)
+WRITE_USAGE = Usage(1200, 60)
+RUN_USAGE = Usage(1400, 30, 0, 600)
+SAY_USAGE = Usage(1500, 12, cache_read_input_tokens=800)
+
+
+def plan_text(box: SshHost, agent: str, approve: str, passed: tuple[str, ...], task: str) -> str:
+    host = box.host()
+    return "\n".join(
+        [
+            "name: remote-tui",
+            f"agent: {agent}",
+            f"approve: {approve}",
+            "idle_done: 2s",
+            "hosts:",
+            "  - {name: local, slots: 1}",
+            f"  - {{name: box1, ssh: {host.ssh}, port: {host.port}, identity: {host.identity},",
+            f"     slots: 1, env_pass: [{', '.join(passed)}]}}",
+            "tasks:",
+            task,
+            "",
+        ]
+    )
+
+
+def pane_text(socket: str, pane: str) -> str:
+    """The slot pane's screen as `tmux capture-pane -p` shows it (here, not on the host)."""
+    done = subprocess.run(
+        ["tmux", "-L", socket, "capture-pane", "-p", "-t", pane],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout
+
+
+def status_line(repo: Path, task: str) -> str:
+    """The task's line of `limitless status` (the table a user reads)."""
+    shown = cli(repo, "status").stdout
+    return next((line for line in shown.splitlines() if line.startswith(task + " ")), "")
+
+
+def kinds_of(repo: Path, run_id: str, task: str) -> list[str]:
+    with open_store(repo) as store:
+        return [e.kind for e in store.events(run_id) if e.task_id == task]
+
+
+def test_claude_on_a_host_asks_in_status_and_ends_done_by_idle_done(
+    fleet: Fleet,
+    claude_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmux_socket: str,
+) -> None:
+    """approve: ask — Claude Code's TUI on the host asks to create the file: the slot pane
+    here shows the question and `status` says needs input within 5 s; "1" typed in the
+    slot pane answers it; after its turn the task ends done by idle_done (closed with
+    /exit); the file lands on main; the cost is the scripted usage, priced from the
+    transcript brought over from the host."""
+    claude_agent.export(monkeypatch)
+    box = fleet.add("box1", accept_env=CLAUDE_PASSED)
+    claude_setup(model_server, box.home)
+    assert claude_agent.executable is not None
+    (box.bin / "claude").symlink_to(claude_agent.executable.resolve())
+    fleet.serve(repo)
+    script = Script(
+        "hello", [write("hello.txt", "hi\n", usage=WRITE_USAGE), say("done", usage=SAY_USAGE)]
+    )
+    model_server.add(script)
+    task = f"  - {{id: hello, host: box1, prompt: 'Create hello.txt saying hi {script.marker}'}}"
+    write_plan(repo, plan_text(box, "claude-interactive", "ask", CLAUDE_PASSED, task))
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stdout + started.stderr
+    run_row = latest_run(repo)
+    wait_for(lambda: tasks_of(repo, run_row.id)["hello"].pane_id is not None, 60, "a pane")
+    pane = tasks_of(repo, run_row.id)["hello"].pane_id or ""
+
+    wait_for(
+        lambda: "Do you want to create hello.txt?" in pane_text(tmux_socket, pane),
+        90,
+        "the permission screen on the slot pane",
+    )
+    asked_at = time.monotonic()
+    wait_for(lambda: "? needs input" in status_line(repo, "hello"), 30, "needs input in status")
+    assert time.monotonic() - asked_at <= NEEDS_INPUT_WITHIN_S
+    document = json.loads(cli(repo, "status", "--json").stdout)
+    (shown,) = document["tasks"]
+    assert (shown["status"], shown["needs_input"], shown["host"]) == ("needs_input", True, "box1")
+    assert "hello.txt" in shown["reason"] or "permission" in shown["reason"], shown["reason"]
+    worktree_there = box.home / "limitless" / "worktrees" / run_row.id / "hello"
+    assert not (worktree_there / "hello.txt").exists()  # not before the user said yes
+
+    subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", pane, "1"], check=True)
+    finished = cli(
+        repo, "wait", run_row.id, "--timeout", str(RUN_TIMEOUT), timeout=RUN_TIMEOUT + 30
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    row = tasks_of(repo, run_row.id)["hello"]
+    assert (row.status, row.reason, row.host) == (TaskStatus.DONE, "", "box1")
+    assert git(repo, "show", "main:hello.txt") == "hi"
+    assert ".claude" not in git(repo, "ls-tree", "-r", "--name-only", "main")
+    assert row.cost_usd == pytest.approx(claude_cost(None, [WRITE_USAGE, SAY_USAGE]), abs=1e-9)
+    kinds = kinds_of(repo, run_row.id, "hello")
+    assert kinds.index("task_waiting") < kinds.index("task_idle") < kinds.index("task_closing")
+    assert kinds.index("task_closing") < kinds.index("task_done")
+    with open_store(repo) as store:
+        signals = [e.data for e in store.events(run_row.id) if e.kind == "task_signal"]
+        copies = store.run_dir(run_row.id) / "agents" / "hello" / "from-host"
+    assert any(s.get("source") == "claude-Stop" for s in signals), signals
+    assert [p.suffix for p in copies.iterdir()] == [".jsonl"]  # the transcript, brought over
+
+
+def test_codex_on_a_host_asks_in_status_and_ends_done_by_idle_done(
+    fleet: Fleet,
+    codex_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmux_socket: str,
+) -> None:
+    """approve: ask — Codex's approval on the host shows on the slot pane and as needs
+    input in `status`; "y" typed in the slot pane approves it; its notify program (the
+    host's relay) tells the turn's end; idle_done closes it; the file lands on main with
+    the scripted cost."""
+    codex_agent.export(monkeypatch)
+    box = fleet.add("box1", accept_env=CODEX_PASSED)
+    assert codex_agent.executable is not None
+    (box.bin / "codex").symlink_to(codex_agent.executable.resolve())
+    fleet.serve(repo)
+    script = Script(
+        "hello",
+        [
+            write("hello.txt", "hi\n", usage=WRITE_USAGE),
+            run("cat hello.txt", usage=RUN_USAGE),
+            say("done", usage=SAY_USAGE),
+        ],
+    )
+    model_server.add(script)
+    task = f"  - {{id: hello, host: box1, prompt: 'Create hello.txt saying hi {script.marker}'}}"
+    write_plan(repo, plan_text(box, "codex-interactive", "ask", CODEX_PASSED, task))
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stdout + started.stderr
+    run_row = latest_run(repo)
+    wait_for(lambda: tasks_of(repo, run_row.id)["hello"].pane_id is not None, 60, "a pane")
+    pane = tasks_of(repo, run_row.id)["hello"].pane_id or ""
+
+    wait_for(
+        lambda: "Would you like to make the following edits?" in pane_text(tmux_socket, pane),
+        90,
+        "the approval screen on the slot pane",
+    )
+    asked_at = time.monotonic()
+    wait_for(lambda: "? needs input" in status_line(repo, "hello"), 30, "needs input in status")
+    assert time.monotonic() - asked_at <= NEEDS_INPUT_WITHIN_S
+    document = json.loads(cli(repo, "status", "--json").stdout)
+    (shown,) = document["tasks"]
+    assert shown["reason"].startswith("Codex asks: Would you like to make the following edits?")
+
+    subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", pane, "y"], check=True)
+    finished = cli(
+        repo, "wait", run_row.id, "--timeout", str(RUN_TIMEOUT), timeout=RUN_TIMEOUT + 30
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    row = tasks_of(repo, run_row.id)["hello"]
+    assert (row.status, row.reason, row.host) == (TaskStatus.DONE, "", "box1")
+    assert row.session_id  # the thread, from the notify program there
+    assert git(repo, "show", "main:hello.txt") == "hi"
+    expected = codex_cost(CODEX_MODEL, [WRITE_USAGE, RUN_USAGE, SAY_USAGE])
+    assert row.cost_usd == pytest.approx(expected, abs=1e-9)
+    kinds = kinds_of(repo, run_row.id, "hello")
+    assert kinds.index("task_waiting") < kinds.index("task_idle") < kinds.index("task_closing")
+    with open_store(repo) as store:
+        signals = [
+            e.data.get("source") for e in store.events(run_row.id) if e.kind == "task_signal"
+        ]
+    assert "codex-notify" in signals
