@@ -22,9 +22,15 @@ from limitless.states import TaskStatus
 from tests.conftest import git
 from tests.engine_helpers import cli, latest_run, open_store, tasks_of, wait_for, write_plan
 from tests.realagents.costs import claude_cost, codex_cost
-from tests.realagents.homes import CODEX_KEY_VAR, CODEX_MODEL, AgentSetup, claude_setup
+from tests.realagents.homes import (
+    ANTHROPIC_KEY,
+    CODEX_KEY_VAR,
+    CODEX_MODEL,
+    AgentSetup,
+    claude_setup,
+)
 from tests.realagents.modelserver import ModelServer
-from tests.realagents.script import Script, Usage, run, say, write
+from tests.realagents.script import Script, Usage, error, run, say, write
 from tests.sshhosts import Fleet, SshHost
 
 pytestmark = pytest.mark.usefixtures("tmux_socket")
@@ -45,14 +51,21 @@ RUN_USAGE = Usage(1400, 30, 0, 600)
 SAY_USAGE = Usage(1500, 12, cache_read_input_tokens=800)
 
 
-def plan_text(box: SshHost, agent: str, approve: str, passed: tuple[str, ...], task: str) -> str:
+def plan_text(
+    box: SshHost,
+    agent: str,
+    approve: str,
+    passed: tuple[str, ...],
+    task: str,
+    idle_done: str = "2s",
+) -> str:
     host = box.host()
     return "\n".join(
         [
             "name: remote-tui",
             f"agent: {agent}",
             f"approve: {approve}",
-            "idle_done: 2s",
+            f"idle_done: {idle_done}",
             "hosts:",
             "  - {name: local, slots: 1}",
             f"  - {{name: box1, ssh: {host.ssh}, port: {host.port}, identity: {host.identity},",
@@ -86,6 +99,16 @@ def kinds_of(repo: Path, run_id: str, task: str) -> list[str]:
         return [e.kind for e in store.events(run_id) if e.task_id == task]
 
 
+def claude_host(fleet: Fleet, claude_agent: AgentSetup, server: ModelServer) -> SshHost:
+    """A host whose sshd takes Claude Code's variables, with `claude` on its PATH and a
+    HOME past Claude Code's onboarding (its own ~/.claude.json, the test key approved)."""
+    box = fleet.add("box1", accept_env=CLAUDE_PASSED)
+    claude_setup(server, box.home)
+    assert claude_agent.executable is not None
+    (box.bin / "claude").symlink_to(claude_agent.executable.resolve())
+    return box
+
+
 def test_claude_on_a_host_asks_in_status_and_ends_done_by_idle_done(
     fleet: Fleet,
     claude_agent: AgentSetup,
@@ -100,10 +123,7 @@ def test_claude_on_a_host_asks_in_status_and_ends_done_by_idle_done(
     /exit); the file lands on main; the cost is the scripted usage, priced from the
     transcript brought over from the host."""
     claude_agent.export(monkeypatch)
-    box = fleet.add("box1", accept_env=CLAUDE_PASSED)
-    claude_setup(model_server, box.home)
-    assert claude_agent.executable is not None
-    (box.bin / "claude").symlink_to(claude_agent.executable.resolve())
+    box = claude_host(fleet, claude_agent, model_server)
     fleet.serve(repo)
     script = Script(
         "hello", [write("hello.txt", "hi\n", usage=WRITE_USAGE), say("done", usage=SAY_USAGE)]
@@ -216,3 +236,90 @@ def test_codex_on_a_host_asks_in_status_and_ends_done_by_idle_done(
             e.data.get("source") for e in store.events(run_row.id) if e.kind == "task_signal"
         ]
     assert "codex-notify" in signals
+
+
+def test_claude_s_first_run_question_on_a_host_is_answered_and_leftovers_committed_there(
+    fleet: Fleet,
+    claude_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """approve: edits on a host whose Claude Code never approved the API key: the driver
+    here answers the question there (typed through the host's tmux), the agent writes its
+    file, its leftovers are committed there before /exit, and the task ends done."""
+    claude_agent.export(monkeypatch)
+    box = claude_host(fleet, claude_agent, model_server)
+    (box.home / ".claude.json").write_text(json.dumps({"hasCompletedOnboarding": True}))
+    fleet.serve(repo)
+    script = Script(
+        "hello", [write("hello.txt", "hi\n", usage=WRITE_USAGE), say("done", usage=SAY_USAGE)]
+    )
+    model_server.add(script)
+    task = f"  - {{id: hello, host: box1, prompt: 'Create hello.txt saying hi {script.marker}'}}"
+    write_plan(repo, plan_text(box, "claude-interactive", "edits", CLAUDE_PASSED, task, "1s"))
+    finished = cli(repo, "run", "--headless", timeout=RUN_TIMEOUT)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    run_row = latest_run(repo)
+    row = tasks_of(repo, run_row.id)["hello"]
+    assert (row.status, row.host) == (TaskStatus.DONE, "box1")
+    assert git(repo, "show", "main:hello.txt") == "hi"
+    with open_store(repo) as store:
+        events = [e for e in store.events(run_row.id) if e.task_id == "hello"]
+        shown = store.log_path(run_row.id, "hello").read_text(errors="replace")
+    assert [e.data.get("dialog") for e in events if e.kind == "task_dialog"] == ["api key"]
+    assert not [e for e in events if e.kind == "task_waiting"]
+    state = json.loads((box.home / ".claude.json").read_text())  # the host's Claude Code
+    assert state["customApiKeyResponses"]["approved"] == [ANTHROPIC_KEY[-20:]]
+    assert "limitless: committed the work left uncommitted as " in shown  # before the close
+    subjects = git(repo, "log", "--format=%s", "main").splitlines()
+    assert "limitless: hello — work left uncommitted by the agent (attempt 1, on box1)" in subjects
+
+
+def test_a_lasting_rate_limit_on_a_host_waits_then_continues_by_itself(
+    fleet: Fleet,
+    claude_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Claude Code there gives up on a lasting 429 (its StopFailure hook, spooled there and
+    recorded here): the task shows rate limited with the back-off in `status`, not an idle
+    countdown; when the back-off is over the driver types the continue prompt there, the
+    agent writes its file, and the task ends done and lands."""
+    claude_agent.export(monkeypatch)
+    box = claude_host(fleet, claude_agent, model_server)
+    fleet.serve(repo)
+    script = Script(
+        "hello",
+        [
+            error(429, times=2),
+            write("hello.txt", "hi\n", usage=WRITE_USAGE),
+            say("done", usage=SAY_USAGE),
+        ],
+    )
+    model_server.add(script)
+    task = (
+        f"  - {{id: hello, host: box1, env: {{CLAUDE_CODE_MAX_RETRIES: '1'}},"
+        f" prompt: 'Create hello.txt saying hi {script.marker}'}}"
+    )
+    write_plan(repo, plan_text(box, "claude-interactive", "edits", CLAUDE_PASSED, task, "1s"))
+    assert cli(repo, "run", "--detach").returncode == 0
+    run_row = latest_run(repo)
+    wait_for(lambda: "rate limited" in status_line(repo, "hello"), 90, "rate limited")
+    document = json.loads(cli(repo, "status", "--json").stdout)
+    (shown,) = document["tasks"]
+    assert str(shown["reason"]).startswith("rate limited: rate_limit"), shown["reason"]
+    assert str(shown["reason"]).endswith("— continuing in 30s")
+    assert tasks_of(repo, run_row.id)["hello"].idle_done_at is None
+    with open_store(repo) as store:
+        store.update_task(run_row.id, "hello", not_before=0.0)  # the back-off has passed
+    finished = cli(
+        repo, "wait", run_row.id, "--timeout", str(RUN_TIMEOUT), timeout=RUN_TIMEOUT + 30
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert tasks_of(repo, run_row.id)["hello"].status is TaskStatus.DONE
+    assert git(repo, "show", "main:hello.txt") == "hi"
+    kinds = kinds_of(repo, run_row.id, "hello")
+    assert kinds.index("task_rate_limited") < kinds.index("task_continued")
+    assert kinds.index("task_continued") < kinds.index("task_closing")

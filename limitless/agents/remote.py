@@ -91,12 +91,14 @@ fi
 exec tmux -u -S "$1" attach-session -t task
 """
 
-# Starts the task's tmux server (environment: this ssh session's, env_pass included).
+# Starts the task's tmux server (environment: this ssh session's, env_pass included), at
+# the slot pane's size: the window follows the attached pane (window-size latest), and
+# an interactive agent's first screen is then already the one the pane here shows.
 _START = r"""
-sock=$1; state=$2; shift 2
+sock=$1; state=$2; width=$3; height=$4; shift 4
 rm -rf "$state"; mkdir -p "$state" "$(dirname "$sock")" || exit 1
 tmux -S "$sock" kill-server 2>/dev/null
-tmux -S "$sock" -f /dev/null new-session -d -s task -x 200 -y 50 -- "$@" || exit 1
+tmux -S "$sock" -f /dev/null new-session -d -s task -x "$width" -y "$height" -- "$@" || exit 1
 tmux -S "$sock" set-option -t task status off >/dev/null
 tmux -S "$sock" set-option -t task remain-on-exit off >/dev/null
 tmux -S "$sock" pipe-pane -t task "cat >> '$state/log'" && touch "$state/piped"
@@ -280,7 +282,7 @@ class RemoteAttempt:
         inner += [str(len(setup)), *setup, *argv]
         secrets = {name: value for name, value in _passed(self.host).items()}
         self._run(
-            ["sh", "-c", _START, "sh", place.socket, place.state, *inner],
+            ["sh", "-c", _START, "sh", place.socket, place.state, *_pane_size(), *inner],
             "start the agent's tmux session",
             env=secrets,
         )
@@ -689,6 +691,15 @@ def _show(data: bytes, on_data: Callable[[bytes], None]) -> None:
     on_data(data)
     with contextlib.suppress(OSError):
         os.write(1, data.replace(b"\n", b"\r\n"))
+
+
+def _pane_size() -> list[str]:
+    """This pane's columns and lines (the wrapper's terminal), or 200 × 50 without one."""
+    try:
+        size = os.get_terminal_size(1)
+    except OSError:
+        return ["200", "50"]
+    return [str(size.columns), str(size.lines)]
 
 
 def _passed(host: Host) -> dict[str, str]:
