@@ -7,13 +7,17 @@ ones run real fake interactive agents in real tmux on a private socket.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 
+from limitless.agents import hookrelay
 from limitless.agents.state import StateWatcher, read_evidence, record_signal
 from limitless.plan.loader import loads
 from limitless.plan.model import Plan
@@ -371,3 +375,42 @@ def test_codex_screens_read_exactly(tmp_path: Path, case: CodexScreen) -> None:
         seen = store.get_task("cx-1", "cx")
         assert state_of(seen) == case.shown
         assert seen.waiting_reason == case.reason
+
+
+def test_a_host_s_relay_only_spools_and_the_replay_here_records_the_signal(
+    store: Store, tmp_path: Path
+) -> None:
+    """On a host the relay (LIMITLESS_HOOK_SPOOL) appends the call to a file and writes no
+    store, even one its variables name; replayed here, the call is the signal it means."""
+    spool = tmp_path / "hooks.jsonl"
+    named = {
+        "LIMITLESS_STATE_DIR": str(store.state_dir),
+        "LIMITLESS_RUN": "state-1",
+        "LIMITLESS_TASK": "talk",
+        "LIMITLESS_ATTEMPT": "1",
+    }
+    payload = {
+        "hook_event_name": "PermissionRequest",
+        "tool_name": "Write",
+        "tool_input": {"file_path": str(tmp_path / "x.txt")},
+        "cwd": str(tmp_path),
+        "session_id": "s-1",
+    }
+    relay = Path(hookrelay.__file__).resolve()
+    env = {**os.environ, **named, hookrelay.SPOOL_VAR: str(spool)}
+    done = subprocess.run(
+        [sys.executable, "-S", "-I", str(relay)],
+        input=json.dumps(payload),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "")
+    assert store.get_task("state-1", "talk").last_signal is None  # nothing written here
+    (line,) = spool.read_text().splitlines()
+    assert json.loads(line)["payload"] == payload
+    assert hookrelay.replay([line, "not json"], named) == [payload]
+    row = store.get_task("state-1", "talk")
+    assert row.last_signal == "waiting: permission for Write(x.txt)"
+    assert row.session_id == "s-1"

@@ -190,6 +190,17 @@ def test_the_tui_command_line_sets_everything_for_this_process_only(tmp_path: Pa
     assert "--sandbox" not in all_
 
 
+def test_on_a_host_the_notify_program_is_the_relay_of_the_install_there() -> None:
+    """Only the notify setting changes: the interpreter and relay of the host's install."""
+    prompt = "do it"
+    built = CODEX_INTERACTIVE.command(["codex", "-C", "/there/w", prompt], "ask", prompt)
+    python, relay = "/r/install/venv/bin/python", "/r/install/src/limitless/agents/hookrelay.py"
+    there = CODEX_INTERACTIVE.on_host(built, python, relay)
+    changed = [(a, b) for a, b in zip(built, there, strict=True) if a != b]
+    assert len(changed) == 1
+    assert tomllib.loads(changed[0][1])["notify"] == [python, "-S", "-I", relay, "--codex-notify"]
+
+
 def test_the_exec_command_line_puts_the_prompt_last() -> None:
     """codex exec: the sandbox of each approve, then `--` and the prompt."""
     prompt = "--help me"

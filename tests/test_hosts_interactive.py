@@ -88,6 +88,17 @@ def pane_text(socket: str, pane: str) -> str:
     return done.stdout
 
 
+def pane_title(socket: str, pane: str) -> str:
+    """The title limitless gives a slot pane (`task · state · time`)."""
+    done = subprocess.run(
+        ["tmux", "-L", socket, "display-message", "-p", "-t", pane, "#{@limitless-title}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout
+
+
 def status_line(repo: Path, task: str) -> str:
     """The task's line of `limitless status` (the table a user reads)."""
     shown = cli(repo, "status").stdout
@@ -149,8 +160,11 @@ def test_claude_on_a_host_asks_in_status_and_ends_done_by_idle_done(
     (shown,) = document["tasks"]
     assert (shown["status"], shown["needs_input"], shown["host"]) == ("needs_input", True, "box1")
     assert "hello.txt" in shown["reason"] or "permission" in shown["reason"], shown["reason"]
+    wait_for(lambda: "hello · needs input" in pane_title(tmux_socket, pane), 10, "the title")
     worktree_there = box.home / "limitless" / "worktrees" / run_row.id / "hello"
     assert not (worktree_there / "hello.txt").exists()  # not before the user said yes
+    hooks = (worktree_there / ".claude" / "settings.local.json").read_text()
+    assert str(box.home / "limitless" / "install" / "src") in hooks  # the host's relay
 
     subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", pane, "1"], check=True)
     finished = cli(
