@@ -337,3 +337,54 @@ def test_a_lasting_rate_limit_on_a_host_waits_then_continues_by_itself(
     kinds = kinds_of(repo, run_row.id, "hello")
     assert kinds.index("task_rate_limited") < kinds.index("task_continued")
     assert kinds.index("task_continued") < kinds.index("task_closing")
+
+
+def test_typing_in_the_slot_pane_keeps_an_idle_agent_on_a_host_open(
+    fleet: Fleet,
+    claude_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmux_socket: str,
+) -> None:
+    """After its turn there the countdown shows in `status`; a key typed in the slot pane
+    (it reaches the driver through the attach) cancels it; the user's own /exit, typed in
+    the slot pane, ends the agent there and the task is done."""
+    claude_agent.export(monkeypatch)
+    box = claude_host(fleet, claude_agent, model_server)
+    fleet.serve(repo)
+    script = Script(
+        "hello", [write("hello.txt", "hi\n", usage=WRITE_USAGE), say("done", usage=SAY_USAGE)]
+    )
+    model_server.add(script)
+    task = f"  - {{id: hello, host: box1, prompt: 'Create hello.txt saying hi {script.marker}'}}"
+    write_plan(repo, plan_text(box, "claude-interactive", "edits", CLAUDE_PASSED, task, "20s"))
+    assert cli(repo, "run", "--detach").returncode == 0
+    run_row = latest_run(repo)
+
+    def reason() -> str:
+        document = json.loads(cli(repo, "status", "--json").stdout)
+        return str(document["tasks"][0]["reason"])
+
+    wait_for(lambda: "unless you type in its pane" in reason(), 90, "the countdown")
+    assert "◌ idle" in status_line(repo, "hello")
+    pane = tasks_of(repo, run_row.id)["hello"].pane_id or ""
+    subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", pane, "x"], check=True)
+    wait_for(lambda: tasks_of(repo, run_row.id)["hello"].idle_done_at is None, 10, "cancelled")
+    assert "task_countdown_cancelled" in kinds_of(repo, run_row.id, "hello")
+    assert tasks_of(repo, run_row.id)["hello"].status is TaskStatus.WAITING
+    assert "unless you type" not in reason()
+    keys = ["BSpace", "/exit"]
+    subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", pane, *keys], check=True)
+    wait_for(  # Enter picks /exit once its command menu is drawn
+        lambda: "/exit" in pane_text(tmux_socket, pane).split("❯", 1)[-1],
+        10,
+        "the /exit command typed",
+    )
+    subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", pane, "Enter"], check=True)
+    finished = cli(repo, "wait", run_row.id, "--timeout", "60", timeout=90)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    row = tasks_of(repo, run_row.id)["hello"]
+    assert (row.status, row.host) == (TaskStatus.DONE, "box1")
+    assert "task_closing" not in kinds_of(repo, run_row.id, "hello")  # the user closed it
+    assert git(repo, "show", "main:hello.txt") == "hi"
