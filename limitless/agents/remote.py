@@ -326,7 +326,7 @@ class RemoteAttempt:
         keys = [f"{byte:02x}" for byte in data]
         argv = ["tmux", "-S", place.socket, "send-keys", "-t", "task", "-H", *keys]
         with contextlib.suppress(LimitlessError, OSError):
-            ssh.run(self.host, self.control, argv, timeout=30, reconnect=False)
+            ssh.run(self.host, self.control, argv, timeout=30)
 
     def commit_now(self, message: str) -> str | None:
         """Commit the agent's leftovers there while it is still open; the new commit, or

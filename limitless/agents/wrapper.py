@@ -464,16 +464,17 @@ class Wrapper:
                 self._store_parsed(parser)
                 last_write = now
 
-        mirror = (
+        # an interactive agent's hook calls, spooled there, recorded here every tick
+        spooled = (
             RemoteHooks(remote, self.store.state_dir, self.row.attempt, self._state_folder())
             if driver is not None
             else None
         )
-        if driver is not None and mirror is not None:
-            driver.before_cost = mirror.fetch_transcripts
+        if driver is not None and spooled is not None:
+            driver.before_cost = spooled.fetch_transcripts
 
             def on_tick() -> None:
-                mirror.replay()
+                spooled.replay()
                 driver.tick()
 
         self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
@@ -494,8 +495,8 @@ class Wrapper:
             watched = RemoteResult(PtyResult(-1, False, True))
         parser.finish()
         result = watched.result
-        if driver is not None and mirror is not None:
-            mirror.replay(force=True)
+        if driver is not None and spooled is not None:
+            spooled.replay(force=True)
             driver.settle()
             driver.refresh_cost()
             for note in driver.notes:
