@@ -129,6 +129,17 @@ git diff --cached --quiet && exit 0
 git "$@" && git rev-parse HEAD
 """
 
+# The new bytes of the log (after its size, on a line of their own) and of the hook spool.
+_LOG_AND_HOOKS = r"""
+log=$1; spool=$2; seen=$3; hooks=$4
+size=$(wc -c < "$log" 2>/dev/null) || size=0
+size=$((size + 0))
+echo "$size"
+[ "$size" -gt "$seen" ] && tail -c +"$((seen + 1))" "$log" | head -c "$((size - seen))"
+tail -c +"$((hooks + 1))" "$spool" 2>/dev/null
+exit 0
+"""
+
 # Claude Code's hook settings written into the worktree there (stdin), kept out of its
 # commits as `claude_hooks.install` does here: info/exclude, or skip-worktree if tracked.
 _HOOK_SETTINGS = r"""
@@ -215,8 +226,9 @@ class RemoteAttempt:
         self.place: Place | None = None
         self.log_offset = 0
         self.last_poll = 0.0
+        self.spooling = False  # an interactive agent's hook calls are read with its log
         self.hooks_offset = 0
-        self.last_hooks_poll = 0.0
+        self.hook_backlog = b""
         self.process: PtyProcess | None = None
         self.stop_requested = False
         self.detaching = False
@@ -339,22 +351,13 @@ class RemoteAttempt:
         )  # fmt: skip
         return out.strip() or None
 
-    def hook_lines(self, *, force: bool = False) -> list[str]:
-        """The hook calls the relay there spooled since the last read (whole lines only)."""
-        now = time.monotonic()
-        if not force and now - self.last_hooks_poll < POLL_S:
+    def hook_lines(self) -> list[str]:
+        """The hook calls the relay there spooled, read by the polls since the last call
+        (whole lines only; `spooling` makes each poll of the log read the spool too)."""
+        if b"\n" not in self.hook_backlog:
             return []
-        self.last_hooks_poll = now
-        place = self._place()
-        argv = ["tail", "-c", f"+{self.hooks_offset + 1}", place.hook_spool]
-        try:
-            done = ssh.run(self.host, self.control, argv, timeout=10, reconnect=False)
-        except (LimitlessError, OSError):
-            return []
-        if done.code != 0 or b"\n" not in done.data:
-            return []
-        whole = done.data[: done.data.rindex(b"\n") + 1]
-        self.hooks_offset += len(whole)
+        cut = self.hook_backlog.rindex(b"\n") + 1
+        whole, self.hook_backlog = self.hook_backlog[:cut], self.hook_backlog[cut:]
         return whole.decode("utf-8", errors="replace").splitlines()
 
     def copy_here(self, remote_path: str, local_path: Path) -> bool:
@@ -567,7 +570,11 @@ class RemoteAttempt:
             return
         self.last_poll = now
         place = self._place()
-        argv = ["tail", "-c", f"+{self.log_offset + 1}", posixpath.join(place.state, "log")]
+        log_path = posixpath.join(place.state, "log")
+        if self.spooling:
+            self._poll_with_hooks(log_path, place.hook_spool, on_data)
+            return
+        argv = ["tail", "-c", f"+{self.log_offset + 1}", log_path]
         try:
             done = ssh.run(self.host, self.control, argv, timeout=10, reconnect=False)
         except (LimitlessError, OSError):
@@ -576,6 +583,27 @@ class RemoteAttempt:
             return
         self.log_offset += len(done.data)
         on_data(done.data)
+
+    def _poll_with_hooks(self, log_path: str, spool: str, on_data: Callable[[bytes], None]) -> None:
+        """One command for the new part of the log and of the hook spool (one ssh a second
+        per interactive agent, not two): the log's size, its new bytes, the spool's."""
+        argv = ["sh", "-c", _LOG_AND_HOOKS, "sh", log_path, spool, str(self.log_offset),
+                str(self.hooks_offset)]  # fmt: skip
+        try:
+            done = ssh.run(self.host, self.control, argv, timeout=10, reconnect=False)
+        except (LimitlessError, OSError):
+            return
+        head, newline, rest = done.data.partition(b"\n")
+        if done.code != 0 or not newline or not head.strip().isdigit():
+            return
+        size = int(head.strip())
+        logged = rest[: max(size - self.log_offset, 0)]
+        hooks = rest[len(logged) :]
+        self.hooks_offset += len(hooks)
+        self.hook_backlog += hooks
+        if logged:
+            self.log_offset += len(logged)
+            on_data(logged)
 
 
 class RemoteError(LimitlessError):

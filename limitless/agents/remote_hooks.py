@@ -2,12 +2,13 @@
 
 On the host the relay (`hookrelay`, LIMITLESS_HOOK_SPOOL) only appends each call of
 Claude Code's hooks or Codex's notify program to a file in the attempt's folder there.
-`RemoteHooks.replay` reads the new lines over the SSH master (once a second, from the
-wrapper's tick) and records them with the relay's own `record`, for the task here: the
-signals (working, needs input, idle, a turn that ended on a rate limit) and the hook log
-are what they would be for an agent in a local pane. A transcript the hooks name is a
-file there: its path is replaced by a copy's here (`<state folder>/from-host/`), which
-`fetch_transcripts` brings over before the driver prices them.
+The wrapper's poll of the agent's log reads the new part of that file too (one command
+over the SSH master, once a second); `RemoteHooks.replay` records its whole lines with
+the relay's own `record`, for the task here: the signals (working, needs input, idle, a
+turn that ended on a rate limit) and the hook log are what they would be for an agent in
+a local pane. A transcript the hooks name is a file there: its path is replaced by a
+copy's here (`<state folder>/from-host/`), which `fetch_transcripts` brings over before
+the driver prices them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class RemoteHooks:
     ) -> None:
         """`state_folder`: the task's agent folder here (the copies go under it)."""
         self.remote = remote
+        remote.spooling = True  # its polls of the log read the spool too
         self.env = {
             "LIMITLESS_STATE_DIR": str(state_dir),
             "LIMITLESS_RUN": remote.run_id,
@@ -42,9 +44,9 @@ class RemoteHooks:
         self.copies = state_folder / COPIES
         self.transcripts: dict[Path, str] = {}  # the copy here → the file there
 
-    def replay(self, *, force: bool = False) -> None:
-        """Record the calls spooled there since the last replay."""
-        lines = [self._local(line) for line in self.remote.hook_lines(force=force)]
+    def replay(self) -> None:
+        """Record the calls spooled there that the polls read since the last replay."""
+        lines = [self._local(line) for line in self.remote.hook_lines()]
         if lines:
             hookrelay.replay(lines, self.env)
 

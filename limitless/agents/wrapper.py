@@ -496,7 +496,7 @@ class Wrapper:
         parser.finish()
         result = watched.result
         if driver is not None and spooled is not None:
-            spooled.replay(force=True)
+            spooled.replay()
             driver.settle()
             driver.refresh_cost()
             for note in driver.notes:
