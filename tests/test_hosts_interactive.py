@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from limitless.states import TaskStatus
@@ -388,3 +389,54 @@ def test_typing_in_the_slot_pane_keeps_an_idle_agent_on_a_host_open(
     assert (row.status, row.host) == (TaskStatus.DONE, "box1")
     assert "task_closing" not in kinds_of(repo, run_row.id, "hello")  # the user closed it
     assert git(repo, "show", "main:hello.txt") == "hi"
+
+
+def test_resume_takes_an_asking_agent_on_a_host_up_and_idle_done_ends_it(
+    fleet: Fleet,
+    claude_agent: AgentSetup,
+    model_server: ModelServer,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmux_socket: str,
+) -> None:
+    """The run's tmux server here dies while Claude Code on the host asks for permission:
+    the agent goes on asking there; `resume` gives the task a new slot pane whose driver
+    takes the attempt up: the question shows as needs input again, a key in the new pane
+    answers it, and idle_done ends the same attempt done."""
+    claude_agent.export(monkeypatch)
+    box = claude_host(fleet, claude_agent, model_server)
+    fleet.serve(repo)
+    script = Script(
+        "hello", [write("hello.txt", "hi\n", usage=WRITE_USAGE), say("done", usage=SAY_USAGE)]
+    )
+    model_server.add(script)
+    task = f"  - {{id: hello, host: box1, prompt: 'Create hello.txt saying hi {script.marker}'}}"
+    write_plan(repo, plan_text(box, "claude-interactive", "ask", CLAUDE_PASSED, task))
+    assert cli(repo, "run", "--detach").returncode == 0
+    run_row = latest_run(repo)
+    wait_for(lambda: "? needs input" in status_line(repo, "hello"), 90, "needs input")
+    supervisor = latest_run(repo).supervisor_pid
+    assert supervisor is not None
+    subprocess.run(["tmux", "-L", tmux_socket, "kill-server"], check=True)
+    wait_for(lambda: not psutil.pid_exists(supervisor), 10, "supervisor gone")
+    resumed = cli(repo, "resume", "--detach")
+    assert resumed.returncode == 0, resumed.stderr
+    with open_store(repo) as store:
+        log = store.log_path(run_row.id, "hello")
+    wait_for(lambda: "taken up again on box1" in log.read_text(errors="replace"), 30, "taken up")
+    pane = tasks_of(repo, run_row.id)["hello"].pane_id or ""
+    wait_for(
+        lambda: "Do you want to create hello.txt?" in pane_text(tmux_socket, pane),
+        30,
+        "the question on the new pane",
+    )
+    wait_for(lambda: "? needs input" in status_line(repo, "hello"), 30, "needs input again")
+    subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", pane, "1"], check=True)
+    finished = cli(
+        repo, "wait", run_row.id, "--timeout", str(RUN_TIMEOUT), timeout=RUN_TIMEOUT + 30
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    row = tasks_of(repo, run_row.id)["hello"]
+    assert (row.status, row.attempt, row.host) == (TaskStatus.DONE, 1, "box1")
+    assert git(repo, "show", "main:hello.txt") == "hi"
+    assert "task_closing" in kinds_of(repo, run_row.id, "hello")
