@@ -289,6 +289,31 @@ def test_prepare_is_idempotent(repo: Path) -> None:
     assert is_ancestor(repo, first.start_sha, third.start_sha)
 
 
+def test_a_hand_off_into_a_worktree_checked_out_ahead_merges_only(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor's hand-off (`fresh`: it checked the worktree out from base itself and
+    nothing ran there since) merges the dependency with three git processes — no lock,
+    re-check or status — and ends as a full preparation would."""
+    ahead = prep(repo, "t")
+    branch_with_file(repo, "limitless/r1/a", "a.txt", "a\n")
+    calls: list[tuple[str, ...]] = []
+    real = wt._git
+
+    def counted(cwd: Path, *args: str, **kwargs: object) -> object:
+        calls.append(args)
+        return real(cwd, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(wt, "_git", counted)
+    monkeypatch.setattr("limitless.git.runner.git", counted)
+    handed = prep(repo, "t", merge_branches=["limitless/r1/a"], fresh=True)
+    assert not handed.created and handed.merged == ("limitless/r1/a",)
+    assert handed.start_sha == git(ahead.path, "rev-parse", "HEAD") != ahead.start_sha
+    assert (ahead.path / "a.txt").read_text() == "a\n"
+    assert git(ahead.path, "status", "--porcelain") == ""
+    assert [args[0] for args in calls if args[0] != "-c"] == ["for-each-ref", "merge", "rev-parse"]
+
+
 def test_dependency_merge_cut_short_by_a_crash_is_redone(repo: Path) -> None:
     """A crash mid-merge leaves the dependency's files staged; preparing again redoes the
     merge, and the half-done state is still kept under a ref."""

@@ -136,6 +136,7 @@ def prepare_worktree(
     lock_dir: Path,
     hooks: bool = True,
     sparse: Sequence[str] | None = None,
+    fresh: bool = False,
 ) -> PreparedWorktree:
     """Make `path` a worktree on `branch` holding `merge_branches`, with `copy`/`link` files.
 
@@ -147,7 +148,10 @@ def prepare_worktree(
     (`hooks`) raises CommitRejected. Copy/link globs are checked before any
     file is placed. `sparse` (cone folders) checks out only those folders and
     the top-level files; submodules are checked out from the user's checkout
-    (see `submodules`).
+    (see `submodules`). `fresh`: an earlier call of this process made the worktree
+    (checked out ahead) and nothing has run in it since, so its checks (repository,
+    branch, a dependency merge a crash cut short) are not repeated: a hand-off then runs
+    only the merges and one `rev-parse`.
     """
     repo_root = Path(repo_root)
     path = Path(os.path.normpath(Path(path).absolute()))
@@ -163,12 +167,15 @@ def prepare_worktree(
             created = _add_worktree(repo_root, path, branch, base_sha)
     crashpoint("worktree")
     started = time.monotonic()
-    _check_out_if_needed(path, branch, sparse if created else None, common_dir(repo_root))
+    if created or not fresh:
+        _check_out_if_needed(path, branch, sparse if created else None, common_dir(repo_root))
     checkout_s = time.monotonic() - started
 
     merged: list[str] = []
     if merge_branches:
-        merged = _merge_dependencies(path, branch, merge_branches, fresh=created, hooks=hooks)
+        merged = _merge_dependencies(
+            path, branch, merge_branches, fresh=created or fresh, hooks=hooks
+        )
     started = time.monotonic()
     submodules.sync(path, repo_root)
     checkout_s += time.monotonic() - started

@@ -66,6 +66,9 @@ log = logging.getLogger(__name__)
 TITLE_INTERVAL_S = 2.0
 WRAPPER_FINISH_S = 30.0  # how long a slot waits for a done task's wrapper to finish
 HOST_PROBE_S = 10.0  # how often a lost host is tried again
+HANDOFF_WAIT_S = 0.5
+"""How long a loop pass waits for a dependency merge into a worktree checked out ahead
+(tens of ms), to launch its task in this pass rather than wake for the next."""
 
 
 class Supervisor:
@@ -370,7 +373,15 @@ class Supervisor:
                 if dep in rows
             )
         ]
-        return self.dag.ready_order(soon, started=self.started)
+        ordered = self.dag.ready_order(soon, started=self.started)
+        # the one whose last dependency started first is expected to become ready first
+        position = {task_id: i for i, task_id in enumerate(ordered)}
+
+        def last_dependency_start(task_id: str) -> float:
+            starts = [rows[dep].started_at or 0.0 for dep in self.dag.dependencies(task_id)]
+            return max(starts, default=0.0)
+
+        return sorted(ordered, key=lambda tid: (last_dependency_start(tid), position[tid]))
 
     def _schedule(self, picture: Picture) -> None:
         now = time.time()
@@ -410,7 +421,7 @@ class Supervisor:
             gate = self.gates.closed(picture, len(active))
             if gate:
                 break
-            future = self.background.prepared_worktree(task_id)
+            future = self.background.prepared_worktree(task_id, HANDOFF_WAIT_S)
             if future is None:
                 # its worktree is still being checked out: hold a slot for it, so a task
                 # after it in the order (lower priority) cannot take its place meanwhile
