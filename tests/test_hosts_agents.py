@@ -8,6 +8,7 @@ on 127.0.0.1, which a loopback host reaches; its URL and key travel as `env_pass
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 from pathlib import Path
@@ -264,12 +265,22 @@ def test_the_slot_pane_shows_claude_s_lines_from_the_host_while_it_works(
         )
         return shown.stdout
 
+    def reported() -> dict[str, object]:
+        shown = cli(repo, "status", run.id, "--json")
+        assert shown.returncode == 0, shown.stderr
+        return next(t for t in json.loads(shown.stdout)["tasks"] if t["id"] == "held")
+
     try:
         wait_for(lambda: "✎ Write held.txt" in screen(), 60, "the rendered line on the pane")
         assert '{"type"' not in screen()
         assert tasks_of(repo, run.id)["held"].status == "running"
+        # the session id the stream told at its start shows here while it works there
+        wait_for(lambda: reported()["session_id"], 30, "the remote session id in status")
+        live = reported()
+        assert live["status"] == "running" and live["host"] == "box1"
     finally:
         go.set()
     waited = cli(repo, "wait", run.id, timeout=RUN_TIMEOUT)
     assert waited.returncode == 0, waited.stdout + waited.stderr
     assert git(repo, "show", "main:held.txt") == "held"
+    assert tasks_of(repo, run.id)["held"].session_id == live["session_id"]

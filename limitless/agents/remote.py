@@ -51,6 +51,7 @@ MAX_QUICK_ATTACHES = 5  # attaches in a row that end at once: follow the log ins
 RECONNECT_S = 1.0
 EXIT_NAME = "exit"
 FACTS_NAME = "facts.json"  # a headless program's account, written by its renderer there
+LIVE_FACTS = FACTS_NAME + headless_run.LIVE_SUFFIX  # its figures so far, while it runs
 HOOKS_NAME = "hooks.jsonl"  # an interactive program's hook calls, spooled by the relay there
 AGENT_COMMAND = "LIMITLESS_AGENT_COMMAND"  # the program the task script looks for on PATH
 
@@ -227,6 +228,8 @@ class RemoteAttempt:
         self.log_offset = 0
         self.last_poll = 0.0
         self.spooling = False  # an interactive agent's hook calls are read with its log
+        self.figuring = False  # a rendered headless agent's live figures are read with it
+        self.figures: headless_run.Figures | None = None
         self.hooks_offset = 0
         self.hook_backlog = b""
         self.process: PtyProcess | None = None
@@ -574,6 +577,9 @@ class RemoteAttempt:
         if self.spooling:
             self._poll_with_hooks(log_path, place.hook_spool, on_data)
             return
+        if self.figuring:
+            self._poll_with_figures(log_path, posixpath.join(place.state, LIVE_FACTS), on_data)
+            return
         argv = ["tail", "-c", f"+{self.log_offset + 1}", log_path]
         try:
             done = ssh.run(self.host, self.control, argv, timeout=10, reconnect=False)
@@ -601,6 +607,28 @@ class RemoteAttempt:
         hooks = rest[len(logged) :]
         self.hooks_offset += len(hooks)
         self.hook_backlog += hooks
+        if logged:
+            self.log_offset += len(logged)
+            on_data(logged)
+
+    def _poll_with_figures(
+        self, log_path: str, live: str, on_data: Callable[[bytes], None]
+    ) -> None:
+        """One command for the new part of the log and the renderer's live figures (a
+        small file read whole): cost and session show here while the agent works."""
+        argv = ["sh", "-c", _LOG_AND_HOOKS, "sh", log_path, live, str(self.log_offset), "0"]
+        try:
+            done = ssh.run(self.host, self.control, argv, timeout=10, reconnect=False)
+        except (LimitlessError, OSError):
+            return
+        head, newline, rest = done.data.partition(b"\n")
+        if done.code != 0 or not newline or not head.strip().isdigit():
+            return
+        size = int(head.strip())
+        logged = rest[: max(size - self.log_offset, 0)]
+        figures = headless_run.parse_figures(rest[len(logged) :].decode(errors="replace"))
+        if figures is not None:
+            self.figures = figures
         if logged:
             self.log_offset += len(logged)
             on_data(logged)

@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -470,12 +471,17 @@ class Wrapper:
             if driver is not None
             else None
         )
+        ticks: list[Callable[[], None]] = []
         if driver is not None and spooled is not None:
             driver.before_cost = spooled.fetch_transcripts
+            ticks += [spooled.replay, driver.tick]
+        if rendered:
+            remote.figuring = True  # its renderer's cost and session, read with the log
+            ticks.append(lambda: self._take_figures(remote, parser))
 
-            def on_tick() -> None:
-                spooled.replay()
-                driver.tick()
+        def on_tick() -> None:
+            for tick in ticks:
+                tick()
 
         self.store.update_task(self.run.id, self.task.id, pid=os.getpid())
         timeout_s = self.task.timeout_s
@@ -486,7 +492,7 @@ class Wrapper:
             timeout_s=timeout_s,
             host_timeout_s=self.plan.host_timeout_s,
             on_input=driver.typed if driver is not None else None,
-            on_tick=on_tick if driver is not None else None,
+            on_tick=on_tick if ticks else None,
         )
         if watched.detached:
             if self._still_ours():
@@ -551,6 +557,15 @@ class Wrapper:
             remote.write_hook_settings(claude_hooks.SETTINGS_FILE.as_posix(), text)
         agent_vars[hookrelay.SPOOL_VAR] = place.hook_spool
         return self.program.on_host(argv, place.python, place.relay)
+
+    def _take_figures(self, remote: RemoteAttempt, parser: LineParser) -> None:
+        """The remote renderer's figures so far into the store, as a local stream's are."""
+        figures = remote.figures
+        if figures is None:
+            return
+        parser.take(figures.progress, figures.cost_usd, figures.session_id)
+        if parser.changed:
+            self._store_parsed(parser)
 
     def _remote_driver(self, remote: RemoteAttempt, host: str) -> InteractiveDriver | None:
         """The interactive driver of an agent there: it reads the output polled from the

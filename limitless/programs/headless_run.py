@@ -9,9 +9,10 @@ the returned facts.
 
 `python -m limitless.programs.headless_run --adapter NAME --approve A --facts FILE
 -- ARGV...` does the same on a terminal: the lines are printed (coloured), the
-facts written to FILE as JSON, and it exits with the program's exit code. The
-resolver runs so in a slot pane, where the program's raw JSON events would be
-unreadable.
+facts written to FILE as JSON, and it exits with the program's exit code. While it
+runs, FILE.live holds the figures so far (cost, session, progress), rewritten when
+they change: a task on another host is watched through it. The resolver runs so in
+a slot pane, where the program's raw JSON events would be unreadable.
 
 Imports: only the standard library and `limitless.programs.*`.
 """
@@ -75,10 +76,12 @@ def run_headless(
     on_line: Callable[[PaneLine], None] | None = None,
     own_group: bool = True,
     stdin_terminal: bool = False,
+    on_figures: Callable[[StreamFacts], None] | None = None,
 ) -> HeadlessEnd:
     """Run `argv` (no shell) in `cwd` with `env`, reading its output through `program`'s
     event reader. `own_group`: in a process group of its own, killed whole at the time
-    limit; `stdin_terminal`: keep this process's stdin (else it reads nothing).
+    limit; `stdin_terminal`: keep this process's stdin (else it reads nothing);
+    `on_figures`: called with the facts so far whenever cost, session or progress change.
     FileNotFoundError when the program is not there."""
     stream = program.stream(cwd, env)
     if stream is None:  # a program without an event reader: its lines as they are
@@ -87,6 +90,15 @@ def run_headless(
     tail: list[str] = []
     output: list[str] = []
     size = 0
+    figures: tuple[object, ...] = (None, None, None)
+
+    def told() -> None:
+        nonlocal figures
+        facts = stream.facts
+        now = (facts.cost_usd, facts.session_id, facts.progress)
+        if on_figures is not None and now != figures:
+            figures = now
+            on_figures(facts)
 
     def say(line: PaneLine) -> None:
         tail.append(line.text)
@@ -118,6 +130,7 @@ def run_headless(
                 continue
             for line in stream.line(text):
                 say(line)
+            told()
 
     reader = threading.Thread(target=read, name="headless-output", daemon=True)
     reader.start()
@@ -207,6 +220,48 @@ def view_argv(
     ]
 
 
+LIVE_SUFFIX = ".live"  # beside the facts file: the figures so far, while the program runs
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What a running program has told so far that a dashboard shows."""
+
+    cost_usd: float | None = None
+    session_id: str | None = None
+    progress: float | None = None
+
+
+def figures_json(facts: StreamFacts) -> str:
+    """The live figures file's text (read back by `parse_figures`)."""
+    return json.dumps(
+        {"cost_usd": facts.cost_usd, "session_id": facts.session_id, "progress": facts.progress}
+    )
+
+
+def parse_figures(text: str) -> Figures | None:
+    """The figures `figures_json` wrote, or None when `text` is not that (none yet, cut)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    cost, session, progress = data.get("cost_usd"), data.get("session_id"), data.get("progress")
+    return Figures(
+        cost_usd=float(cost) if isinstance(cost, int | float) else None,
+        session_id=session if isinstance(session, str) else None,
+        progress=float(progress) if isinstance(progress, int | float) else None,
+    )
+
+
+def _write_figures(path: Path, facts: StreamFacts) -> None:
+    partial = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(OSError):
+        partial.write_text(figures_json(facts), encoding="utf-8")
+        partial.replace(path)
+
+
 def facts_json(end: HeadlessEnd) -> str:
     """What `main` writes to its facts file (read back by `read_facts`)."""
     return json.dumps(
@@ -277,6 +332,9 @@ def main(args: Sequence[str]) -> int:
     assert program is not None
 
     log = _open_log(options.log)
+    live = options.facts.with_name(options.facts.name + LIVE_SUFFIX)
+    with contextlib.suppress(OSError):
+        live.parent.mkdir(parents=True, exist_ok=True)
 
     def show(line: PaneLine) -> None:
         colour = STYLES[line.style]
@@ -297,6 +355,7 @@ def main(args: Sequence[str]) -> int:
             on_line=show,
             own_group=False,
             stdin_terminal=True,
+            on_figures=lambda facts: _write_figures(live, facts),
         )
     except FileNotFoundError:
         print(f"{argv[0]}: command not found ({program.install})", file=sys.stderr)

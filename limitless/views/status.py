@@ -63,6 +63,7 @@ def task_document(task: TaskRow, predictions: list[dict[str, object]]) -> dict[s
         "duration_s": round(task_elapsed(task) or 0.0, 3),
         "progress": task.progress,
         "cost_usd": task.cost_usd,
+        "session_id": task.session_id,
         "commits": task.commits,
         "files_changed": task.files_changed,
         "insertions": task.insertions,
