@@ -508,3 +508,51 @@ def test_the_local_tmux_dying_leaves_the_host_agent_running_and_resume_takes_it_
         ("next", "done", 1),
     }
     assert git(repo, "show", "main:next.txt") == "taken up"
+
+
+COMMITTING = """\
+name: figures
+agent: shell
+hosts:
+  - {{name: local, slots: 1}}
+{box}
+tasks:
+  - id: busy
+    host: box1
+    prompt: |
+      printf 'one\\ntwo\\nthree\\n' > counted.txt
+      git add counted.txt
+      git -c user.name=Agent -c user.email=agent@example.com commit -qm "counted"
+      echo "committed; waiting for go"
+      while [ ! -e "$HOME/go" ]; do sleep 0.1; done
+"""
+
+
+def test_a_remote_task_s_commits_show_here_while_it_runs(fleet: Fleet, repo: Path) -> None:
+    """The worktree here of a remote task stays at its start commit until the end, yet
+    `status --json` shows the commits and diffstat the agent made there while it still
+    runs (read on the host by its wrapper), and they land at the end."""
+    fleet.serve(repo)
+    box1 = fleet.add("box1")
+    write_plan(repo, COMMITTING.format(box=host_line(box1, 1)))
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stderr
+    run = latest_run(repo)
+
+    def reported() -> dict[str, object]:
+        shown = cli(repo, "status", run.id, "--json")
+        assert shown.returncode == 0, shown.stderr
+        return next(t for t in json.loads(shown.stdout)["tasks"] if t["id"] == "busy")
+
+    try:
+        wait_for(lambda: reported()["commits"] == 1, timeout=60, what="the remote commit here")
+        live = reported()
+        assert live["status"] == "running" and live["host"] == "box1"
+        assert (live["files_changed"], live["insertions"]) == (1, 3)
+        here = Path(str(live["worktree"]))
+        assert not (here / "counted.txt").exists()  # the commit is on the host only
+    finally:
+        (box1.home / "go").write_text("go\n")
+    waited = cli(repo, "wait", run.id, timeout=120)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert git(repo, "show", "main:counted.txt") == "one\ntwo\nthree"

@@ -322,6 +322,22 @@ def test_git_figures_come_from_the_worktrees(monitor: Monitor) -> None:
     assert tasks["payments"].ahead == 0 and tasks["payments"].head is None
 
 
+def test_a_remote_task_shows_the_figures_its_wrapper_read_there(shop: ShopRun) -> None:
+    """A running task on a host: its worktree here stays at the start commit, so the
+    dashboard shows the commits and diffstat its wrapper recorded from the host."""
+    with shop.store() as store:
+        store.update_task(
+            shop.run_id, "frontend", host="box1", commits=4, files_changed=3, insertions=30
+        )
+    monitor = Monitor(shop.state_dir, shop.run_id, shop.socket)
+    try:
+        frontend = monitor.poll().task("frontend")
+    finally:
+        monitor.close()
+    assert frontend is not None
+    assert (frontend.ahead, frontend.files_changed, frontend.insertions) == (4, 3, 30)
+
+
 class ProgressCase(NamedTuple):
     test_id: str
     task_id: str

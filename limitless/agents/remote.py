@@ -36,6 +36,7 @@ from pathlib import Path
 from limitless.agents.pty import PtyProcess, PtyResult
 from limitless.errors import EnvironmentProblem, LimitlessError
 from limitless.git.runner import git
+from limitless.git.status import WorktreeState, state_of
 from limitless.hosts import ssh, sync
 from limitless.plan.hosts import Host
 from limitless.programs import headless_run
@@ -51,6 +52,8 @@ MAX_QUICK_ATTACHES = 5  # attaches in a row that end at once: follow the log ins
 RECONNECT_S = 1.0
 EXIT_NAME = "exit"
 FACTS_NAME = "facts.json"  # a headless program's account, written by its renderer there
+GIT_BUSY_S = 3.0  # a remote worktree is read this often while its agent prints
+GIT_QUIET_S = 30.0  # and this often while it prints nothing
 LIVE_FACTS = FACTS_NAME + headless_run.LIVE_SUFFIX  # its figures so far, while it runs
 HOOKS_NAME = "hooks.jsonl"  # an interactive program's hook calls, spooled by the relay there
 AGENT_COMMAND = "LIMITLESS_AGENT_COMMAND"  # the program the task script looks for on PATH
@@ -143,6 +146,19 @@ exit 0
 
 # Claude Code's hook settings written into the worktree there (stdin), kept out of its
 # commits as `claude_hooks.install` does here: info/exclude, or skip-worktree if tracked.
+# The worktree there as `git.status.inspect` reads one here: the three outputs, each
+# followed by a NUL line mark (status's own fields are NUL-separated, so the mark is
+# "\0--\0"). C locale: the shortstat's words are parsed.
+_INSPECT = r"""
+cd "$1" 2>/dev/null || exit 3
+export LC_ALL=C
+git --no-optional-locks status --porcelain=v2 --branch -z || exit 1
+printf '\0--\0'
+git rev-list --count "$2..HEAD" || exit 1
+printf '\0--\0'
+git diff --no-ext-diff --no-color --shortstat "$2...HEAD" || exit 1
+"""
+
 _HOOK_SETTINGS = r"""
 cd "$1" || exit 1; file=$2
 mkdir -p "$(dirname "$file")" && cat > "$file" || exit 1
@@ -331,6 +347,20 @@ class RemoteAttempt:
             "write Claude Code's hook settings",
             input=text.encode(),
         )
+
+    def inspect_there(self, base_sha: str) -> WorktreeState | None:
+        """The task's worktree there as the dashboard reads a local one (commits ahead of
+        `base_sha`, diffstat, dirty files): one ssh command; None when it cannot be read."""
+        place = self._place()
+        argv = ["sh", "-c", _INSPECT, "sh", place.worktree, base_sha]
+        try:
+            done = ssh.run(self.host, self.control, argv, timeout=10, reconnect=False)
+        except (LimitlessError, OSError):
+            return None
+        parts = done.data.decode("utf-8", errors="surrogateescape").split("\0--\0")
+        if done.code != 0 or len(parts) != 3:
+            return None
+        return state_of(*parts)
 
     def send_keys(self, data: bytes) -> None:
         """Type `data` into the agent's pane there (tmux `send-keys -H`: the bytes as they
@@ -632,6 +662,45 @@ class RemoteAttempt:
         if logged:
             self.log_offset += len(logged)
             on_data(logged)
+
+
+class RemoteGitFigures:
+    """A remote task's worktree read there now and then, its figures handed to `record`
+    when they change: every `busy_s` while the agent prints, else every `quiet_s`."""
+
+    def __init__(
+        self,
+        remote: RemoteAttempt,
+        record: Callable[[WorktreeState], None],
+        base_sha: str,
+        *,
+        busy_s: float = GIT_BUSY_S,
+        quiet_s: float = GIT_QUIET_S,
+    ) -> None:
+        self.remote = remote
+        self.record = record
+        self.base_sha = base_sha
+        self.busy_s = busy_s
+        self.quiet_s = quiet_s
+        self.checked_at = 0.0
+        self.log_seen = -1
+        self.figures: tuple[int, int, int, int, int] | None = None
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        printed = self.remote.log_offset != self.log_seen
+        if now - self.checked_at < (self.busy_s if printed else self.quiet_s):
+            return
+        self.checked_at = now
+        self.log_seen = self.remote.log_offset
+        state = self.remote.inspect_there(self.base_sha)
+        if state is None:
+            return
+        figures = (state.ahead, state.files_changed, state.insertions, state.deletions,
+                   len(state.dirty_files))  # fmt: skip
+        if figures != self.figures:
+            self.figures = figures
+            self.record(state)
 
 
 class RemoteError(LimitlessError):

@@ -26,7 +26,14 @@ from limitless.agents.headless import HeadlessOutput
 from limitless.agents.interactive import InteractiveDriver
 from limitless.agents.lines import ANSI, LineParser
 from limitless.agents.pty import PtyProcess, PtyResult, end_strays
-from limitless.agents.remote import AGENT_COMMAND, Place, RemoteAttempt, RemoteResult, lost_host
+from limitless.agents.remote import (
+    AGENT_COMMAND,
+    Place,
+    RemoteAttempt,
+    RemoteGitFigures,
+    RemoteResult,
+    lost_host,
+)
 from limitless.agents.remote_hooks import RemoteHooks
 from limitless.errors import LimitlessError
 from limitless.fmt import duration
@@ -478,6 +485,7 @@ class Wrapper:
         if rendered:
             remote.figuring = True  # its renderer's cost and session, read with the log
             ticks.append(lambda: self._take_figures(remote, parser))
+        ticks.append(RemoteGitFigures(remote, self._store_git_figures, self._start_sha()).tick)
 
         def on_tick() -> None:
             for tick in ticks:
@@ -557,6 +565,21 @@ class Wrapper:
             remote.write_hook_settings(claude_hooks.SETTINGS_FILE.as_posix(), text)
         agent_vars[hookrelay.SPOOL_VAR] = place.hook_spool
         return self.program.on_host(argv, place.python, place.relay)
+
+    def _start_sha(self) -> str:
+        return self.row.start_sha or self.run.base_sha
+
+    def _store_git_figures(self, state: WorktreeState) -> None:
+        """A remote task's worktree figures (its worktree here stays at its start commit
+        until the end, so the dashboard shows these instead of reading it)."""
+        self.store.update_task(
+            self.run.id,
+            self.task.id,
+            commits=state.ahead,
+            files_changed=state.files_changed,
+            insertions=state.insertions,
+            deletions=state.deletions,
+        )
 
     def _take_figures(self, remote: RemoteAttempt, parser: LineParser) -> None:
         """The remote renderer's figures so far into the store, as a local stream's are."""

@@ -51,11 +51,18 @@ def inspect(worktree: Path, base_sha: str) -> WorktreeState:
         if not (worktree / ".git").exists():
             return WorktreeState(None, 0, 0, 0, 0, ())
         raise failed
-    head, dirty = parse_status(out["status"])
-    numbers = {word: int(n) for n, word in _SHORTSTAT_RE.findall(out["stat"])}
+    return state_of(out["status"], out["count"], out["stat"])
+
+
+def state_of(status: str, count: str, shortstat: str) -> WorktreeState:
+    """The state `inspect`'s three git calls tell (their outputs, here or on a host):
+    `status --porcelain=v2 --branch -z`, `rev-list --count`, `diff --shortstat`."""
+    head, dirty = parse_status(status)
+    numbers = {word: int(n) for n, word in _SHORTSTAT_RE.findall(shortstat)}
+    ahead = count.strip()
     return WorktreeState(
         head=head,
-        ahead=int(out["count"].strip() or 0),
+        ahead=int(ahead) if ahead.isdigit() else 0,
         files_changed=numbers.get("file", 0),
         insertions=numbers.get("insertion", 0),
         deletions=numbers.get("deletion", 0),

@@ -18,6 +18,7 @@ from limitless.dashboard.model.heads import HeadWatch
 from limitless.errors import LimitlessError
 from limitless.git.refs import diffstat_text
 from limitless.git.status import WorktreeState, inspect
+from limitless.plan.hosts import LOCAL
 from limitless.states import TaskStatus
 from limitless.store import Run, TaskRow
 
@@ -67,6 +68,11 @@ class GitWatch:
         for row in rows:
             if row.started_at is None and row.attempt == 0:
                 continue  # never ran: no worktree worth reading yet
+            if row.status.active and row.host not in (None, LOCAL):
+                # its worktree here stays at the start commit until the end: the figures
+                # its wrapper reads on the host (the row's) are shown instead
+                self._seen.pop(row.id, None)
+                continue
             worktree = Path(row.worktree)
             token = self._heads.token(worktree)
             seen = self._seen.get(row.id)
