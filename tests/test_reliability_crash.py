@@ -217,6 +217,10 @@ WARM_KILLS = [
     WarmKill("fork-server", "fork_server", 1),
     WarmKill("watcher", "watcher", 1),
     WarmKill("client", "client", 2),
+    # the supervisor, forked by `run`'s one-shot server, and the watcher between it and
+    # the control pane's client
+    WarmKill("supervisor", "supervisor", 1),
+    WarmKill("supervisor-watcher", "supervisor_watcher", 1),
 ]
 
 
@@ -227,8 +231,19 @@ def gone(pid: int) -> bool:
         return True
 
 
-def warm_victim(victim: str, wrapper: psutil.Process, pane_pid: int) -> psutil.Process:
-    """The process to kill: the fork server, the watcher of `wrapper`, or its pane's client."""
+def warm_victim(
+    victim: str, wrapper: psutil.Process, pane_pid: int, supervisor_pid: int
+) -> psutil.Process:
+    """The process to kill: the fork server, the watcher of `wrapper`, its pane's client,
+    the supervisor or the supervisor's watcher."""
+    if victim in ("supervisor", "supervisor_watcher"):
+        supervisor = psutil.Process(supervisor_pid)
+        assert "_supervise" in supervisor.cmdline()
+        if victim == "supervisor":
+            return supervisor
+        watcher = supervisor.parent()
+        assert watcher is not None and "client.py" not in " ".join(watcher.cmdline())
+        return watcher
     if victim == "client":
         return psutil.Process(pane_pid)
     watcher = wrapper.parent()
@@ -244,8 +259,9 @@ def warm_victim(victim: str, wrapper: psutil.Process, pane_pid: int) -> psutil.P
 def test_kill_9_of_a_warm_process_then_resume_finishes_the_run(
     repo: Path, tmux_socket: str, kill: WarmKill
 ) -> None:
-    """kill -9 of the fork server, a watcher or a client mid-run (a task running forked,
-    another launched after): resume finishes, every task's commit on base, base moved once."""
+    """kill -9 of the fork server, a watcher, a client, the supervisor or its watcher
+    mid-run (a task running forked, another launched after): resume finishes, every
+    task's commit on base, base moved once."""
     marker = repo.parent / "runs-of"
     go = repo.parent / "go"
     write_plan(repo, crash_plan(marker, go, WARM_TASKS, ui_retries=kill.ui_runs - 1))
@@ -265,7 +281,9 @@ def test_kill_9_of_a_warm_process_then_resume_finishes_the_run(
     wrapper = psutil.Process(row.pid)
     # cold, the pane's process is the wrapper (or its parent); forked, a watcher is
     assert pane_pid not in (wrapper.pid, wrapper.ppid()), "ui's wrapper started cold"
-    victim = warm_victim(kill.victim, wrapper, pane_pid)
+    supervisor_pid = latest_run(repo).supervisor_pid
+    assert supervisor_pid is not None
+    victim = warm_victim(kill.victim, wrapper, pane_pid, supervisor_pid)
     victim.kill()
     wait_for(lambda: gone(victim.pid), 30, f"the {kill.victim} gone")
     go.touch()

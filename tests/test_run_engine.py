@@ -257,6 +257,43 @@ tasks:
     assert sorted(marker.read_text().split()) == ["final", "long", "next", "quick"]
 
 
+def test_the_supervisor_is_forked_warm_by_run_and_the_start_server_is_gone(
+    repo: Path, tmux_socket: str
+) -> None:
+    """`run` forks a one-shot server from itself; the control pane runs the fork client,
+    which has it fork the supervisor (no second interpreter start-up). `ps` shows the
+    supervisor as `_supervise --run R`, the server ends after that one fork, and the run
+    finishes."""
+    write_plan(
+        repo,
+        "name: warm\nagent: shell\ntasks:\n"
+        '  - {id: wait, prompt: "while [ ! -e go ]; do sleep 0.1; done; echo w > w.txt"}\n',
+    )
+    started = cli(repo, "run", "--detach")
+    assert started.returncode == 0, started.stderr
+    run = latest_run(repo)
+    assert run.supervisor_pid is not None
+    shown = subprocess.run(
+        ["tmux", "-L", tmux_socket, "display-message", "-p", "-t", run.control_pane,
+         "#{pane_pid}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    pane_process = psutil.Process(int(shown.stdout))
+    assert any(word.endswith("forkserver/client.py") for word in pane_process.cmdline())
+    supervisor = psutil.Process(run.supervisor_pid)
+    assert supervisor.pid != pane_process.pid
+    assert "_supervise" in supervisor.cmdline() and run.id in supervisor.cmdline()
+    with open_store(repo) as store:
+        forks = store.state_dir / "forks"
+    wait_for(lambda: not any(forks.glob("start-*.sock")), 20, "the start server to end")
+    worktree = Path(tasks_of(repo, run.id)["wait"].worktree)
+    wait_for(lambda: worktree.is_dir(), 30, "the task's worktree")
+    (worktree / "go").write_text("")
+    waited = cli(repo, "wait", run.id, "--timeout", "60", "--quiet")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert git(repo, "show", "main:w.txt") == "w"
+
+
 class BadInput:
     def __init__(self, test_id: str, plan: str | None, args: tuple[str, ...], code: int, says: str):
         self.test_id, self.plan, self.args, self.code, self.says = test_id, plan, args, code, says

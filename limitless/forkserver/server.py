@@ -26,6 +26,7 @@ import stat
 import struct
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -95,10 +96,20 @@ def peer_uid(conn: socket.socket) -> int:
 class ForkServer:
     """Accepts connections and forks one watcher per request (see `child`)."""
 
-    def __init__(self, path: Path, targets: Sequence[Target], *, parent: int | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        targets: Sequence[Target],
+        *,
+        parent: int | None,
+        once: bool = False,
+        wait_s: float | None = None,
+    ) -> None:
         self.path = path
         self.targets = tuple(targets)
         self.parent = parent
+        self.once = once  # end after the first fork (the supervisor's start)
+        self.give_up_at = None if wait_s is None else time.monotonic() + wait_s
         self.listener = listen(path)
         self.stopping = False
 
@@ -107,7 +118,7 @@ class ForkServer:
         signal.signal(signal.SIGTERM, self._stop)
         log.info("fork server listening", extra={"path": str(self.path)})
         try:
-            while not self.stopping and self._parent_lives():
+            while not self.stopping and self._parent_lives() and not self._given_up():
                 try:
                     ready, _, _ = select.select([self.listener], [], [], PARENT_CHECK_S)
                 except InterruptedError:
@@ -123,6 +134,9 @@ class ForkServer:
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
+
+    def _given_up(self) -> bool:
+        return self.give_up_at is not None and time.monotonic() >= self.give_up_at
 
     def _parent_lives(self) -> bool:
         return self.parent is None or os.getppid() == self.parent
@@ -148,6 +162,7 @@ class ForkServer:
             if pid == 0:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 watch(conn, self.listener, self.targets)
+            self.stopping = self.once
 
     def _refusal(self, conn: socket.socket) -> str:
         uid = peer_uid(conn)
@@ -168,18 +183,35 @@ class ForkServer:
 
 
 def serve(
-    path: Path, targets: Sequence[Target], modules: Sequence[str] = (), *, parent: int | None
+    path: Path,
+    targets: Sequence[Target],
+    modules: Sequence[str] = (),
+    *,
+    parent: int | None,
+    once: bool = False,
+    wait_s: float | None = None,
 ) -> None:
-    """Preload `modules`, then serve on `path` in this process until told to stop."""
+    """Listen on `path`, preload `modules`, then serve in this process until told to
+    stop (a client that comes while the modules load waits in the listen queue)."""
+    server = ForkServer(path, targets, parent=parent, once=once, wait_s=wait_s)
     preload(modules)
-    ForkServer(path, targets, parent=parent).serve()
+    server.serve()
 
 
-def spawn(path: Path, targets: Sequence[Target], modules: Sequence[str] = ()) -> int:
+def spawn(
+    path: Path,
+    targets: Sequence[Target],
+    modules: Sequence[str] = (),
+    *,
+    once: bool = False,
+    wait_s: float | None = None,
+) -> int:
     """Fork a fork server from this process (which must have no other thread yet).
 
     Returns its pid; it serves until this process ends. Clients that come before it
-    listens start cold.
+    listens start cold. `once`: it ends after its first fork, or after `wait_s`
+    without one, and its stdin/stdout/stderr are /dev/null (this process's may be a
+    pipe someone reads to its end, which a server kept open would hold up).
     """
     if threading.active_count() != 1:
         msg = "a fork server must be forked before any thread starts"
@@ -193,7 +225,9 @@ def spawn(path: Path, targets: Sequence[Target], modules: Sequence[str] = ()) ->
         os.setsid()
         for number in (signal.SIGINT, signal.SIGHUP):
             signal.signal(number, signal.SIG_IGN)  # the supervisor's pane is not ours
-        serve(path, targets, modules, parent=parent)
+        if once:
+            _quiet_stdio()
+        serve(path, targets, modules, parent=parent, once=once, wait_s=wait_s)
     except BaseException as exc:
         with contextlib.suppress(BaseException):
             log.exception("fork server failed")
@@ -201,6 +235,14 @@ def spawn(path: Path, targets: Sequence[Target], modules: Sequence[str] = ()) ->
             print(f"fork server failed ({exc}): wrappers start cold", file=sys.stderr, flush=True)
         code = 1
     os._exit(code)
+
+
+def _quiet_stdio() -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from limitless.errors import EnvironmentProblem, TmuxError, UsageError
+from limitless.errors import EnvironmentProblem, LimitlessError, TmuxError, UsageError
 from limitless.git import refs as git_refs
 from limitless.git import repo as git_repo
 from limitless.git import repochecks, worktrees
@@ -23,9 +23,11 @@ from limitless.states import RunStatus, TaskStatus
 from limitless.store import Run, Store, TaskRow
 from limitless.tmux.layouts import Layout, load_layout
 from limitless.tmux.pane_programs import (
+    SUPERVISE_COMMAND,
     dashboard_argv,
     idle_argv,
     pane_env,
+    start_socket,
     supervise_argv,
     wake_channel,
 )
@@ -142,6 +144,7 @@ def start_run(
     worktree_root = plan.worktree_root or git_repo.default_worktree_root(repo.root)
     slots = min(plan.max_concurrency, len(plan.tasks))
 
+    warm = _spawn_supervisor_start(git_repo.state_dir(repo))  # before any store connection
     store = Store.open(git_repo.state_dir(repo))
     run_id = _free_run_id(store, plan.name, socket_name)
     session_name = tmux_session_name(run_id)
@@ -183,7 +186,7 @@ def start_run(
     )
     store.add_event(run_id, "run_started", base=base, base_sha=base_sha, tasks=len(plan.tasks))
     try:
-        session = create_session(store, run, layout, slots, repo.root, options.dashboard)
+        session = create_session(store, run, layout, slots, repo.root, options.dashboard, warm)
     except TmuxError as exc:
         reason = f"could not create its tmux session: {exc}"
         store.update_run(run_id, status=RunStatus.FAILED, ended_at=time.time(), reason=reason)
@@ -192,6 +195,29 @@ def start_run(
     run = _wait_for_supervisor(store, run_id)
     store.close()
     return StartedRun(run=run, session=session)
+
+
+SUPERVISOR_PRELOAD = ("limitless.cli.main", "limitless.cli.internal", "limitless.run.supervisor")
+START_WAIT_S = 15.0  # the start server's life when no control pane comes to it
+
+
+def _spawn_supervisor_start(state_dir: Path) -> Path | None:
+    """Fork a one-shot fork server from this process, already warm, for the control pane
+    to have the run's supervisor forked from (no second interpreter start-up and imports
+    on the run's start). None when it cannot be: the pane then starts it cold."""
+    from limitless.forkserver.child import Target
+    from limitless.forkserver.server import spawn
+
+    # `python -m limitless _supervise ...` is all it may fork
+    targets = (Target("limitless", "limitless.cli.main:main", (SUPERVISE_COMMAND,)),)
+    socket = start_socket(state_dir, os.getpid())
+    try:
+        socket.parent.mkdir(parents=True, exist_ok=True)
+        spawn(socket, targets, SUPERVISOR_PRELOAD, once=True, wait_s=START_WAIT_S)
+    except (LimitlessError, OSError) as exc:
+        log.info("the supervisor starts cold", extra={"error": str(exc)})
+        return None
+    return socket
 
 
 def _wait_for_supervisor(store: Store, run_id: str, timeout: float = 15.0) -> Run:
@@ -240,7 +266,13 @@ def session_environment(run: Run) -> dict[str, str]:
 
 
 def create_session(
-    store: Store, run: Run, layout: Layout, slots: int, cwd: Path, dashboard: bool
+    store: Store,
+    run: Run,
+    layout: Layout,
+    slots: int,
+    cwd: Path,
+    dashboard: bool,
+    warm: Path | None = None,
 ) -> TmuxSession:
     if TmuxSession(run.tmux_socket, run.id).server_running():
         env = session_environment(run)  # an older server's environment is not this one's
@@ -255,7 +287,7 @@ def create_session(
         layout=layout,
         slots=slots,
         cwd=cwd,
-        control_argv=supervise_argv(run.id, store.state_dir),
+        control_argv=supervise_argv(run.id, store.state_dir, warm),
         dashboard_argv=dashboard_argv(run.id, textual=_has_dashboard()) if dashboard else None,
         idle_argv=idle_argv(),
         env=env,

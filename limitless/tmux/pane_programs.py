@@ -63,9 +63,19 @@ def fork_socket(state_dir: Path, run_id: str, owner_pid: int) -> Path:
     return state_dir / "runs" / run_id / f"fork-{owner_pid}.sock"
 
 
-def supervise_argv(run_id: str, state_dir: Path) -> list[str]:
-    """What the `control` pane runs: the run's supervisor."""
-    return limitless_argv(SUPERVISE_COMMAND, "--run", run_id, "--state-dir", str(state_dir))
+def supervise_argv(run_id: str, state_dir: Path, fork_socket: Path | None = None) -> list[str]:
+    """What the `control` pane runs: the run's supervisor; with `fork_socket` (the warm
+    server `limitless run` forked from itself), the client that has it forked there."""
+    cold = limitless_argv(SUPERVISE_COMMAND, "--run", run_id, "--state-dir", str(state_dir))
+    if fork_socket is None:
+        return cold
+    return [sys.executable, "-S", "-I", forkserver_client.__file__, str(fork_socket), *cold]
+
+
+def start_socket(state_dir: Path, owner_pid: int) -> Path:
+    """Where the one-shot server that starts a run's supervisor warm listens (forked by
+    `limitless run`, pid `owner_pid`, before the run has an id)."""
+    return state_dir / "forks" / f"start-{owner_pid}.sock"
 
 
 def dashboard_argv(run_id: str, *, textual: bool) -> list[str]:
