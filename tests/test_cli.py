@@ -100,7 +100,7 @@ GRAPH_CASES = [
     GraphCase(
         "ascii",
         "ascii",
-        ["wave 1", "wave 4", "critical path: backend -> api -> payments -> e2e (length 2h)"],
+        ["wave 1", "wave 4", "* critical path: backend -> api -> payments -> e2e (length 2h)"],
     ),
     GraphCase("mermaid", "mermaid", ["flowchart TD", "n_api --> n_payments"]),
 ]

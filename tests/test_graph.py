@@ -413,7 +413,7 @@ wave 3
 wave 4
   * e2e           ← frontend-api, payments
 
-critical path: backend -> api -> frontend-api -> e2e (length 4.0)
+* critical path: backend -> api -> frontend-api -> e2e (length 4.0)
 """
 
 SHOP_ASCII_TIMED = """\
@@ -429,7 +429,7 @@ wave 3
 wave 4
   * e2e              10m             ← frontend-api, payments
 
-critical path: backend -> api -> payments -> e2e (length 2h)
+* critical path: backend -> api -> payments -> e2e (length 2h)
 """
 
 
@@ -454,7 +454,7 @@ def test_render_ascii_marks_epic_and_soft_edges() -> None:
         "wave 2\n"
         "  * b  ← a (epic)  (after c)\n"
         "\n"
-        "critical path: a -> b (length 2.0)\n"
+        "* critical path: a -> b (length 2.0)\n"
     )
 
 

@@ -417,7 +417,8 @@ class Dag:
         return found
 
     def render_ascii(self, statuses: Mapping[str, str] | None = None) -> str:
-        """A levelled drawing: a block per wave, `←` before dependencies, `*` on critical path."""
+        """A levelled drawing: a block per wave, `←` before dependencies, `*` on the critical
+        path, which the last line names after the same `*` (its legend)."""
         if not self.ids:
             return "no tasks\n"
         statuses = statuses or {}
@@ -450,7 +451,7 @@ class Dag:
                 lines.append(line.rstrip())
         total = plan_duration(length) if timed else _number(length)
         lines.append("")
-        lines.append(f"critical path: {' -> '.join(path)} (length {total})")
+        lines.append(f"* critical path: {' -> '.join(path)} (length {total})")
         return "\n".join(lines) + "\n"
 
     def render_mermaid(self, statuses: Mapping[str, str] | None = None) -> str:
