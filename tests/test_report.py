@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -151,6 +152,16 @@ def test_short_form_names_the_figures() -> None:
         "critical path a → c (10s)",
         "merge: 3 merged, 1 conflict (b), landed on main at abcdef0123",
     ]
+
+
+def test_short_form_does_not_repeat_the_count_its_reason_starts_with() -> None:
+    """The run's reason begins with the count the headline gives; it is said once."""
+    run, rows, attempts, events = synthetic()
+    said = "3/3 tasks done; merge skipped (--no-merge): branches left for `limitless merge`"
+    lines = short_lines(report_of(dataclasses.replace(run, reason=said), rows, attempts, events))
+    assert lines[0] == "run syn-1 done: 3/3 tasks done"
+    assert lines[-1] == "merge skipped (--no-merge): branches left for `limitless merge`"
+    assert sum("3/3 tasks done" in line for line in lines) == 1
 
 
 THREE_TASKS = """\

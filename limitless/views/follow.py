@@ -73,13 +73,17 @@ def summary_lines(finished: FinishedRun) -> list[str]:
     return list(finished.lines)
 
 
+def _tasks(count: object) -> str:
+    return "1 task" if count == 1 else f"{count} tasks"
+
+
 def describe(event: Event) -> str | None:
     """One human line for an event, or None for events not worth a line."""
     task = event.task_id or ""
     data = event.data
     reason = f" — {data['reason']}" if data.get("reason") else ""
     lines: dict[str, str] = {
-        "run_started": f"run started on {data.get('base')} with {data.get('tasks')} tasks",
+        "run_started": f"run started on {data.get('base')} with {_tasks(data.get('tasks'))}",
         "task_launched": f"▶ {task} started (slot {int(str(data.get('slot', 0))) + 1}, "
         f"attempt {data.get('attempt')})",
         "task_done": f"✓ {task} done",

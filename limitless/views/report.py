@@ -351,8 +351,13 @@ def short_lines(report: Report) -> list[str]:
     merge = _merge_line(report)
     if merge:
         lines.append(merge)
-    if report.reason:
-        lines.append(report.reason)
+    # the reason starts with the count the headline gave ("3/3 tasks done; merge …")
+    counted = f"{report.done}/{len(report.tasks)} tasks done"
+    reason = report.reason
+    if reason.startswith(counted):
+        reason = reason[len(counted) :].lstrip(";").strip()
+    if reason:
+        lines.append(reason)
     return lines
 
 
