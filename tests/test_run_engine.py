@@ -294,6 +294,32 @@ def test_the_supervisor_is_forked_warm_by_run_and_the_start_server_is_gone(
     assert git(repo, "show", "main:w.txt") == "w"
 
 
+def test_a_server_run_starts_reads_esc_then_a_key_as_two_keys_and_a_users_keeps_its_own(
+    repo: Path, tmux_socket: str
+) -> None:
+    """tmux's default escape-time (500 ms) turns Esc then `l` into Alt+l for the dashboard:
+    a server `run` starts waits 10 ms; a server the user already ran keeps its setting."""
+
+    def escape_time() -> str:
+        shown = subprocess.run(
+            ["tmux", "-L", tmux_socket, "show-options", "-s", "-v", "escape-time"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return shown.stdout.strip()
+
+    write_plan(repo, "name: esc\nagent: shell\ntasks:\n  - {id: a, prompt: 'true'}\n")
+    started = cli(repo, "run", "--detach", "--no-merge")
+    assert started.returncode == 0, started.stderr
+    assert escape_time() == "10"
+    assert cli(repo, "wait", latest_run(repo).id, "--quiet").returncode == 0
+    user_setting = ["tmux", "-L", tmux_socket, "set-option", "-s", "escape-time", "300"]
+    subprocess.run(user_setting, check=True)
+    again = cli(repo, "run", "--detach", "--no-merge")
+    assert again.returncode == 0, again.stderr
+    assert escape_time() == "300"
+    assert cli(repo, "wait", latest_run(repo).id, "--quiet").returncode == 0
+
+
 class BadInput:
     def __init__(self, test_id: str, plan: str | None, args: tuple[str, ...], code: int, says: str):
         self.test_id, self.plan, self.args, self.code, self.says = test_id, plan, args, code, says

@@ -4,6 +4,7 @@ Parsing and printing only; what is shown comes from `views/` and the dashboard."
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -152,6 +153,9 @@ class _Output:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    # Textual waits 100 ms after an Esc for the rest of a key's sequence; Esc then a
+    # key typed quickly would be read as Alt+key (read at textual's import, below)
+    os.environ.setdefault("ESCDELAY", "25")
     from limitless.dashboard.app import run_dashboard
     from limitless.run.context import open_context, socket_name
 

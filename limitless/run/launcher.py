@@ -265,6 +265,9 @@ def session_environment(run: Run) -> dict[str, str]:
     return env
 
 
+ESCAPE_TIME_MS = 10  # tmux's own default since 3.5
+
+
 def create_session(
     store: Store,
     run: Run,
@@ -274,13 +277,11 @@ def create_session(
     dashboard: bool,
     warm: Path | None = None,
 ) -> TmuxSession:
-    if TmuxSession(run.tmux_socket, run.id).server_running():
-        env = session_environment(run)  # an older server's environment is not this one's
-    else:
-        # The server starts from this process and takes its environment. Given as
-        # `-e NAME=value`, every variable (API keys) would stay in the server's command
-        # line, shown by `ps`, for the server's whole life.
-        env = pane_env(run.id, run.tmux_socket)
+    ours = not TmuxSession(run.tmux_socket, run.id).server_running()
+    # An older server's environment is not this one's, so it is given. A server this
+    # process starts takes its environment: given as `-e NAME=value`, every variable (API
+    # keys) would stay in the server's command line, shown by `ps`, for its whole life.
+    env = pane_env(run.id, run.tmux_socket) if ours else session_environment(run)
     session, panes = TmuxSession.create(
         run.tmux_socket,
         run.id,
@@ -293,6 +294,10 @@ def create_session(
         env=env,
         wake_channel=wake_channel(run.id),
     )
+    if ours:
+        # tmux's default 500 ms makes Esc then a key typed quickly reach the dashboard as
+        # Alt+key; a server the user started keeps the user's setting
+        session.set_server_option("escape-time", str(ESCAPE_TIME_MS))
     store.update_run(
         run.id,
         slot_panes=",".join(panes.slots),

@@ -355,6 +355,10 @@ class TmuxSession:
         )
         logger.debug("pane respawned", extra={"pane": pane_id, "program": argv[0]})
 
+    def set_server_option(self, name: str, value: str) -> None:
+        """Set a server option (`set-option -s`), for every session on this server."""
+        self._run([["set-option", "-s", name, value]])
+
     def set_title(self, pane_id: str, title: str) -> None:
         """Show `title` on the pane's border, verbatim: tmux formats in it are not expanded."""
         check_pane(pane_id)
