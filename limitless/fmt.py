@@ -5,6 +5,7 @@ Imports: nothing of limitless.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -120,3 +121,36 @@ STATUS_COLOURS: dict[str, str] = {
 MERMAID_STYLES: dict[str, str] = {
     status: look.mermaid for status, look in STATUS_LOOKS.items() if look.mermaid
 }
+
+
+_ANSI_CODE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def visible_length(text: str) -> int:
+    """How many columns `text` takes, its colour codes left out."""
+    return len(_ANSI_CODE.sub("", text))
+
+
+def wrap_words(text: str, width: int) -> list[str]:
+    """`text` cut at spaces into lines of at most `width` visible columns (colour codes
+    kept with their words), later lines indented two more than the first. A terminal wraps a long
+    line mid-word instead; a word longer than a line is left whole for it. `width` < 10:
+    the text as it is."""
+    if width < 10 or visible_length(text) <= width:
+        return [text]
+    body = text.lstrip(" ")
+    indent = " " * (len(text) - len(body))
+    more = indent + "  "
+    lines: list[str] = []
+    line = indent
+    for word in body.split(" "):
+        if not word:
+            continue
+        joined = f"{line} {word}" if line.strip() else f"{line}{word}"
+        if visible_length(joined) > width and line.strip():
+            lines.append(line)
+            line = f"{more}{word}"
+        else:
+            line = joined
+    lines.append(line)
+    return lines

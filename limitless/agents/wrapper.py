@@ -36,7 +36,7 @@ from limitless.agents.remote import (
 )
 from limitless.agents.remote_hooks import RemoteHooks
 from limitless.errors import LimitlessError
-from limitless.fmt import duration
+from limitless.fmt import duration, wrap_words
 from limitless.git import worktrees
 from limitless.git.exclude import exclude_untracked
 from limitless.git.runner import CommitRejected
@@ -731,8 +731,14 @@ class Wrapper:
             record_signal(self.store, self.run.id, self.task.id, kind, note=note, source="wrapper")
 
     def _say_line(self, line: PaneLine) -> None:
+        """A rendered line: whole in the log, cut at spaces to the pane's width on it (a
+        narrow pane would wrap it mid-word)."""
         colour = LINE_STYLES[line.style]
-        self._say(f"{colour}{line.text}{RESET}" if colour else line.text)
+        self._log(line.text.encode() + b"\n")
+        for piece in wrap_words(line.text, _pane_columns()):
+            data = f"{colour}{piece}{RESET}\r\n" if colour else f"{piece}\r\n"
+            with contextlib.suppress(OSError):
+                os.write(sys.stdout.fileno(), data.encode())
 
     def _stream_verdict(self, result: PtyResult) -> Outcome | None:
         """A headless program's own account of a failure its exit code may hide."""
@@ -977,3 +983,11 @@ def main(run_id: str, task_id: str, state_dir: Path) -> int:
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(signum, wrapper.on_signal)
         return wrapper.execute()
+
+
+def _pane_columns() -> int:
+    """The pane's width (0 when this is no terminal: nothing is cut)."""
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except OSError:
+        return 0
