@@ -622,46 +622,42 @@ class RemoteAttempt:
 
     def _poll_with_hooks(self, log_path: str, spool: str, on_data: Callable[[bytes], None]) -> None:
         """One command for the new part of the log and of the hook spool (one ssh a second
-        per interactive agent, not two): the log's size, its new bytes, the spool's."""
-        argv = ["sh", "-c", _LOG_AND_HOOKS, "sh", log_path, spool, str(self.log_offset),
-                str(self.hooks_offset)]  # fmt: skip
-        try:
-            done = ssh.run(self.host, self.control, argv, timeout=10, reconnect=False)
-        except (LimitlessError, OSError):
-            return
-        head, newline, rest = done.data.partition(b"\n")
-        if done.code != 0 or not newline or not head.strip().isdigit():
-            return
-        size = int(head.strip())
-        logged = rest[: max(size - self.log_offset, 0)]
-        hooks = rest[len(logged) :]
-        self.hooks_offset += len(hooks)
-        self.hook_backlog += hooks
-        if logged:
-            self.log_offset += len(logged)
-            on_data(logged)
+        per interactive agent, not two)."""
+        hooks = self._log_and(log_path, spool, self.hooks_offset, on_data)
+        if hooks is not None:
+            self.hooks_offset += len(hooks)
+            self.hook_backlog += hooks
 
     def _poll_with_figures(
         self, log_path: str, live: str, on_data: Callable[[bytes], None]
     ) -> None:
         """One command for the new part of the log and the renderer's live figures (a
         small file read whole): cost and session show here while the agent works."""
-        argv = ["sh", "-c", _LOG_AND_HOOKS, "sh", log_path, live, str(self.log_offset), "0"]
+        text = self._log_and(log_path, live, 0, on_data)
+        figures = headless_run.parse_figures(text.decode(errors="replace")) if text else None
+        if figures is not None:
+            self.figures = figures
+
+    def _log_and(
+        self, log_path: str, other: str, other_offset: int, on_data: Callable[[bytes], None]
+    ) -> bytes | None:
+        """Read the log's new bytes (to `on_data`) and `other` from `other_offset` in one
+        ssh command: the log's size, its new bytes, the other file's. None: no answer."""
+        argv = ["sh", "-c", _LOG_AND_HOOKS, "sh", log_path, other, str(self.log_offset),
+                str(other_offset)]  # fmt: skip
         try:
             done = ssh.run(self.host, self.control, argv, timeout=10, reconnect=False)
         except (LimitlessError, OSError):
-            return
+            return None
         head, newline, rest = done.data.partition(b"\n")
         if done.code != 0 or not newline or not head.strip().isdigit():
-            return
+            return None
         size = int(head.strip())
         logged = rest[: max(size - self.log_offset, 0)]
-        figures = headless_run.parse_figures(rest[len(logged) :].decode(errors="replace"))
-        if figures is not None:
-            self.figures = figures
         if logged:
             self.log_offset += len(logged)
             on_data(logged)
+        return rest[len(logged) :]
 
 
 class RemoteGitFigures:
