@@ -733,12 +733,8 @@ class Wrapper:
     def _say_line(self, line: PaneLine) -> None:
         """A rendered line: whole in the log, cut at spaces to the pane's width on it (a
         narrow pane would wrap it mid-word)."""
-        colour = LINE_STYLES[line.style]
         self._log(line.text.encode() + b"\n")
-        for piece in wrap_words(line.text, _pane_columns()):
-            data = f"{colour}{piece}{RESET}\r\n" if colour else f"{piece}\r\n"
-            with contextlib.suppress(OSError):
-                os.write(sys.stdout.fileno(), data.encode())
+        self._pane(line.text, LINE_STYLES[line.style])
 
     def _stream_verdict(self, result: PtyResult) -> Outcome | None:
         """A headless program's own account of a failure its exit code may hide."""
@@ -940,10 +936,15 @@ class Wrapper:
                 os.write(sys.stdout.fileno(), f"limitless: {self.log_error}\r\n".encode())
 
     def _say(self, line: str) -> None:
-        data = f"{line}\r\n".encode()
-        with contextlib.suppress(OSError):
-            os.write(sys.stdout.fileno(), data)
+        """A line of limitless's own: whole in the log, cut at spaces to the pane."""
+        self._pane(line)
         self._log(ANSI.sub("", line).encode() + b"\n")
+
+    def _pane(self, line: str, colour: str = "") -> None:
+        for piece in wrap_words(line, _pane_columns()):
+            data = f"{colour}{piece}{RESET}\r\n" if colour else f"{piece}\r\n"
+            with contextlib.suppress(OSError):
+                os.write(sys.stdout.fileno(), data.encode())
 
     def _still_ours(self) -> bool:
         """Whether the task is still running for this wrapper (not killed, not done)."""
