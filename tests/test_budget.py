@@ -49,7 +49,11 @@ def test_demo_agent_cost_stops_new_tasks_at_the_budget(repo: Path) -> None:
 
 
 def test_stream_json_total_cost_counts_and_running_tasks_finish(repo: Path) -> None:
-    """`total_cost_usd` of a claude-style JSON result counts; a task already running finishes."""
+    """`total_cost_usd` of a claude-style JSON result counts; a task already running finishes.
+
+    The two tasks wait for each other's marker files, so `beside` is surely running when
+    `costly` spends the budget (with a fast start `costly` could otherwise end first).
+    """
     write_plan(
         repo,
         """\
@@ -61,10 +65,13 @@ tasks:
   - id: costly
     priority: 10
     prompt: |
+      for i in $(seq 200); do test -f "$LIMITLESS_STATE_DIR/beside-on" && break; sleep .05; done
       echo '{"type":"result","subtype":"success","total_cost_usd":1.25,"result":"ok"}'
+      touch "$LIMITLESS_STATE_DIR/costly-ended"
   - id: beside
     prompt: |
-      for i in $(seq 1 100); do test -f "$LIMITLESS_STATE_DIR/go" && break; sleep 0.1; done
+      touch "$LIMITLESS_STATE_DIR/beside-on"
+      for i in $(seq 200); do test -f "$LIMITLESS_STATE_DIR/costly-ended" && break; sleep .05; done
       echo finished beside
   - id: later
     depends_on: [costly]
