@@ -5,7 +5,9 @@ Imports: nothing of limitless.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -121,6 +123,14 @@ STATUS_COLOURS: dict[str, str] = {
 MERMAID_STYLES: dict[str, str] = {
     status: look.mermaid for status, look in STATUS_LOOKS.items() if look.mermaid
 }
+
+
+def terminal_columns() -> int:
+    """The width of the terminal on stdout (a pane), or 0 without one."""
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError):
+        return 0
 
 
 _ANSI_CODE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -661,41 +661,32 @@ class RemoteAttempt:
 
 
 class RemoteGitFigures:
-    """A remote task's worktree read there now and then, its figures handed to `record`
-    when they change: every `busy_s` while the agent prints, else every `quiet_s`."""
+    """A remote task's worktree read there now and then (every `GIT_BUSY_S` while the
+    agent prints, else every `GIT_QUIET_S`); handed to `record` when its figures change."""
 
     def __init__(
-        self,
-        remote: RemoteAttempt,
-        record: Callable[[WorktreeState], None],
-        base_sha: str,
-        *,
-        busy_s: float = GIT_BUSY_S,
-        quiet_s: float = GIT_QUIET_S,
+        self, remote: RemoteAttempt, record: Callable[[WorktreeState], None], base_sha: str
     ) -> None:
         self.remote = remote
         self.record = record
         self.base_sha = base_sha
-        self.busy_s = busy_s
-        self.quiet_s = quiet_s
         self.checked_at = 0.0
         self.log_seen = -1
-        self.figures: tuple[int, int, int, int, int] | None = None
+        self.recorded: tuple[int, int, int, int] | None = None
 
     def tick(self) -> None:
         now = time.monotonic()
         printed = self.remote.log_offset != self.log_seen
-        if now - self.checked_at < (self.busy_s if printed else self.quiet_s):
+        if now - self.checked_at < (GIT_BUSY_S if printed else GIT_QUIET_S):
             return
         self.checked_at = now
         self.log_seen = self.remote.log_offset
         state = self.remote.inspect_there(self.base_sha)
         if state is None:
             return
-        figures = (state.ahead, state.files_changed, state.insertions, state.deletions,
-                   len(state.dirty_files))  # fmt: skip
-        if figures != self.figures:
-            self.figures = figures
+        figures = (state.ahead, state.files_changed, state.insertions, state.deletions)
+        if figures != self.recorded:  # what the store keeps of it
+            self.recorded = figures
             self.record(state)
 
 

@@ -36,7 +36,7 @@ from limitless.agents.remote import (
 )
 from limitless.agents.remote_hooks import RemoteHooks
 from limitless.errors import LimitlessError
-from limitless.fmt import duration, wrap_words
+from limitless.fmt import duration, terminal_columns, wrap_words
 from limitless.git import worktrees
 from limitless.git.exclude import exclude_untracked
 from limitless.git.runner import CommitRejected
@@ -941,7 +941,7 @@ class Wrapper:
         self._log(ANSI.sub("", line).encode() + b"\n")
 
     def _pane(self, line: str, colour: str = "") -> None:
-        for piece in wrap_words(line, _pane_columns()):
+        for piece in wrap_words(line, terminal_columns()):
             data = f"{colour}{piece}{RESET}\r\n" if colour else f"{piece}\r\n"
             with contextlib.suppress(OSError):
                 os.write(sys.stdout.fileno(), data.encode())
@@ -984,11 +984,3 @@ def main(run_id: str, task_id: str, state_dir: Path) -> int:
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(signum, wrapper.on_signal)
         return wrapper.execute()
-
-
-def _pane_columns() -> int:
-    """The pane's width (0 when this is no terminal: nothing is cut)."""
-    try:
-        return os.get_terminal_size(sys.stdout.fileno()).columns
-    except OSError:
-        return 0

@@ -61,7 +61,7 @@ from limitless.demo.script import (
     build_script,
     safe_slug,
 )
-from limitless.fmt import wrap_words
+from limitless.fmt import terminal_columns, wrap_words
 
 SPEED_ENV = "LIMITLESS_DEMO_SPEED"
 FAIL_ENV = "LIMITLESS_DEMO_FAIL"
@@ -208,7 +208,7 @@ class Agent:
         return tuple(kept)
 
     def say(self, text: str = "") -> None:
-        for line in wrap_words(text, _columns()):
+        for line in wrap_words(text, terminal_columns()):
             self.out(line)
 
     def advance(self) -> None:
@@ -357,14 +357,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="a model name (shown, otherwise unused)")
     parser.add_argument("prompt_file", type=Path, help="a file holding the task's prompt")
     return parser
-
-
-def _columns() -> int:
-    """The terminal's width (0 without one: lines are not cut)."""
-    try:
-        return os.get_terminal_size(sys.stdout.fileno()).columns
-    except (OSError, ValueError):
-        return 0
 
 
 def _print(text: str) -> None:
