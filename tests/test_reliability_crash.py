@@ -94,6 +94,7 @@ FIXED = [
     *(KillPoint(label, n) for label in PER_TASK for n in range(1, len(TASKS) + 1)),
     KillPoint("land", 1),
     KillPoint("landed", 1),
+    KillPoint("hand_on", 1),  # `api` takes over a dependency's worktree
 ]
 TICKS = [KillPoint("tick", n) for n in range(1, MAX_TICK + 1)]
 SEED = 20240817

@@ -71,6 +71,8 @@ class PreparedWorktree:
     """The dependency branches this call merged (those already in HEAD are left out)."""
     checkout_s: float = 0.0
     """Seconds spent checking out its files and submodules (0 when it existed already)."""
+    handed_on_from: str | None = None
+    """The finished dependency whose worktree this one was (`hand_on`), if any."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,9 @@ def prepare_worktree(
     crashpoint("worktree")
     started = time.monotonic()
     if created or not fresh:
-        _check_out_if_needed(path, branch, sparse if created else None, common_dir(repo_root))
+        _check_out_if_needed(
+            path, branch, sparse if created else None, common_dir(repo_root), merge_branches
+        )
     checkout_s = time.monotonic() - started
 
     merged: list[str] = []
@@ -200,6 +204,42 @@ def prepare_worktree(
     )
 
 
+def hand_on(
+    repo_root: Path, *, donor: Path, donor_branch: str, path: Path, branch: str, lock_dir: Path
+) -> bool:
+    """Give the worktree of a finished dependency (`donor`, on `donor_branch`) to its
+    dependant: move it to `path` and start `branch` there at the dependency's tip.
+
+    No file is checked out: the dependant's hand-off is then only the merge of its other
+    dependencies. Its files are the dependency's committed work, and its ignored files
+    (build output, caches) stay. False, with nothing changed, when the donor is not a
+    clean worktree on `donor_branch`, when `branch` or `path` exists already, or when git
+    refuses the move (a worktree holding submodules cannot be moved): the dependant's
+    worktree is then checked out as usual.
+    """
+    donor = Path(os.path.normpath(Path(donor).absolute()))
+    path = Path(os.path.normpath(Path(path).absolute()))
+    if path.exists() or not (donor / ".git").is_file() or branch_exists(repo_root, branch):
+        return False
+    head = _git(donor, "symbolic-ref", "-q", "HEAD", check=False).stdout.strip()
+    if head != f"refs/heads/{donor_branch}" or dirty_files(donor):
+        return False
+    with worktree_lock(lock_dir):
+        moved = _git(repo_root, "worktree", "move", str(donor), str(path), check=False)
+    if moved.returncode != 0:
+        log.info("worktree not handed on", extra={"donor": str(donor), "error": moved.stderr})
+        return False
+    crashpoint("hand_on")
+    _finish_hand_on(path, branch)
+    log.info("worktree handed on", extra={"from": str(donor), "to": str(path), "branch": branch})
+    return True
+
+
+def _finish_hand_on(path: Path, branch: str) -> None:
+    """Start `branch` at the handed-on worktree's HEAD (only the ref and HEAD change)."""
+    _git(path, "checkout", "-q", "-b", branch)
+
+
 def _add_worktree(repo_root: Path, path: Path, branch: str, base_sha: str) -> bool:
     """Register the worktree (without checking files out); False when it already exists."""
     entry = entry_at(_list_worktrees(repo_root), path)
@@ -225,7 +265,11 @@ def _add_worktree(repo_root: Path, path: Path, branch: str, base_sha: str) -> bo
 
 
 def _check_out_if_needed(
-    path: Path, branch: str, sparse: Sequence[str] | None, common: Path
+    path: Path,
+    branch: str,
+    sparse: Sequence[str] | None,
+    common: Path,
+    handed_from: Sequence[str] = (),
 ) -> None:
     """Fill a worktree added with `--no-checkout` (it has no index yet), after checking
     that it is a worktree of this repository on `branch`."""
@@ -245,6 +289,14 @@ def _check_out_if_needed(
             "remove it or set another worktree_root"
         )
         raise GitError(msg)
+    if (
+        head_ref.removeprefix("refs/heads/") in handed_from
+        and head_ref != f"refs/heads/{branch}"
+        and not branch_exists(path, branch)
+    ):
+        # a hand-on (`hand_on`) that a crash cut short after the move
+        _finish_hand_on(path, branch)
+        head_ref = f"refs/heads/{branch}"
     if head_ref != f"refs/heads/{branch}":
         on = head_ref.removeprefix("refs/heads/") if head_ref.startswith("refs/") else None
         msg = (

@@ -28,6 +28,7 @@ from limitless.merge import phase as merge
 from limitless.merge import predict
 from limitless.plan.graph import Dag
 from limitless.plan.model import Plan
+from limitless.run.handon import Donor
 from limitless.store import Run, Store
 
 log = logging.getLogger(__name__)
@@ -79,13 +80,29 @@ class BackgroundWork:
 
     # ---------------------------------------------------------------- task worktrees
 
-    def prepare_ahead(self, order: list[str], free_slots: int, plan: Plan, dag: Dag) -> None:
-        """Check out worktrees of the next ready tasks (`order`) while others run."""
-        for task_id in order[: free_slots + 2]:
-            if task_id not in self.prepared:
-                future = self.pool.submit(self._prepare, task_id, plan, dag)
-                future.add_done_callback(lambda _: self.on_ready())
-                self.prepared[task_id] = future
+    def to_prepare(self, order: list[str], free_slots: int) -> list[str]:
+        """The next ready tasks whose worktrees `prepare_ahead` would start preparing."""
+        return [task_id for task_id in order[: free_slots + 2] if task_id not in self.prepared]
+
+    def prepare_ahead(
+        self,
+        order: list[str],
+        free_slots: int,
+        plan: Plan,
+        dag: Dag,
+        donors: dict[str, Donor] | None = None,
+    ) -> None:
+        """Check out worktrees of the next ready tasks (`order`) while others run; a task
+        with a `donors` entry takes over that finished dependency's worktree instead."""
+        for task_id in self.to_prepare(order, free_slots):
+            donor = (donors or {}).get(task_id)
+            future = self.pool.submit(self._prepare, task_id, plan, dag, donor)
+            future.add_done_callback(lambda _: self.on_ready())
+            self.prepared[task_id] = future
+
+    def checking_out(self, task_id: str) -> bool:
+        """A checkout ahead of `task_id`'s worktree was started (it then takes no donor's)."""
+        return task_id in self.based
 
     def check_out_ahead(self, soon: Sequence[str], limit: int, plan: Plan) -> None:
         """Check out from base the worktrees of `soon` tasks (dependencies still running,
@@ -137,7 +154,9 @@ class BackgroundWork:
     def _check_out_base(self, task_id: str, plan: Plan) -> worktrees.PreparedWorktree:
         return self._make_worktree(task_id, plan, ())
 
-    def _prepare(self, task_id: str, plan: Plan, dag: Dag) -> worktrees.PreparedWorktree:
+    def _prepare(
+        self, task_id: str, plan: Plan, dag: Dag, donor: Donor | None = None
+    ) -> worktrees.PreparedWorktree:
         task = plan.task(task_id)
         base: worktrees.PreparedWorktree | None = None
         ahead = self.based.get(task_id)
@@ -151,6 +170,9 @@ class BackgroundWork:
                 if plan.task(dep).worktree_key != task.worktree_key
             }
         )
+        if base is None and donor is not None and self._hand_on(task_id, donor):
+            prepared = self._make_worktree(task_id, plan, merge_branches, fresh=True)
+            return replace(prepared, created=True, handed_on_from=donor.task_id)
         prepared = self._make_worktree(
             task_id, plan, merge_branches, fresh=base is not None and base.created
         )
@@ -158,6 +180,22 @@ class BackgroundWork:
             # made by the checkout ahead: new for the task (its setup commands still run)
             return replace(prepared, created=True, checkout_s=base.checkout_s)
         return prepared
+
+    def _hand_on(self, task_id: str, donor: Donor) -> bool:
+        """Take over the finished dependency's worktree (see `run/handon`)."""
+        row = self.store_for_thread().get_task(self.run.id, task_id)
+        try:
+            return worktrees.hand_on(
+                Path(self.run.repo_root),
+                donor=donor.path,
+                donor_branch=donor.branch,
+                path=Path(row.worktree),
+                branch=row.branch,
+                lock_dir=self.store.state_dir,
+            )
+        except LimitlessError as exc:
+            log.info("worktree not handed on", extra={"task": task_id, "error": str(exc)})
+            return False
 
     def _make_worktree(
         self, task_id: str, plan: Plan, merge_branches: Sequence[str], *, fresh: bool = False

@@ -39,6 +39,7 @@ from limitless.plan.model import Task
 from limitless.plan.overlap import conflicts_by_task, overlapping_pairs
 from limitless.plan.stored import dag_of, plan_of
 from limitless.programs.profiles import can_resume
+from limitless.run import handon
 from limitless.run.background import BackgroundWork
 from limitless.run.ending import end_run
 from limitless.run.gates import DEFAULT_MEMORY_FLOOR, StartGates
@@ -103,6 +104,7 @@ class Supervisor:
             else {}
         )
         self.started: set[str] = set()
+        self.handed_on: set[str] = set()  # tasks whose worktree went to a dependant
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.last_titles = 0.0
@@ -373,6 +375,12 @@ class Supervisor:
                 if dep in rows
             )
         ]
+        # a task that takes over a dependency's worktree when it becomes ready needs none
+        soon = [
+            task_id
+            for task_id in soon
+            if not handon.inherits(self.plan, self.dag, rows, task_id, self.started)
+        ]
         ordered = self.dag.ready_order(soon, started=self.started)
         # the one whose last dependency started first is expected to become ready first
         position = {task_id: i for i, task_id in enumerate(ordered)}
@@ -394,7 +402,8 @@ class Supervisor:
             ready = self._current_wave(picture, ready)
         order = self.dag.ready_order(ready, started=self.started)
         free_slots = sum(1 for slot in self.slots if slot.task_id is None)
-        self.background.prepare_ahead(order, free_slots, self.plan, self.dag)
+        donors = self._donors(picture, self.background.to_prepare(order, free_slots))
+        self.background.prepare_ahead(order, free_slots, self.plan, self.dag, donors)
         self.background.check_out_ahead(self._soon(picture), len(self.slots), self.plan)
         self._prepare_merge_ahead(picture)
         active = [row for row in picture.rows.values() if row.status in ACTIVE]
@@ -453,6 +462,22 @@ class Supervisor:
             self.store.update_run(self.run_id, reason=gate)
             if gate:
                 self._say(gate)
+
+    def _donors(self, picture: Picture, tasks: list[str]) -> dict[str, handon.Donor]:
+        """For ready `tasks` about to be prepared, the finished dependency whose worktree
+        each takes over (`run/handon`); each worktree goes to one task only."""
+        held = {slot.task_id for slot in self.slots if slot.task_id}
+        donors: dict[str, handon.Donor] = {}
+        for task_id in tasks:
+            if self.background.checking_out(task_id):
+                continue
+            donor = handon.donor_for(
+                self.plan, self.dag, picture.rows, task_id, held=held, taken=self.handed_on
+            )
+            if donor is not None:
+                donors[task_id] = donor
+                self.handed_on.add(donor.task_id)
+        return donors
 
     def _current_wave(self, picture: Picture, ready: list[str]) -> list[str]:
         """`--schedule waves`: only the lowest wave with unfinished tasks may start."""
@@ -568,7 +593,11 @@ class Supervisor:
         self.store.add_event(
             self.run_id, "task_launched", task.id, attempt=attempt, slot=slot.index, host=host
         )
-        if prepared.created:
+        if prepared.handed_on_from is not None:
+            self.store.add_event(
+                self.run_id, "worktree_handed_on", task.id, **{"from": prepared.handed_on_from}
+            )
+        elif prepared.created:
             self.store.add_event(
                 self.run_id,
                 "worktree_checked_out",
