@@ -57,6 +57,8 @@ class BackgroundWork:
         self.prepared: dict[str, Future[worktrees.PreparedWorktree]] = {}
         # worktrees checked out from base while the task's dependencies run
         self.based: dict[str, Future[worktrees.PreparedWorktree]] = {}
+        # tasks taking over a finished dependency's worktree (`run/handon`)
+        self.handed: set[str] = set()
         # Two pools, so that a hand-off (the merge of a dependency's branch into a worktree
         # checked out ahead, ~50 ms) never queues behind another chain's checkout (0.2-1.4 s
         # of disk): `pool` prepares the worktrees of ready tasks, `ahead_pool` checks out
@@ -96,6 +98,8 @@ class BackgroundWork:
         with a `donors` entry takes over that finished dependency's worktree instead."""
         for task_id in self.to_prepare(order, free_slots):
             donor = (donors or {}).get(task_id)
+            if donor is not None:
+                self.handed.add(task_id)
             future = self.pool.submit(self._prepare, task_id, plan, dag, donor)
             future.add_done_callback(lambda _: self.on_ready())
             self.prepared[task_id] = future
@@ -127,7 +131,10 @@ class BackgroundWork:
 
     def merge_only(self, task_id: str) -> bool:
         """Whether `task_id`'s preparation is only the merge of its dependencies into a
-        worktree already checked out ahead (tens of milliseconds): worth waiting for."""
+        worktree already checked out ahead, or taken over from a dependency (tens of
+        milliseconds): worth waiting for."""
+        if task_id in self.handed:
+            return True
         ahead = self.based.get(task_id)
         return ahead is not None and ahead.done() and ahead.exception() is None
 
@@ -150,6 +157,7 @@ class BackgroundWork:
         """The task started (or failed before): a later attempt prepares afresh."""
         self.prepared.pop(task_id, None)
         self.based.pop(task_id, None)
+        self.handed.discard(task_id)
 
     def _check_out_base(self, task_id: str, plan: Plan) -> worktrees.PreparedWorktree:
         return self._make_worktree(task_id, plan, ())
