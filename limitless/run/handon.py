@@ -10,8 +10,10 @@ are merged in when it becomes ready, as for any dependant.
 
 A worktree is handed on only when nothing else can want it: the dependency ran here
 (not on a host), ended done, no longer holds its slot, shares its worktree with no
-other task (an epic's), has the same sparse cone as the heir, and the plan keeps no
-`artifacts` (they are collected from each task's worktree at cleanup). The donor's
+other task (an epic's), has the same sparse cone as the heir, its agent program keeps
+no files of its own there (aider's chat history, Claude Code's hook settings: the
+record of that task's session), and the plan keeps no `artifacts` (they are collected
+from each task's worktree at cleanup). The donor's
 branch keeps its work; the store keeps its final figures; its folder becomes the
 heir's. Anything unexpected there (changes, another branch, git refusing the move)
 and the heir's worktree is checked out as usual.
@@ -27,6 +29,7 @@ from limitless.git.sparse import task_cone
 from limitless.plan.graph import Dag
 from limitless.plan.hosts import LOCAL
 from limitless.plan.model import Plan
+from limitless.programs import adapter
 from limitless.run.picture import ACTIVE
 from limitless.states import TaskStatus
 from limitless.store import TaskRow
@@ -49,10 +52,18 @@ def _own_worktree(plan: Plan, task_id: str) -> bool:
     )
 
 
+def _agent_keeps_files(plan: Plan, task_id: str) -> bool:
+    """The task's agent program keeps files of its own in the worktree (aider's chat
+    history, Claude Code's hook settings): they belong to that task, not to a dependant."""
+    program = adapter(plan.profile(plan.task(task_id)).adapter)
+    return program is not None and (bool(program.private_files) or program.state_hooks is not None)
+
+
 def may_hand_on(plan: Plan, donor_id: str, heir_id: str) -> bool:
     """Whether the plan lets `donor_id`'s worktree go to its dependant `heir_id`."""
     return (
         not plan.artifacts
+        and not _agent_keeps_files(plan, donor_id)
         and _own_worktree(plan, donor_id)
         and _own_worktree(plan, heir_id)
         and task_cone(plan, plan.task(donor_id)) == task_cone(plan, plan.task(heir_id))
