@@ -223,7 +223,7 @@ tasks:
     prompt: |
       echo "lib" > lib.txt
   - id: app
-    depends_on: [lib]
+    depends_on: [lib, docs]   # one worktree is handed on to app, the other branch merged
     prompt: |
       echo "app uses $(cat lib.txt)" > app.txt && git add app.txt && git commit -qm "app: add"
   - id: docs
@@ -260,7 +260,11 @@ def test_ssh_signing_signs_every_commit_limitless_makes(
     commits = limitless_commits(repo, base)
     subjects = git(repo, "log", "--format=%s", f"{base}..main").splitlines()
     if case.strategy == "merge":
-        assert f"limitless: merge limitless/{run.id}/lib into limitless/{run.id}/app" in subjects
+        merges = {
+            f"limitless: merge limitless/{run.id}/{dep} into limitless/{run.id}/app"
+            for dep in ("lib", "docs")
+        }
+        assert merges & set(subjects), subjects
         assert f"limitless: merge app ({run.id})" in subjects
     assert any("work left uncommitted" in s for s in subjects) or case.strategy == "squash"
     assert len(commits) >= 3

@@ -198,7 +198,7 @@ try "overwrite the user's uncommitted notes" sh -c 'echo pwned > {main}/notes.tx
 try "delete in the main checkout" rm -r {main}/README.md {main}/notes.txt
 try "read the main checkout" cat {main}/notes.txt
 try "write in another task's worktree" sh -c 'echo pwned > {other}/pwned.txt'
-try "read another task's worktree" cat {other}/src/honest.txt
+try "read another task's worktree" cat {other}/helper.txt
 try "append to ~/.bashrc" sh -c 'echo pwned >> ~/.bashrc'
 try "read ~/.ssh/id_ed25519" cat ~/.ssh/id_ed25519
 try "git update-ref main" git update-ref refs/heads/main HEAD
@@ -317,7 +317,8 @@ def test_a_hostile_task_fails_at_everything_and_the_honest_ones_land(
     git(repo, "tag", "v1")
     worktrees = repo.parent / f"{repo.name}.worktrees"
     common = repo / ".git"
-    other = worktrees / "box-1" / "honest"
+    # helper has no dependant: its worktree stays its own (honest's goes on to hostile)
+    other = worktrees / "box-1" / "helper"
     hostile_script = HOSTILE.format(
         main=repo, other=other, common=common, socket=tmux_socket, server=outside_server.path
     )
