@@ -226,7 +226,7 @@ def spawn(
         for number in (signal.SIGINT, signal.SIGHUP):
             signal.signal(number, signal.SIG_IGN)  # the supervisor's pane is not ours
         if once:
-            _quiet_stdio()
+            quiet_stdio()
         serve(path, targets, modules, parent=parent, once=once, wait_s=wait_s)
     except BaseException as exc:
         with contextlib.suppress(BaseException):
@@ -237,7 +237,8 @@ def spawn(
     os._exit(code)
 
 
-def _quiet_stdio() -> None:
+def quiet_stdio() -> None:
+    """stdin, stdout and stderr on /dev/null (a pipe a caller reads to its end is let go)."""
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)

@@ -28,6 +28,7 @@ from limitless.merge import phase as merge
 from limitless.merge import predict
 from limitless.plan.graph import Dag
 from limitless.plan.model import Plan
+from limitless.run import firstwave
 from limitless.run.handon import Donor
 from limitless.store import Run, Store
 
@@ -165,6 +166,9 @@ class BackgroundWork:
     def _prepare(
         self, task_id: str, plan: Plan, dag: Dag, donor: Donor | None = None
     ) -> worktrees.PreparedWorktree:
+        checked_out = firstwave.take(self.store.run_dir(self.run.id) / firstwave.FOLDER, task_id)
+        if checked_out is not None:  # by `limitless run`, while the supervisor started
+            return checked_out
         task = plan.task(task_id)
         base: worktrees.PreparedWorktree | None = None
         ahead = self.based.get(task_id)

@@ -18,7 +18,9 @@ from limitless.errors import EnvironmentProblem, LimitlessError, TmuxError, Usag
 from limitless.git import refs as git_refs
 from limitless.git import repo as git_repo
 from limitless.git import repochecks, worktrees
+from limitless.plan.graph import Dag
 from limitless.plan.model import Plan
+from limitless.run import firstwave
 from limitless.states import RunStatus, TaskStatus
 from limitless.store import Run, Store, TaskRow
 from limitless.tmux.layouts import Layout, load_layout
@@ -185,6 +187,7 @@ def start_run(
         ],
     )
     store.add_event(run_id, "run_started", base=base, base_sha=base_sha, tasks=len(plan.tasks))
+    _check_out_first_wave(store, run, plan, slots)
     try:
         session = create_session(store, run, layout, slots, repo.root, options.dashboard, warm)
     except TmuxError as exc:
@@ -195,6 +198,18 @@ def start_run(
     run = _wait_for_supervisor(store, run_id)
     store.close()
     return StartedRun(run=run, session=session)
+
+
+def _check_out_first_wave(store: Store, run: Run, plan: Plan, slots: int) -> None:
+    """Start checking out the first tasks' worktrees now, while the session and the
+    supervisor start (`run/firstwave`)."""
+    wave = firstwave.first_wave(plan, Dag.from_tasks(plan.tasks), slots)
+    rows = {row.id: row for row in store.get_tasks(run.id)}
+    folder = store.run_dir(run.id) / firstwave.FOLDER
+    try:
+        firstwave.start(run, plan, [rows[task_id] for task_id in wave], folder, store.state_dir)
+    except OSError as exc:
+        log.info("first wave left to the supervisor", extra={"error": str(exc)})
 
 
 SUPERVISOR_PRELOAD = ("limitless.cli.main", "limitless.cli.internal", "limitless.run.supervisor")
