@@ -100,6 +100,9 @@ def scheduling(h: Harness, quick: bool) -> list[Figure]:
 # ------------------------------------------------------------------ 2. setup
 
 
+SETUP_GOAL_MS = 100.0  # issue 15: setup per agent beyond git's own checkout
+
+
 def setup(h: Harness, quick: bool) -> list[Figure]:
     """Run start to every first-wave agent running, minus git's own checkout time, per agent."""
     repo = h.make_repo("setup")
@@ -125,13 +128,16 @@ def setup(h: Harness, quick: bool) -> list[Figure]:
         )
         per_agent = overhead[count] / count * 1000
         if per_agent < 0:  # git alone was slower than the whole run: a load spike, not a result
-            figures.append(Figure(f"setup.{count}_tasks", per_agent, "ms/agent", "<= 60", False))
+            goal = f"<= {SETUP_GOAL_MS:g}"
+            figures.append(Figure(f"setup.{count}_tasks", per_agent, "ms/agent", goal, False))
         else:
-            figures.append(at_most(f"setup.{count}_tasks", per_agent, "ms/agent", 60))
+            figures.append(at_most(f"setup.{count}_tasks", per_agent, "ms/agent", SETUP_GOAL_MS))
         h.cleanup(repo, result.run.id)
     first, last = counts[0], counts[-1]
     marginal = (overhead[last] - overhead[first]) / (last - first) * 1000
-    figures.append(at_most(f"setup.marginal_{first}_to_{last}", marginal, "ms/agent", 60))
+    figures.append(
+        at_most(f"setup.marginal_{first}_to_{last}", marginal, "ms/agent", SETUP_GOAL_MS)
+    )
     return figures
 
 
