@@ -84,6 +84,9 @@ def test_a_chain_continues_in_one_worktree_and_merges_everything(repo: Path) -> 
     by_id = {task["id"]: task for task in status["tasks"]}
     assert by_id[donor]["commits"] == 1
     assert by_id["next"]["commits"] == 1, "only its own commit counts, not its donor's"
+    assert by_id[donor]["worktree_handed_to"] == "next"
+    assert by_id["next"]["worktree_handed_to"] == "last"
+    assert by_id["last"]["worktree_handed_to"] is None
 
     cleaned = cli(repo, "cleanup", run.id)
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr

@@ -90,6 +90,16 @@ def checkout_seconds(events: list[Event]) -> dict[str, float]:
     return found
 
 
+def handed_to(events: list[Event]) -> dict[str, str]:
+    """Per donor task, the dependant its worktree went on to (`worktree_handed_on` events)."""
+    found: dict[str, str] = {}
+    for event in events:
+        donor = event.data.get("from")
+        if event.kind == "worktree_handed_on" and event.task_id and isinstance(donor, str):
+            found[donor] = event.task_id
+    return found
+
+
 def base_moved(run: Run) -> str | None:
     """Base's tip when it moved since the run started (and does not hold its result)."""
     from limitless.git.refs import moved_tip
@@ -130,11 +140,18 @@ def status_document(store: Store, run_id: str) -> dict[str, object]:
             by_task.setdefault(prediction.other, []).append(
                 {"with": prediction.task_id, "files": list(prediction.files)}
             )
-    checkouts = checkout_seconds(store.events(run_id))
+    events = store.events(run_id)
+    checkouts = checkout_seconds(events)
+    heirs = handed_to(events)
     return {
         "run": {**run_document(run), "base_moved_to": base_moved(run)},
         "tasks": [
-            {**task_document(task, by_task.get(task.id, [])), "checkout_s": checkouts.get(task.id)}
+            {
+                **task_document(task, by_task.get(task.id, [])),
+                "checkout_s": checkouts.get(task.id),
+                # its folder went on to this dependant: `worktree` names where it was
+                "worktree_handed_to": heirs.get(task.id),
+            }
             for task in tasks
         ],
         "counts": state_counts(tasks),
