@@ -87,10 +87,13 @@ class KillPoint(NamedTuple):
         return f"{self.label}-{self.n}"
 
 
-# Each worktree, launch, merge and gate happens once per task, landing once; the loop
-# ticks many times: every non-tick point, plus a seeded random choice of ticks.
-PER_TASK = ("worktree", "respawn", "merge", "gate")
+# Each launch, merge and gate happens once per task, landing once; the loop ticks many
+# times: every non-tick point, plus a seeded random choice of ticks. Every task but
+# `api` is checked out: `api` takes over the worktree of a dependency (`hand_on`).
+PER_TASK = ("respawn", "merge", "gate")
+CHECKOUTS = len(TASKS) - 1
 FIXED = [
+    *(KillPoint("worktree", n) for n in range(1, CHECKOUTS + 1)),
     *(KillPoint(label, n) for label in PER_TASK for n in range(1, len(TASKS) + 1)),
     KillPoint("land", 1),
     KillPoint("landed", 1),
