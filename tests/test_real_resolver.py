@@ -116,6 +116,53 @@ def test_claude_resolver_edits_the_conflict_and_the_result_lands(
     assert "✓ finished" in screen and '"type":' not in screen, screen
 
 
+def test_resolver_cost_counts_in_the_run_and_its_budget_stops_the_next_resolver(
+    claude_env: AgentSetup, model_server: ModelServer, repo: Path
+) -> None:
+    """What the resolver spends is the run's: the report's total names it, and once it
+    reaches `budget.max_cost_usd` the next conflict gets no resolver: the merge stops
+    there with the budget as the reason, and nothing lands."""
+    usages = [Usage(1200, 40), Usage(1500, 60), Usage(1700, 10)]
+    cost = claude_cost(None, usages)
+    model_server.add(
+        _resolver_script(
+            read("README.md", usage=usages[0]),
+            write("README.md", RESOLVED, usage=usages[1]),
+            say("Kept both sides.", usage=usages[2]),
+        )
+    )
+    third = """\
+  - id: again
+    after: [right]
+    prompt: |
+      echo "third side" > README.md && git commit -qam "again: rewrite readme"
+"""
+    plan = PLAN.replace("tasks:\n", f"budget: {{max_cost_usd: {cost / 2:.6f}}}\ntasks:\n")
+    write_plan(repo, plan + third)
+    base = git(repo, "rev-parse", "main")
+    finished = cli(repo, "run", "--headless", timeout=RUN_TIMEOUT)
+    assert finished.returncode == 1, finished.stdout + finished.stderr
+    assert git(repo, "rev-parse", "main") == base
+    run = latest_run(repo)
+    rows = tasks_of(repo, run.id)
+    assert rows["right"].merge_status is MergeStatus.MERGED
+    assert rows["again"].merge_status is MergeStatus.CONFLICT
+    assert f"budget spent: ${cost:.4f} of ${cost / 2:.2f} (budget.max_cost_usd)" in (
+        rows["again"].merge_reason
+    ), rows["again"].merge_reason
+    assert "no resolver started" in rows["again"].merge_reason
+    with open_store(repo) as store:
+        started = [e.task_id for e in store.events(run.id) if e.kind == "resolver_started"]
+    assert started == ["right"], "the second resolver must not start"
+    assert len(model_server.main_requests("resolver")) == len(usages)
+    assert model_server.problems() == []
+    data = json.loads(cli(repo, "report", run.id, "--format", "json").stdout)
+    assert data["run"]["total_cost_usd"] == pytest.approx(cost)
+    assert data["run"]["resolver_cost_usd"] == pytest.approx(cost)
+    text = cli(repo, "report", run.id).stdout
+    assert f"(resolvers ${cost:.4f})" in text, text
+
+
 def test_codex_resolver_edits_in_its_sandbox_and_the_result_lands(
     codex_agent: AgentSetup,
     model_server: ModelServer,

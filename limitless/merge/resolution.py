@@ -115,6 +115,20 @@ class Resolution:
         task = self.plan.task(task_id)
         return self.plan.profile(task), task.model
 
+    def _budget_spent(self) -> str:
+        """Why no resolver may start: the run's reported costs (its tasks' and resolvers')
+        reached `budget.max_cost_usd` ("" when one may)."""
+        limit = self.plan.budget.max_cost_usd
+        if limit is None:
+            return ""
+        run = self.store.get_run(self.run_id)
+        tasks = sum(row.cost_usd or 0.0 for row in self.store.get_tasks(self.run_id))
+        spent = tasks + (run.resolver_cost_usd or 0.0)
+        if spent < limit:
+            return ""
+        spent_of = f"${spent:.4f} of ${limit:.2f}"
+        return f"budget spent: {spent_of} (budget.max_cost_usd): no resolver started"
+
     def resolve(
         self,
         task_id: str,
@@ -149,7 +163,7 @@ class Resolution:
                 extra_env={"PWD": str(self.worktree)} if program is not None else None,
                 extra_args=program.resolver_args() if program is not None else (),
             )
-            cannot = _cannot_start(profile, program, approve, start)
+            cannot = _cannot_start(profile, program, approve, start) or self._budget_spent()
             if cannot:
                 return False, cannot
             facts_file: Path | None = None
@@ -171,6 +185,7 @@ class Resolution:
             end = read_facts(facts_file) if facts_file is not None else None
             if end is not None and end.facts.cost_usd is not None:
                 cost += end.facts.cost_usd
+                self.store.add_resolver_cost(self.run_id, end.facts.cost_usd)
             self.store.add_event(
                 self.run_id,
                 "resolver_done",

@@ -41,6 +41,7 @@ class Run:
     control_pane: str = ""  # the pane of the supervisor
     dashboard_pane: str = ""
     control_dir: str = ""  # short folder of the ssh master sockets of the run's hosts
+    resolver_cost_usd: float | None = None  # what the merge phase's resolver agents reported
 
 
 @dataclass

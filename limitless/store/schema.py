@@ -176,6 +176,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE runs ADD COLUMN control_dir TEXT NOT NULL DEFAULT ''",
         ),
     ),
+    Migration(
+        7,
+        "what the merge phase's resolver agents reported spending (in the run's cost)",
+        ("ALTER TABLE runs ADD COLUMN resolver_cost_usd REAL",),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -408,6 +408,20 @@ class Store:
 
         self._write(f"update run {run_id!r}", body)
 
+    def add_resolver_cost(self, run_id: str, cost_usd: float) -> None:
+        """Add what a resolver agent reported spending to the run's `resolver_cost_usd`."""
+
+        def body(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
+                "UPDATE runs SET resolver_cost_usd = COALESCE(resolver_cost_usd, 0) + ? "
+                "WHERE id = ?",
+                (float(cost_usd), run_id),
+            )
+            if cursor.rowcount == 0:
+                raise self._unknown_run(conn, run_id)
+
+        self._write(f"add a resolver's cost to run {run_id!r}", body)
+
     def delete_run(self, run_id: str) -> None:
         """Forget a run and everything recorded about it (tasks, attempts, events, ...)."""
 

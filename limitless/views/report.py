@@ -124,6 +124,8 @@ class Report:
     tasks: tuple[TaskReport, ...] = field(default=())
     by_host: tuple[HostTime, ...] = ()
     """Time per host, for a plan with a `hosts:` block (empty without one)."""
+    resolver_cost_usd: float | None = None
+    """What the merge phase's resolver agents reported (part of the total cost)."""
 
     @property
     def wall_s(self) -> float:
@@ -235,6 +237,7 @@ def report_of(
         merged_sha=run.merged_sha,
         tasks=tasks,
         by_host=_by_host(tasks, [host.name for host in plan.hosts]),
+        resolver_cost_usd=run.resolver_cost_usd,
     )
 
 
@@ -335,7 +338,7 @@ def _as_list(value: object) -> list[object]:
 
 def short_lines(report: Report) -> list[str]:
     """The few lines a headless run ends with."""
-    cost = f" · cost {_cost(report.total_cost_usd)}" if report.total_cost_usd is not None else ""
+    cost = f" · cost {_total_cost(report)}" if report.total_cost_usd is not None else ""
     lines = [
         f"run {report.run_id} {report.status}: {report.done}/{len(report.tasks)} tasks done",
         f"wall time {duration(report.wall_s)} · sum of task times {duration(report.task_s)} "
@@ -408,6 +411,7 @@ def to_json(report: Report) -> dict[str, object]:
             "critical_path": list(report.critical_path),
             "critical_path_s": round(report.critical_path_s, 3),
             "total_cost_usd": report.total_cost_usd,
+            "resolver_cost_usd": report.resolver_cost_usd,
             "tasks": len(report.tasks),
             "done": report.done,
         },
@@ -483,6 +487,13 @@ def _cost(value: float | None) -> str:
     return "-" if value is None else fmt.money(value)
 
 
+def _total_cost(report: Report) -> str:
+    """The run's cost, with the resolvers' share named when they reported one."""
+    resolvers = report.resolver_cost_usd
+    share = f" (resolvers {fmt.money(resolvers)})" if resolvers else ""
+    return _cost(report.total_cost_usd) + share
+
+
 def _merge_cell(task: TaskReport) -> str:
     if task.merge_status == "unmerged":
         return "-"
@@ -517,7 +528,7 @@ def render_markdown(report: Report) -> str:
         f"| slot utilisation | {report.utilisation:.0%} of {report.slots} slots |",
         f"| critical path | {' → '.join(report.critical_path) or '-'} "
         f"({report.critical_path_s:.1f} s) |",
-        f"| total cost | {_cost(report.total_cost_usd)} |",
+        f"| total cost | {_total_cost(report)} |",
         f"| conflicts | {len(report.conflicts)} |",
         f"| gate | {_md_cell(report.gate or 'none')}"
         f"{'; failed for ' + ', '.join(report.gate_failed) if report.gate_failed else ''} |",
@@ -647,7 +658,7 @@ def render_html(report: Report) -> str:
             "critical path",
             f"{' → '.join(report.critical_path) or '-'} ({report.critical_path_s:.1f} s)",
         ),
-        ("total cost", _cost(report.total_cost_usd)),
+        ("total cost", _total_cost(report)),
         ("conflicts", ", ".join(c.task_id for c in report.conflicts) or "none"),
         ("gate", (report.gate or "none") + _gate_failures(report)),
         ("landed", f"yes at {(report.merged_sha or '')[:10]}" if report.landed else "no"),

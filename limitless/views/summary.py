@@ -147,6 +147,8 @@ def summarize(
     `now`, which is the clock's time unless given)."""
     end = run_end(run, now)
     costs = [row.cost_usd for row in rows if row.cost_usd is not None]
+    if run.resolver_cost_usd is not None:
+        costs.append(run.resolver_cost_usd)
     return RunSummary(
         run_id=run.id,
         status=str(run.status),
