@@ -62,6 +62,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--files", type=int, default=2000, help="files in each synthetic repository (2000)"
     )
+    parser.add_argument(
+        "--loose-objects",
+        action="store_true",
+        help="leave the synthetic repositories' objects unpacked (figures before 2026-12-05 "
+        "afternoon); by default they are packed, as a clone's are",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     return parser.parse_args(argv)
 
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine(args.quick)
     say(f"bench: groups {', '.join(groups)}; tmux socket {socket}; folder {workdir}")
     info["files_per_repository"] = args.files
-    harness = Harness(workdir, socket, say, files=args.files)
+    harness = Harness(workdir, socket, say, files=args.files, packed=not args.loose_objects)
     figures: list[Figure] = []
     failed = False
     started = time.monotonic()

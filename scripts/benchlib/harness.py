@@ -99,11 +99,13 @@ class Harness:
         socket: str,
         say: Callable[[str], None] = print,
         files: int = 2000,
+        packed: bool = True,
     ) -> None:
         self.workdir = workdir
         self.socket = socket
         self.say = say
         self.files = files
+        self.packed = packed
         self.env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
         self.env.update(GIT_ENV)
         self.env["LIMITLESS_TMUX_SOCKET"] = socket
@@ -121,7 +123,12 @@ class Harness:
         return result.stdout.strip()
 
     def make_repo(self, name: str) -> Path:
-        """A repository with `self.files` small source files in 40 folders, one commit on main."""
+        """A repository with `self.files` small source files in 40 folders, one commit on main.
+
+        Its objects are packed (unless `packed` is False), as a clone's are: a checkout
+        reading 2,000 loose objects, one file each, took 0.35-0.48 s against 0.05 s packed
+        on this machine, which is git's cost, not limitless's, and no cloned repository has.
+        """
         files = self.files
         repo = self.workdir / name
         repo.mkdir(parents=True)
@@ -137,6 +144,8 @@ class Harness:
         (repo / "README.md").write_text(f"# {name}\n\nA synthetic repository for the bench.\n")
         self.git(repo, "add", "-A")
         self.git(repo, "commit", "-q", "-m", "synthetic repository")
+        if self.packed:
+            self.git(repo, "repack", "-a", "-d", "-q")
         return repo
 
     def git_checkout_seconds(self, repo: Path, count: int) -> float:
