@@ -152,8 +152,11 @@ def test_resolver_cost_counts_in_the_run_and_its_budget_stops_the_next_resolver(
     ), rows["again"].merge_reason
     assert "no resolver started" in rows["again"].merge_reason
     with open_store(repo) as store:
-        started = [e.task_id for e in store.events(run.id) if e.kind == "resolver_started"]
+        events = store.events(run.id)
+    started = [e.task_id for e in events if e.kind == "resolver_started"]
     assert started == ["right"], "the second resolver must not start"
+    alerts = [e.data for e in events if e.kind == "budget_alert"]
+    assert len(alerts) == 1 and alerts[0]["cost_usd"] == pytest.approx(cost, abs=1e-6), alerts
     assert len(model_server.main_requests("resolver")) == len(usages)
     assert model_server.problems() == []
     data = json.loads(cli(repo, "report", run.id, "--format", "json").stdout)

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 from limitless.errors import TmuxError, UsageError
 from limitless.merge.phase import MergeOutcome, run_merge_phase
+from limitless.plan.stored import plan_of
 from limitless.run.processes import supervisor_alive
 from limitless.states import RunStatus, TaskStatus
 from limitless.store import Store, TaskRow
 from limitless.tmux.pane_programs import done_channel
 from limitless.tmux.session import TmuxSession
+from limitless.views.stats import BudgetWatch
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ def end_run(
     The run row and its `run_done` event are written in one transaction; `tmux`, when
     given, is told on the run's done channel.
     """
+    if merge is not None:
+        _alert_budget(store, run_id)
     with store.transaction():
         rows = store.get_tasks(run_id)
         all_done = all(row.status is TaskStatus.DONE for row in rows)
@@ -60,6 +64,16 @@ def end_run(
         with contextlib.suppress(TmuxError):
             tmux.signal(done_channel(run_id))
     return RunEnd(status=status, exit_code=exit_code, reason=reason)
+
+
+def _alert_budget(store: Store, run_id: str) -> None:
+    """The run's `budget_alert` (once), counting what the merge phase's resolvers spent:
+    the supervisor's alert saw only the tasks' costs."""
+    run = store.get_run(run_id)
+    if not run.resolver_cost_usd:
+        return
+    rows = {row.id: row for row in store.get_tasks(run_id)}
+    BudgetWatch(store, run_id, plan_of(run).budget).tick(rows, run.resolver_cost_usd)
 
 
 def merge_and_end(

@@ -2,8 +2,9 @@
 
 `collect(store, by=..., since=...)` groups the tasks of all runs by agent,
 model, run or day and sums their time and cost; `BudgetWatch` is ticked by the
-supervisor and records one `budget_alert` event when the run's reported cost
-reaches `budget.alert_at` of `budget.max_cost_usd`.
+supervisor (and by `end_run` after a merge phase whose resolvers spent) and records
+one `budget_alert` event when the run's reported cost reaches `budget.alert_at` of
+`budget.max_cost_usd`.
 """
 
 from __future__ import annotations
@@ -210,12 +211,13 @@ class BudgetWatch:
             event.kind == "budget_alert" for event in store.events(run_id)
         )
 
-    def tick(self, rows: Mapping[str, TaskRow]) -> str | None:
-        """Check the costs in `rows`; the alert's message the first time it fires, else None."""
+    def tick(self, rows: Mapping[str, TaskRow], resolvers_usd: float = 0.0) -> str | None:
+        """Check the costs in `rows` (and the merge phase's resolvers'); the alert's message
+        the first time it fires, else None."""
         limit = self.budget.max_cost_usd
         if self.alerted or limit is None:
             return None
-        spent = sum(row.cost_usd or 0.0 for row in rows.values())
+        spent = sum(row.cost_usd or 0.0 for row in rows.values()) + resolvers_usd
         threshold = limit * self.budget.alert_at
         if spent < threshold:
             return None
