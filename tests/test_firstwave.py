@@ -115,10 +115,16 @@ def test_a_run_s_first_worktrees_are_checked_out_by_run_and_taken_by_the_supervi
         assert (repo / f"{name}.txt").read_text() == f"{name}\n"
     with open_store(repo) as store:
         folder = store.run_dir(run.id) / firstwave.FOLDER
-        checked_out = {e.task_id for e in store.events(run.id) if e.kind == "worktree_checked_out"}
+        events = [e for e in store.events(run.id) if e.kind == "worktree_checked_out"]
+    checked_out = {e.task_id for e in events}
     assert folder.is_dir(), "run started the first wave's checkouts"
     assert list(folder.iterdir()) == [], "the supervisor took both records"
     assert {"one", "two"} <= checked_out, "still reported as the tasks' checkouts"
+    # each checkout's span (what the bench sets against the time to every agent running)
+    for event in events:
+        began, ended = event.data["began_at"], event.data["ended_at"]
+        assert isinstance(began, float) and isinstance(ended, float), event.data
+        assert run.created_at <= began <= ended <= event.ts, (run.created_at, event)
 
 
 @pytest.mark.usefixtures("tmux_socket")

@@ -73,6 +73,9 @@ class PreparedWorktree:
     """Seconds spent checking out its files and submodules (0 when it existed already)."""
     handed_on_from: str | None = None
     """The finished dependency whose worktree this one was (`hand_on`), if any."""
+    began_at: float | None = None
+    ended_at: float | None = None
+    """Epoch seconds around this call's git work (add, checkout, merges, files placed)."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ def prepare_worktree(
     branch, a dependency merge a crash cut short) are not repeated: a hand-off then runs
     only the merges and one `rev-parse`.
     """
+    began_at = time.time()
     repo_root = Path(repo_root)
     path = Path(os.path.normpath(Path(path).absolute()))
     sources = match_globs(repo_root, copy, "copy") + match_globs(repo_root, link, "link")
@@ -201,6 +205,8 @@ def prepare_worktree(
         created=created,
         merged=tuple(merged),
         checkout_s=checkout_s if created else 0.0,
+        began_at=began_at,
+        ended_at=time.time(),
     )
 
 

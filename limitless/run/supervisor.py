@@ -604,6 +604,7 @@ class Supervisor:
                 task.id,
                 seconds=round(prepared.checkout_s, 3),
                 sparse=task_cone(self.plan, task) is not None,
+                **_span(prepared),
             )
         where = "" if host == LOCAL else f" on {host}"
         self._say(f"▶ {task.id} started in slot {slot.index + 1}{where} (attempt {attempt})")
@@ -788,3 +789,10 @@ def _wait_for_panes(store: Store, run_id: str, timeout: float = 10.0) -> Run:
         if run.slot_panes or time.monotonic() > deadline:
             return run
         time.sleep(0.05)
+
+
+def _span(prepared: worktrees.PreparedWorktree) -> dict[str, float]:
+    """When the worktree's git work began and ended (epoch seconds, ms), for the event."""
+    if prepared.began_at is None or prepared.ended_at is None:
+        return {}
+    return {"began_at": round(prepared.began_at, 3), "ended_at": round(prepared.ended_at, 3)}

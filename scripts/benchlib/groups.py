@@ -122,10 +122,15 @@ def setup(h: Harness, quick: bool) -> list[Figure]:
         # git alone, timed before and after the run; the lower one is the less disturbed
         git_s = min(before, h.git_checkout_seconds(repo, count))
         overhead[count] = all_running - git_s
+        in_run = _checkout_wall(result)
         h.say(
             f"  {count} task(s): all running after {all_running * 1000:.0f} ms, "
-            f"git alone {git_s * 1000:.0f} ms"
+            f"git alone {git_s * 1000:.0f} ms, the run's own checkouts {in_run * 1000:.0f} ms"
         )
+        # the same measure against the checkouts of this run (no separate git, so no other
+        # minute of the disk): what limitless added to them, per agent
+        outside = (all_running - in_run) / count * 1000
+        figures.append(info(f"setup.{count}_tasks.outside_checkouts", outside, "ms/agent"))
         per_agent = overhead[count] / count * 1000
         if per_agent < 0:  # git alone was slower than the whole run: a load spike, not a result
             goal = f"<= {SETUP_GOAL_MS:g}"
@@ -139,6 +144,30 @@ def setup(h: Harness, quick: bool) -> list[Figure]:
         at_most(f"setup.marginal_{first}_to_{last}", marginal, "ms/agent", SETUP_GOAL_MS)
     )
     return figures
+
+
+def _checkout_wall(result: RunResult) -> float:
+    """Seconds during which at least one of the run's worktrees was being made (the union
+    of the `worktree_checked_out` events' spans, which limitless records since 12-05)."""
+    spans: list[tuple[float, float]] = []
+    for event in result.events:
+        began, ended = event.data.get("began_at"), event.data.get("ended_at")
+        timed = isinstance(began, int | float) and isinstance(ended, int | float)
+        if event.kind == "worktree_checked_out" and timed:
+            spans.append((float(began), float(ended)))  # type: ignore[arg-type]
+    spans.sort()
+    total = 0.0
+    current: tuple[float, float] | None = None
+    for began, ended in spans:
+        if current is not None and began <= current[1]:
+            current = (current[0], max(current[1], ended))
+            continue
+        if current is not None:
+            total += current[1] - current[0]
+        current = (began, ended)
+    if current is not None:
+        total += current[1] - current[0]
+    return total
 
 
 # ------------------------------------------------------------------ 3. detection
