@@ -104,7 +104,14 @@ SETUP_GOAL_MS = 100.0  # issue 15: setup per agent beyond git's own checkout
 
 
 def setup(h: Harness, quick: bool) -> list[Figure]:
-    """Run start to every first-wave agent running, minus git's own checkout time, per agent."""
+    """Run start to every first-wave agent running, minus git's own checkout time, per agent.
+
+    Git's own checkout time is the run's: the wall time during which at least one of its
+    worktrees was being made (`worktree_checked_out` spans). On this machine the same
+    `git worktree add` takes 0.03 s one minute and 0.6 s the next, so `git alone` (the
+    same checkouts timed apart, one after another) is kept as an `info` figure only: set
+    against it, the figure followed the disk (BENCHMARKS.md, 2026-12-05).
+    """
     repo = h.make_repo("setup")
     counts = [1, 5] if quick else [1, 5, 20]
     figures: list[Figure] = []
@@ -121,22 +128,19 @@ def setup(h: Harness, quick: bool) -> list[Figure]:
         all_running = max(result.marks.start.values()) - result.started_wall
         # git alone, timed before and after the run; the lower one is the less disturbed
         git_s = min(before, h.git_checkout_seconds(repo, count))
-        overhead[count] = all_running - git_s
         in_run = _checkout_wall(result)
+        if in_run <= 0:
+            msg = f"setup {count}: the run recorded no checkout spans (worktree_checked_out)"
+            raise BenchError(msg)
         h.say(
             f"  {count} task(s): all running after {all_running * 1000:.0f} ms, "
-            f"git alone {git_s * 1000:.0f} ms, the run's own checkouts {in_run * 1000:.0f} ms"
+            f"the run's own checkouts {in_run * 1000:.0f} ms, git alone {git_s * 1000:.0f} ms"
         )
-        # the same measure against the checkouts of this run (no separate git, so no other
-        # minute of the disk): what limitless added to them, per agent
-        outside = (all_running - in_run) / count * 1000
-        figures.append(info(f"setup.{count}_tasks.outside_checkouts", outside, "ms/agent"))
+        overhead[count] = all_running - in_run
         per_agent = overhead[count] / count * 1000
-        if per_agent < 0:  # git alone was slower than the whole run: a load spike, not a result
-            goal = f"<= {SETUP_GOAL_MS:g}"
-            figures.append(Figure(f"setup.{count}_tasks", per_agent, "ms/agent", goal, False))
-        else:
-            figures.append(at_most(f"setup.{count}_tasks", per_agent, "ms/agent", SETUP_GOAL_MS))
+        figures.append(at_most(f"setup.{count}_tasks", per_agent, "ms/agent", SETUP_GOAL_MS))
+        beyond_git_alone = (all_running - git_s) / count * 1000
+        figures.append(info(f"setup.{count}_tasks.beyond_git_alone", beyond_git_alone, "ms/agent"))
         h.cleanup(repo, result.run.id)
     first, last = counts[0], counts[-1]
     marginal = (overhead[last] - overhead[first]) / (last - first) * 1000
