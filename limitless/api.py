@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from limitless.errors import PlanError, Problem
+from limitless.errors import LimitlessError, PlanError, Problem
 from limitless.plan.model import Plan
 from limitless.states import RunStatus, TaskStatus
 from limitless.store import Event, Store
@@ -117,14 +117,25 @@ class RunHandle:
                 time.sleep(poll_s)
 
     def wait(self, timeout: float | None = None, *, poll_s: float = POLL_S) -> Report:
-        """Block until the run ends and return its report; `TimeoutError` after `timeout` s."""
+        """Block until the run ends and return its report; `TimeoutError` after `timeout` s,
+        `LimitlessError` when its supervisor is gone (`limitless resume` starts another)."""
+        from limitless.run.processes import supervisor_alive
+        from limitless.views.follow import SupervisorWatch
+
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.status().finished:
+        watch = SupervisorWatch(supervisor_alive)
+        while True:
+            with self._store() as store:
+                run = store.get_run(self.run_id)
+            if run.status.finished:
+                return self.report()
+            gone = watch.gone(run)
+            if gone is not None:
+                raise LimitlessError(" ".join(gone.lines()))
             if deadline is not None and time.monotonic() > deadline:
                 msg = f"run {self.run_id} still going after {timeout}s; wait again or attach"
                 raise TimeoutError(msg)
             time.sleep(poll_s)
-        return self.report()
 
     def report(self) -> Report:
         """The run's report (figures, tasks, timeline); partial while it runs."""

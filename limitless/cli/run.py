@@ -180,7 +180,14 @@ def follow(
 ) -> int:
     """Print a run's progress until it ends (or needs input, or `timeout`); its exit code."""
     from limitless.run.context import open_context
-    from limitless.views.follow import NEEDS_INPUT_EXIT, NeedsInput, summary_lines
+    from limitless.run.processes import supervisor_alive
+    from limitless.views.follow import (
+        NEEDS_INPUT_EXIT,
+        NeedsInput,
+        SupervisorGone,
+        SupervisorWatch,
+        summary_lines,
+    )
     from limitless.views.follow import follow as follow_run
 
     with open_context(repo_root) as ctx:
@@ -193,11 +200,16 @@ def follow(
             out=(lambda line: None) if quiet else print_flush,
             live=False if quiet else None,
             until_input=until_input,
+            watch=SupervisorWatch(supervisor_alive),
         )
     if isinstance(summary, NeedsInput):
         for line in summary.lines():
             print(line)
         return NEEDS_INPUT_EXIT
+    if isinstance(summary, SupervisorGone):
+        for line in summary.lines():
+            print(line, file=sys.stderr)
+        return 1
     if summary is None:
         print(f"run {run_id} still going after {timeout:.0f}s", file=sys.stderr)
         return 1

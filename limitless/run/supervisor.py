@@ -616,12 +616,19 @@ class Supervisor:
 
     def _pick_up_added(self, picture: Picture) -> None:
         """Tasks added to the live run (`limitless add`): re-read the plan, rebuild the Dag."""
-        added = sorted(set(picture.rows) - set(self.dag.ids))
-        if not added:
+        known = set(self.dag.ids)
+        if not set(picture.rows) - known:
             return
         self.run = self.store.get_run(self.run_id)
         self.plan = plan_of(self.run)
         self.dag = dag_of(self.run)
+        # `add` writes a task's row and the plan in one transaction, but the rows were read
+        # (`_look`) before this plan: a task added in between is in the plan only
+        missing = set(self.dag.ids) - set(picture.rows)
+        if missing:
+            fresh = self.store.get_tasks(self.run_id)
+            picture.rows.update({row.id: row for row in fresh if row.id in missing})
+        added = sorted(set(self.dag.ids) - known)
         self.wave_of = {tid: i for i, wave in enumerate(self.dag.waves()) for tid in wave}
         self.watcher.plan = self.plan
         self._say(f"picked up added task{'s' if len(added) > 1 else ''}: {', '.join(added)}")

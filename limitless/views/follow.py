@@ -40,6 +40,51 @@ class NeedsInput:
         ]
 
 
+SUPERVISOR_GRACE_S = 15.0
+"""How long a running run may have no live supervisor before a follower says so (a new
+one, from `run` or `resume`, records its pid within a few seconds of its start)."""
+
+
+@dataclass(frozen=True)
+class SupervisorGone:
+    """A followed run whose supervisor died before it ended the run."""
+
+    run_id: str
+    pid: int | None
+
+    def lines(self) -> list[str]:
+        which = f" (pid {self.pid})" if self.pid else ""
+        return [
+            f"run {self.run_id}: its supervisor{which} is gone, so nothing starts or ends; "
+            f"its pane shows why (limitless attach {self.run_id})",
+            f"limitless resume {self.run_id} starts a new supervisor, which takes up "
+            "the tasks still running",
+        ]
+
+
+@dataclass
+class SupervisorWatch:
+    """Whether a run's supervisor has been gone for SUPERVISOR_GRACE_S (`alive` is the
+    run layer's `supervisor_alive`, handed in from above)."""
+
+    alive: Callable[[Run], bool]
+    grace_s: float = SUPERVISOR_GRACE_S
+    dead_since: float | None = None
+    pid: int | None = None
+
+    def gone(self, run: Run) -> SupervisorGone | None:
+        if run.status.finished or self.alive(run):
+            self.dead_since = None
+            return None
+        now = time.monotonic()
+        if self.dead_since is None or run.supervisor_pid != self.pid:
+            self.dead_since, self.pid = now, run.supervisor_pid
+            return None
+        if now - self.dead_since < self.grace_s:
+            return None
+        return SupervisorGone(run.id, run.supervisor_pid)
+
+
 def needs_input(store: Store, run_id: str) -> NeedsInput | None:
     """The first task of the run that needs input, if any."""
     for row in store.get_tasks(run_id):
@@ -125,12 +170,13 @@ def follow(
     out: Callable[[str], None] = print,
     live: bool | None = None,
     until_input: bool = False,
-) -> FinishedRun | NeedsInput | None:
-    """Print events until the run ends (or, `until_input`, until a task needs input);
-    None when `timeout` passed first."""
+    watch: SupervisorWatch | None = None,
+) -> FinishedRun | NeedsInput | SupervisorGone | None:
+    """Print events until the run ends (or, `until_input`, until a task needs input, or,
+    with `watch`, its supervisor is gone); None when `timeout` passed first."""
     live = sys.stdout.isatty() if live is None else live
     if live:
-        return _follow_live(store, run_id, timeout, until_input)
+        return _follow_live(store, run_id, timeout, until_input, watch)
     deadline = time.monotonic() + timeout if timeout else None
     after = 0
     while True:
@@ -147,14 +193,21 @@ def follow(
         asking = needs_input(store, run_id) if until_input else None
         if asking is not None:
             return asking
+        gone = watch.gone(run) if watch is not None else None
+        if gone is not None:
+            return gone
         if deadline is not None and time.monotonic() > deadline:
             return None
         time.sleep(POLL_S)
 
 
 def _follow_live(
-    store: Store, run_id: str, timeout: float | None, until_input: bool
-) -> FinishedRun | NeedsInput | None:
+    store: Store,
+    run_id: str,
+    timeout: float | None,
+    until_input: bool,
+    watch: SupervisorWatch | None,
+) -> FinishedRun | NeedsInput | SupervisorGone | None:
     from rich.console import Console
     from rich.live import Live
 
@@ -171,6 +224,9 @@ def _follow_live(
             asking = needs_input(store, run_id) if until_input else None
             if asking is not None:
                 return asking
+            gone = watch.gone(run) if watch is not None else None
+            if gone is not None:
+                return gone
             if deadline is not None and time.monotonic() > deadline:
                 return None
             time.sleep(POLL_S)
