@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -61,3 +62,18 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "
             msg = f"timed out after {timeout}s waiting for {what or condition}"
             raise AssertionError(msg)
         time.sleep(0.05)
+
+
+def start_until_running(repo: Path, task_id: str, *flags: str) -> str:
+    """`limitless run --json FLAGS` in `repo`; the run's id once `task_id` runs."""
+    from limitless.states import TaskStatus
+
+    started = cli(repo, "run", "--json", *flags)
+    assert started.returncode == 0, started.stdout + started.stderr
+    run_id = str(json.loads(started.stdout)["run"])
+    wait_for(
+        lambda: tasks_of(repo, run_id)[task_id].status is TaskStatus.RUNNING,
+        60,
+        f"{task_id} running",
+    )
+    return run_id

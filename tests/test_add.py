@@ -10,7 +10,14 @@ import pytest
 
 from limitless.states import TaskStatus
 from tests.conftest import git
-from tests.engine_helpers import cli, latest_run, tasks_of, wait_for, write_plan
+from tests.engine_helpers import (
+    cli,
+    latest_run,
+    start_until_running,
+    tasks_of,
+    wait_for,
+    write_plan,
+)
 
 pytestmark = pytest.mark.usefixtures("tmux_socket")
 
@@ -30,12 +37,7 @@ HOLD = "name: live\nagent: shell\nmax_concurrency: 2\nmerge: {land: manual}\n" +
 def test_added_task_runs_after_its_dependency_and_chains_by_json(repo: Path) -> None:
     """`add --depends-on` prints JSON; the supervisor runs the task with its dependency's work."""
     write_plan(repo, HOLD)
-    started = cli(repo, "run", "--json", "--no-merge")
-    assert started.returncode == 0, started.stderr
-    run_id = json.loads(started.stdout)["run"]
-    wait_for(
-        lambda: tasks_of(repo, run_id)["first"].status is TaskStatus.RUNNING, 60, "first running"
-    )
+    run_id = start_until_running(repo, "first", "--no-merge")
     added = cli(
         repo,
         "add",
@@ -93,14 +95,7 @@ def test_an_added_task_goes_through_the_plans_stages(repo: Path) -> None:
     """With plan stages, `add` makes one task per stage in one worktree, after the
     dependency's last stage; `--no-stages` adds a single task."""
     write_plan(repo, STAGED)
-    started = cli(repo, "run", "--json", "--no-merge")
-    assert started.returncode == 0, started.stderr
-    run_id = json.loads(started.stdout)["run"]
-    wait_for(
-        lambda: tasks_of(repo, run_id)["first.build"].status is TaskStatus.RUNNING,
-        60,
-        "first.build running",
-    )
+    run_id = start_until_running(repo, "first.build", "--no-merge")
     added = cli(
         repo,
         "add",

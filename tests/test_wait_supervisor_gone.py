@@ -3,7 +3,6 @@ before it ends the run: they say so and how to go on, instead of waiting out the
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
@@ -13,31 +12,14 @@ import pytest
 from limitless.states import RunStatus, TaskStatus
 from limitless.store import Run
 from limitless.views.follow import SupervisorWatch
-from tests.engine_helpers import cli, latest_run, tasks_of, wait_for, write_plan
-
-HELD = """\
-name: held
-agent: shell
-max_concurrency: 1
-merge: {land: manual}
-tasks:
-  - id: first
-    prompt: |
-      echo first > first.txt && git add first.txt && git commit -qm "first: add"
-      for i in $(seq 1 600); do test -f "$LIMITLESS_STATE_DIR/release" && exit 0; sleep 0.1; done
-      exit 1
-"""
+from tests.engine_helpers import cli, latest_run, start_until_running, tasks_of, write_plan
+from tests.test_add import HOLD
 
 
 @pytest.mark.usefixtures("tmux_socket")
 def test_wait_says_the_supervisor_is_gone_and_resume_finishes_the_run(repo: Path) -> None:
-    write_plan(repo, HELD)
-    started = cli(repo, "run", "--json", "--no-merge")
-    assert started.returncode == 0, started.stderr
-    run_id = json.loads(started.stdout)["run"]
-    wait_for(
-        lambda: tasks_of(repo, run_id)["first"].status is TaskStatus.RUNNING, 60, "first running"
-    )
+    write_plan(repo, HOLD)  # `first` commits, then holds until `release` is dropped
+    run_id = start_until_running(repo, "first", "--no-merge")
     pid = latest_run(repo).supervisor_pid
     assert pid
     os.kill(pid, signal.SIGKILL)  # the supervisor this test's run started
