@@ -155,10 +155,11 @@ def _checkout_wall(result: RunResult) -> float:
     of the `worktree_checked_out` events' spans, which limitless records since 12-05)."""
     spans: list[tuple[float, float]] = []
     for event in result.events:
+        if event.kind != "worktree_checked_out":
+            continue
         began, ended = event.data.get("began_at"), event.data.get("ended_at")
-        timed = isinstance(began, int | float) and isinstance(ended, int | float)
-        if event.kind == "worktree_checked_out" and timed:
-            spans.append((float(began), float(ended)))  # type: ignore[arg-type]
+        if isinstance(began, int | float) and isinstance(ended, int | float):
+            spans.append((float(began), float(ended)))
     spans.sort()
     total = 0.0
     current: tuple[float, float] | None = None
