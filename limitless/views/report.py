@@ -505,13 +505,18 @@ def _md_cell(text: str) -> str:
 
 
 def _checkouts_cell(report: Report) -> str:
-    """`3, 1.4 s in all, slowest api (0.8 s)`: what checking out the task worktrees cost."""
+    """`3, 1.4 s in all, slowest api (800 ms)`: what checking out the task worktrees cost."""
     timed = [(task.checkout_s, task.id) for task in report.tasks if task.checkout_s is not None]
     if not timed:
         return "-"
     slowest, name = max(timed)
     total = sum(seconds for seconds, _ in timed)
-    return f"{len(timed)}, {total:.1f} s in all, slowest {name} ({slowest:.1f} s)"
+    return f"{len(timed)}, {_short(total)} in all, slowest {name} ({_short(slowest)})"
+
+
+def _short(seconds: float) -> str:
+    """`1.4 s`, or `35 ms` below a second (checkouts of small repositories take ms)."""
+    return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
 
 
 def render_markdown(report: Report) -> str:
